@@ -1,0 +1,151 @@
+"""PiN-CLIP model configuration.
+
+PiN-CLIP (Positive-Incentive Noise for CLIP, Yan et al. 2025) detects AI-generated images with a CLIP
+vision tower, a linear real/fake head and a noise generator: cross-attention between the image embedding
+and the frozen text embeddings of class prompts ("A real photo" / "A fake photo") yields a Gaussian noise
+that is injected into the visual features during training.
+
+This file is remote code: it travels to the Hub alone, so it imports nothing from this repository.
+"""
+
+from dataclasses import field
+from typing import Any
+
+from transformers import CLIPTextConfig, CLIPVisionConfig, PreTrainedConfig
+
+NOISE_MODES = ("pin", "random", "none")
+NOISE_INJECTIONS = ("embedding", "tokens")
+INFERENCE_NOISES = ("none", "mean", "sample")
+SIGMA_ACTIVATIONS = ("softplus", "abs")
+LABELS = {0: "real", 1: "fake"}
+
+
+class PinClipConfig(PreTrainedConfig):
+    r"""
+    Configuration of [`PinClipForImageClassification`].
+
+    Args:
+        vision_config (`dict` or `CLIPVisionConfig`): the CLIP vision tower.
+        text_config (`dict` or `CLIPTextConfig`): the CLIP text tower the prompt embeddings came from. Only its
+            configuration is kept (for provenance); the saved model holds no text-tower weights.
+        projection_dim (`int`): size of the CLIP joint embedding space (768 for ViT-L/14).
+        noise_mode (`str`): `"pin"` (learned noise from the generator), `"random"` (ε ~ N(0, s²I), no
+            generator) or `"none"` (plain fine-tuning). The three rows of the paper's ablation.
+        noise_injection (`str`): `"embedding"` adds the noise to the projected image embedding; `"tokens"` adds
+            per-token noise to the patch tokens entering the last vision block.
+        inference_noise (`str`): noise at evaluation: `"none"`, `"mean"` (add μ) or `"sample"` (add μ + σz).
+        noise_loss_weight (`float`): λ in `L = CE(clean) + λ · mean_j CE(noisy_j)`.
+        noise_samples (`int`): m, the number of noise samples per image in training.
+        random_noise_std (`float`): s, the std of the `"random"` noise, of the KL prior N(0, s²I) and the
+            initial σ of the generator (so `"pin"` starts where `"random"` is).
+        sigma_activation (`str`): `"softplus"` or `"abs"` (PiNI-style) to make σ positive.
+        sigma_floor (`float`): added to σ, so that minimising the noisy loss cannot collapse σ to zero.
+        kl_weight (`float`): weight of KL(N(μ, σ²) ‖ N(0, s²I)), averaged over dimensions; 0 disables it.
+        generator_hidden_size (`int`) / generator_num_heads (`int`): width and heads of the cross-attention.
+        detach_generator_input (`bool`): the generator sees a detached image feature, so only the noisy loss
+            through `v + ε` fine-tunes the backbone.
+        class_words (`list[str]`): the word of each class, in label order (0 = real, 1 = fake).
+        prompt_templates (`list[str]`): phrasings with one `{}` for the class word; every template of every
+            class becomes one key/value of the cross-attention.
+        lora_r / lora_alpha / lora_dropout / lora_target_modules: LoRA on the vision tower (r = 0: none). Saved
+            models are merged, so these record how the model was trained.
+        clip_name_or_path (`str`): the CLIP checkpoint this model was built from (provenance for model cards).
+        resize_images (`bool`): resize the short side to the model size before the centre crop. Off by
+            default: resizing destroys generator artifacts (DESIGN §3).
+        classifier_dropout (`float`): dropout on the image embedding before the head.
+    """
+
+    model_type = "pinclip"
+    sub_configs_defaults = {"vision_config": CLIPVisionConfig, "text_config": CLIPTextConfig}
+
+    vision_config: dict | CLIPVisionConfig | None = None
+    text_config: dict | CLIPTextConfig | None = None
+    projection_dim: int = 768
+    noise_mode: str = "pin"
+    noise_injection: str = "embedding"
+    inference_noise: str = "none"
+    noise_loss_weight: float | int = 1.0
+    noise_samples: int = 1
+    random_noise_std: float | int = 0.5
+    sigma_activation: str = "softplus"
+    sigma_floor: float | int = 0.0
+    kl_weight: float | int = 0.0
+    generator_hidden_size: int = 256
+    generator_num_heads: int = 4
+    detach_generator_input: bool = True
+    class_words: list[str] = field(default_factory=lambda: ["real", "fake"])
+    prompt_templates: list[str] = field(default_factory=lambda: ["A {} photo"])
+    lora_r: int = 0
+    lora_alpha: float | int = 6
+    lora_dropout: float | int = 0.0
+    lora_target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj"])
+    resize_images: bool = False
+    clip_name_or_path: str | None = None
+    classifier_dropout: float | int = 0.0
+    initializer_factor: float | int = 1.0
+    initializer_range: float | int = 0.02
+
+    def __post_init__(self, **kwargs: Any) -> None:
+        # Labels are part of the method, not a user choice: always name both directions.
+        if self.id2label is None:
+            self.id2label = dict(LABELS)
+        if self.label2id is None:
+            self.label2id = {name: int(idx) for idx, name in self.id2label.items()}
+        super().__post_init__(**kwargs)
+        self.validate_pinclip()
+
+    def validate_pinclip(self) -> None:
+        """Raise `ValueError` naming the field and its allowed values for any bad setting."""
+        choices = {
+            "noise_mode": NOISE_MODES,
+            "noise_injection": NOISE_INJECTIONS,
+            "inference_noise": INFERENCE_NOISES,
+            "sigma_activation": SIGMA_ACTIVATIONS,
+        }
+        for name, allowed in choices.items():
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"PinClipConfig.{name}={getattr(self, name)!r} is not allowed; choose one of {allowed}")
+        non_negative = ("noise_loss_weight", "random_noise_std", "sigma_floor", "kl_weight", "lora_r", "lora_alpha")
+        for name in non_negative:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"PinClipConfig.{name}={value!r} must be a number >= 0")
+        for name in ("noise_samples", "generator_hidden_size", "generator_num_heads", "projection_dim"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"PinClipConfig.{name}={value!r} must be an integer >= 1")
+        for name in ("lora_dropout", "classifier_dropout"):
+            value = getattr(self, name)
+            if not isinstance(value, (int, float)) or not 0 <= value < 1:
+                raise ValueError(f"PinClipConfig.{name}={value!r} must be in [0, 1)")
+        if self.generator_hidden_size % self.generator_num_heads:
+            raise ValueError(
+                f"PinClipConfig.generator_hidden_size={self.generator_hidden_size} must be divisible by "
+                f"generator_num_heads={self.generator_num_heads}"
+            )
+        if len(self.class_words) != len(self.id2label):
+            raise ValueError(
+                f"PinClipConfig.class_words={self.class_words!r} must name one word per label {self.id2label}"
+            )
+        if not self.prompt_templates or any(t.count("{}") != 1 for t in self.prompt_templates):
+            raise ValueError(
+                f"PinClipConfig.prompt_templates={self.prompt_templates!r} must be a non-empty list of strings "
+                "that each contain exactly one '{}' for the class word"
+            )
+        if not self.lora_target_modules:
+            raise ValueError("PinClipConfig.lora_target_modules must name at least one module, e.g. ['q_proj']")
+
+    @property
+    def prompts(self) -> list[str]:
+        """Every prompt, class-major: all templates of class 0, then of class 1."""
+        return [template.format(word) for word in self.class_words for template in self.prompt_templates]
+
+    @property
+    def image_size(self) -> int:
+        size = self.vision_config.image_size
+        return size if isinstance(size, int) else int(size[0])
+
+
+PinClipConfig.register_for_auto_class()
+
+__all__ = ["PinClipConfig"]

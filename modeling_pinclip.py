@@ -1,0 +1,331 @@
+"""PiN-CLIP: a CLIP detector of AI-generated images trained with positive-incentive noise.
+
+Forward pass (x an image, y in {0 real, 1 fake}):
+
+    v     = P(ViT(x).pooled)                          # CLIP image embedding
+    T     = frozen CLIP text embeddings of the class prompts (a buffer: no text tower is kept)
+    a     = CrossAttention(query=v, key=T, value=T)
+    mu    = W_mu a ;  sigma = act(W_s a) + sigma_floor
+    eps_j = mu + sigma * z_j,  z_j ~ N(0, I)
+    loss  = CE(h(v), y) + lambda * mean_j CE(h(v + eps_j), y)  [+ kl_weight * KL(N(mu, sigma^2) || N(0, s^2 I))]
+
+This file is remote code: it travels to the Hub alone, so it imports nothing from this repository but its
+configuration (flat relative import), and peft is optional.
+"""
+
+import copy
+import math
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import AutoTokenizer, CLIPModel, CLIPVisionModel
+from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
+from transformers.modeling_outputs import ImageClassifierOutput
+from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+from transformers.models.clip.modeling_clip import CLIPPreTrainedModel
+
+try:  # loaded as remote code (a package made by transformers): the relative import is what gets shipped
+    from .configuration_pinclip import PinClipConfig
+except ImportError:  # imported from a checkout of this repository
+    from configuration_pinclip import PinClipConfig
+
+try:  # LoRA fine-tuning only: merged models load and run without peft.
+    from peft import LoraConfig, get_peft_model
+except ImportError:
+    LoraConfig = get_peft_model = None
+
+
+@dataclass
+class PinClipOutput(ImageClassifierOutput):
+    r"""
+    [`ImageClassifierOutput`] plus what PiN-CLIP training monitors.
+
+    image_embeds (`torch.FloatTensor` of shape `(batch_size, projection_dim)`):
+        The clean CLIP image embedding `v` (before any noise).
+    clean_loss / noise_loss / kl_loss (`torch.FloatTensor`, *optional*):
+        The terms of `loss`, present when labels are given in training mode.
+    noise_mu_norm / noise_sigma_mean (`torch.FloatTensor`, *optional*):
+        Mean ‖μ‖ and mean σ of the injected noise (training mode), to watch for σ collapse.
+    """
+
+    image_embeds: torch.FloatTensor | None = None
+    clean_loss: torch.FloatTensor | None = None
+    noise_loss: torch.FloatTensor | None = None
+    kl_loss: torch.FloatTensor | None = None
+    noise_mu_norm: torch.FloatTensor | None = None
+    noise_sigma_mean: torch.FloatTensor | None = None
+
+
+class NoiseHead(nn.Linear):
+    """Linear map from the attended prompt features to μ or to σ before its activation; its bias starts at
+    `initial_bias` (see `PinClipPreTrainedModel._init_weights`)."""
+
+    def __init__(self, in_features: int, out_features: int, initial_bias: float):
+        super().__init__(in_features, out_features)
+        self.initial_bias = initial_bias
+
+
+def initial_sigma_bias(config: PinClipConfig) -> float:
+    """Bias for which the σ head outputs `random_noise_std` when its weights are ~0."""
+    start = max(float(config.random_noise_std) - float(config.sigma_floor), 1e-4)
+    return start + math.log(-math.expm1(-start)) if config.sigma_activation == "softplus" else start  # softplus⁻¹
+
+
+class PinNoiseGenerator(nn.Module):
+    """Cross-attention from visual features (queries) to class-prompt embeddings (keys = values) → (μ, σ).
+
+    Queries may be one image embedding per image `(B, 1, Dq)` or one per token `(B, N, Dq)`; the noise has the
+    query's size. Inputs are layer-normalised so the generator does not depend on CLIP's feature scale.
+    """
+
+    def __init__(self, config: PinClipConfig, query_dim: int):
+        super().__init__()
+        width, self.num_heads = config.generator_hidden_size, config.generator_num_heads
+        key_dim = config.projection_dim
+        self.query_norm = nn.LayerNorm(query_dim)
+        self.key_norm = nn.LayerNorm(key_dim)
+        self.q_proj = nn.Linear(query_dim, width)
+        self.k_proj = nn.Linear(key_dim, width)
+        self.v_proj = nn.Linear(key_dim, width)
+        self.mu_head = NoiseHead(width, query_dim, initial_bias=0.0)
+        self.sigma_head = NoiseHead(width, query_dim, initial_bias=initial_sigma_bias(config))
+        self.sigma_activation = config.sigma_activation
+        self.sigma_floor = float(config.sigma_floor)
+
+    def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
+        batch, length, width = x.shape
+        return x.view(batch, length, self.num_heads, width // self.num_heads).transpose(1, 2)
+
+    def forward(self, queries: torch.Tensor, prompt_embeds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """queries `(B, Dq)` or `(B, N, Dq)`, prompt_embeds `(K, projection_dim)` → μ, σ shaped like queries."""
+        if queries.dim() == 2:
+            mu, sigma = self.forward(queries.unsqueeze(1), prompt_embeds)
+            return mu.squeeze(1), sigma.squeeze(1)
+        batch, length, _ = queries.shape
+        keys = self.key_norm(prompt_embeds).unsqueeze(0)
+        q = self._split_heads(self.q_proj(self.query_norm(queries)))
+        k = self._split_heads(self.k_proj(keys)).expand(batch, -1, -1, -1)
+        v = self._split_heads(self.v_proj(keys)).expand(batch, -1, -1, -1)
+        attended = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(batch, length, -1)
+        mu = self.mu_head(attended)
+        raw_sigma = self.sigma_head(attended)
+        sigma = F.softplus(raw_sigma) if self.sigma_activation == "softplus" else raw_sigma.abs()
+        return mu, sigma + self.sigma_floor
+
+
+class PinClipPreTrainedModel(CLIPPreTrainedModel):
+    """Weight initialisation and loading conventions shared by PiN-CLIP models (CLIP's for the CLIP parts)."""
+
+    config: PinClipConfig
+    config_class = PinClipConfig
+    base_model_prefix = "pinclip"
+    main_input_name = "pixel_values"
+    input_modalities = ("image",)
+    _no_split_modules = ["CLIPEncoderLayer", "CLIPVisionEmbeddings"]
+
+    def _init_weights(self, module: nn.Module) -> None:
+        super()._init_weights(module)
+        if isinstance(module, NoiseHead):
+            # Small, not zero, weights: the noise starts close to `random` noise (μ ≈ 0, σ ≈ s), a known-good
+            # point, and gradients reach the attention from the first step.
+            nn.init.normal_(module.weight, std=1e-3)
+            nn.init.constant_(module.bias, module.initial_bias)
+
+
+class PinClipForImageClassification(PinClipPreTrainedModel):
+    """
+    PiN-CLIP real/fake detector: CLIP vision tower + visual projection, a linear head on the image embedding, and
+    (in `noise_mode="pin"`) the positive-incentive noise generator used in training.
+
+    Build it from any CLIP checkpoint with [`~PinClipForImageClassification.from_clip`]; reload a saved one with
+    `AutoModelForImageClassification.from_pretrained(path, trust_remote_code=True)`. Labels: 0 = real, 1 = fake.
+    """
+
+    def __init__(self, config: PinClipConfig):
+        super().__init__(config)
+        vision_config = config.vision_config
+        self.vision_model = CLIPVisionModel._from_config(vision_config)
+        self.visual_projection = nn.Linear(vision_config.hidden_size, config.projection_dim, bias=False)
+        # Frozen text embeddings of the class prompts, computed once by `from_clip` and saved with the weights.
+        self.register_buffer("prompt_embeds", torch.zeros(len(config.prompts), config.projection_dim))
+        query_dim = config.projection_dim if config.noise_injection == "embedding" else vision_config.hidden_size
+        self.noise_generator = PinNoiseGenerator(config, query_dim) if config.noise_mode == "pin" else None
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.classifier = nn.Linear(config.projection_dim, config.num_labels)
+        self.post_init()
+
+    # ----------------------------------------------------------------------------------------------- building
+    @classmethod
+    def from_clip(cls, clip_name_or_path: str, **overrides) -> "PinClipForImageClassification":
+        """Build PiN-CLIP from a CLIP checkpoint (Hub id or local folder holding its tokenizer).
+
+        The vision tower and visual projection are copied exactly; the class prompts are embedded once with the
+        frozen text tower, which is then dropped. `overrides` are [`PinClipConfig`] fields; `lora_r > 0` adds
+        LoRA to the vision tower (needs peft).
+        """
+        clip = CLIPModel.from_pretrained(clip_name_or_path)
+        tokenizer = AutoTokenizer.from_pretrained(clip_name_or_path)
+        config = PinClipConfig(
+            vision_config=clip.config.vision_config.to_dict(),
+            text_config=clip.config.text_config.to_dict(),
+            projection_dim=clip.config.projection_dim,
+            clip_name_or_path=str(clip_name_or_path),
+            **overrides,
+        )
+        model = cls(config)
+        model.vision_model.load_state_dict(clip.vision_model.state_dict())
+        model.visual_projection.load_state_dict(clip.visual_projection.state_dict())
+        with torch.no_grad():
+            tokens = tokenizer(config.prompts, padding=True, return_tensors="pt")
+            model.prompt_embeds.copy_(clip.get_text_features(**tokens).pooler_output)
+        if config.lora_r > 0:
+            model.add_lora()
+        return model
+
+    # ------------------------------------------------------------------------------------------------- LoRA
+    @property
+    def has_lora(self) -> bool:
+        return hasattr(self.vision_model, "merge_and_unload")
+
+    @property
+    def vision_tower(self) -> CLIPVisionModel:
+        """The CLIP vision model, with LoRA layers in place when LoRA is active."""
+        return self.vision_model.get_base_model() if self.has_lora else self.vision_model
+
+    def add_lora(self) -> "PinClipForImageClassification":
+        """Wrap the vision tower with LoRA (config's `lora_*` fields) and freeze the rest of CLIP."""
+        if get_peft_model is None:
+            raise ImportError("LoRA needs peft: `pip install peft` (merged models run without it).")
+        if self.has_lora:
+            raise ValueError("LoRA is already active on this model")
+        if self.config.lora_r < 1:
+            raise ValueError(f"PinClipConfig.lora_r={self.config.lora_r} must be >= 1 to add LoRA")
+        lora = LoraConfig(
+            r=self.config.lora_r,
+            lora_alpha=self.config.lora_alpha,
+            lora_dropout=self.config.lora_dropout,
+            target_modules=list(self.config.lora_target_modules),
+        )
+        self.vision_model = get_peft_model(self.vision_model, lora)
+        self.visual_projection.requires_grad_(False)
+        return self
+
+    def merge_lora(self) -> "PinClipForImageClassification":
+        """Fold the LoRA weights into the vision tower in place; the result runs without peft."""
+        if self.has_lora:
+            self.vision_model = self.vision_model.merge_and_unload()
+        return self
+
+    # ------------------------------------------------------------------------------------------- processing
+    def image_processor(self) -> CLIPImageProcessorPil:
+        """The forensic preprocessing (DESIGN §3): no resize by default, centre crop that pads small images with
+        zeros, CLIP mean/std. Saved beside the model so pipeline, training and evaluation see identical pixels."""
+        size = self.config.image_size
+        return CLIPImageProcessorPil(
+            do_resize=self.config.resize_images,
+            size={"shortest_edge": size},
+            do_center_crop=True,
+            crop_size={"height": size, "width": size},
+            image_mean=list(OPENAI_CLIP_MEAN),
+            image_std=list(OPENAI_CLIP_STD),
+            do_convert_rgb=True,
+        )
+
+    def save_pretrained(self, save_directory: str | os.PathLike, *args, save_image_processor: bool = True, **kwargs):
+        """Save as a model that loads without peft (LoRA merged into a copy) with its image processor."""
+        model = copy.deepcopy(self).merge_lora() if self.has_lora else self
+        model.config.auto_map = {**(getattr(model.config, "auto_map", None) or {}), "AutoModel": "modeling_pinclip.PinClipForImageClassification"}
+        super(PinClipForImageClassification, model).save_pretrained(save_directory, *args, **kwargs)
+        if save_image_processor and kwargs.get("is_main_process", True):
+            self.image_processor().save_pretrained(save_directory)
+
+    # ---------------------------------------------------------------------------------------------- forward
+    def _noise(self, queries: torch.Tensor, samples: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(μ, σ, ε) for `samples` draws; ε has shape `(samples, *queries.shape)`."""
+        if self.noise_generator is not None:
+            source = queries.detach() if self.config.detach_generator_input else queries
+            mu, sigma = self.noise_generator(source, self.prompt_embeds.to(queries.dtype))
+        else:  # `random`: fixed isotropic noise, also used by `none` for inference_noise="sample"
+            mu = torch.zeros_like(queries)
+            sigma = torch.full_like(queries, float(self.config.random_noise_std))
+        z = torch.randn((samples, *queries.shape), device=queries.device, dtype=queries.dtype)
+        return mu, sigma, mu + sigma * z
+
+    def _tokens_before_last_block(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        tower = self.vision_tower
+        hidden = tower.pre_layrnorm(tower.embeddings(pixel_values))
+        for layer in tower.encoder.layers[:-1]:
+            hidden = layer(hidden, None)
+        return hidden
+
+    def _embed_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
+        """Last vision block → pooled CLS → projection."""
+        tower = self.vision_tower
+        last = tower.encoder.layers[-1](tokens, None)
+        return self.visual_projection(tower.post_layernorm(last[:, 0]))
+
+    def forward(
+        self,
+        pixel_values: torch.Tensor,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool | None = None,
+        **kwargs,
+    ) -> PinClipOutput:
+        r"""
+        labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
+            0 = real, 1 = fake. In training mode the loss is clean CE + λ · noisy CE (+ KL); in eval mode plain CE.
+        """
+        config = self.config
+        inject = self.training and labels is not None and config.noise_mode != "none"
+        eval_noise = not self.training and config.inference_noise != "none"
+        samples = config.noise_samples if inject else 1
+        hidden_states = None
+
+        if config.noise_injection == "tokens" and (inject or eval_noise):
+            features = self._tokens_before_last_block(pixel_values)
+            image_embeds = self._embed_tokens(features)
+            to_embeds = self._embed_tokens
+        else:
+            vision_outputs = self.vision_model(pixel_values=pixel_values, output_hidden_states=output_hidden_states)
+            hidden_states = vision_outputs.hidden_states
+            image_embeds = features = self.visual_projection(vision_outputs.pooler_output)
+            to_embeds = nn.Identity()
+
+        if inject or eval_noise:
+            mu, sigma, eps = self._noise(features, samples)
+            if eval_noise and config.inference_noise == "mean":
+                eps = mu.unsqueeze(0)
+            noisy_features = (features.unsqueeze(0) + eps).flatten(0, 1)
+            noisy_embeds = to_embeds(noisy_features).view(samples, *image_embeds.shape)
+
+        logits = self.classifier(noisy_embeds[0] if eval_noise else self.dropout(image_embeds))
+        output = PinClipOutput(logits=logits, hidden_states=hidden_states, image_embeds=image_embeds)
+        if labels is None:
+            return output
+        labels = labels.to(logits.device).long()
+        output.clean_loss = F.cross_entropy(logits, labels)
+        output.loss = output.clean_loss
+        if inject:
+            noisy_logits = self.classifier(self.dropout(noisy_embeds))
+            output.noise_loss = F.cross_entropy(noisy_logits.flatten(0, 1), labels.repeat(samples))
+            output.loss = output.loss + config.noise_loss_weight * output.noise_loss
+            if config.kl_weight > 0:
+                output.kl_loss = gaussian_kl(mu, sigma, float(config.random_noise_std))
+                output.loss = output.loss + config.kl_weight * output.kl_loss
+            output.noise_mu_norm = mu.detach().norm(dim=-1).mean()
+            output.noise_sigma_mean = sigma.detach().mean()
+        return output
+
+
+def gaussian_kl(mu: torch.Tensor, sigma: torch.Tensor, prior_std: float) -> torch.Tensor:
+    """KL(N(μ, σ²) ‖ N(0, s²)) per dimension, averaged over dimensions and batch (scale-free in the width)."""
+    variance_ratio = (sigma / prior_std) ** 2
+    return 0.5 * (variance_ratio + (mu / prior_std) ** 2 - 1 - torch.log(variance_ratio)).mean()
+
+
+PinClipForImageClassification.register_for_auto_class("AutoModelForImageClassification")
+
+__all__ = ["PinClipForImageClassification", "PinClipPreTrainedModel", "PinNoiseGenerator", "NoiseHead", "PinClipOutput"]
