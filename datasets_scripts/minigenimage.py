@@ -1,0 +1,467 @@
+"""MiniGenImage: a small real-vs-fake benchmark built locally, with no download.
+
+Real images are random crops of the photographs shipped inside scikit-image and scikit-learn.
+Fake images are content-matched: every fake is the output of a small generator network (trained
+on the fly on real training crops) fed with a real crop, so the two classes differ in generator
+fingerprints, not in content.  Each family synthesises pixels differently (see
+`minigen_generators.py`), which reproduces the failure PiN-CLIP attacks: a detector trained on one
+family does well on it and worse on families it never saw.
+
+Splits
+- ``train``: reals + fakes of ``DEFAULT_TRAIN_FAMILY`` only (GenImage protocol).
+- ``train_multi``: reals + fakes of ``TRAIN_MULTI_FAMILIES`` (AIGIBench Setting-II style).
+- ``validation``: held-out crops of the train family plus ``VALIDATION_FAMILY``, a family that no
+  train or test split contains, for model selection without looking at test families.
+- ``test_<family>`` for every family in ``FAMILIES``: balanced reals and fakes.
+
+Reals carry the ``generator`` name of the family their split/pair belongs to (a real in
+``test_tconv`` has generator ``"tconv"``), so per-generator evaluation can group both classes.
+
+Reals of train / validation / test come from disjoint regions: every photo is cut into a grid of
+tiles, each tile belongs to exactly one of the three pools, and a crop lies inside one tile.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+import zlib
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import datasets
+import numpy as np
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
+
+if __package__:
+    from . import minigen_generators as gens
+else:  # run as a script: python datasets_scripts/minigenimage.py
+    import minigen_generators as gens
+
+VERSION = "1.0.0"
+FAMILIES: tuple[str, ...] = ("tconv", "nearest", "bilinear", "pixelshuffle", "gan", "diffusion")
+DEFAULT_TRAIN_FAMILY = "tconv"
+TRAIN_MULTI_FAMILIES: tuple[str, ...] = ("tconv", "gan", "diffusion")
+VALIDATION_FAMILY = "vqae"
+ALL_GENERATORS: tuple[str, ...] = FAMILIES + (VALIDATION_FAMILY,)
+LABEL_NAMES = ["real", "fake"]
+FEATURES = datasets.Features(
+    {
+        "image": datasets.Image(),
+        "label": datasets.ClassLabel(names=LABEL_NAMES),
+        "generator": datasets.Value("string"),
+    }
+)
+
+# Natural colour photographs only: grey-scale or synthetic images would let a detector separate
+# classes by colourfulness instead of by generator fingerprints.
+SKIMAGE_PHOTOS = (
+    "astronaut.png",
+    "chelsea.png",
+    "coffee.png",
+    "hubble_deep_field.jpg",
+    "ihc.png",
+    "motorcycle_left.png",
+    "retina.jpg",
+    "rocket.jpg",
+)
+POOL_FRACTIONS = {"train": 0.55, "validation": 0.15, "test": 0.30}
+MIN_CROP_STD = 0.03  # reject nearly flat crops (black sky of hubble, retina border): no fingerprint
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """How many images and how much generator training a build uses (per class counts)."""
+
+    train_per_class: int
+    train_multi_per_class: int
+    validation_per_class: int  # per validation generator (train family and VALIDATION_FAMILY)
+    test_per_class: int  # per test family
+    generator_steps: int
+    generator_batch: int = 16
+    generator_patch: int = 32  # generators are fully convolutional: train on small patches, apply to crops
+    generator_train_crops: int = 1024
+
+
+FULL_SIZES = Sizes(
+    train_per_class=1500, train_multi_per_class=1500, validation_per_class=300, test_per_class=300, generator_steps=300
+)
+REDUCED_SIZES = Sizes(
+    train_per_class=48,
+    train_multi_per_class=24,
+    validation_per_class=16,
+    test_per_class=16,
+    generator_steps=25,
+    generator_train_crops=128,
+)
+
+
+def default_cache_dir() -> str:
+    """`$PINCLIP_CACHE/minigenimage`, else `~/.cache/pinclip/minigenimage`."""
+    root = os.environ.get("PINCLIP_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "pinclip")
+    return os.path.join(root, "minigenimage")
+
+
+def cache_key(seed: int, crop_size: int, reduced: bool, sizes: Sizes) -> str:
+    """Name of the cache entry: changes whenever anything that affects the pixels changes."""
+    payload = json.dumps(
+        {"version": VERSION, "seed": seed, "crop_size": crop_size, "reduced": reduced, "sizes": asdict(sizes)},
+        sort_keys=True,
+    )
+    return f"v{VERSION}-seed{seed}-crop{crop_size}-{'reduced' if reduced else 'full'}-" + hashlib.sha256(
+        payload.encode()
+    ).hexdigest()[:12]
+
+
+def _rng(seed: int, *keys: str) -> np.random.Generator:
+    """Independent stream per purpose, so changing one split's size never moves another's pixels."""
+    return np.random.default_rng([seed] + [zlib.crc32(k.encode()) for k in keys])
+
+
+def _torch_generator(seed: int, *keys: str) -> torch.Generator:
+    return torch.Generator().manual_seed(int(_rng(seed, *keys).integers(2**62)))
+
+
+# --------------------------------------------------------------------------------------------
+# Real crops
+
+
+@dataclass(frozen=True)
+class Photo:
+    name: str
+    pixels: np.ndarray  # H x W x 3 uint8
+
+
+def load_photos() -> list[Photo]:
+    """The colour photographs bundled with scikit-image and scikit-learn (no download)."""
+    import skimage
+    from sklearn.datasets import load_sample_images
+
+    photos = []
+    data_dir = Path(skimage.__file__).parent / "data"
+    for name in SKIMAGE_PHOTOS:
+        path = data_dir / name
+        if path.is_file():
+            photos.append(Photo(f"skimage/{name}", np.asarray(Image.open(path).convert("RGB"))))
+    samples = load_sample_images()
+    for filename, pixels in zip(samples.filenames, samples.images):
+        photos.append(Photo(f"sklearn/{Path(filename).name}", np.ascontiguousarray(pixels[..., :3])))
+    if len(photos) < 3:
+        raise RuntimeError("too few bundled photographs found in scikit-image / scikit-learn")
+    return photos
+
+
+Box = tuple[int, int, int, int]  # photo index, top, left, tile size
+
+
+def assign_tiles(photos: list[Photo], crop_size: int, seed: int) -> dict[str, list[Box]]:
+    """Cut every photo into a grid of tiles and deal the tiles out to the train/validation/test pools."""
+    tile = crop_size * 3 // 2  # leaves room for the crop to move inside its tile
+    tiles: list[Box] = []
+    for index, photo in enumerate(photos):
+        height, width = photo.pixels.shape[:2]
+        for row in range(height // tile):
+            for col in range(width // tile):
+                tiles.append((index, row * tile, col * tile, tile))
+    order = _rng(seed, "tiles").permutation(len(tiles))
+    n_val = max(1, round(len(tiles) * POOL_FRACTIONS["validation"]))
+    n_test = max(1, round(len(tiles) * POOL_FRACTIONS["test"]))
+    if len(tiles) < n_val + n_test + 1:
+        raise ValueError(f"crop_size {crop_size} is too large: only {len(tiles)} tiles in the bundled photos")
+    shuffled = [tiles[i] for i in order]
+    return {
+        "validation": shuffled[:n_val],
+        "test": shuffled[n_val : n_val + n_test],
+        "train": shuffled[n_val + n_test :],
+    }
+
+
+def sample_crops(
+    photos: list[Photo], pool: list[Box], count: int, crop_size: int, rng: np.random.Generator
+) -> tuple[np.ndarray, list[list]]:
+    """`count` random crops lying inside tiles of `pool`; returns (N, H, W, 3) uint8 and their boxes."""
+    crops, boxes = [], []
+    while len(crops) < count:
+        photo_index, top, left, tile = pool[rng.integers(len(pool))]
+        y = top + int(rng.integers(tile - crop_size + 1))
+        x = left + int(rng.integers(tile - crop_size + 1))
+        crop = photos[photo_index].pixels[y : y + crop_size, x : x + crop_size]
+        if crop.std() / 255.0 < MIN_CROP_STD:
+            continue
+        crops.append(crop)
+        boxes.append([photos[photo_index].name, y, x, crop_size])
+    return np.stack(crops) if crops else np.zeros((0, crop_size, crop_size, 3), np.uint8), boxes
+
+
+def _to_tensor(crops: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(crops).permute(0, 3, 1, 2).float().div(255.0)
+
+
+def _to_uint8(batch: torch.Tensor) -> np.ndarray:
+    return batch.mul(255.0).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
+
+
+# --------------------------------------------------------------------------------------------
+# Generators
+
+
+@contextmanager
+def _cpu_threads(n: int) -> Iterator[None]:
+    """Pin the torch thread count during the build (results depend on it) and restore it after."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+def train_generators(
+    families: tuple[str, ...], train_crops: np.ndarray, sizes: Sizes, seed: int, show_progress: bool = True
+) -> dict[str, torch.nn.Module]:
+    """Train one network per family on random patches of the training crops."""
+    patch = sizes.generator_patch
+    patches = _to_tensor(train_crops[:, :patch, :patch]).contiguous()
+    models = {}
+    with tqdm(total=sizes.generator_steps * len(families), desc="training generators", disable=not show_progress) as bar:
+        for family in families:
+            # the family's weight init draws from the global torch RNG: seed it without leaking state
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(int(_rng(seed, "init", family).integers(2**62)))
+                models[family] = gens.train_generator(
+                    family,
+                    patches,
+                    steps=sizes.generator_steps,
+                    batch_size=sizes.generator_batch,
+                    generator=_torch_generator(seed, "train", family),
+                    progress=lambda: bar.update(1),
+                )
+    return models
+
+
+def make_fakes(family: str, model: torch.nn.Module, crops: np.ndarray, seed: int, key: str) -> np.ndarray:
+    """Content-matched fakes: the family's network applied to real crops, in batches."""
+    generator = _torch_generator(seed, "generate", family, key)
+    out = [gens.generate(family, model, _to_tensor(crops[i : i + 256]), generator) for i in range(0, len(crops), 256)]
+    return _to_uint8(torch.cat(out)) if out else crops.copy()
+
+
+# --------------------------------------------------------------------------------------------
+# Splits
+
+
+@dataclass
+class SplitPlan:
+    """One split: (real crops, fake crops) per generator, and where the crops came from."""
+
+    parts: list[tuple[str, np.ndarray, np.ndarray]]
+    real_boxes: list[list]
+    fake_source_boxes: list[list]
+
+
+def plan_splits(
+    photos: list[Photo], pools: dict[str, list[Box]], models: dict[str, torch.nn.Module], sizes: Sizes, crop_size: int, seed: int
+) -> dict[str, SplitPlan]:
+    """Decide every split's real crops and generate its fakes from other crops of the same pool."""
+    wanted: dict[str, tuple[str, list[tuple[str, int]]]] = {
+        "train": ("train", [(DEFAULT_TRAIN_FAMILY, sizes.train_per_class)]),
+        "train_multi": ("train", _spread(TRAIN_MULTI_FAMILIES, sizes.train_multi_per_class)),
+        "validation": (
+            "validation",
+            [(DEFAULT_TRAIN_FAMILY, sizes.validation_per_class), (VALIDATION_FAMILY, sizes.validation_per_class)],
+        ),
+    }
+    for family in FAMILIES:
+        wanted[f"test_{family}"] = ("test", [(family, sizes.test_per_class)])
+    plans = {}
+    for split, (pool_name, per_family) in wanted.items():
+        plan = SplitPlan([], [], [])
+        for family, count in per_family:
+            rng = _rng(seed, split, family)
+            reals, real_boxes = sample_crops(photos, pools[pool_name], count, crop_size, rng)
+            sources, source_boxes = sample_crops(photos, pools[pool_name], count, crop_size, rng)
+            fakes = make_fakes(family, models[family], sources, seed, split)
+            plan.parts.append((family, reals, fakes))
+            plan.real_boxes += real_boxes
+            plan.fake_source_boxes += source_boxes
+        plans[split] = plan
+    return plans
+
+
+def _spread(families: tuple[str, ...], total: int) -> list[tuple[str, int]]:
+    """Split `total` per-class images as evenly as possible over `families`."""
+    base, extra = divmod(total, len(families))
+    return [(family, base + (i < extra)) for i, family in enumerate(families)]
+
+
+def encode_png(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def plan_to_dataset(split: str, plan: SplitPlan, seed: int, show_progress: bool = True) -> datasets.Dataset:
+    """PNG-encode both classes (lossless, same format: no format shortcut) and shuffle rows."""
+    rows = [
+        (generator, label, pixels)
+        for generator, reals, fakes in plan.parts
+        for label, images in ((0, reals), (1, fakes))
+        for pixels in images
+    ]
+    order = _rng(seed, "order", split).permutation(len(rows))
+    columns: dict[str, list] = {"image": [], "label": [], "generator": []}
+    for i in tqdm(order, desc=f"encoding {split}", disable=not show_progress, leave=False):
+        generator, label, pixels = rows[i]
+        columns["image"].append({"bytes": encode_png(pixels), "path": None})
+        columns["label"].append(label)
+        columns["generator"].append(generator)
+    return datasets.Dataset.from_dict(columns, features=FEATURES, split=datasets.NamedSplit(split))
+
+
+# --------------------------------------------------------------------------------------------
+# Build, cache, export
+
+
+def count_rows(dataset_dict: datasets.DatasetDict) -> dict[str, dict[str, dict[str, int]]]:
+    """Images per split, generator and label name."""
+    counts: dict[str, dict[str, dict[str, int]]] = {}
+    for split, ds in dataset_dict.items():
+        per = Counter(zip(ds["generator"], ds["label"]))
+        counts[split] = {}
+        for (generator, label), n in sorted(per.items()):
+            counts[split].setdefault(generator, {})[LABEL_NAMES[label]] = n
+    return counts
+
+
+def _build(seed: int, crop_size: int, reduced: bool, sizes: Sizes, show_progress: bool) -> tuple[datasets.DatasetDict, dict]:
+    start = time.perf_counter()
+    with _cpu_threads(min(2, os.cpu_count() or 1)):
+        photos = load_photos()
+        pools = assign_tiles(photos, crop_size, seed)
+        generator_crops, _ = sample_crops(
+            photos, pools["train"], sizes.generator_train_crops, crop_size, _rng(seed, "generator-crops")
+        )
+        models = train_generators(ALL_GENERATORS, generator_crops, sizes, seed, show_progress)
+        plans = plan_splits(photos, pools, models, sizes, crop_size, seed)
+    dataset_dict = datasets.DatasetDict(
+        {split: plan_to_dataset(split, plan, seed, show_progress) for split, plan in plans.items()}
+    )
+    report = {
+        "name": "MiniGenImage",
+        "version": VERSION,
+        "seed": seed,
+        "crop_size": crop_size,
+        "reduced": reduced,
+        "sizes": asdict(sizes),
+        "families": list(FAMILIES),
+        "default_train_family": DEFAULT_TRAIN_FAMILY,
+        "train_multi_families": list(TRAIN_MULTI_FAMILIES),
+        "validation_family": VALIDATION_FAMILY,
+        "photos": [p.name for p in photos],
+        "build_seconds": round(time.perf_counter() - start, 2),
+        "counts": count_rows(dataset_dict),
+        # [photo, top, left, size] of every real crop and of every crop fed to a generator
+        "real_crops": {split: plan.real_boxes for split, plan in plans.items()},
+        "fake_source_crops": {split: plan.fake_source_boxes for split, plan in plans.items()},
+    }
+    return dataset_dict, report
+
+
+def build_minigenimage(
+    output_dir: str | None = None,
+    seed: int = 0,
+    crop_size: int = 64,
+    reduced: bool = False,
+    cache_dir: str | None = None,
+    sizes: Sizes | None = None,
+    show_progress: bool = True,
+) -> datasets.DatasetDict:
+    """Build (or load from the cache) MiniGenImage and return it as a `DatasetDict`.
+
+    The build is cached under `cache_dir` (default: see `default_cache_dir`) keyed by version,
+    seed, crop size, reduced flag and sizes; later calls load it in seconds. With `output_dir`,
+    the dataset is also written there with `save_to_disk`, next to a `report.json`.
+    """
+    sizes = sizes or (REDUCED_SIZES if reduced else FULL_SIZES)
+    entry = Path(cache_dir or default_cache_dir()) / cache_key(seed, crop_size, reduced, sizes)
+    if not (entry / "report.json").is_file():
+        dataset_dict, report = _build(seed, crop_size, reduced, sizes, show_progress)
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        # write beside the entry and rename, so an interrupted build never looks like a cached one
+        staging = Path(tempfile.mkdtemp(prefix=entry.name + ".", dir=entry.parent))
+        dataset_dict.save_to_disk(str(staging / "data"))
+        (staging / "report.json").write_text(json.dumps(report, indent=1))
+        if entry.exists():  # a concurrent build finished first: keep theirs
+            shutil.rmtree(staging)
+        else:
+            os.replace(staging, entry)
+    dataset_dict = datasets.load_from_disk(str(entry / "data"))
+    if output_dir is not None:
+        dataset_dict.save_to_disk(output_dir)
+        shutil.copyfile(entry / "report.json", Path(output_dir) / "report.json")
+    return dataset_dict
+
+
+def load_report(seed: int = 0, crop_size: int = 64, reduced: bool = False, cache_dir: str | None = None) -> dict:
+    """The `report.json` of a cached build (build it first with `build_minigenimage`)."""
+    sizes = REDUCED_SIZES if reduced else FULL_SIZES
+    entry = Path(cache_dir or default_cache_dir()) / cache_key(seed, crop_size, reduced, sizes)
+    return json.loads((entry / "report.json").read_text())
+
+
+def export_folders(dataset_dict: datasets.DatasetDict, directory: str) -> dict[str, int]:
+    """Write the research folder layout: `DIR/test/<family>/{0_real,1_fake}/NNNNNN.png` for every
+    test split and `DIR/<split>/<generator>/{0_real,1_fake}/...` for train, train_multi and
+    validation. Returns the number of files written per split."""
+    written = {}
+    for split, ds in dataset_dict.items():
+        top = Path(directory) / ("test" if split.startswith("test_") else split)
+        raw = ds.cast_column("image", datasets.Image(decode=False))
+        for i, row in enumerate(raw):
+            folder = top / row["generator"] / f"{row['label']}_{LABEL_NAMES[row['label']]}"
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / f"{i:06d}.png").write_bytes(row["image"]["bytes"])  # stored PNG bytes, no re-encode
+        written[split] = len(ds)
+    return written
+
+
+def push_to_hub(dataset_dict: datasets.DatasetDict, repo_id: str, push: Callable[..., object] | None = None) -> None:
+    """Upload with `DatasetDict.push_to_hub`; `push` replaces it (tests pass a fake)."""
+    (push or dataset_dict.push_to_hub)(repo_id)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--output_dir", required=True)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--crop_size", type=int, default=64)
+    parser.add_argument("--reduced", action="store_true", help="tiny build for tests (seconds)")
+    parser.add_argument("--cache_dir", default=None)
+    parser.add_argument("--export_folders", default=None, metavar="DIR")
+    parser.add_argument("--push_to_hub", default=None, metavar="REPO_ID")
+    args = parser.parse_args(argv)
+    dataset_dict = build_minigenimage(
+        args.output_dir, seed=args.seed, crop_size=args.crop_size, reduced=args.reduced, cache_dir=args.cache_dir
+    )
+    print(dataset_dict)
+    if args.export_folders:
+        export_folders(dataset_dict, args.export_folders)
+    if args.push_to_hub:
+        push_to_hub(dataset_dict, args.push_to_hub)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
