@@ -55,6 +55,8 @@ def load_rgb_image(source: "str | Path | bytes | Image.Image", max_pixels: int =
             raise ImageLoadError(f"{name}: refused, larger than the {max_pixels} pixel limit ({error})") from None
         except UnidentifiedImageError:
             raise ImageLoadError(f"{name}: not a recognised image file") from None
+        except (OSError, SyntaxError) as error:  # header cut short or malformed
+            raise ImageLoadError(f"{name}: truncated or corrupt image data ({error})") from None
     width, height = image.size
     if width * height > max_pixels:
         raise ImageLoadError(f"{name}: {width}x{height} is larger than the {max_pixels} pixel limit")

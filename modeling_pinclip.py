@@ -14,6 +14,7 @@ configuration (flat relative import), and peft is optional.
 """
 
 import copy
+import dataclasses
 import math
 import os
 from dataclasses import dataclass
@@ -166,6 +167,10 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
         frozen text tower, which is then dropped. `overrides` are [`PinClipConfig`] fields; `lora_r > 0` adds
         LoRA to the vision tower (needs peft).
         """
+        known_fields = {f.name for f in dataclasses.fields(PinClipConfig)}
+        unknown = sorted(set(overrides) - known_fields)
+        if unknown:
+            raise ValueError(f"unknown PinClipConfig field(s) {unknown}; see PinClipConfig's docstring for the fields")
         clip = CLIPModel.from_pretrained(clip_name_or_path)
         tokenizer = AutoTokenizer.from_pretrained(clip_name_or_path)
         config = PinClipConfig(

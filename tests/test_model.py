@@ -1,0 +1,178 @@
+"""PiN-CLIP configuration and model: CLIP equivalence, the noise objective, LoRA, saving without a text tower."""
+
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors import safe_open
+from transformers import AutoTokenizer, CLIPModel
+
+from configuration_pinclip import PinClipConfig
+from modeling_pinclip import PinClipForImageClassification
+
+pytestmark = pytest.mark.filterwarnings("ignore")
+
+
+def images(batch: int = 4, size: int = 32, seed: int = 0) -> torch.Tensor:
+    return torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.fixture(scope="module")
+def clip(tiny_clip_dir: Path) -> CLIPModel:
+    return CLIPModel.from_pretrained(tiny_clip_dir).eval()
+
+
+def test_noise_off_embeddings_equal_clip_image_embeds(tiny_clip_dir, clip):
+    model = PinClipForImageClassification.from_clip(str(tiny_clip_dir)).eval()
+    pixels = images()
+    with torch.no_grad():
+        expected = clip.get_image_features(pixel_values=pixels).pooler_output
+        got = model(pixels).image_embeds
+    torch.testing.assert_close(got, expected, atol=1e-6, rtol=0)
+
+
+def test_prompt_embeddings_equal_clip_text_embeddings(tiny_clip_dir, clip):
+    model = PinClipForImageClassification.from_clip(str(tiny_clip_dir), prompt_templates=["A {} photo", "{} image"])
+    assert model.config.prompts == ["A real photo", "real image", "A fake photo", "fake image"]
+    tokens = AutoTokenizer.from_pretrained(tiny_clip_dir)(model.config.prompts, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        expected = clip.get_text_features(**tokens).pooler_output
+    torch.testing.assert_close(model.prompt_embeds, expected, atol=1e-6, rtol=0)
+    assert not any("text" in name for name, _ in model.named_parameters())
+
+
+@pytest.mark.parametrize("inference_noise", ["none", "mean"])
+@pytest.mark.parametrize("injection", ["embedding", "tokens"])
+def test_eval_mode_is_deterministic(tiny_clip_dir, inference_noise, injection):
+    model = PinClipForImageClassification.from_clip(
+        str(tiny_clip_dir), inference_noise=inference_noise, noise_injection=injection
+    ).eval()
+    pixels = images()
+    with torch.no_grad():
+        first, second = model(pixels).logits, model(pixels).logits
+    torch.testing.assert_close(first, second, atol=0, rtol=0)
+
+
+def test_inference_noise_mean_changes_logits_by_mu(tiny_clip_dir):
+    model = PinClipForImageClassification.from_clip(str(tiny_clip_dir), inference_noise="mean").eval()
+    with torch.no_grad():
+        model.noise_generator.mu_head.bias.fill_(0.3)
+        pixels = images()
+        out = model(pixels)
+        expected = model.classifier(out.image_embeds + model.noise_generator(out.image_embeds, model.prompt_embeds)[0])
+    torch.testing.assert_close(out.logits, expected)
+
+
+@pytest.mark.parametrize("mode", ["pin", "random"])
+def test_training_loss_is_clean_plus_weighted_noisy_ce(tiny_clip_dir, mode):
+    weight, samples = 0.7, 3
+    model = PinClipForImageClassification.from_clip(
+        str(tiny_clip_dir), noise_mode=mode, noise_loss_weight=weight, noise_samples=samples
+    ).train()
+    pixels, labels = images(), torch.tensor([0, 1, 1, 0])
+    torch.manual_seed(123)
+    out = model(pixels, labels=labels)
+
+    with torch.no_grad():
+        v = model.visual_projection(model.vision_model(pixel_values=pixels).pooler_output)
+        if mode == "pin":
+            mu, sigma = model.noise_generator(v, model.prompt_embeds)
+        else:
+            mu, sigma = torch.zeros_like(v), torch.full_like(v, model.config.random_noise_std)
+        torch.manual_seed(123)
+        z = torch.randn(samples, *v.shape)
+        clean = F.cross_entropy(model.classifier(v), labels)
+        noisy = torch.stack([F.cross_entropy(model.classifier(v + mu + sigma * z[j]), labels) for j in range(samples)])
+        expected = clean + weight * noisy.mean()
+    torch.testing.assert_close(out.loss, expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(out.noise_sigma_mean, sigma.mean())
+    torch.testing.assert_close(out.noise_mu_norm, mu.norm(dim=-1).mean())
+
+
+def test_none_mode_loss_is_plain_ce_and_has_no_generator(tiny_clip_dir):
+    model = PinClipForImageClassification.from_clip(str(tiny_clip_dir), noise_mode="none").train()
+    assert model.noise_generator is None
+    pixels, labels = images(), torch.tensor([0, 1, 1, 0])
+    out = model(pixels, labels=labels)
+    torch.testing.assert_close(out.loss, F.cross_entropy(out.logits, labels))
+    assert out.noise_loss is None
+    assert PinClipForImageClassification.from_clip(str(tiny_clip_dir), noise_mode="random").noise_generator is None
+
+
+def test_kl_term_added_with_its_weight(tiny_clip_dir):
+    model = PinClipForImageClassification.from_clip(str(tiny_clip_dir), kl_weight=0.5).train()
+    out = model(images(), labels=torch.tensor([0, 1, 1, 0]))
+    assert out.kl_loss is not None and out.kl_loss >= 0
+    torch.testing.assert_close(out.loss, out.clean_loss + out.noise_loss + 0.5 * out.kl_loss)
+
+
+@pytest.mark.parametrize("injection", ["embedding", "tokens"])
+def test_gradients_reach_generator_and_lora(tiny_clip_dir, injection):
+    model = PinClipForImageClassification.from_clip(str(tiny_clip_dir), lora_r=4, noise_injection=injection).train()
+    assert model.has_lora
+    model(images(), labels=torch.tensor([0, 1, 1, 0])).loss.backward()
+    grads = {name: p.grad for name, p in model.named_parameters() if p.requires_grad}
+    generator = [g for name, g in grads.items() if name.startswith("noise_generator.")]
+    lora = [g for name, g in grads.items() if "lora_" in name]
+    assert generator and all(g is not None and g.abs().sum() > 0 for g in generator)
+    # lora_B starts at zero, so lora_A gets no gradient on step one; lora_B must.
+    assert lora and all(g is not None for g in lora)
+    assert any(g.abs().sum() > 0 for name, g in grads.items() if "lora_B" in name)
+    frozen = [name for name, p in model.named_parameters() if not p.requires_grad]
+    assert any("q_proj.base_layer" in name for name in frozen) and "visual_projection.weight" in frozen
+
+
+def randomise_lora(model: PinClipForImageClassification) -> None:
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B" in name:
+                param.normal_(std=0.2)
+
+
+def test_merged_lora_logits_equal_unmerged(tiny_clip_dir):
+    model = PinClipForImageClassification.from_clip(str(tiny_clip_dir), lora_r=4).eval()
+    randomise_lora(model)
+    pixels = images()
+    with torch.no_grad():
+        unmerged = model(pixels).logits
+        merged = model.merge_lora()(pixels).logits
+    assert not model.has_lora
+    torch.testing.assert_close(merged, unmerged, atol=1e-5, rtol=0)
+
+
+def test_saved_weights_hold_no_text_tower_and_no_lora(tiny_clip_dir, tmp_path):
+    model = PinClipForImageClassification.from_clip(str(tiny_clip_dir), lora_r=4)
+    randomise_lora(model)
+    model.save_pretrained(tmp_path)
+    assert model.has_lora, "saving must not merge the model being trained"
+    with safe_open(tmp_path / "model.safetensors", "pt") as weights:
+        keys = list(weights.keys())
+    assert "prompt_embeds" in keys and "classifier.weight" in keys
+    assert not [k for k in keys if "text" in k or "lora" in k or "base_layer" in k]
+    saved = {p.name for p in tmp_path.iterdir()}
+    assert {"config.json", "configuration_pinclip.py", "modeling_pinclip.py", "preprocessor_config.json"} <= saved
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("noise_mode", "learned"), ("noise_injection", "pixels"), ("inference_noise", "always"),
+     ("sigma_activation", "relu"), ("noise_samples", 0), ("random_noise_std", -1.0),
+     ("generator_num_heads", 3), ("prompt_templates", ["no placeholder"]), ("lora_dropout", 1.5)],
+)
+def test_bad_config_value_names_the_field(field, value):
+    with pytest.raises(ValueError, match=field):
+        PinClipConfig(**{field: value})
+
+
+def test_config_labels_and_round_trip(tmp_path):
+    config = PinClipConfig(noise_mode="random", random_noise_std=1)
+    assert config.id2label == {0: "real", 1: "fake"} and config.label2id == {"real": 0, "fake": 1}
+    config.save_pretrained(tmp_path)
+    loaded = PinClipConfig.from_pretrained(tmp_path)
+    assert (loaded.noise_mode, loaded.random_noise_std, loaded.id2label) == ("random", 1, {0: "real", 1: "fake"})
+
+
+def test_from_clip_rejects_unknown_override(tiny_clip_dir):
+    with pytest.raises((TypeError, ValueError), match="noise_std"):
+        PinClipForImageClassification.from_clip(str(tiny_clip_dir), noise_std=0.1)
