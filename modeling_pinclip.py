@@ -242,7 +242,9 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
     def save_pretrained(self, save_directory: str | os.PathLike, *args, save_image_processor: bool = True, **kwargs):
         """Save as a model that loads without peft (LoRA merged into a copy) with its image processor."""
         model = copy.deepcopy(self).merge_lora() if self.has_lora else self
-        model.config.auto_map = {**(getattr(model.config, "auto_map", None) or {}), "AutoModel": "modeling_pinclip.PinClipForImageClassification"}
+        # Only one auto class can be registered per class; AutoModel must map to this class too.
+        auto_map = getattr(model.config, "auto_map", None) or {}
+        model.config.auto_map = {**auto_map, "AutoModel": "modeling_pinclip.PinClipForImageClassification"}
         super(PinClipForImageClassification, model).save_pretrained(save_directory, *args, **kwargs)
         if save_image_processor and kwargs.get("is_main_process", True):
             self.image_processor().save_pretrained(save_directory)
@@ -277,7 +279,7 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
         pixel_values: torch.Tensor,
         labels: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
-        **kwargs,
+        **kwargs,  # e.g. `return_dict`/`num_items_in_batch` from transformers' callers: this head needs none
     ) -> PinClipOutput:
         r"""
         labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
