@@ -1,0 +1,182 @@
+"""Loading a PiN-CLIP detector and scoring images with it, shared by the demo (`app.py`), the folder scanner
+(`predict.py`) and the Space.
+
+Every image goes through `image_io.load_rgb_image` and the model's saved image processor, so the demo, the
+scanner and evaluation see identical pixels. Batched scoring decodes and preprocesses in DataLoader workers
+while the main process runs the model under `torch.inference_mode`.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from PIL import Image, ImageFilter
+from torch.utils.data import DataLoader, Dataset
+from transformers import AutoImageProcessor, AutoModelForImageClassification
+
+from image_io import ImageLoadError, load_rgb_image
+
+# Where the default training run (`python train.py`) writes its model.
+DEFAULT_MODEL_DIR = Path("outputs") / "pinclip-minigenimage"
+TRAIN_COMMAND = "python train.py"
+DEFAULT_THRESHOLD = 0.5
+FAKE = "fake"
+# Folders are scanned for every extension Pillow can open; files named explicitly are always scanned.
+IMAGE_EXTENSIONS = frozenset(ext.lower() for ext in Image.registered_extensions())
+
+
+@dataclass
+class ScanResult:
+    """One scanned file: `p_fake` and `label` when it could be scored, `error` (the reason) otherwise."""
+
+    path: str
+    p_fake: float | None = None
+    label: str | None = None
+    error: str | None = None
+
+
+class Detector:
+    """A real/fake image classifier with its image processor and decision threshold."""
+
+    def __init__(self, model: torch.nn.Module, processor, threshold: float = DEFAULT_THRESHOLD, name: str = ""):
+        if not 0.0 <= threshold <= 1.0:
+            raise ValueError(f"detection threshold {threshold} must be in [0, 1]")
+        self.model = model.eval()
+        self.processor = processor
+        self.threshold = threshold
+        self.name = name
+        self.device = next(model.parameters()).device
+        id2label = {int(i): str(label) for i, label in model.config.id2label.items()}
+        self.labels = [id2label[i] for i in range(len(id2label))]
+        # Hub detectors disagree on which index is "fake" (DESIGN §3): look the label up by name.
+        self.fake_index = self.labels.index(FAKE)
+
+    @classmethod
+    def load(cls, name_or_path: str | os.PathLike, device: str | None = None) -> "Detector":
+        """Load a saved detector (local folder or Hub id; with HF_HUB_OFFLINE=1 only local files are read).
+
+        The threshold is the config's `detection_threshold` when the model carries one, 0.5 otherwise.
+        """
+        source = str(name_or_path)
+        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        model = AutoModelForImageClassification.from_pretrained(source, trust_remote_code=True).to(device)
+        # backend="pil": torchvision is not a dependency, and the PIL backend is what training saved and used.
+        processor = AutoImageProcessor.from_pretrained(source, backend="pil")
+        threshold = getattr(model.config, "detection_threshold", None)
+        threshold = DEFAULT_THRESHOLD if threshold is None else float(threshold)
+        return cls(model, processor, threshold, name=Path(source).name if Path(source).is_dir() else source)
+
+    def preprocess(self, image: Image.Image) -> torch.Tensor:
+        """One RGB image → its `(3, H, W)` model input."""
+        return self.processor(images=image, return_tensors="pt")["pixel_values"][0]
+
+    @torch.inference_mode()
+    def probabilities(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """A `(B, 3, H, W)` batch → `(B, num_labels)` class probabilities on the CPU."""
+        logits = self.model(pixel_values=pixel_values.to(self.device, self.model.dtype)).logits
+        return logits.float().softmax(dim=-1).cpu()
+
+    def label_of(self, p_fake: float) -> str:
+        """The decision at the model's threshold."""
+        return FAKE if p_fake >= self.threshold else self.labels[1 - self.fake_index]
+
+    def score_images(self, images: Sequence[Image.Image]) -> list[dict[str, float]]:
+        """Probabilities `{label: p}` of each RGB image, in one batch."""
+        probabilities = self.probabilities(torch.stack([self.preprocess(image) for image in images]))
+        return [dict(zip(self.labels, row.tolist())) for row in probabilities]
+
+    def p_fake(self, image: Image.Image) -> float:
+        """Probability that one RGB image is AI-generated."""
+        return self.score_images([image])[0][FAKE]
+
+    def scan(self, paths: Sequence[str | os.PathLike], batch_size: int = 32, num_workers: int = 0) -> Iterator[ScanResult]:
+        """Score image files in order; a file that cannot be read yields a result with its `error`, never raises."""
+        loader = DataLoader(
+            _ImageFiles(list(paths), self.processor),
+            batch_size=batch_size,
+            num_workers=num_workers,
+            collate_fn=_collate,
+            # Workers only decode and preprocess; they must not each start a full set of torch threads.
+            worker_init_fn=_single_thread_worker,
+        )
+        for items in loader:
+            good = [item for item in items if item.pixel_values is not None]
+            p_fakes = self.probabilities(torch.stack([item.pixel_values for item in good]))[:, self.fake_index] if good else []
+            scores = {id(item): float(p) for item, p in zip(good, p_fakes)}
+            for item in items:
+                if item.pixel_values is None:
+                    yield ScanResult(item.path, error=item.error)
+                else:
+                    p_fake = scores[id(item)]
+                    yield ScanResult(item.path, p_fake=p_fake, label=self.label_of(p_fake))
+
+
+@dataclass
+class _Item:
+    path: str
+    pixel_values: torch.Tensor | None
+    error: str | None = None
+
+
+class _ImageFiles(Dataset):
+    """Image files → preprocessed tensors, or the reason a file cannot be read (runs in DataLoader workers)."""
+
+    def __init__(self, paths: list[str | os.PathLike], processor):
+        self.paths = paths
+        self.processor = processor
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, index: int) -> _Item:
+        path = str(self.paths[index])
+        try:
+            image = load_rgb_image(path)
+            return _Item(path, self.processor(images=image, return_tensors="pt")["pixel_values"][0])
+        except ImageLoadError as error:
+            return _Item(path, None, str(error).removeprefix(f"{path}: "))
+        except Exception as error:  # noqa: BLE001 - one odd file must not stop a scan of thousands
+            return _Item(path, None, f"cannot process: {type(error).__name__}: {error}")
+
+
+def _collate(items: list[_Item]) -> list[_Item]:
+    return items
+
+
+def _single_thread_worker(_: int) -> None:
+    torch.set_num_threads(1)
+
+
+def find_images(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Files named in `paths` plus, for folders, every image file below them (recursively, sorted, hidden skipped)."""
+    found: list[Path] = []
+    for path in map(Path, paths):
+        if not path.is_dir():
+            found.append(path)  # named explicitly: scanned (or reported) whatever its extension
+            continue
+        below = (
+            p for p in path.rglob("*")
+            if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+            and not any(part.startswith(".") for part in p.relative_to(path).parts)
+        )
+        found.extend(sorted(below))
+    return found
+
+
+def degrade(image: Image.Image, jpeg_quality: int | None = None, blur_sigma: float = 0.0) -> Image.Image:
+    """Gaussian blur (σ in pixels) then JPEG re-compression: the robustness protocol's post-processing (DESIGN §3).
+
+    Blur comes first because that is the order of a real pipeline: an edit, then a lossy upload.
+    """
+    if blur_sigma > 0:
+        image = image.filter(ImageFilter.GaussianBlur(radius=blur_sigma))  # PIL's radius is the std dev
+    if jpeg_quality is not None:
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=int(jpeg_quality))
+        image = load_rgb_image(buffer.getvalue())
+    return image
