@@ -1,0 +1,56 @@
+"""Convert AIGIBench to an HF dataset.
+
+Raw layout: `train/<cls>/{0_real,1_fake}/*` and `test/<gen>/{0_real,1_fake}/*` (`val/...` like
+train; deeper folders such as `test/<gen>/<sub>/0_real` are kept in the subset name).
+Splits come from the first folder.  Test: generator = `<gen>`, subset = the folders between the
+split and the label folder.  Train/val: subset = `<cls>`; generator = `progan` for the 20 LSUN
+classes of ProGAN data (car, cat, chair, horse, …), otherwise the folder name (e.g. `sdv14`).
+
+    python datasets_scripts/aigibench.py RAW_DIR --output_dir OUT [--push_to_hub ID]
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import datasets
+
+if __package__:
+    from .convert_common import PROGAN_CLASSES, Placement, cli, convert, find_label, leading_split, load_converted
+else:
+    from convert_common import PROGAN_CLASSES, Placement, cli, convert, find_label, leading_split, load_converted
+
+
+def aigibench_rule(parts: tuple[str, ...]) -> Placement | str:
+    match = find_label(parts)
+    if isinstance(match, str):
+        return match
+    split, start = leading_split(parts, match)
+    middle = parts[start : match.index]
+    if split is None or not middle:
+        return "unexpected AIGIBench layout (want {train,test}/<name>/{0_real,1_fake}/file)"
+    subset = "/".join(middle)
+    if split != "test" and middle[0].lower() in PROGAN_CLASSES:
+        return Placement(split, match.label, "progan", subset)
+    return Placement(split, match.label, middle[0], subset)
+
+
+def load_aigibench(raw_dir: str | os.PathLike, cache_dir: str | None = None) -> datasets.DatasetDict:
+    """Read an AIGIBench tree in-process without writing an output folder."""
+    return load_converted(raw_dir, aigibench_rule, cache_dir)
+
+
+def convert_aigibench(
+    raw_dir: str | os.PathLike, output_dir: str | os.PathLike, push_to_hub_id: str | None = None
+) -> datasets.DatasetDict:
+    """Convert an AIGIBench tree into `output_dir` (+ report.json)."""
+    return convert("aigibench", raw_dir, output_dir, aigibench_rule, push_to_hub_id)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli(convert_aigibench, __doc__.split("\n\n")[0], argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,274 @@
+"""Shared machinery of the raw-folder → HF dataset converters.
+
+A converter is one *layout rule*: a function that maps a file's path (relative to the raw root,
+split into parts) to a `Placement` (split, label, generator, subset) or to a skip reason.  This
+module does the rest, identically for every source:
+
+1. walk the tree in sorted order (never `os.listdir` order),
+2. check every file (extension, zero bytes, truncation, decodability) without keeping pixels,
+3. stream the original file bytes (no re-encoding) into a `Dataset` per split with
+   `Dataset.from_generator`, so memory never holds all images,
+4. write `save_to_disk(OUT)` and `OUT/report.json`, and optionally push to the Hub.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import datasets
+from PIL import Image, UnidentifiedImageError
+
+LABEL_NAMES = ["real", "fake"]
+FEATURES = datasets.Features(
+    {
+        "image": datasets.Image(),
+        "label": datasets.ClassLabel(names=LABEL_NAMES),
+        "generator": datasets.Value("string"),
+        "subset": datasets.Value("string"),
+    }
+)
+IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
+
+# Leaf folder names that carry the label, compared case-insensitively.
+REAL_MARKERS = {"0_real", "real", "nature"}
+FAKE_MARKERS = {"1_fake", "fake", "ai"}
+
+# Folder names that name a split, mapped to the HF split name.
+SPLIT_ALIASES = {
+    "train": "train",
+    "training": "train",
+    "train_multi": "train_multi",
+    "val": "validation",
+    "valid": "validation",
+    "validation": "validation",
+    "test": "test",
+    "testing": "test",
+}
+
+
+@dataclass(frozen=True)
+class Placement:
+    """Where a file goes: split, label (0 real / 1 fake), generator and subset names."""
+
+    split: str
+    label: int
+    generator: str
+    subset: str
+
+
+# A layout rule returns a Placement, or a string: the reason the file is skipped.
+LayoutRule = Callable[[tuple[str, ...]], "Placement | str"]
+
+
+@dataclass(frozen=True)
+class LabelMatch:
+    """The position of the single label folder in a path, and the label it names."""
+
+    index: int
+    label: int
+
+
+def find_label(parts: tuple[str, ...]) -> LabelMatch | str:
+    """Locate the label folder among the directory parts of a path.
+
+    A path with both a real and a fake marker (e.g. `fake/0_real/x.png`), or with two markers at
+    all, is ambiguous and rejected: guessing could give a file the wrong label.
+    """
+    matches = []
+    for index, part in enumerate(parts[:-1]):  # the file name itself never carries the label
+        name = part.lower()
+        if name in REAL_MARKERS:
+            matches.append(LabelMatch(index, 0))
+        elif name in FAKE_MARKERS:
+            matches.append(LabelMatch(index, 1))
+    if not matches:
+        return "no label folder (0_real/1_fake, real/fake, nature/ai) in path"
+    if len(matches) > 1:
+        return "ambiguous: several label folders in path (" + ", ".join(parts[m.index] for m in matches) + ")"
+    return matches[0]
+
+
+def check_image(path: Path) -> str | None:
+    """Return why `path` is not a usable image, or None if it decodes completely."""
+    if path.suffix.lower() not in IMAGE_EXTENSIONS:
+        return f"not an image extension ({path.suffix or 'none'})"
+    try:
+        if path.stat().st_size == 0:
+            return "zero-byte file"
+        with Image.open(path) as image:
+            image.load()  # full decode: catches truncated files that `verify()` lets through
+    except UnidentifiedImageError:
+        return "undecodable: not an image"
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+        return f"undecodable: {error}"
+    return None
+
+
+def iter_files(raw_dir: Path) -> Iterator[Path]:
+    """Every file under `raw_dir` in a deterministic (sorted) order, hidden entries excluded."""
+    for root, dirs, files in os.walk(raw_dir):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if not name.startswith("."):
+                yield Path(root) / name
+
+
+@dataclass
+class ConversionPlan:
+    """The files to convert per split, and every file skipped with its reason."""
+
+    entries: dict[str, list[tuple[str, Placement]]] = field(default_factory=dict)
+    skipped: list[dict[str, str]] = field(default_factory=list)
+
+    def fingerprint(self, raw_dir: Path) -> str:
+        """Changes when any kept file's path, size or mtime changes (keys the datasets cache)."""
+        digest = hashlib.sha256()
+        for split in sorted(self.entries):
+            for rel, placement in self.entries[split]:
+                stat = (raw_dir / rel).stat()
+                digest.update(f"{split}|{rel}|{placement}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+        return digest.hexdigest()
+
+
+def plan_conversion(raw_dir: str | os.PathLike, rule: LayoutRule) -> ConversionPlan:
+    """Apply the layout rule and the image checks to every file under `raw_dir`."""
+    root = Path(raw_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"raw directory not found: {root}")
+    plan = ConversionPlan()
+    for path in iter_files(root):
+        rel = path.relative_to(root)
+        placement = rule(rel.parts)
+        reason = placement if isinstance(placement, str) else check_image(path)
+        if reason is not None:
+            plan.skipped.append({"file": rel.as_posix(), "reason": reason})
+            continue
+        plan.entries.setdefault(placement.split, []).append((rel.as_posix(), placement))
+    return plan
+
+
+def _rows(raw_dir: str, entries: list[tuple[str, Placement]]) -> Iterator[dict]:
+    for rel, placement in entries:
+        yield {
+            # original bytes: JPEGs stay JPEGs (re-encoding would add a second compression trace)
+            "image": {"bytes": (Path(raw_dir) / rel).read_bytes(), "path": rel},
+            "label": placement.label,
+            "generator": placement.generator,
+            "subset": placement.subset,
+        }
+
+
+def plan_to_dataset_dict(raw_dir: str | os.PathLike, plan: ConversionPlan, cache_dir: str | None = None) -> datasets.DatasetDict:
+    """Stream each split's files into Arrow (datasets cache), one row at a time."""
+    if not plan.entries:
+        raise ValueError(f"no usable images found under {raw_dir} ({len(plan.skipped)} files skipped)")
+    base = plan.fingerprint(Path(raw_dir))
+    splits = {}
+    for split in sorted(plan.entries):
+        splits[split] = datasets.Dataset.from_generator(
+            _rows,
+            features=FEATURES,
+            gen_kwargs={"raw_dir": str(raw_dir), "entries": plan.entries[split]},
+            split=datasets.NamedSplit(split),
+            cache_dir=cache_dir,
+            fingerprint=hashlib.sha256(f"{base}|{split}".encode()).hexdigest()[:32],
+        )
+    return datasets.DatasetDict(splits)
+
+
+def build_report(source: str, raw_dir: str | os.PathLike, plan: ConversionPlan) -> dict:
+    """Images per split, subset and label; every skipped file with its reason."""
+    counts: dict[str, dict[str, dict[str, int]]] = {}
+    by_generator: dict[str, dict[str, dict[str, int]]] = {}
+    for split, entries in sorted(plan.entries.items()):
+        for _, placement in entries:
+            for table, key in ((counts, placement.subset), (by_generator, placement.generator)):
+                table.setdefault(split, {}).setdefault(key, {"real": 0, "fake": 0})[LABEL_NAMES[placement.label]] += 1
+    return {
+        "source": source,
+        "raw_dir": str(raw_dir),
+        "num_images": sum(len(e) for e in plan.entries.values()),
+        "num_skipped": len(plan.skipped),
+        "counts": counts,
+        "counts_by_generator": by_generator,
+        "skipped": plan.skipped,
+    }
+
+
+def push_to_hub(dataset_dict: datasets.DatasetDict, repo_id: str, push: Callable[..., object] | None = None) -> None:
+    """Upload with `DatasetDict.push_to_hub` (embeds image bytes); `push` replaces it in tests."""
+    (push or dataset_dict.push_to_hub)(repo_id)
+
+
+def load_converted(raw_dir: str | os.PathLike, rule: LayoutRule, cache_dir: str | None = None) -> datasets.DatasetDict:
+    """Convert in-process, without writing an output folder (rows go to the datasets cache)."""
+    return plan_to_dataset_dict(raw_dir, plan_conversion(raw_dir, rule), cache_dir)
+
+
+def convert(
+    source: str,
+    raw_dir: str | os.PathLike,
+    output_dir: str | os.PathLike,
+    rule: LayoutRule,
+    push_to_hub_id: str | None = None,
+) -> datasets.DatasetDict:
+    """Convert `raw_dir` with `rule`, write `output_dir` (load_from_disk-able) and its report.json."""
+    plan = plan_conversion(raw_dir, rule)
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    # a private datasets cache per output, so the saved copy never shares Arrow files with a stale run
+    dataset_dict = plan_to_dataset_dict(raw_dir, plan, cache_dir=str(out / ".cache"))
+    dataset_dict.save_to_disk(str(out / "data.tmp"))
+    del dataset_dict
+    _replace_dataset(out)
+    (out / "report.json").write_text(json.dumps(build_report(source, raw_dir, plan), indent=1))
+    result = datasets.load_from_disk(str(out))
+    if push_to_hub_id:
+        push_to_hub(result, push_to_hub_id)
+    return result
+
+
+def _replace_dataset(out: Path) -> None:
+    """Move the freshly saved dataset from `out/data.tmp` to `out` itself and drop the build cache."""
+    import shutil
+
+    for old in [p for p in out.iterdir() if p.name not in {"data.tmp", ".cache", "report.json"}]:
+        shutil.rmtree(old) if old.is_dir() else old.unlink()
+    for item in (out / "data.tmp").iterdir():
+        os.replace(item, out / item.name)
+    (out / "data.tmp").rmdir()
+    shutil.rmtree(out / ".cache", ignore_errors=True)
+
+
+def cli(convert_fn: Callable[..., datasets.DatasetDict], description: str, argv: list[str] | None = None) -> int:
+    """`python datasets_scripts/<source>.py RAW_DIR --output_dir OUT [--push_to_hub ID]`."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("raw_dir")
+    parser.add_argument("--output_dir", required=True)
+    parser.add_argument("--push_to_hub", default=None, metavar="REPO_ID")
+    args = parser.parse_args(argv)
+    dataset_dict = convert_fn(args.raw_dir, args.output_dir, args.push_to_hub)
+    report = json.loads((Path(args.output_dir) / "report.json").read_text())
+    print(dataset_dict)
+    print(f"{report['num_images']} images written, {report['num_skipped']} files skipped (see report.json)")
+    return 0
+
+
+# The 20 LSUN object classes of ProGAN training data (ForenSynths, AIGIBench Setting-II).
+PROGAN_CLASSES = frozenset(
+    "airplane bicycle bird boat bottle bus car cat chair cow diningtable dog horse motorbike person "
+    "pottedplant sheep sofa train tvmonitor".split()
+)
+
+
+def leading_split(parts: tuple[str, ...], match: LabelMatch) -> tuple[str | None, int]:
+    """The split named by the first folder, if any, and where the folders after it start."""
+    if match.index >= 1 and parts[0].lower() in SPLIT_ALIASES:
+        return SPLIT_ALIASES[parts[0].lower()], 1
+    return None, 0

@@ -1,0 +1,58 @@
+"""Convert ForenSynths (CNNSpot) to an HF dataset.
+
+Raw layout: ProGAN training data `[train|val/]<cls>/{0_real,1_fake}/*` (`<cls>` one of the 20
+LSUN classes) → generator `progan`, subset `<cls>`; test sets `[test/]<gen>/[<cls>/]{0_real,1_fake}/*`
+(e.g. `test/progan/airplane/0_real`, `test/deepfake/1_fake`) → generator `<gen>`, subset
+`<gen>[/<cls>]`.  The first folder gives the split; without a split folder, a tree whose first
+folder is an LSUN class is `train` and any other is `test`.
+
+    python datasets_scripts/forensynths.py RAW_DIR --output_dir OUT [--push_to_hub ID]
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import datasets
+
+if __package__:
+    from .convert_common import PROGAN_CLASSES, Placement, cli, convert, find_label, leading_split, load_converted
+else:
+    from convert_common import PROGAN_CLASSES, Placement, cli, convert, find_label, leading_split, load_converted
+
+
+def forensynths_rule(parts: tuple[str, ...]) -> Placement | str:
+    match = find_label(parts)
+    if isinstance(match, str):
+        return match
+    split, start = leading_split(parts, match)
+    middle = parts[start : match.index]
+    is_progan_training = bool(middle) and middle[0].lower() in PROGAN_CLASSES and split != "test"
+    if split is None:
+        split = "train" if is_progan_training else "test"
+    if is_progan_training or (split != "test" and not middle):
+        return Placement(split, match.label, "progan", "/".join(middle) or "progan")
+    if not middle:
+        return "unexpected ForenSynths layout (want test/<gen>/[<cls>/]{0_real,1_fake}/file; use folder.py for a bare tree)"
+    return Placement(split, match.label, middle[0], "/".join(middle))
+
+
+def load_forensynths(raw_dir: str | os.PathLike, cache_dir: str | None = None) -> datasets.DatasetDict:
+    """Read a ForenSynths tree in-process without writing an output folder."""
+    return load_converted(raw_dir, forensynths_rule, cache_dir)
+
+
+def convert_forensynths(
+    raw_dir: str | os.PathLike, output_dir: str | os.PathLike, push_to_hub_id: str | None = None
+) -> datasets.DatasetDict:
+    """Convert a ForenSynths tree into `output_dir` (+ report.json)."""
+    return convert("forensynths", raw_dir, output_dir, forensynths_rule, push_to_hub_id)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli(convert_forensynths, __doc__.split("\n\n")[0], argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""Convert GenImage to an HF dataset.
+
+Raw layout: `<gen>/imagenet_*/{train,val}/{ai,nature}/*` (e.g.
+`stable_diffusion_v_1_4/imagenet_ai_0419_sdv4/train/ai/xxx.png`); `<gen>/{train,val}/{ai,nature}`
+is accepted too.  `train` → split `train`, `val` → split `validation`; generator = `<gen>`,
+subset = the `imagenet_*` folder (or `<gen>`).
+
+    python datasets_scripts/genimage.py RAW_DIR --output_dir OUT [--push_to_hub ID]
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import datasets
+
+if __package__:
+    from .convert_common import Placement, cli, convert, find_label, load_converted
+else:
+    from convert_common import Placement, cli, convert, find_label, load_converted
+
+SPLITS = {"train": "train", "val": "validation"}
+
+
+def genimage_rule(parts: tuple[str, ...]) -> Placement | str:
+    match = find_label(parts)
+    if isinstance(match, str):
+        return match
+    split_folder = parts[match.index - 1].lower() if match.index >= 2 else ""
+    if match.index not in (2, 3) or split_folder not in SPLITS:
+        return "unexpected GenImage layout (want <gen>/imagenet_*/{train,val}/{ai,nature}/file)"
+    generator = parts[0]
+    subset = parts[1] if match.index == 3 else generator
+    return Placement(SPLITS[split_folder], match.label, generator, subset)
+
+
+def load_genimage(raw_dir: str | os.PathLike, cache_dir: str | None = None) -> datasets.DatasetDict:
+    """Read a GenImage tree in-process without writing an output folder."""
+    return load_converted(raw_dir, genimage_rule, cache_dir)
+
+
+def convert_genimage(
+    raw_dir: str | os.PathLike, output_dir: str | os.PathLike, push_to_hub_id: str | None = None
+) -> datasets.DatasetDict:
+    """Convert a GenImage tree into `output_dir` (+ report.json)."""
+    return convert("genimage", raw_dir, output_dir, genimage_rule, push_to_hub_id)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli(convert_genimage, __doc__.split("\n\n")[0], argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
