@@ -1,0 +1,121 @@
+"""Shared pieces of the benchmark suite: interleaved timing, cached random CLIP checkpoints, machine facts.
+
+Every speed figure is a ratio of two things timed in the same process, interleaved A, B, B, A, A, B ... after a
+warm-up, and summarised by the median of the per-round ratios. Other processes on a shared machine slow A and B
+alike within a round, so the per-round ratio cancels most of that load; the order alternates so neither side
+always runs right after the other (cache, allocator and thermal effects).
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:  # the benchmarks import the model files from the repository root
+    sys.path.insert(0, str(REPO_ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")  # checkpoints are local folders; never reach for the Hub
+
+import torch  # noqa: E402
+
+# Random checkpoints are large (ViT-L/14: ~1.7 GB) and slow to initialise: keep them between runs.
+CACHE_DIR = Path(os.environ.get("PINCLIP_BENCH_CACHE", REPO_ROOT / ".cache" / "bench"))
+
+
+@dataclass
+class Figure:
+    """One row of `bench/results.md`: a measured value against its target."""
+
+    name: str
+    setup: str
+    value: str
+    target: str
+    passed: bool | None  # None: informational, or not measured
+    details: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Timings:
+    """Seconds per call of each timed function, one entry per round, in round order."""
+
+    seconds: dict[str, list[float]]
+
+    def median(self, name: str) -> float:
+        return statistics.median(self.seconds[name])
+
+    def ratio(self, numerator: str, denominator: str) -> float:
+        """Median over rounds of time(numerator) / time(denominator) within the same round."""
+        pairs = zip(self.seconds[numerator], self.seconds[denominator])
+        return statistics.median(a / b for a, b in pairs)
+
+    def ratios(self, numerator: str, denominator: str) -> list[float]:
+        return [a / b for a, b in zip(self.seconds[numerator], self.seconds[denominator])]
+
+
+def time_interleaved(functions: dict[str, Callable[[], object]], rounds: int, warmup: int = 1) -> Timings:
+    """Time each function once per round, alternating the order every round, after `warmup` untimed rounds."""
+    names = list(functions)
+    for _ in range(warmup):
+        for name in names:
+            functions[name]()
+    seconds: dict[str, list[float]] = {name: [] for name in names}
+    for round_index in range(rounds):
+        for name in names if round_index % 2 == 0 else reversed(names):
+            start = time.perf_counter()
+            functions[name]()
+            seconds[name].append(time.perf_counter() - start)
+    return Timings(seconds)
+
+
+def spread(values: list[float]) -> str:
+    """`min–max` of a list of ratios, to show how much the machine's load moved them."""
+    return f"{min(values):.3f}–{max(values):.3f}"
+
+
+def random_clip(shape: str, seed: int = 0) -> Path:
+    """A cached random-weight CLIP checkpoint folder (`clip_checkpoints.write_random_clip`) of the given shape."""
+    from clip_checkpoints import write_random_clip
+
+    folder = CACHE_DIR / f"clip-{shape}-seed{seed}"
+    if not (folder / "config.json").is_file():
+        write_random_clip(folder, shape=shape, seed=seed)
+    return folder
+
+
+def machine_facts() -> dict[str, str]:
+    """CPU model, cores, library versions and thread settings, for the header of the results."""
+    import transformers
+
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    env_names = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE")
+    env = ", ".join(f"{name}={os.environ[name]}" for name in env_names if name in os.environ) or "none set"
+    return {
+        "CPU": f"{cpu} ({os.cpu_count()} logical cores visible)",
+        "Python": platform.python_version(),
+        "torch": f"{torch.__version__} (BLAS: {'MKL' if torch.backends.mkl.is_available() else 'other'}, "
+        f"oneDNN: {torch.backends.mkldnn.is_available()})",
+        "transformers": transformers.__version__,
+        "threads": f"torch intra-op {torch.get_num_threads()}, inter-op {torch.get_num_interop_threads()}",
+        "thread/BLAS environment": env,
+    }
+
+
+def load_average() -> str:
+    """The 1-minute load average, to show how busy the machine was while a figure was measured."""
+    try:
+        return f"{os.getloadavg()[0]:.1f}"
+    except OSError:
+        return "n/a"
