@@ -1,0 +1,291 @@
+"""Gradio demo of a PiN-CLIP AI-generated image detector (also the Space's `app_file`).
+
+    python app.py [--model PATH_OR_HUB_ID] [--port N]
+
+Tabs: one image → real/fake probabilities, the decision at the model's threshold and a robustness preview
+(JPEG / blur re-scoring); a batch of files → a table and a CSV; the model: training data and per-generator
+results from the model folder. Uploads are decoded by `image_io.load_rgb_image`, never by Gradio, so the bytes
+the user sent are the bytes that are scored, and a bad file becomes a message naming the file, not a crash.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import gradio as gr
+import yaml
+from PIL import Image
+
+from image_io import ImageLoadError, load_rgb_image
+from inference import DEFAULT_MODEL_DIR, FAKE, TRAIN_COMMAND, Detector, degrade
+
+APP_DIR = Path(__file__).resolve().parent
+ASSETS_DIR = APP_DIR / "assets"
+# A Space carries its model in `model/`; a checkout has the default training run's output.
+MODEL_CANDIDATES = (APP_DIR / "model", APP_DIR / DEFAULT_MODEL_DIR)
+MAX_UPLOAD = "20mb"
+PREVIEW_SIZE = 512  # previews are shown downscaled; scoring always uses the full image
+NO_JPEG = 100  # the JPEG slider's "off" position
+METRIC_COLUMNS = (("acc", "ACC"), ("r_acc", "R.Acc"), ("f_acc", "F.Acc"), ("ap", "AP"), ("auc", "AUC"))
+logger = logging.getLogger("pinclip.app")
+
+
+def resolve_model(model: str | os.PathLike | None) -> str | None:
+    """The model to load: the one asked for, else the first default folder that exists, else None."""
+    if model:
+        return str(model)
+    return next((str(path) for path in MODEL_CANDIDATES if path.is_dir()), None)
+
+
+def load_detector(model: str | None) -> tuple[Detector | None, str]:
+    """(detector, status line) — (None, what to do) when there is no model or it cannot be loaded."""
+    if model is None:
+        return None, f"No model yet: create the default one with `{TRAIN_COMMAND}`, then restart the app."
+    try:
+        return Detector.load(model), ""
+    except Exception:  # noqa: BLE001 - the app must start and say so; the details go to the server log only
+        logger.exception("cannot load model %s", model)
+        return None, (
+            f"Could not load the model `{Path(model).name}` (see the server log). Train the default one with "
+            f"`{TRAIN_COMMAND}` or pass `--model` a saved PiN-CLIP folder or Hub id."
+        )
+
+
+# ------------------------------------------------------------------------------------------------ model panel
+def _model_file(model: str, name: str) -> Path | None:
+    """A file of the model folder, or of a Hub model already in the local cache (never a download offline)."""
+    if Path(model).is_dir():
+        path = Path(model) / name
+        return path if path.is_file() else None
+    try:
+        from huggingface_hub import hf_hub_download
+
+        return Path(hf_hub_download(model, name))
+    except Exception:  # noqa: BLE001 - the panel is optional: a missing card or metrics file just hides a part
+        return None
+
+
+def read_card(model: str) -> tuple[dict, str]:
+    """The model card's YAML front matter and body (both empty when there is no card)."""
+    path = _model_file(model, "README.md")
+    if path is None:
+        return {}, ""
+    text = path.read_text(encoding="utf-8")
+    if text.startswith("---"):
+        _, front, body = text.split("---", 2)
+        try:
+            return yaml.safe_load(front) or {}, body.strip()
+        except yaml.YAMLError:
+            return {}, body.strip()
+    return {}, text.strip()
+
+
+def metrics_rows(model: str) -> list[list]:
+    """Per-generator test results from `metrics.json` (one row per subset, then the mean)."""
+    path = _model_file(model, "metrics.json")
+    if path is None:
+        return []
+    metrics = json.loads(path.read_text(encoding="utf-8"))
+    subsets = dict(metrics.get("subsets", {}))
+    if "mean" in metrics:
+        subsets["mean"] = metrics["mean"]
+    return [
+        [name, values.get("n", "")] + [round(float(values[key]), 4) if key in values else None for key, _ in METRIC_COLUMNS]
+        for name, values in subsets.items()
+    ]
+
+
+def model_overview(detector: Detector, model: str, card: dict) -> str:
+    """Markdown facts about the loaded model: base CLIP, training data, noise, input size, threshold."""
+    config = detector.model.config
+    datasets = card.get("datasets") or []
+    base = card.get("base_model") or getattr(config, "clip_name_or_path", None) or "unknown"
+    # A base model given as a local folder is shown by name only: no server path leaves the app.
+    base = Path(str(base)).name if Path(str(base)).is_absolute() else base
+    resize = "resized" if getattr(config, "resize_images", False) else "centre-cropped, not resized"
+    lines = [
+        f"**Model** `{detector.name}` · base CLIP `{base}`",
+        f"**Training data** {', '.join(map(str, datasets if isinstance(datasets, list) else [datasets])) or 'see the model card'}",
+        f"**Noise** `{getattr(config, 'noise_mode', '?')}` (injection `{getattr(config, 'noise_injection', '?')}`)",
+        f"**Input** {getattr(config, 'image_size', '?')} px, {resize}",
+        f"**Decision** fake when p(fake) ≥ {detector.threshold:g}",
+    ]
+    return "  \n".join(lines)
+
+
+# ------------------------------------------------------------------------------------------------- handlers
+class Handlers:
+    """The demo's event functions around one (possibly missing) detector."""
+
+    def __init__(self, detector: Detector | None, problem: str):
+        self.detector = detector
+        self.problem = problem
+
+    def _require_model(self) -> Detector:
+        if self.detector is None:
+            raise gr.Error(self.problem)
+        return self.detector
+
+    @staticmethod
+    def open_upload(path: str) -> tuple[str, Image.Image]:
+        """(file name, RGB image) of an uploaded file; a gr.Error naming only the file when it is not an image."""
+        name = Path(path).name
+        try:
+            # Bytes, not the path: error messages then cannot carry the server's upload folder.
+            return name, load_rgb_image(Path(path).read_bytes())
+        except ImageLoadError as error:
+            raise gr.Error(f"{name}: {str(error).removeprefix('image: ')}") from None
+
+    @staticmethod
+    def preview(image: Image.Image) -> Image.Image:
+        thumbnail = image.copy()
+        thumbnail.thumbnail((PREVIEW_SIZE, PREVIEW_SIZE))
+        return thumbnail
+
+    def predict(self, path: str | None) -> tuple[dict[str, float] | None, str, Image.Image | None]:
+        """One uploaded image → ({label: probability}, decision text, what the model read)."""
+        if not path:
+            return None, "", None
+        detector = self._require_model()
+        name, image = self.open_upload(path)
+        probabilities = detector.score_images([image])[0]
+        p_fake = probabilities[FAKE]
+        verdict = "AI-generated (fake)" if detector.label_of(p_fake) == FAKE else "real"
+        decision = (
+            f"### {verdict}\n`{name}` ({image.width}×{image.height}): p(fake) = {p_fake:.3f}, "
+            f"threshold {detector.threshold:g}"
+        )
+        return probabilities, decision, self.preview(image)
+
+    def robustness(self, path: str | None, jpeg_quality: int, blur_sigma: float) -> tuple[dict[str, float] | None, str, Image.Image | None]:
+        """Re-score the image after blur and JPEG re-compression, next to its original score."""
+        if not path:
+            return None, "", None
+        detector = self._require_model()
+        _, image = self.open_upload(path)
+        processed = degrade(image, None if jpeg_quality >= NO_JPEG else int(jpeg_quality), float(blur_sigma))
+        original, changed = detector.score_images([image, processed])
+        steps = [f"blur σ={blur_sigma:g}" if blur_sigma > 0 else "", f"JPEG q={int(jpeg_quality)}" if jpeg_quality < NO_JPEG else ""]
+        steps_text = " then ".join(step for step in steps if step) or "no processing"
+        shift = f"p(fake) {original[FAKE]:.3f} → {changed[FAKE]:.3f} after {steps_text}"
+        return changed, shift, self.preview(processed)
+
+    def batch(self, paths: list[str] | None) -> tuple[list[list], str | None]:
+        """Several files → table rows (file, p_fake, label, error) and a CSV of the same."""
+        if not paths:
+            return [], None
+        detector = self._require_model()
+        rows = []
+        for result in detector.scan(paths, batch_size=16):
+            p_fake = None if result.p_fake is None else round(result.p_fake, 4)
+            rows.append([Path(result.path).name, p_fake, result.label or "", result.error or ""])
+        # One folder per request: concurrent users never overwrite each other's download.
+        csv_path = Path(tempfile.mkdtemp(prefix="pinclip-")) / "pinclip-results.csv"
+        with csv_path.open("w", newline="", encoding="utf-8") as handle:
+            writer = csv.writer(handle)
+            writer.writerow(["file", "p_fake", "label", "error"])
+            writer.writerows(rows)
+        return rows, str(csv_path)
+
+
+# ------------------------------------------------------------------------------------------------------- UI
+def example_files() -> list[tuple[str, str]]:
+    """(path, caption) of the bundled example images: reals first, then fakes named by generator family."""
+    files = sorted(ASSETS_DIR.glob("real_*.png")) + sorted(ASSETS_DIR.glob("fake_*.png"))
+    return [(str(path), path.stem.replace("_", " · ", 1) if path.stem.startswith("fake") else "real photo") for path in files]
+
+
+def build_demo(model_path: str | os.PathLike | None = None) -> gr.Blocks:
+    """The whole demo for one model (None: the default training run's folder, if it exists)."""
+    model = resolve_model(model_path)
+    detector, problem = load_detector(model)
+    handlers = Handlers(detector, problem)
+    gr.set_static_paths([ASSETS_DIR])  # examples load from the app folder whatever the working directory
+
+    with gr.Blocks(title="PiN-CLIP AI-generated image detector") as demo:
+        gr.Markdown(
+            "# PiN-CLIP: is this image AI-generated?\n"
+            "A CLIP detector trained with positive-incentive noise. Scores are probabilities from a research "
+            "model: evidence to weigh, not proof."
+        )
+        if problem:
+            gr.Markdown(f"⚠️ {problem}", elem_id="model-status")
+
+        with gr.Tab("Detect"):
+            with gr.Row():
+                with gr.Column():
+                    upload = gr.File(label="Image", file_types=["image"], type="filepath", elem_id="upload")
+                    examples = example_files()
+                    if examples:
+                        gr.Examples(
+                            examples=[[path] for path, _ in examples], example_labels=[caption for _, caption in examples],
+                            inputs=[upload], label="MiniGenImage examples",
+                        )
+                with gr.Column():
+                    label = gr.Label(num_top_classes=2, label="Prediction", elem_id="prediction")
+                    decision = gr.Markdown(elem_id="decision")
+                    seen = gr.Image(label="Image as the model reads it (RGB, EXIF-rotated, first frame)", interactive=False, height=260)
+            with gr.Accordion("Robustness preview: does processing move the score?", open=True):
+                with gr.Row():
+                    jpeg = gr.Slider(30, NO_JPEG, value=NO_JPEG, step=5, label="JPEG quality (100 = no re-compression)")
+                    blur = gr.Slider(0, 3, value=0, step=0.25, label="Gaussian blur σ (px)")
+                with gr.Row():
+                    robust_label = gr.Label(num_top_classes=2, label="Prediction after processing")
+                    with gr.Column():
+                        robust_shift = gr.Markdown()
+                        robust_image = gr.Image(label="Processed image", interactive=False, height=200)
+
+        with gr.Tab("Batch"):
+            batch_files = gr.File(label="Images", file_count="multiple", type="filepath")
+            batch_button = gr.Button("Scan", variant="primary")
+            batch_table = gr.Dataframe(headers=["file", "p_fake", "label", "error"], label="Results", interactive=False)
+            batch_csv = gr.File(label="Download CSV", interactive=False)
+
+        with gr.Tab("Model"):
+            if detector is None:
+                gr.Markdown(problem)
+            else:
+                card, card_body = read_card(model)
+                gr.Markdown(model_overview(detector, model, card))
+                rows = metrics_rows(model)
+                if rows:
+                    gr.Markdown("### Test results per generator (from `metrics.json`)")
+                    gr.Dataframe(value=rows, headers=["generator", "n"] + [title for _, title in METRIC_COLUMNS], interactive=False)
+                else:
+                    gr.Markdown("No `metrics.json` beside this model: no per-generator results to show.")
+                if card_body:
+                    with gr.Accordion("Model card", open=False):
+                        gr.Markdown(card_body)
+
+        robust_inputs, robust_outputs = [upload, jpeg, blur], [robust_label, robust_shift, robust_image]
+        upload.change(handlers.predict, [upload], [label, decision, seen], api_name="predict").success(
+            handlers.robustness, robust_inputs, robust_outputs, api_visibility="private"
+        )
+        for slider in (jpeg, blur):
+            slider.release(handlers.robustness, robust_inputs, robust_outputs, api_visibility="private")
+        batch_button.click(handlers.batch, [batch_files], [batch_table, batch_csv], api_name="batch")
+    return demo
+
+
+def launch_kwargs(port: int | None) -> dict:
+    """Settings for `Blocks.launch`: Gradio reads GRADIO_SERVER_NAME / GRADIO_SERVER_PORT itself; `--port` wins."""
+    return dict(server_port=port, max_file_size=MAX_UPLOAD, theme=gr.themes.Soft())
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", help=f"model folder or Hub id (default: {DEFAULT_MODEL_DIR} when it exists)")
+    parser.add_argument("--port", type=int, help="server port (default: $GRADIO_SERVER_PORT or 7860)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO)
+    build_demo(args.model).launch(**launch_kwargs(args.port))
+
+
+if __name__ == "__main__":
+    main()

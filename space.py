@@ -1,0 +1,114 @@
+"""Assemble (and optionally upload) a Hugging Face Space that runs the demo on a saved PiN-CLIP model.
+
+    python space.py --model outputs/pinclip-minigenimage --output space/
+    python space.py --model outputs/pinclip-minigenimage --output space/ --repo_id USER/pinclip-demo --upload
+
+The folder holds `app.py` and the modules it imports, the example images, a `requirements.txt` with the
+versions this repository pins, a README whose front matter makes it a Gradio Space, and the model in
+`model/` (the folder `app.py` loads by default).
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import sys
+from pathlib import Path
+
+import gradio as gr
+
+REPO_DIR = Path(__file__).resolve().parent
+APP_FILES = ("app.py", "inference.py", "image_io.py")
+# What the demo imports at run time; versions are taken from this repository's requirements.txt.
+RUNTIME_PACKAGES = ("torch", "transformers", "safetensors", "huggingface_hub", "gradio", "pillow", "numpy", "pyyaml", "tqdm")
+MODEL_DIR_NAME = "model"
+
+
+def runtime_requirements(requirements: Path = REPO_DIR / "requirements.txt") -> list[str]:
+    """The lines of `requirements` that name a runtime package (pins kept), plus any runtime package it lacks."""
+    lines = [line.strip() for line in requirements.read_text().splitlines()] if requirements.is_file() else []
+    kept, named = [], set()
+    for line in lines:
+        name = re.split(r"[<>=!~\[; ]", line, maxsplit=1)[0].lower().replace("-", "_")
+        if name in RUNTIME_PACKAGES:
+            kept.append(line)
+            named.add(name)
+    return kept + [package for package in RUNTIME_PACKAGES if package not in named]
+
+
+def space_readme(title: str, model_name: str) -> str:
+    """README.md with the front matter the Hub reads to run the folder as a Gradio Space."""
+    return (
+        "---\n"
+        f"title: {title}\n"
+        "emoji: 🔍\n"
+        "colorFrom: indigo\n"
+        "colorTo: gray\n"
+        "sdk: gradio\n"
+        f"sdk_version: {gr.__version__}\n"
+        "app_file: app.py\n"
+        "pinned: false\n"
+        "---\n\n"
+        f"# {title}\n\n"
+        f"Demo of the PiN-CLIP AI-generated image detector `{model_name}` (in `{MODEL_DIR_NAME}/`): upload an image "
+        "for real/fake probabilities and a robustness preview, or scan several files at once. Scores come from a "
+        "research model: evidence to weigh, not proof.\n"
+    )
+
+
+def build_space(model_dir: str | Path, output_dir: str | Path, title: str = "PiN-CLIP detector") -> Path:
+    """Write the Space folder for the saved model in `model_dir` into `output_dir` (replaced if it exists)."""
+    model_dir, output_dir = Path(model_dir), Path(output_dir)
+    if not (model_dir / "config.json").is_file():
+        raise FileNotFoundError(f"{model_dir} is not a saved model folder (no config.json); run `python train.py` first")
+    if output_dir.exists():
+        shutil.rmtree(output_dir)
+    output_dir.mkdir(parents=True)
+    for name in APP_FILES:
+        shutil.copy2(REPO_DIR / name, output_dir / name)
+    shutil.copytree(REPO_DIR / "assets", output_dir / "assets", ignore=shutil.ignore_patterns("README.md"))
+    # Top-level files only: training checkpoints in sub-folders are not part of the model.
+    (output_dir / MODEL_DIR_NAME).mkdir()
+    for path in sorted(model_dir.iterdir()):
+        if path.is_file() and not path.name.startswith("."):
+            shutil.copy2(path, output_dir / MODEL_DIR_NAME / path.name)
+    (output_dir / "requirements.txt").write_text("\n".join(runtime_requirements()) + "\n")
+    (output_dir / "README.md").write_text(space_readme(title, model_dir.name), encoding="utf-8")
+    return output_dir
+
+
+def upload_space(folder: str | Path, repo_id: str, api=None, private: bool = False) -> str:
+    """Create the Space repo if needed and upload `folder` in one commit; returns the Space's URL.
+
+    `api` defaults to `huggingface_hub.HfApi()` (token from `hf auth login` or HF_TOKEN).
+    """
+    if api is None:
+        from huggingface_hub import HfApi
+
+        api = HfApi()
+    api.create_repo(repo_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True)
+    api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="space", commit_message="Upload PiN-CLIP demo")
+    return f"https://huggingface.co/spaces/{repo_id}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="outputs/pinclip-minigenimage", help="saved model folder (default: %(default)s)")
+    parser.add_argument("--output", default="space", help="Space folder to write (default: %(default)s)")
+    parser.add_argument("--title", default="PiN-CLIP detector")
+    parser.add_argument("--repo_id", help="Space id USER/NAME, needed with --upload")
+    parser.add_argument("--upload", action="store_true", help="upload the folder to the Hub")
+    parser.add_argument("--private", action="store_true")
+    args = parser.parse_args(argv)
+    if args.upload and not args.repo_id:
+        parser.error("--upload needs --repo_id USER/NAME")
+    folder = build_space(args.model, args.output, args.title)
+    print(f"Space folder written to {folder}; try it with `python {folder / 'app.py'}`")
+    if args.upload:
+        print(f"uploaded: {upload_space(folder, args.repo_id, private=args.private)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
