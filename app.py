@@ -144,6 +144,10 @@ class Handlers:
 
     @staticmethod
     def preview(image: Image.Image) -> Image.Image:
+        """A display copy: large images shrunk, small ones enlarged with visible pixels (nearest neighbour)."""
+        scale = PREVIEW_SIZE // 2 // max(image.size)
+        if scale > 1:  # a 64 px crop would otherwise be a speck on the page
+            return image.resize((image.width * scale, image.height * scale), Image.Resampling.NEAREST)
         thumbnail = image.copy()
         thumbnail.thumbnail((PREVIEW_SIZE, PREVIEW_SIZE))
         return thumbnail
@@ -158,7 +162,7 @@ class Handlers:
         p_fake = probabilities[FAKE]
         verdict = "AI-generated (fake)" if detector.label_of(p_fake) == FAKE else "real"
         decision = (
-            f"### {verdict}\n`{name}` ({image.width}×{image.height}): p(fake) = {p_fake:.3f}, "
+            f"**Decision: {verdict}** · `{name}` ({image.width}×{image.height}): p(fake) = {p_fake:.3f}, "
             f"threshold {detector.threshold:g}"
         )
         return probabilities, decision, self.preview(image)
@@ -198,7 +202,7 @@ class Handlers:
 def example_files() -> list[tuple[str, str]]:
     """(path, caption) of the bundled example images: reals first, then fakes named by generator family."""
     files = sorted(ASSETS_DIR.glob("real_*.png")) + sorted(ASSETS_DIR.glob("fake_*.png"))
-    return [(str(path), path.stem.replace("_", " · ", 1) if path.stem.startswith("fake") else "real photo") for path in files]
+    return [(str(path), path.stem.replace("_", " · ", 1)) for path in files]
 
 
 def build_demo(model_path: str | os.PathLike | None = None) -> gr.Blocks:

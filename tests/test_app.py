@@ -1,0 +1,217 @@
+"""The Gradio demo, launched on 127.0.0.1 and driven by gradio_client and by a real (headless Chromium) browser."""
+
+import io
+import json
+import shutil
+import socket
+import struct
+import zlib
+from pathlib import Path
+
+import gradio as gr
+import numpy as np
+import pytest
+import torch
+from gradio_client import Client, handle_file
+from gradio_client.exceptions import AppError
+from PIL import Image
+from transformers import AutoImageProcessor, AutoModelForImageClassification
+
+from app import Handlers, build_demo, launch_kwargs, load_detector, metrics_rows, read_card
+from image_io import load_rgb_image
+
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+METRICS = {
+    "subsets": {
+        "test_tconv": {"acc": 0.97, "r_acc": 0.98, "f_acc": 0.96, "ap": 0.99, "auc": 0.99, "n": 32},
+        "test_gan": {"acc": 0.71, "r_acc": 0.98, "f_acc": 0.44, "ap": 0.83, "auc": 0.85, "n": 32},
+    },
+    "mean": {"acc": 0.84, "r_acc": 0.98, "f_acc": 0.70, "ap": 0.91, "auc": 0.92, "n": 64},
+}
+CARD = "---\ndatasets:\n- minigenimage\nbase_model: openai/clip-vit-large-patch14\n---\n# Card\nTrained on tconv.\n"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG that claims `width`×`height` pixels but holds no pixel data: a decompression bomb's header."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 1, 0, 0, 0, 0)) + chunk(b"IEND", b"")
+
+
+def write_awkward_images(folder: Path) -> dict[str, Path]:
+    """One file per input the demo must survive; values are paths."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    rgb = Image.fromarray(rng.integers(0, 256, (48, 40, 3), dtype=np.uint8))
+    files = {}
+
+    def save(name: str, image: Image.Image, **kwargs) -> None:
+        files[name] = folder / name
+        image.save(files[name], **kwargs)
+
+    save("cmyk.jpg", rgb.convert("CMYK"))
+    save("gray16.png", Image.fromarray((rng.integers(0, 65535, (40, 40))).astype(np.uint16)))
+    save("rgba.png", rgb.convert("RGBA"))
+    save("palette.png", rgb.convert("P"))
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90°, so the 40×48 stored image is shown 48×40
+    save("rotated.jpg", rgb, exif=exif)
+    frames = [Image.new("RGB", (32, 32), color) for color in ("red", "blue")]
+    files["animated.gif"] = folder / "animated.gif"
+    frames[0].save(files["animated.gif"], save_all=True, append_images=frames[1:], duration=100, loop=0)
+    save("tiny4x4.png", rgb.crop((0, 0, 4, 4)))
+    files["bomb.png"] = folder / "bomb.png"
+    files["bomb.png"].write_bytes(png_header_only(30000, 30000))
+    files["not_an_image.png"] = folder / "not_an_image.png"
+    files["not_an_image.png"].write_text("hello, I am text")
+    return files
+
+
+@pytest.fixture(scope="module")
+def model_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny model with the metrics and card a training run writes beside it."""
+    folder = tmp_path_factory.mktemp("app") / "pinclip-tiny"
+    shutil.copytree(tiny_model_dir, folder)
+    (folder / "metrics.json").write_text(json.dumps(METRICS))
+    (folder / "README.md").write_text(CARD)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def app_url(model_dir: Path):
+    demo = build_demo(model_dir)
+    kwargs = launch_kwargs(free_port())
+    demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, **kwargs)
+    try:
+        yield demo.local_url
+    finally:
+        demo.close()
+
+
+@pytest.fixture(scope="module")
+def client(app_url: str) -> Client:
+    return Client(app_url, verbose=False)
+
+
+@pytest.fixture(scope="module")
+def awkward(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return write_awkward_images(tmp_path_factory.mktemp("awkward"))
+
+
+def model_p_fake(model_dir: Path, path: Path) -> float:
+    """The model's own probability, computed without any of the app's code but the shared image loader."""
+    model = AutoModelForImageClassification.from_pretrained(model_dir, trust_remote_code=True).eval()
+    processor = AutoImageProcessor.from_pretrained(model_dir, backend="pil")
+    with torch.no_grad():
+        logits = model(**processor(images=load_rgb_image(path), return_tensors="pt")).logits
+    return logits.softmax(-1)[0, model.config.label2id["fake"]].item()
+
+
+def confidences(label_output: dict) -> dict[str, float]:
+    return {item["label"]: item["confidence"] for item in label_output["confidences"]}
+
+
+def test_app_answer_equals_model_probability(client: Client, model_dir: Path) -> None:
+    image = Path(__file__).resolve().parents[1] / "assets" / "fake_gan.png"
+    label, decision, _ = client.predict(handle_file(str(image)), api_name="/predict")
+    assert confidences(label)["fake"] == pytest.approx(model_p_fake(model_dir, image), abs=1e-5)
+    assert set(confidences(label)) == {"real", "fake"}
+    assert "fake_gan.png" in decision and "threshold 0.5" in decision
+
+
+@pytest.mark.parametrize("name", ["cmyk.jpg", "gray16.png", "rgba.png", "palette.png", "rotated.jpg", "animated.gif", "tiny4x4.png"])
+def test_app_scores_awkward_images(client: Client, awkward: dict[str, Path], name: str) -> None:
+    label, decision, _ = client.predict(handle_file(str(awkward[name])), api_name="/predict")
+    assert sum(confidences(label).values()) == pytest.approx(1.0, abs=1e-5)
+    if name == "rotated.jpg":
+        assert "(48×40)" in decision  # EXIF orientation applied before scoring
+
+
+@pytest.mark.parametrize("name, reason", [("bomb.png", "pixel limit"), ("not_an_image.png", "not a recognised image")])
+def test_app_bad_upload_is_a_message_and_server_survives(client: Client, awkward: dict[str, Path], name: str, reason: str) -> None:
+    with pytest.raises(AppError) as error:
+        client.predict(handle_file(str(awkward[name])), api_name="/predict")
+    message = str(error.value)
+    assert name in message and reason in message
+    assert str(awkward[name].parent) not in message and "/tmp" not in message  # file name only, no server path
+    label, _, _ = client.predict(handle_file(str(awkward["palette.png"])), api_name="/predict")
+    assert "confidences" in label
+
+
+def test_app_batch_table_and_csv(client: Client, awkward: dict[str, Path]) -> None:
+    files = [awkward["rgba.png"], awkward["not_an_image.png"], awkward["tiny4x4.png"]]
+    table, csv_path = client.predict([handle_file(str(path)) for path in files], api_name="/batch")
+    rows = {row[0]: row for row in table["data"]}
+    assert list(rows) == ["rgba.png", "not_an_image.png", "tiny4x4.png"]
+    assert rows["not_an_image.png"][1] is None and "not a recognised image" in rows["not_an_image.png"][3]
+    assert rows["rgba.png"][2] in ("real", "fake")
+    lines = Path(csv_path).read_text().splitlines()
+    assert lines[0] == "file,p_fake,label,error" and len(lines) == 4
+    assert "/" not in "".join(lines[1:])  # names only, no server path
+
+
+def test_app_without_model_starts_and_says_how_to_train(tmp_path: Path) -> None:
+    detector, problem = load_detector(None)
+    assert detector is None and "python train.py" in problem
+    assert isinstance(build_demo(tmp_path / "missing-model"), gr.Blocks)  # an unloadable model still builds the UI
+    image = tmp_path / "x.png"
+    Image.new("RGB", (8, 8)).save(image)
+    with pytest.raises(gr.Error, match="python train.py"):
+        Handlers(None, problem).predict(str(image))
+
+
+def test_model_panel_reads_metrics_and_card(model_dir: Path) -> None:
+    rows = metrics_rows(str(model_dir))
+    assert [row[0] for row in rows] == ["test_tconv", "test_gan", "mean"]
+    assert rows[1][:3] == ["test_gan", 32, 0.71]
+    front, body = read_card(str(model_dir))
+    assert front["datasets"] == ["minigenimage"] and body.startswith("# Card")
+
+
+def test_threshold_comes_from_the_model_config(model_dir: Path, tmp_path: Path) -> None:
+    folder = shutil.copytree(model_dir, tmp_path / "strict")
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "detection_threshold": 0.9}))
+    detector, _ = load_detector(str(folder))
+    assert detector.threshold == 0.9 and detector.label_of(0.8) == "real" and detector.label_of(0.95) == "fake"
+
+
+def test_robustness_preview_rescoring(model_dir: Path) -> None:
+    detector, problem = load_detector(str(model_dir))
+    image = Path(__file__).resolve().parents[1] / "assets" / "real_1.png"
+    label, shift, preview = Handlers(detector, problem).robustness(str(image), 50, 1.5)
+    assert set(label) == {"real", "fake"} and "blur σ=1.5 then JPEG q=50" in shift and preview.size == (256, 256)
+
+
+def test_browser_uploads_image_and_reads_label(app_url: str, awkward: dict[str, Path]) -> None:
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} missing: install Debian's chromium (apt-get install -y chromium) to run the browser test")
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1280, "height": 1100})
+            page.goto(app_url, wait_until="domcontentloaded")
+            page.locator("#upload input[type=file]").set_input_files(str(awkward["rotated.jpg"]))
+            page.locator("#decision").get_by_text("p(fake)").wait_for(timeout=30_000)
+            decision = page.locator("#decision").inner_text()
+            prediction = page.locator("#prediction").inner_text()
+            page.screenshot(path=str(ARTIFACTS / "app-detect.png"), full_page=True)
+        finally:
+            browser.close()
+    assert "rotated.jpg" in decision and "(48×40)" in decision
+    assert "real" in prediction and "fake" in prediction and "%" in prediction

@@ -1,0 +1,68 @@
+"""space.py: the Space folder (app, requirements, README front matter, model) and its upload, hub client faked."""
+
+import importlib.util
+import shutil
+from pathlib import Path
+
+import pytest
+import yaml
+
+import space
+
+
+class FakeHubApi:
+    """Records the calls `upload_space` makes instead of talking to the Hub."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, dict]] = []
+
+    def create_repo(self, repo_id: str, **kwargs) -> None:
+        self.calls.append(("create_repo", {"repo_id": repo_id, **kwargs}))
+
+    def upload_folder(self, **kwargs) -> None:
+        assert (Path(kwargs["folder_path"]) / "app.py").is_file()  # the folder exists while it is uploaded
+        self.calls.append(("upload_folder", kwargs))
+
+
+def test_build_space_folder(tiny_model_dir: Path, tmp_path: Path) -> None:
+    model_dir = shutil.copytree(tiny_model_dir, tmp_path / "trained")
+    (model_dir / "checkpoint-1").mkdir()  # training leftovers in sub-folders stay out of the Space
+    folder = space.build_space(model_dir, tmp_path / "space")
+    for name in ("app.py", "inference.py", "image_io.py", "requirements.txt", "README.md", "assets/fake_gan.png"):
+        assert (folder / name).is_file(), name
+    model_files = {path.name for path in (folder / "model").iterdir()}
+    assert {"config.json", "model.safetensors", "preprocessor_config.json", "modeling_pinclip.py"} <= model_files
+    assert "checkpoint-1" not in model_files
+    front = yaml.safe_load((folder / "README.md").read_text().split("---")[1])
+    assert front["sdk"] == "gradio" and front["app_file"] == "app.py" and front["sdk_version"]
+    requirements = (folder / "requirements.txt").read_text().splitlines()
+    assert any(line.startswith("torch") for line in requirements) and any(line.startswith("gradio") for line in requirements)
+    assert not any(line.startswith(("pytest", "playwright", "peft")) for line in requirements)
+
+
+def test_space_app_loads_its_bundled_model(tiny_model_dir: Path, tmp_path: Path) -> None:
+    folder = space.build_space(tiny_model_dir, tmp_path / "space")
+    # The Space runs `python app.py` without arguments: the copied app must find and load `model/` by itself.
+    spec = importlib.util.spec_from_file_location("space_app", folder / "app.py")
+    space_app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(space_app)
+    model = space_app.resolve_model(None)
+    assert model == str(folder / "model")
+    detector, problem = space_app.load_detector(model)
+    assert detector is not None and problem == ""
+    assert space_app.example_files()[0][0].startswith(str(folder / "assets"))
+
+
+def test_upload_space_uses_the_hub_client(tiny_model_dir: Path, tmp_path: Path) -> None:
+    folder = space.build_space(tiny_model_dir, tmp_path / "space")
+    api = FakeHubApi()
+    url = space.upload_space(folder, "someone/pinclip-demo", api=api)
+    assert url == "https://huggingface.co/spaces/someone/pinclip-demo"
+    (create, created), (upload, uploaded) = api.calls
+    assert create == "create_repo" and created["repo_type"] == "space" and created["space_sdk"] == "gradio"
+    assert upload == "upload_folder" and uploaded["repo_type"] == "space" and uploaded["repo_id"] == "someone/pinclip-demo"
+
+
+def test_build_space_refuses_a_folder_without_a_model(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="python train.py"):
+        space.build_space(tmp_path, tmp_path / "space")

@@ -1,0 +1,75 @@
+"""predict.py: recursive, sorted folder scanning; unreadable files become rows with a reason."""
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import predict
+from inference import Detector, find_images
+
+
+@pytest.fixture(scope="module")
+def scan_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Good images in nested folders, broken files, a non-image file and a hidden file."""
+    root = tmp_path_factory.mktemp("scan") / "photos"
+    (root / "b" / "deep").mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for name in ("a.png", "b/deep/c.jpg", "b/d.webp"):
+        Image.fromarray(rng.integers(0, 256, (40, 50, 3), dtype=np.uint8)).save(root / name)
+    (root / "b" / "empty.jpg").write_bytes(b"")
+    (root / "b" / "fake_png.png").write_text("not an image")
+    (root / "b" / "truncated.png").write_bytes((root / "a.png").read_bytes()[:200])
+    (root / "notes.txt").write_text("skipped in folders")
+    (root / ".hidden.png").write_bytes((root / "a.png").read_bytes())
+    return root
+
+
+def test_find_images_is_recursive_sorted_and_skips_non_images(scan_tree: Path) -> None:
+    found = [path.relative_to(scan_tree).as_posix() for path in find_images([scan_tree])]
+    assert found == ["a.png", "b/d.webp", "b/deep/c.jpg", "b/empty.jpg", "b/fake_png.png", "b/truncated.png"]
+    assert find_images([scan_tree / "notes.txt"]) == [scan_tree / "notes.txt"]  # named explicitly: kept
+
+
+def read_rows(path: Path) -> dict[str, dict]:
+    if path.suffix == ".csv":
+        with path.open(newline="") as handle:
+            return {Path(row["path"]).name: row for row in csv.DictReader(handle)}
+    return {Path(row["path"]).name: row for row in map(json.loads, path.read_text().splitlines())}
+
+
+@pytest.mark.parametrize("suffix, workers", [(".csv", 2), (".jsonl", 0)])
+def test_scan_writes_a_row_per_file(scan_tree: Path, tiny_model_dir: Path, tmp_path: Path, suffix: str, workers: int) -> None:
+    output = tmp_path / f"results{suffix}"
+    argv = [str(scan_tree), str(scan_tree / "notes.txt"), "--model", str(tiny_model_dir), "--batch_size", "2",
+            "--num_workers", str(workers), "--output", str(output)]
+    assert predict.main(argv) == 0
+    rows = read_rows(output)
+    assert list(rows) == ["a.png", "d.webp", "c.jpg", "empty.jpg", "fake_png.png", "truncated.png", "notes.txt"]
+    empty = "" if suffix == ".csv" else None
+    for name in ("a.png", "d.webp", "c.jpg"):
+        assert 0.0 <= float(rows[name]["p_fake"]) <= 1.0 and rows[name]["label"] in ("real", "fake")
+        assert rows[name]["error"] == empty
+    assert "empty file" in rows["empty.jpg"]["error"]
+    assert "not a recognised image" in rows["fake_png.png"]["error"]
+    assert "truncated" in rows["truncated.png"]["error"]
+    assert "not a recognised image" in rows["notes.txt"]["error"]
+    for name in ("empty.jpg", "fake_png.png", "truncated.png", "notes.txt"):
+        assert rows[name]["p_fake"] == empty and rows[name]["label"] == empty
+
+
+def test_scan_matches_single_image_scores(scan_tree: Path, tiny_model_dir: Path) -> None:
+    detector = Detector.load(tiny_model_dir)
+    path = scan_tree / "b" / "deep" / "c.jpg"
+    (result,) = detector.scan([path])
+    assert result.p_fake == pytest.approx(detector.p_fake(Image.open(path).convert("RGB")), abs=1e-6)
+
+
+def test_scan_rejects_bad_arguments(tmp_path: Path) -> None:
+    with pytest.raises(SystemExit):
+        predict.parse_args([str(tmp_path), "--output", "results.txt"])
+    (tmp_path / "empty").mkdir()
+    assert predict.main([str(tmp_path / "empty"), "--output", str(tmp_path / "r.csv")]) == 2  # nothing to scan
