@@ -65,11 +65,17 @@ def bare_clip(model_class: type, clip_dir: str) -> torch.nn.Module:
     `CLIPConfig` keeps its own default (512), so it is set explicitly, as OpenAI's config.json files do.
     """
     from transformers import CLIPConfig
+    from transformers.utils import logging
 
     clip_config = CLIPConfig.from_pretrained(clip_dir)
     vision_config = clip_config.vision_config
     vision_config.projection_dim = clip_config.projection_dim
-    return model_class.from_pretrained(clip_dir, config=vision_config).eval()
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity_error()  # the load report lists every text-tower weight left out, which is the point
+    try:
+        return model_class.from_pretrained(clip_dir, config=vision_config).eval()
+    finally:
+        logging.set_verbosity(verbosity)
 
 
 def run(quick: bool = False) -> list[Figure]:

@@ -1,0 +1,228 @@
+"""The speed ratios of the CPU suite on an accelerator: ViT-L/14 (random weights) in bf16 autocast.
+
+* training-step cost of PiN noise: `pin` ÷ `none` step time, LoRA r = 6 on q/k/v, batch 32 (the authors' batch),
+  plus the training images/s of each;
+* inference cost: PiN-CLIP (no inference noise) ÷ bare `CLIPVisionModelWithProjection` images/s, batch 64;
+* compute utilisation: PiN-CLIP inference TFLOP/s (analytical count, `bench_inference.vit_flops`) ÷ TFLOP/s of a
+  bf16 `torch.matmul` (8192²) timed in the same process.
+
+Timed calls are interleaved (`common.time_interleaved`) and end with a device synchronisation. Run through
+`bench/gpu.sh` on the accelerator machine; `--device cpu --quick` checks the whole path on a CPU in a minute.
+Prints a Markdown table and writes it to `--output` (gpu.sh: `$OUT/gpu_results.md`).
+
+    python bench/bench_gpu.py --device cuda [--output gpu_results.md]
+    python bench/bench_gpu.py --device cpu --quick
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib.util
+import platform
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from bench_inference import bare_clip, vit_flops
+from common import Timings, spread, time_interleaved
+
+
+@dataclass
+class Settings:
+    """What one run measures; `--quick` shrinks everything to a smoke run."""
+
+    shape: str
+    train_batch: int
+    infer_batch: int
+    matmul_size: int
+    rounds: int
+    calls_per_round: int  # several calls per timed sample, so a sample is long enough to time on a GPU
+
+
+FULL = Settings(shape="vit-l-14", train_batch=32, infer_batch=64, matmul_size=8192, rounds=7, calls_per_round=5)
+QUICK = Settings(shape="tiny", train_batch=8, infer_batch=8, matmul_size=512, rounds=3, calls_per_round=2)
+
+
+def synchronise(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def repeated(function: Callable[[], object], calls: int, device: torch.device) -> Callable[[], None]:
+    """`function` run `calls` times and then waited for (GPU work is asynchronous)."""
+
+    def run() -> None:
+        for _ in range(calls):
+            function()
+        synchronise(device)
+
+    return run
+
+
+def autocast(device: torch.device) -> contextlib.AbstractContextManager:
+    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
+
+
+def training_steps(clip_dir: Path, settings: Settings, device: torch.device, lora: bool) -> dict[str, Callable[[], None]]:
+    """One timed training step (forward with labels, backward, AdamW) per noise mode, on a fixed batch."""
+    from clip_checkpoints import CLIP_SHAPES
+    from modeling_pinclip import PinClipForImageClassification
+
+    overrides = dict(lora_r=6, lora_alpha=6) if lora else {}
+    size = CLIP_SHAPES[settings.shape]["image_size"]
+    pixel_values = torch.randn(settings.train_batch, 3, size, size, device=device)
+    labels = torch.arange(settings.train_batch, device=device) % 2
+    steps = {}
+    for mode in ("pin", "none"):
+        model = PinClipForImageClassification.from_clip(str(clip_dir), noise_mode=mode, **overrides).to(device).train()
+        optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
+
+        def step(model=model, optimizer=optimizer) -> None:
+            with autocast(device):
+                loss = model(pixel_values=pixel_values, labels=labels).loss
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+
+        steps[mode] = repeated(step, settings.calls_per_round, device)
+    return steps
+
+
+def inference_calls(clip_dir: Path, settings: Settings, device: torch.device) -> tuple[dict[str, Callable[[], None]], int]:
+    """Timed PiN-CLIP / bare CLIP forwards and bf16 matmul; also the analytical FLOPs of one PiN-CLIP batch."""
+    from transformers import CLIPVisionModelWithProjection
+
+    from modeling_pinclip import PinClipForImageClassification
+
+    pinclip = PinClipForImageClassification.from_clip(str(clip_dir)).to(device).eval()
+    bare = bare_clip(CLIPVisionModelWithProjection, str(clip_dir)).to(device)
+    vision = pinclip.config.vision_config
+    size = pinclip.config.image_size
+    pixel_values = torch.randn(settings.infer_batch, 3, size, size, device=device)
+    left = torch.randn(settings.matmul_size, settings.matmul_size, device=device, dtype=torch.bfloat16)
+    right = torch.randn(settings.matmul_size, settings.matmul_size, device=device, dtype=torch.bfloat16)
+
+    def forward(model: torch.nn.Module) -> Callable[[], None]:
+        @torch.inference_mode()
+        def call() -> None:
+            with autocast(device):
+                model(pixel_values=pixel_values)
+
+        return repeated(call, settings.calls_per_round, device)
+
+    calls = {
+        "pinclip": forward(pinclip),
+        "bare": forward(bare),
+        "matmul": repeated(lambda: torch.matmul(left, right), settings.calls_per_round * 4, device),
+    }
+    flops = settings.infer_batch * vit_flops(size, vision.patch_size, vision.hidden_size, vision.num_hidden_layers,
+                                             vision.intermediate_size, pinclip.config.projection_dim)
+    return calls, flops
+
+
+def device_name(device: torch.device) -> str:
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"CPU {platform.processor() or platform.machine()}"
+
+
+def versions() -> str:
+    import transformers
+
+    peft = importlib.util.find_spec("peft")
+    cuda = torch.version.cuda or "none"
+    peft_version = __import__("peft").__version__ if peft else "not installed"
+    return f"torch {torch.__version__} (CUDA {cuda}), transformers {transformers.__version__}, peft {peft_version}"
+
+
+def table(device: torch.device, settings: Settings, lora: bool, train: Timings, infer: Timings, flops: int,
+          seconds: float) -> str:
+    """The results as Markdown."""
+    calls = settings.calls_per_round
+    train_ratio = train.ratio("pin", "none")
+    infer_ratio = infer.ratio("bare", "pinclip")
+    model_tflops = flops * calls / infer.median("pinclip") / 1e12
+    matmul_tflops = 2 * settings.matmul_size**3 * calls * 4 / infer.median("matmul") / 1e12
+    utilisations = [
+        (flops * calls / t_model) / (2 * settings.matmul_size**3 * calls * 4 / t_matmul)
+        for t_model, t_matmul in zip(infer.seconds["pinclip"], infer.seconds["matmul"])
+    ]
+    utilisation = sorted(utilisations)[len(utilisations) // 2]
+    lora_text = "LoRA r=6 on q/k/v" if lora else "full fine-tuning (peft not installed: no LoRA)"
+
+    def images_per_s(timings: Timings, name: str, batch: int) -> str:
+        return f"{batch * calls / timings.median(name):,.1f}"
+
+    def verdict(ok: bool) -> str:
+        return "pass" if ok else "FAIL"
+
+    rows = [
+        ("training-step cost of PiN noise", f"{settings.shape}, batch {settings.train_batch}, bf16 autocast, "
+         f"{lora_text}; `pin` ÷ `none` step time", f"{train_ratio:.3f}×", "≤ 1.10×", verdict(train_ratio <= 1.10),
+         f"train images/s: pin {images_per_s(train, 'pin', settings.train_batch)}, none "
+         f"{images_per_s(train, 'none', settings.train_batch)}; per-round {spread(train.ratios('pin', 'none'))}"),
+        ("inference cost", f"batch {settings.infer_batch}, bf16 autocast; PiN-CLIP ÷ bare "
+         "`CLIPVisionModelWithProjection` images/s", f"{infer_ratio:.3f}×", "≥ 0.97×", verdict(infer_ratio >= 0.97),
+         f"inference images/s: PiN-CLIP {images_per_s(infer, 'pinclip', settings.infer_batch)}, bare "
+         f"{images_per_s(infer, 'bare', settings.infer_batch)}; per-round {spread(infer.ratios('bare', 'pinclip'))}"),
+        ("compute utilisation", f"PiN-CLIP inference TFLOP/s ÷ bf16 `torch.matmul` {settings.matmul_size}² TFLOP/s",
+         f"{utilisation:.2f}", "≥ 0.6", verdict(utilisation >= 0.6),
+         f"PiN-CLIP {model_tflops:.1f} TFLOP/s ({flops / 1e12:.2f} TFLOP per batch, analytical), matmul "
+         f"{matmul_tflops:.1f} TFLOP/s; per-round {spread(utilisations)}"),
+    ]
+    lines = [
+        f"# PiN-CLIP accelerator benchmark ({device_name(device)})",
+        "",
+        f"- device: {device_name(device)}",
+        f"- versions: {versions()}",
+        f"- {settings.rounds} interleaved rounds after 1 warm-up, {calls} calls per timed sample; "
+        f"whole run {seconds:.0f} s",
+        *([f"- peak GPU memory allocated: {torch.cuda.max_memory_allocated(device) / 2**30:.1f} GiB"]
+          if device.type == "cuda" else []),
+        "",
+        "| figure | setup | value | target | result | details |",
+        "|---|---|---|---|---|---|",
+        *(f"| {' | '.join(row)} |" for row in rows),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--device", default="cuda", help="cuda (default) or cpu")
+    parser.add_argument("--quick", action="store_true", help="tiny CLIP, few rounds: checks the script runs")
+    parser.add_argument("--output", type=Path, help="also write the Markdown table here")
+    args = parser.parse_args(argv)
+    device = torch.device(args.device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        parser.error("--device cuda but torch.cuda.is_available() is False")
+    settings = QUICK if args.quick else FULL
+    lora = importlib.util.find_spec("peft") is not None
+    started = time.perf_counter()
+    torch.manual_seed(0)
+
+    from clip_checkpoints import write_random_clip
+
+    with tempfile.TemporaryDirectory(prefix="pinclip-gpu-bench-") as tmp:
+        clip_dir = write_random_clip(Path(tmp) / "clip", shape=settings.shape, seed=0)
+        print(f"[{time.perf_counter() - started:.0f} s] random {settings.shape} CLIP written; timing training",
+              flush=True)
+        train = time_interleaved(training_steps(clip_dir, settings, device, lora), rounds=settings.rounds, warmup=1)
+        print(f"[{time.perf_counter() - started:.0f} s] timing inference", flush=True)
+        calls, flops = inference_calls(clip_dir, settings, device)
+        infer = time_interleaved(calls, rounds=settings.rounds, warmup=1)
+    markdown = table(device, settings, lora, train, infer, flops, time.perf_counter() - started)
+    print(markdown)
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(markdown)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
