@@ -1,0 +1,32 @@
+"""Image degradations of the robustness protocol (DESIGN §3), applied to test images before preprocessing."""
+
+import io
+from collections.abc import Callable
+
+from PIL import Image, ImageFilter
+
+JPEG_QUALITIES = (95, 90, 75, 60, 50)
+BLUR_SIGMAS = (0.5, 1, 2, 3)
+
+
+def jpeg(quality: int) -> Callable[[Image.Image], Image.Image]:
+    """Re-encode as JPEG at `quality` (the compression a photo gets when it is shared)."""
+
+    def apply(image: Image.Image) -> Image.Image:
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=quality)
+        return Image.open(buffer).convert("RGB")
+
+    return apply
+
+
+def gaussian_blur(sigma: float) -> Callable[[Image.Image], Image.Image]:
+    """Gaussian blur with standard deviation `sigma` pixels (PIL's GaussianBlur radius is the std)."""
+    return lambda image: image.filter(ImageFilter.GaussianBlur(radius=sigma))
+
+
+def robustness_grid() -> dict[str, Callable[[Image.Image], Image.Image]]:
+    """Every degradation of the protocol, keyed by a readable name such as `jpeg_q75` or `blur_s2`."""
+    grid = {f"jpeg_q{q}": jpeg(q) for q in JPEG_QUALITIES}
+    grid.update({f"blur_s{s:g}": gaussian_blur(s) for s in BLUR_SIGMAS})
+    return grid

@@ -1,0 +1,205 @@
+"""Real/fake image data for training and evaluation: where it comes from and how it becomes pixels.
+
+Sources (one `DatasetDict` with `image`, `label` 0 = real / 1 = fake, `generator`): the embedded MiniGenImage
+benchmark, a converter's `save_to_disk` folder, a Hub dataset id, or a raw folder tree (`--train_dir/--eval_dir`).
+Test subsets are the `test_<subset>` splits, else the `test` split (or a folder's only split) grouped by generator.
+
+Preprocessing follows DESIGN §3: no resize. Training takes a random crop of the model size (zero padding when the
+image is smaller) and an optional horizontal flip; evaluation uses the model's image processor (centre crop with
+zero padding). Both end in the same processor call, so normalisation is identical. Crops and flips are drawn from
+a generator seeded by (seed, epoch, image index): the data a step sees does not depend on what ran before it, which
+makes resuming from a checkpoint exact.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import datasets
+import numpy as np
+import torch
+from PIL import Image
+
+from image_io import load_rgb_image
+from training_args import MINIGENIMAGE, DataArguments
+
+LABEL_NAMES = ["real", "fake"]
+# Folder and Hub datasets name the classes in many ways; each maps to 0 = real or 1 = fake.
+LABEL_SYNONYMS = {
+    "real": 0, "0_real": 0, "nature": 0, "natural": 0, "human": 0, "authentic": 0,
+    "fake": 1, "1_fake": 1, "ai": 1, "generated": 1, "synthetic": 1, "artificial": 1,
+}
+
+
+@dataclass
+class DetectionData:
+    """Training split, validation subsets (model selection) and test subsets (the reported numbers)."""
+
+    train: datasets.Dataset | None = None
+    validation: dict[str, datasets.Dataset] = field(default_factory=dict)
+    test: dict[str, datasets.Dataset] = field(default_factory=dict)
+
+
+def load_source(name: str | None, config_name: str | None, data_args: DataArguments) -> datasets.DatasetDict:
+    """A `DatasetDict` from MiniGenImage, a `save_to_disk` folder or the Hub."""
+    if name in (None, MINIGENIMAGE):
+        from datasets_scripts.minigenimage import build_minigenimage
+
+        return build_minigenimage(
+            seed=data_args.minigenimage_seed,
+            reduced=data_args.minigenimage_reduced,
+            cache_dir=data_args.minigenimage_cache_dir,
+        )
+    if Path(name).is_dir():
+        loaded = datasets.load_from_disk(name)
+        return loaded if isinstance(loaded, datasets.DatasetDict) else datasets.DatasetDict({"test": loaded})
+    return datasets.load_dataset(name, config_name)
+
+
+def load_folder(raw_dir: str) -> datasets.DatasetDict:
+    """A raw real/fake folder tree (0_real/1_fake, nature/ai or real/fake leaves)."""
+    from datasets_scripts.folder import load_folder_dataset
+
+    return load_folder_dataset(raw_dir)
+
+
+def normalize_labels(dataset: datasets.Dataset, label_column: str) -> datasets.Dataset:
+    """Rename the label column to `label` and make sure 0 = real, 1 = fake (by name when labels are named)."""
+    if label_column != "label":
+        dataset = dataset.rename_column(label_column, "label")
+    feature = dataset.features["label"]
+    if isinstance(feature, datasets.ClassLabel) and feature.names != LABEL_NAMES:
+        unknown = [name for name in feature.names if name.lower() not in LABEL_SYNONYMS]
+        if unknown:
+            raise ValueError(f"label names {feature.names}: cannot tell real from fake for {unknown}")
+        # align_labels_with_mapping, not cast_column: a cast would keep the ids and silently flip the classes
+        mapping = {name: LABEL_SYNONYMS[name.lower()] for name in feature.names}
+        dataset = dataset.align_labels_with_mapping(mapping, "label")
+        dataset = dataset.cast_column("label", datasets.ClassLabel(names=LABEL_NAMES))
+    return dataset
+
+
+def group_by_generator(dataset: datasets.Dataset, generator_column: str, fallback: str) -> dict[str, datasets.Dataset]:
+    """One subset per generator value (reals carry the generator of their subset); `fallback` when there is none."""
+    if generator_column not in dataset.column_names:
+        return {fallback: dataset}
+    generators = dataset.unique(generator_column)
+    if len(generators) == 1:
+        return {str(generators[0]): dataset}
+    column = dataset[generator_column]
+    return {
+        str(name): dataset.select([i for i, value in enumerate(column) if value == name]) for name in sorted(generators)
+    }
+
+
+def eval_split_names(splits: list[str], data_args: DataArguments) -> list[str]:
+    """Which splits hold test data: explicit ones, else `test_*`, else `test`, else a folder's only split."""
+    if data_args.eval_splits:
+        missing = [name for name in data_args.eval_splits if name not in splits]
+        if missing:
+            raise ValueError(f"--eval_splits {missing} not found; the dataset has splits {splits}")
+        return list(data_args.eval_splits)
+    prefixed = [name for name in splits if name.startswith(data_args.test_split_prefix)]
+    if prefixed:
+        return prefixed
+    if "test" in splits:
+        return ["test"]
+    if len(splits) == 1:
+        return splits
+    raise ValueError(f"no test split among {splits}: name them with --eval_splits")
+
+
+def test_subsets(source: datasets.DatasetDict, data_args: DataArguments) -> dict[str, datasets.Dataset]:
+    """Named test subsets: one per split, or one per generator when there is a single split."""
+    names = eval_split_names(list(source), data_args)
+    if len(names) == 1:
+        return group_by_generator(source[names[0]], data_args.generator_column, fallback=names[0])
+    prefix = data_args.test_split_prefix
+    return {name[len(prefix):] if name.startswith(prefix) else name: source[name] for name in names}
+
+
+def truncate(dataset: datasets.Dataset, limit: int | None) -> datasets.Dataset:
+    return dataset.select(range(min(limit, len(dataset)))) if limit else dataset
+
+
+def load_detection_data(data_args: DataArguments, need_train: bool) -> DetectionData:
+    """Load the train split (when training), the validation subsets and the test subsets."""
+    prepare = lambda ds: normalize_labels(ds, data_args.label_column)  # noqa: E731
+    use_folders = data_args.train_dir is not None or data_args.eval_dir is not None
+    source = None if use_folders and data_args.dataset_name is None else load_source(
+        data_args.dataset_name, data_args.dataset_config_name, data_args
+    )
+    data = DetectionData()
+    if need_train:
+        train_source = load_folder(data_args.train_dir) if data_args.train_dir else source
+        if train_source is None or data_args.train_split not in train_source and len(train_source) != 1:
+            raise ValueError(f"no training split {data_args.train_split!r}: give --train_dir or --train_split")
+        split = data_args.train_split if data_args.train_split in train_source else next(iter(train_source))
+        data.train = truncate(prepare(train_source[split]), data_args.max_train_samples)
+        if data_args.validation_split in train_source:
+            validation = prepare(train_source[data_args.validation_split])
+            data.validation = group_by_generator(validation, data_args.generator_column, "validation")
+    eval_source = load_folder(data_args.eval_dir) if data_args.eval_dir else source
+    if eval_source is None:
+        raise ValueError("nothing to evaluate on: give --eval_dir or --dataset_name")
+    subsets = test_subsets(eval_source, data_args)
+    data.test = {name: truncate(prepare(ds), data_args.max_eval_samples) for name, ds in subsets.items()}
+    return data
+
+
+# ------------------------------------------------------------------------------------------------ pixels
+def random_crop(image: Image.Image, size: int, rng: np.random.Generator) -> Image.Image:
+    """A `size`×`size` crop at a random position; smaller sides are zero-padded (as the eval centre crop does)."""
+    width, height = image.size
+    left = int(rng.integers(0, width - size + 1)) if width > size else (width - size) // 2
+    top = int(rng.integers(0, height - size + 1)) if height > size else (height - size) // 2
+    return image.crop((left, top, left + size, top + size))  # PIL fills outside the image with zeros
+
+
+class TrainImages(torch.utils.data.Dataset):
+    """Training examples as (cropped PIL image, label); set `epoch` before each epoch."""
+
+    def __init__(self, dataset: datasets.Dataset, image_column: str, size: int, seed: int, flip: bool):
+        self.dataset, self.image_column = dataset, image_column
+        self.size, self.seed, self.flip = size, seed, flip
+        self.epoch = 0
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple[Image.Image, int]:
+        row = self.dataset[index]
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        image = random_crop(load_rgb_image(row[self.image_column]), self.size, rng)
+        if self.flip and rng.random() < 0.5:
+            image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        return image, int(row["label"])
+
+
+class EvalImages(torch.utils.data.Dataset):
+    """Evaluation examples as (PIL image, label), optionally degraded (robustness protocol) before preprocessing."""
+
+    def __init__(
+        self, dataset: datasets.Dataset, image_column: str, corruption: Callable[[Image.Image], Image.Image] | None = None
+    ):
+        self.dataset, self.image_column, self.corruption = dataset, image_column, corruption
+
+    def __len__(self) -> int:
+        return len(self.dataset)
+
+    def __getitem__(self, index: int) -> tuple[Image.Image, int]:
+        row = self.dataset[index]
+        image = load_rgb_image(row[self.image_column])
+        return (self.corruption(image) if self.corruption else image), int(row["label"])
+
+
+class Collator:
+    """Batch of (image, label) → `pixel_values`, `labels` through the model's image processor."""
+
+    def __init__(self, processor):
+        self.processor = processor
+
+    def __call__(self, examples: list[tuple[Image.Image, int]]) -> dict[str, torch.Tensor]:
+        images, labels = zip(*examples)
+        pixels = self.processor(images=list(images), return_tensors="pt")["pixel_values"]
+        return {"pixel_values": pixels, "labels": torch.tensor(labels, dtype=torch.long)}

@@ -1,0 +1,233 @@
+"""Reports of an evaluation: metrics.json, Markdown tables, plots and the model card.
+
+Tables follow AIGIBench: one row per test subset (generator) with ACC, R.Acc, F.Acc, AP and AUC in percent, and a
+mean row. Every number in a table is read from the metrics dictionaries written to metrics.json.
+"""
+
+import json
+import math
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, never a window: training runs on headless machines
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from huggingface_hub import EvalResult, ModelCard, ModelCardData  # noqa: E402
+from sklearn.metrics import roc_curve  # noqa: E402
+
+METRIC_KEYS = ("acc", "r_acc", "f_acc", "ap", "auc")
+METRIC_TITLES = {"acc": "Acc", "r_acc": "R.Acc", "f_acc": "F.Acc", "ap": "AP", "auc": "AUC"}
+MODEL_INDEX_TYPES = {"acc": "accuracy", "r_acc": "accuracy", "f_acc": "accuracy", "ap": "average_precision", "auc": "roc_auc"}
+
+
+def mean_metrics(subsets: dict[str, dict]) -> dict:
+    """Unweighted mean of each metric over the subsets that define it (as benchmark tables average)."""
+    mean = {}
+    for key in METRIC_KEYS:
+        values = [m[key] for m in subsets.values() if m.get(key) is not None]
+        mean[key] = float(np.mean(values)) if values else None
+    mean["n"] = int(sum(m["n"] for m in subsets.values()))
+    return mean
+
+
+def percent(value: float | None) -> str:
+    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.1f}"
+
+
+def results_table(metrics: dict) -> str:
+    """Markdown table of `{"subsets": ..., "mean": ...}`: one row per subset and a mean row."""
+    header = "| subset | " + " | ".join(METRIC_TITLES[k] for k in METRIC_KEYS) + " | images |"
+    lines = [header, "|---" * (len(METRIC_KEYS) + 2) + "|"]
+    rows = list(metrics["subsets"].items()) + [("**mean**", metrics["mean"])]
+    for name, values in rows:
+        cells = " | ".join(percent(values.get(k)) for k in METRIC_KEYS)
+        lines.append(f"| {name} | {cells} | {values['n']} |")
+    return "\n".join(lines) + "\n"
+
+
+def robustness_table(conditions: dict[str, dict]) -> str:
+    """Markdown table: one row per degradation (clean first), accuracy per subset, mean Acc and mean AP."""
+    subsets = list(next(iter(conditions.values()))["subsets"])
+    lines = [
+        "| condition | " + " | ".join(subsets) + " | mean Acc | mean AP |",
+        "|---" * (len(subsets) + 3) + "|",
+    ]
+    for condition, metrics in conditions.items():
+        cells = " | ".join(percent(metrics["subsets"][s]["acc"]) for s in subsets)
+        lines.append(f"| {condition} | {cells} | {percent(metrics['mean']['acc'])} | {percent(metrics['mean']['ap'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def write_json(path: Path, payload: dict) -> None:
+    path.write_text(json.dumps(payload, indent=2, sort_keys=False) + "\n")
+
+
+# ------------------------------------------------------------------------------------------------- plots
+def plot_accuracy_bars(metrics: dict, path: Path, title: str) -> None:
+    """Grouped bars of Acc / R.Acc / F.Acc per subset, mean last."""
+    rows = list(metrics["subsets"].items()) + [("mean", metrics["mean"])]
+    x = np.arange(len(rows))
+    fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(rows) + 2), 4))
+    for offset, key in zip((-0.27, 0, 0.27), ("acc", "r_acc", "f_acc")):
+        values = [100 * (m.get(key) or 0.0) for _, m in rows]
+        ax.bar(x + offset, values, width=0.27, label=METRIC_TITLES[key])
+    ax.set_xticks(x, [name for name, _ in rows], rotation=30, ha="right")
+    ax.set_ylim(0, 100)
+    ax.axhline(50, color="grey", linewidth=0.8, linestyle="--")  # chance level
+    ax.set_ylabel("accuracy (%)")
+    ax.set_title(title)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_roc_curves(predictions: dict[str, dict], path: Path, title: str) -> None:
+    """One ROC curve per subset that holds both classes (`predictions[name]` has `labels` and `scores`)."""
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    for name, outputs in predictions.items():
+        labels = np.asarray(outputs["labels"])
+        if labels.min(initial=1) == labels.max(initial=0):
+            continue  # single-class subset: no ROC curve
+        fpr, tpr, _ = roc_curve(labels, outputs["scores"])
+        ax.plot(fpr, tpr, label=name)
+    ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8, linestyle="--")
+    ax.set_xlabel("false positive rate (reals called fake)")
+    ax.set_ylabel("true positive rate (fakes caught)")
+    ax.set_title(title)
+    ax.legend(loc="lower right", fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def plot_robustness(conditions: dict[str, dict], path: Path) -> None:
+    """Mean accuracy against JPEG quality and against blur σ, clean accuracy as a reference line."""
+    fig, (ax_jpeg, ax_blur) = plt.subplots(1, 2, figsize=(9, 3.8), sharey=True)
+    clean = conditions.get("clean")
+    for ax, prefix, label in ((ax_jpeg, "jpeg_q", "JPEG quality"), (ax_blur, "blur_s", "blur σ")):
+        points = [(float(name[len(prefix):]), m["mean"]["acc"]) for name, m in conditions.items() if name.startswith(prefix)]
+        if points:
+            xs, ys = zip(*points)
+            ax.plot(xs, [100 * y for y in ys], marker="o")
+        if clean:
+            ax.axhline(100 * clean["mean"]["acc"], color="green", linestyle=":", label="clean")
+            ax.legend()
+        ax.set_xlabel(label)
+        ax.set_ylim(0, 100)
+    ax_jpeg.invert_xaxis()  # stronger compression to the right, like stronger blur
+    ax_jpeg.set_ylabel("mean accuracy (%)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# --------------------------------------------------------------------------------------------- model card
+def eval_results(metrics: dict, dataset_name: str, dataset_type: str) -> list[EvalResult]:
+    """`model-index` entries: every metric of every subset, and the means."""
+    results = []
+    rows = list(metrics["subsets"].items()) + [("mean", metrics["mean"])]
+    for subset, values in rows:
+        for key in METRIC_KEYS:
+            if values.get(key) is None:
+                continue
+            results.append(
+                EvalResult(
+                    task_type="image-classification",
+                    task_name="AI-generated image detection",
+                    dataset_type=dataset_type,
+                    dataset_name=dataset_name,
+                    dataset_split=subset,
+                    metric_type=MODEL_INDEX_TYPES[key],
+                    metric_name=f"{METRIC_TITLES[key]} ({subset})",
+                    metric_value=round(float(values[key]), 4),
+                )
+            )
+    return results
+
+
+CARD_TEMPLATE = """---
+{{ card_data }}
+---
+
+# {{ model_name }}
+
+A PiN-CLIP detector of AI-generated images (positive-incentive noise for CLIP, Yan et al. 2025, arXiv 2511.16136):
+CLIP vision tower, a linear real/fake head and, in training, learned feature-space noise. Labels: `0 = real`,
+`1 = fake`.
+
+## Usage
+
+```python
+from transformers import pipeline
+
+detector = pipeline("image-classification", model="{{ repo_id }}", trust_remote_code=True)
+detector("image.png")
+```
+
+Preprocessing is forensic: no resize, centre crop (zero padding) to {{ image_size }} px, CLIP mean/std; the saved
+image processor records it.
+
+## Training
+
+- backbone: `{{ backbone }}`{{ lora_note }}
+- data: {{ dataset_name }}, split `{{ train_split }}`
+- noise: `{{ noise_mode }}` (injection `{{ noise_injection }}`, λ = {{ noise_loss_weight }}, s = {{ random_noise_std }})
+- {{ hyperparameters }}
+
+## Results ({{ dataset_name }})
+
+{{ results_table }}
+{{ extra }}
+Reproduce with:
+
+```bash
+{{ command }}
+```
+"""
+
+
+def write_model_card(
+    output_dir: Path,
+    metrics: dict,
+    config,
+    dataset_name: str,
+    dataset_type: str,
+    training: dict,
+    command: str,
+    repo_id: str | None = None,
+    extra: str = "",
+) -> ModelCard:
+    """Write `README.md` (model card with `model-index` results) into `output_dir` and return it."""
+    model_name = repo_id.split("/")[-1] if repo_id else output_dir.name
+    card_data = ModelCardData(
+        model_name=model_name,
+        license="apache-2.0",
+        library_name="transformers",
+        pipeline_tag="image-classification",
+        tags=["pinclip", "ai-generated-image-detection", "clip", "image-forensics"],
+        eval_results=eval_results(metrics, dataset_name, dataset_type),
+    )
+    lora = f", LoRA r={config.lora_r} α={config.lora_alpha} on {', '.join(config.lora_target_modules)} (merged)"
+    card = ModelCard.from_template(
+        card_data,
+        template_str=CARD_TEMPLATE,
+        model_name=model_name,
+        repo_id=repo_id or str(output_dir),
+        image_size=config.image_size,
+        backbone=config.clip_name_or_path,
+        lora_note=lora if config.lora_r else " (fully fine-tuned)",
+        dataset_name=dataset_name,
+        train_split=training.get("train_split", "train"),
+        noise_mode=config.noise_mode,
+        noise_injection=config.noise_injection,
+        noise_loss_weight=config.noise_loss_weight,
+        random_noise_std=config.random_noise_std,
+        hyperparameters=", ".join(f"{k} = {v}" for k, v in training.items() if k != "train_split"),
+        results_table=results_table(metrics),
+        extra=extra,
+        command=command,
+    )
+    card.save(output_dir / "README.md")
+    return card

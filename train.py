@@ -1,0 +1,396 @@
+"""Train and evaluate PiN-CLIP detectors of AI-generated images with Accelerate.
+
+    python train.py                                   # embedded default run: MiniGenImage, tiny random CLIP
+    accelerate launch train.py configs/genimage.yaml  # the paper's GenImage protocol (ViT-L/14 + LoRA)
+    python train.py --eval_only --model_name_or_path DIR --eval_dir FOLDER --output_dir OUT
+
+One linear loop, in the style of transformers' `run_image_classification_no_trainer.py`: arguments → data → model →
+optimizer/scheduler → `accelerator.prepare` → (resume) → train with gradient accumulation and checkpoints → save the
+model (LoRA merged, image processor, remote code) → evaluate the saved model on every test subset → metrics.json,
+tables, plots, model card → optional Hub upload. Only the main process writes files.
+"""
+
+import json
+import math
+import shlex
+import shutil
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import evaluate
+import numpy as np
+import torch
+from accelerate import Accelerator, DataLoaderConfiguration
+from accelerate.utils import set_seed
+from PIL import Image
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
+from transformers import AutoImageProcessor, AutoModelForImageClassification, PreTrainedConfig, get_scheduler
+
+import reporting
+from clip_checkpoints import write_random_clip
+from corruptions import robustness_grid
+from detection_data import Collator, EvalImages, TrainImages, load_detection_data
+from hub_push import push_folder
+from modeling_pinclip import PinClipForImageClassification
+from training_args import MINIGENIMAGE, DataArguments, ModelArguments, TrainingArguments, parse_arguments
+
+REPO_ROOT = Path(__file__).resolve().parent
+METRIC_PATH = REPO_ROOT / "metrics" / "detection_metric"
+CHECKPOINT_PREFIX = "checkpoint-"
+# Words that name the "fake" class in the id2label of detectors that are not PiN-CLIP (eval-only).
+FAKE_LABEL_WORDS = ("fake", "ai", "generated", "synthetic", "artificial")
+
+
+# ------------------------------------------------------------------------------------------------ model
+def backbone_path(model_args: ModelArguments, args: TrainingArguments, accelerator: Accelerator) -> str:
+    """The CLIP checkpoint to start from; without one, a random CLIP written once (main process first)."""
+    if model_args.model_name_or_path:
+        return model_args.model_name_or_path
+    folder = Path(args.output_dir) / "random-clip"
+    with accelerator.main_process_first():
+        if accelerator.is_main_process and not (folder / "config.json").is_file():
+            write_random_clip(folder, shape=model_args.random_clip_shape, seed=args.seed)
+    return str(folder)
+
+
+def fake_label_index(id2label: dict) -> int:
+    """Which output is P(fake) for a detector with arbitrary label names (PiN-CLIP: 1)."""
+    for index, name in sorted(id2label.items(), key=lambda item: int(item[0])):
+        if any(word == part for word in FAKE_LABEL_WORDS for part in str(name).lower().replace("-", "_").split("_")):
+            return int(index)
+    raise ValueError(f"cannot tell which label means fake in id2label={id2label}")
+
+
+def load_detector(name_or_path: str, trust_remote_code: bool) -> tuple[torch.nn.Module, object, int]:
+    """A saved detector (PiN-CLIP or any image classifier), its image processor and its fake-label index."""
+    # Read config.json as a plain dict: PiN-CLIP loads with the local class, no remote code needed.
+    config_dict, _ = PreTrainedConfig.get_config_dict(name_or_path)
+    if config_dict.get("model_type") == PinClipForImageClassification.config_class.model_type:
+        model = PinClipForImageClassification.from_pretrained(name_or_path)
+    else:
+        model = AutoModelForImageClassification.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
+    # PIL backend: torchvision is optional, and the saved processor records the forensic crop (pitfall 13)
+    processor = AutoImageProcessor.from_pretrained(name_or_path, backend="pil")
+    return model.eval(), processor, fake_label_index(model.config.id2label)
+
+
+def make_optimizer(model: torch.nn.Module, args: TrainingArguments) -> torch.optim.Optimizer:
+    """Adam (the authors') or AdamW over the trainable parameters; no decay on biases and norms."""
+    trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    if args.optimizer == "adam":
+        return torch.optim.Adam([p for _, p in trainable], lr=args.learning_rate)
+    if args.optimizer != "adamw":
+        raise ValueError(f"--optimizer {args.optimizer!r}: choose adam or adamw")
+    decay = [p for n, p in trainable if p.ndim >= 2]
+    no_decay = [p for n, p in trainable if p.ndim < 2]
+    groups = [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW(groups, lr=args.learning_rate)
+
+
+# ------------------------------------------------------------------------------------------- checkpoints
+def checkpoint_step(path: Path) -> int:
+    return int(path.name[len(CHECKPOINT_PREFIX):])
+
+
+def list_checkpoints(output_dir: Path) -> list[Path]:
+    """Complete checkpoints, oldest first (an interrupted save is a `.tmp` folder and never listed)."""
+    folder = output_dir / "checkpoints"
+    found = [p for p in folder.glob(f"{CHECKPOINT_PREFIX}*") if p.is_dir() and p.name[len(CHECKPOINT_PREFIX):].isdigit()]
+    return sorted(found, key=checkpoint_step)
+
+
+def save_checkpoint(accelerator: Accelerator, output_dir: Path, step: int, keep: int) -> None:
+    """`accelerator.save_state` into a temporary folder renamed when complete, so a kill mid-save leaves the
+    previous checkpoint as `latest`; then drop the oldest beyond `keep`."""
+    final = output_dir / "checkpoints" / f"{CHECKPOINT_PREFIX}{step}"
+    staging = final.with_name(final.name + ".tmp")
+    accelerator.save_state(str(staging))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        staging.replace(final)
+        for old in list_checkpoints(output_dir)[:-keep] if keep > 0 else []:
+            shutil.rmtree(old)
+    accelerator.wait_for_everyone()
+
+
+def resolve_checkpoint(value: str, output_dir: Path) -> Path | None:
+    """`latest` → the newest complete checkpoint in OUTPUT_DIR/checkpoints (None if there is none yet)."""
+    if value != "latest":
+        return Path(value)
+    found = list_checkpoints(output_dir)
+    return found[-1] if found else None
+
+
+# -------------------------------------------------------------------------------------------- evaluation
+@torch.no_grad()
+def predict(
+    model: torch.nn.Module,
+    dataset,
+    processor,
+    fake_index: int,
+    accelerator: Accelerator,
+    image_column: str,
+    batch_size: int,
+    corruption: Callable[[Image.Image], Image.Image] | None = None,
+    desc: str = "evaluating",
+) -> dict[str, list]:
+    """Labels and P(fake) of every image, sharded over processes and gathered so each image counts once."""
+    loader = DataLoader(
+        EvalImages(dataset, image_column, corruption), batch_size=batch_size, collate_fn=Collator(processor)
+    )
+    loader = accelerator.prepare_data_loader(loader)
+    labels, scores = [], []
+    for batch in tqdm(loader, desc=desc, leave=False, disable=not accelerator.is_local_main_process):
+        logits = model(pixel_values=batch["pixel_values"]).logits.float()
+        fake_probability = logits.softmax(dim=-1)[:, fake_index]
+        gathered_scores, gathered_labels = accelerator.gather_for_metrics((fake_probability, batch["labels"]))
+        scores += gathered_scores.cpu().tolist()
+        labels += gathered_labels.cpu().tolist()
+    return {"labels": labels, "scores": scores}
+
+
+def score_subsets(
+    model: torch.nn.Module,
+    subsets: dict,
+    processor,
+    fake_index: int,
+    accelerator: Accelerator,
+    image_column: str,
+    batch_size: int,
+    corruption: Callable[[Image.Image], Image.Image] | None = None,
+) -> tuple[dict, dict]:
+    """`({"subsets": {name: metrics}, "mean": metrics}, {name: {"labels", "scores"}})` over every subset."""
+    metric = evaluate.load(str(METRIC_PATH), keep_in_memory=True)  # local module: works offline (pitfall 23)
+    results, outputs = {}, {}
+    for name, dataset in subsets.items():
+        out = predict(model, dataset, processor, fake_index, accelerator, image_column, batch_size, corruption, name)
+        predictions = [int(score >= 0.5) for score in out["scores"]]  # the 0.5 threshold: never tuned on test
+        result = metric.compute(predictions=predictions, references=out["labels"], scores=out["scores"])
+        results[name] = {key: value for key, value in result.items() if key != "note" or value}
+        outputs[name] = out
+    return {"subsets": results, "mean": reporting.mean_metrics(results)}, outputs
+
+
+def evaluate_robustness(model, subsets, processor, fake_index, accelerator, image_column, batch_size) -> dict:
+    """Metrics of the clean test subsets and of every JPEG / blur level (DESIGN §3)."""
+    conditions = {}
+    conditions["clean"], _ = score_subsets(model, subsets, processor, fake_index, accelerator, image_column, batch_size)
+    for name, corruption in robustness_grid().items():
+        conditions[name], _ = score_subsets(
+            model, subsets, processor, fake_index, accelerator, image_column, batch_size, corruption
+        )
+    return conditions
+
+
+def write_evaluation(
+    output_dir: Path, metrics: dict, outputs: dict, robustness: dict | None, title: str, extra: dict | None = None
+) -> None:
+    """metrics.json, results.md, plots/ (and robustness.json/.md/.png) — main process only."""
+    plots = output_dir / "plots"
+    plots.mkdir(parents=True, exist_ok=True)
+    reporting.write_json(output_dir / "metrics.json", {**metrics, **(extra or {})})
+    (output_dir / "results.md").write_text(f"## {title}\n\n" + reporting.results_table(metrics))
+    reporting.plot_accuracy_bars(metrics, plots / "accuracy_per_generator.png", title)
+    reporting.plot_roc_curves(outputs, plots / "roc_curves.png", title)
+    if robustness:
+        reporting.write_json(output_dir / "robustness.json", robustness)
+        (output_dir / "robustness.md").write_text(reporting.robustness_table(robustness))
+        reporting.plot_robustness(robustness, plots / "robustness.png")
+
+
+def dataset_title(data_args: DataArguments) -> str:
+    if data_args.eval_dir:
+        return f"folder {Path(data_args.eval_dir).name}"
+    name = data_args.dataset_name or MINIGENIMAGE
+    return "MiniGenImage" + (" (reduced)" if data_args.minigenimage_reduced else "") if name == MINIGENIMAGE else name
+
+
+def summary(metrics: dict, output_dir: Path, seconds: float) -> str:
+    return (
+        "\n" + reporting.results_table(metrics)
+        + f"\nmean accuracy {reporting.percent(metrics['mean']['acc'])} %, mean AP {reporting.percent(metrics['mean']['ap'])} %"
+        + f"\noutputs in {output_dir} ({seconds:.0f} s)\n"
+    )
+
+
+def run_eval_only(model_args, data_args, args, accelerator: Accelerator, started: float) -> dict:
+    """Evaluate a saved detector (local folder or Hub id) on the test subsets and write the reports."""
+    data = load_detection_data(data_args, need_train=False)
+    model, processor, fake_index = load_detector(model_args.model_name_or_path, model_args.trust_remote_code)
+    model = accelerator.prepare_model(model, evaluation_mode=True)
+    batch = args.per_device_eval_batch_size
+    metrics, outputs = score_subsets(model, data.test, processor, fake_index, accelerator, data_args.image_column, batch)
+    robustness = None
+    if args.robustness:
+        robustness = evaluate_robustness(model, data.test, processor, fake_index, accelerator, data_args.image_column, batch)
+    output_dir = Path(args.output_dir)
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+        title = f"{model_args.model_name_or_path} on {dataset_title(data_args)}"
+        write_evaluation(output_dir, metrics, outputs, robustness, title, {"model": model_args.model_name_or_path})
+        accelerator.print(summary(metrics, output_dir, time.time() - started))
+    return metrics
+
+
+# ----------------------------------------------------------------------------------------------- main
+def main(argv: list[str] | None = None) -> dict:
+    """Run training + evaluation (or evaluation only); return the test metrics."""
+    started = time.time()
+    model_args, data_args, args = parse_arguments(argv)
+    command = "python train.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    # Mixed precision and the process layout come from `accelerate launch` (pitfall 14). The seedable sampler makes
+    # the shuffle a function of (seed, epoch) on every process, so a resumed run sees the same data order.
+    accelerator = Accelerator(
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=args.seed),
+    )
+    set_seed(args.seed)
+    if args.eval_only:
+        return run_eval_only(model_args, data_args, args, accelerator, started)
+
+    output_dir = Path(args.output_dir)
+    with accelerator.main_process_first():  # the main process builds / caches the data, the others read it
+        data = load_detection_data(data_args, need_train=True)
+
+    # Model: the same `from_clip` path for a random tiny CLIP and for openai/clip-vit-large-patch14.
+    clip = backbone_path(model_args, args, accelerator)
+    model = PinClipForImageClassification.from_clip(clip, **model_args.config_overrides())
+    processor = model.image_processor()
+    config = model.config
+
+    train_images = TrainImages(data.train, data_args.image_column, config.image_size, args.seed, args.horizontal_flip)
+    train_loader = DataLoader(
+        train_images,
+        batch_size=args.per_device_train_batch_size,
+        shuffle=True,
+        collate_fn=Collator(processor),
+        num_workers=args.dataloader_num_workers,
+    )
+    train_loader = accelerator.prepare(train_loader)  # sharded: its length is per process
+    steps_per_epoch = math.ceil(len(train_loader) / args.gradient_accumulation_steps)
+    max_steps = args.max_steps or args.num_train_epochs * steps_per_epoch
+    num_epochs = math.ceil(max_steps / steps_per_epoch)
+    optimizer = make_optimizer(model, args)
+    # The prepared scheduler steps once per process per optimizer step: size it in those units (pitfall 18).
+    scheduler = get_scheduler(
+        args.lr_scheduler_type,
+        optimizer,
+        num_warmup_steps=int(args.warmup_ratio * max_steps) * accelerator.num_processes,
+        num_training_steps=max_steps * accelerator.num_processes,
+    )
+    model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+
+    completed_steps, start_epoch, skip_batches = 0, 0, 0
+    checkpoint = resolve_checkpoint(args.resume_from_checkpoint, output_dir) if args.resume_from_checkpoint else None
+    if checkpoint is not None:
+        accelerator.load_state(str(checkpoint))  # model, optimizer, scheduler, sampler and every RNG
+        completed_steps = checkpoint_step(checkpoint)
+        start_epoch = completed_steps // steps_per_epoch
+        skip_batches = (completed_steps - start_epoch * steps_per_epoch) * args.gradient_accumulation_steps
+        accelerator.print(f"resumed from {checkpoint} at step {completed_steps}")
+    elif args.resume_from_checkpoint:
+        accelerator.print(f"no checkpoint in {output_dir / 'checkpoints'} yet: starting from scratch")
+
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    accelerator.print(
+        f"training PiN-CLIP ({config.noise_mode} noise) from {clip}: {trainable:,} trainable parameters, "
+        f"{len(data.train)} images, {max_steps} steps of {args.per_device_train_batch_size} x "
+        f"{accelerator.num_processes} process(es) x {args.gradient_accumulation_steps} accumulation"
+    )
+    log_path = output_dir / "train_log.jsonl"
+    if accelerator.is_main_process:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    progress = tqdm(total=max_steps, initial=completed_steps, desc="training", disable=not accelerator.is_local_main_process)
+    window: dict[str, list[float]] = {}
+    images_seen = 0
+    for epoch in range(start_epoch, num_epochs):
+        model.train()
+        train_images.epoch = epoch  # seeds this epoch's crops and flips
+        train_loader.set_epoch(epoch)  # seeds this epoch's shuffle
+        batches = accelerator.skip_first_batches(train_loader, skip_batches) if epoch == start_epoch else train_loader
+        for batch in batches:
+            with accelerator.accumulate(model):
+                outputs = model(**batch)
+                accelerator.backward(outputs.loss)
+                if accelerator.sync_gradients and args.max_grad_norm > 0:
+                    accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad()
+            images_seen += int(accelerator.gather(torch.tensor(len(batch["labels"]), device=accelerator.device)).sum())
+            for name in ("loss", "clean_loss", "noise_loss", "noise_mu_norm", "noise_sigma_mean"):
+                value = getattr(outputs, name)
+                if value is not None:
+                    window.setdefault(name, []).append(float(accelerator.reduce(value.detach(), "mean")))
+            if not accelerator.sync_gradients:
+                continue
+            completed_steps += 1
+            progress.update(1)
+            if completed_steps % args.logging_steps == 0 or completed_steps == max_steps:
+                record = {"step": completed_steps, "epoch": epoch, "lr": scheduler.get_last_lr()[0]}
+                record.update({name: float(np.mean(values)) for name, values in window.items()})
+                window = {}
+                progress.set_postfix(loss=f"{record['loss']:.3f}", sigma=f"{record.get('noise_sigma_mean', 0):.2f}")
+                if accelerator.is_main_process:
+                    with log_path.open("a") as log:
+                        log.write(json.dumps(record) + "\n")
+            if args.checkpointing_steps and completed_steps % args.checkpointing_steps == 0:
+                save_checkpoint(accelerator, output_dir, completed_steps, args.checkpoints_total_limit)
+            if completed_steps >= max_steps:
+                break
+        skip_batches = 0
+    progress.close()
+
+    # Save first, then evaluate the saved files: the reported numbers are those of the published model.
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        accelerator.unwrap_model(model).save_pretrained(output_dir)
+    accelerator.wait_for_everyone()
+    detector, saved_processor, fake_index = load_detector(str(output_dir), trust_remote_code=False)
+    detector = accelerator.prepare_model(detector, evaluation_mode=True)
+    column, batch_size = data_args.image_column, args.per_device_eval_batch_size
+    validation = None
+    if data.validation:
+        validation, _ = score_subsets(detector, data.validation, saved_processor, fake_index, accelerator, column, batch_size)
+    metrics, outputs = score_subsets(detector, data.test, saved_processor, fake_index, accelerator, column, batch_size)
+    robustness = None
+    if args.robustness:
+        robustness = evaluate_robustness(detector, data.test, saved_processor, fake_index, accelerator, column, batch_size)
+
+    if accelerator.is_main_process:
+        title = f"PiN-CLIP ({config.noise_mode}) on {dataset_title(data_args)}"
+        training = {
+            "train_split": data_args.train_split,
+            "steps": max_steps,
+            "images_seen": images_seen,
+            "batch": args.per_device_train_batch_size * accelerator.num_processes * args.gradient_accumulation_steps,
+            "optimizer": args.optimizer,
+            "lr": args.learning_rate,
+            "scheduler": args.lr_scheduler_type,
+            "seed": args.seed,
+        }
+        extra = {"validation": validation, "training": training}
+        write_evaluation(output_dir, metrics, outputs, robustness, title, extra)
+        robust_text = ""
+        if robustness:
+            robust_text = "\n## Robustness (mean over test subsets)\n\n" + reporting.robustness_table(robustness)
+        reporting.write_model_card(
+            output_dir, metrics, config, dataset_title(data_args), data_args.dataset_name or MINIGENIMAGE,
+            training, command, repo_id=args.hub_model_id, extra=robust_text,
+        )
+        if args.push_to_hub:
+            url = push_folder(output_dir, args.hub_model_id, private=args.hub_private_repo)
+            accelerator.print(f"uploaded to {url}")
+        if validation:
+            accelerator.print(f"validation: mean acc {reporting.percent(validation['mean']['acc'])} %")
+        accelerator.print(summary(metrics, output_dir, time.time() - started))
+    accelerator.wait_for_everyone()
+    accelerator.end_training()
+    return metrics
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,200 @@
+"""Command-line arguments of `train.py`: three dataclasses parsed by `HfArgumentParser`.
+
+Any argument can also come from a JSON or YAML file, given either as the only argument (`train.py
+configs/genimage.yaml`) or with `--config FILE`; arguments on the command line override the file.
+"""
+
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+from transformers import HfArgumentParser
+
+MINIGENIMAGE = "minigenimage"
+CONFIG_SUFFIXES = (".json", ".yaml", ".yml")
+
+
+@dataclass
+class ModelArguments:
+    """Which backbone to start from and the PiN-CLIP settings (fields of `PinClipConfig`)."""
+
+    model_name_or_path: str | None = field(
+        default=None,
+        metadata={
+            "help": "CLIP checkpoint (Hub id or folder) to build PiN-CLIP from; with --eval_only, any saved detector. "
+            "Default: a tiny random CLIP written to OUTPUT_DIR/random-clip and trained fully."
+        },
+    )
+    random_clip_shape: str = field(
+        default="tiny-64", metadata={"help": "Shape of the random CLIP used when no model is given (clip_checkpoints)."}
+    )
+    trust_remote_code: bool = field(
+        default=False, metadata={"help": "Allow remote code when evaluating a Hub detector that is not PiN-CLIP."}
+    )
+    noise_mode: str = field(default="pin", metadata={"help": "pin (learned noise) | random | none (plain fine-tuning)."})
+    noise_injection: str = field(default="embedding", metadata={"help": "embedding | tokens."})
+    noise_loss_weight: float = field(default=1.0, metadata={"help": "λ, weight of the noisy cross-entropy."})
+    noise_samples: int = field(default=1, metadata={"help": "m, noise samples per image."})
+    random_noise_std: float = field(
+        default=0.5, metadata={"help": "s: std of `random` noise, of the KL prior and the initial σ of `pin`."}
+    )
+    sigma_floor: float = field(default=0.0, metadata={"help": "Added to σ so that it cannot collapse to zero."})
+    kl_weight: float = field(default=0.0, metadata={"help": "Weight of KL(N(μ, σ²) ‖ N(0, s²I)); 0 disables it."})
+    classifier_dropout: float = field(default=0.0, metadata={"help": "Dropout on the image embedding."})
+    lora_r: int = field(default=0, metadata={"help": "LoRA rank on the vision tower (0: train the whole backbone)."})
+    lora_alpha: float = field(default=6.0, metadata={"help": "LoRA alpha."})
+    lora_dropout: float = field(default=0.0, metadata={"help": "LoRA dropout."})
+    lora_target_modules: list[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj"], metadata={"help": "Vision modules that get LoRA."}
+    )
+
+    def config_overrides(self) -> dict:
+        """The `PinClipConfig` fields these arguments set, for `PinClipForImageClassification.from_clip`."""
+        names = (
+            "noise_mode", "noise_injection", "noise_loss_weight", "noise_samples", "random_noise_std", "sigma_floor",
+            "kl_weight", "classifier_dropout", "lora_r", "lora_alpha", "lora_dropout", "lora_target_modules",
+        )
+        return {name: getattr(self, name) for name in names}
+
+
+@dataclass
+class DataArguments:
+    """Where the images come from. Default: the embedded MiniGenImage benchmark, built locally."""
+
+    dataset_name: str | None = field(
+        default=None,
+        metadata={
+            "help": f"'{MINIGENIMAGE}', a folder written by save_to_disk (converter output) or a Hub dataset id. "
+            f"Default: {MINIGENIMAGE}, unless --train_dir/--eval_dir are given."
+        },
+    )
+    dataset_config_name: str | None = field(default=None, metadata={"help": "Hub dataset configuration."})
+    train_dir: str | None = field(
+        default=None, metadata={"help": "Image folder tree for training (0_real/1_fake, nature/ai or real/fake)."}
+    )
+    eval_dir: str | None = field(default=None, metadata={"help": "Image folder tree for evaluation, same layouts."})
+    train_split: str = field(default="train", metadata={"help": "Split to train on."})
+    validation_split: str = field(default="validation", metadata={"help": "Split for model selection (if any)."})
+    test_split_prefix: str = field(default="test_", metadata={"help": "Splits named PREFIX<subset> are test subsets."})
+    eval_splits: list[str] | None = field(
+        default=None, metadata={"help": "Explicit test splits (default: every PREFIX* split, else 'test')."}
+    )
+    image_column: str = field(default="image", metadata={"help": "Column holding the images."})
+    label_column: str = field(default="label", metadata={"help": "Column holding 0 = real / 1 = fake."})
+    generator_column: str = field(
+        default="generator", metadata={"help": "Column naming the source; a single test split is grouped by it."}
+    )
+    max_train_samples: int | None = field(default=None, metadata={"help": "Truncate the training set (debugging)."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Truncate every test subset (debugging)."})
+    minigenimage_reduced: bool = field(default=False, metadata={"help": "Small, fast MiniGenImage (tests)."})
+    minigenimage_cache_dir: str | None = field(default=None, metadata={"help": "Where MiniGenImage is cached."})
+    minigenimage_seed: int = field(default=0, metadata={"help": "Seed of the MiniGenImage build."})
+
+
+@dataclass
+class TrainingArguments:
+    """Optimisation, Accelerate, outputs and what to run."""
+
+    output_dir: str = field(default="outputs/pinclip-minigenimage", metadata={"help": "Everything is written here."})
+    seed: int = field(default=0, metadata={"help": "Seed of the initialisation, data order, crops and noise."})
+    num_train_epochs: int = field(default=3, metadata={"help": "Epochs (ignored when --max_steps is set)."})
+    max_steps: int | None = field(default=None, metadata={"help": "Total optimizer steps (overrides epochs)."})
+    per_device_train_batch_size: int = field(default=32, metadata={"help": "Batch size per process."})
+    per_device_eval_batch_size: int = field(default=128, metadata={"help": "Evaluation batch size per process."})
+    gradient_accumulation_steps: int = field(default=1, metadata={"help": "Batches per optimizer step."})
+    optimizer: str = field(default="adamw", metadata={"help": "adam (the authors') | adamw."})
+    learning_rate: float = field(default=1e-3, metadata={"help": "Peak learning rate."})
+    weight_decay: float = field(default=0.05, metadata={"help": "Weight decay (adamw)."})
+    lr_scheduler_type: str = field(default="cosine", metadata={"help": "transformers scheduler name."})
+    warmup_ratio: float = field(default=0.05, metadata={"help": "Fraction of steps with linear warm-up."})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping (0: off)."})
+    horizontal_flip: bool = field(default=True, metadata={"help": "Random horizontal flip in training."})
+    logging_steps: int = field(default=10, metadata={"help": "Log loss, ‖μ‖ and σ every N steps."})
+    checkpointing_steps: int | None = field(
+        default=None, metadata={"help": "Save the full training state (accelerator.save_state) every N steps."}
+    )
+    checkpoints_total_limit: int = field(default=2, metadata={"help": "Keep only the newest N checkpoints."})
+    resume_from_checkpoint: str | None = field(
+        default=None, metadata={"help": "'latest' or a checkpoint folder: continue exactly where it stopped."}
+    )
+    eval_only: bool = field(default=False, metadata={"help": "Only evaluate --model_name_or_path."})
+    robustness: bool = field(default=False, metadata={"help": "Also evaluate under JPEG and Gaussian blur."})
+    dataloader_num_workers: int = field(default=0, metadata={"help": "DataLoader worker processes."})
+    push_to_hub: bool = field(default=False, metadata={"help": "Upload the output folder to --hub_model_id."})
+    hub_model_id: str | None = field(default=None, metadata={"help": "Hub repository, e.g. user/pinclip-genimage."})
+    hub_private_repo: bool = field(default=False, metadata={"help": "Create the Hub repository as private."})
+
+
+ARGUMENT_CLASSES = (ModelArguments, DataArguments, TrainingArguments)
+
+
+def read_config_file(path: str | Path) -> dict:
+    """Arguments from a JSON or YAML mapping of argument name → value."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"config file {path} does not exist")
+    text = path.read_text()
+    values = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    if not isinstance(values, dict):
+        raise ValueError(f"config file {path} must hold a mapping of argument names to values")
+    return values
+
+
+def config_to_argv(values: dict) -> list[str]:
+    """Turn a config mapping into command-line tokens, so the file and the command line share one parser."""
+    argv: list[str] = []
+    for name, value in values.items():
+        if value is None:
+            continue
+        tokens = value if isinstance(value, list) else [value]
+        argv += [f"--{name}", *(str(token) for token in tokens)]
+    return argv
+
+
+def expand_config(argv: list[str]) -> list[str]:
+    """Replace a lone config file or `--config FILE` by its arguments (placed first: the command line wins)."""
+    if len(argv) == 1 and argv[0].endswith(CONFIG_SUFFIXES):
+        return config_to_argv(read_config_file(argv[0]))
+    if "--config" in argv:
+        position = argv.index("--config")
+        if position + 1 >= len(argv):
+            raise ValueError("--config needs a file name")
+        rest = argv[:position] + argv[position + 2 :]
+        return config_to_argv(read_config_file(argv[position + 1])) + rest
+    return argv
+
+
+def check_paths(model_args: ModelArguments, data_args: DataArguments, args: TrainingArguments) -> list[str]:
+    """Problems with the given paths and argument combinations, each naming the argument."""
+    problems = []
+    for name in ("train_dir", "eval_dir", "minigenimage_cache_dir"):
+        value = getattr(data_args, name)
+        if name != "minigenimage_cache_dir" and value is not None and not Path(value).is_dir():
+            problems.append(f"--{name} {value}: no such directory")
+    if args.eval_only and not model_args.model_name_or_path:
+        problems.append("--eval_only needs --model_name_or_path (a saved detector folder or Hub id)")
+    if args.push_to_hub and not args.hub_model_id:
+        problems.append("--push_to_hub needs --hub_model_id")
+    resume = args.resume_from_checkpoint
+    if resume not in (None, "latest") and not Path(resume).is_dir():
+        problems.append(f"--resume_from_checkpoint {resume}: no such checkpoint folder")
+    return problems
+
+
+def parse_arguments(argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, TrainingArguments]:
+    """Parse the command line (or `argv`); exit with status 2 and a message naming the culprit on any error."""
+    parser = HfArgumentParser(ARGUMENT_CLASSES, description=__doc__)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        argv = expand_config(argv)
+    except (OSError, ValueError, yaml.YAMLError) as error:
+        parser.error(str(error))
+    model_args, data_args, args, unknown = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
+    if unknown:
+        parser.error(f"unknown arguments: {' '.join(unknown)} (see --help for the accepted ones)")
+    problems = check_paths(model_args, data_args, args)
+    if problems:
+        parser.error("; ".join(problems))
+    return model_args, data_args, args
