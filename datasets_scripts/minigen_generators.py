@@ -28,21 +28,24 @@ def _encoder() -> nn.Sequential:
     )
 
 
-def _head() -> nn.Sequential:
-    return nn.Sequential(nn.ReLU(), nn.Conv2d(WIDTH, 3, 3, padding=1))
-
-
 class AutoEncoder(nn.Module):
-    """Encoder, one 2x upsampling stage, output convolution."""
+    """Encoder, then a decoder whose 2x upsampling stage is the family's fingerprint.
 
-    def __init__(self, upsampler: nn.Module) -> None:
+    With `last=True` the upsampler itself writes the RGB output (as in DCGAN/ProGAN-like generators,
+    whose last layer is a transposed conv or a sub-pixel conv), so its artifacts reach the pixels
+    unsmoothed; otherwise (resize-convolution) a 3x3 convolution follows the upsampler.
+    """
+
+    def __init__(self, upsampler: nn.Module, last: bool = False) -> None:
         super().__init__()
         self.encoder = _encoder()
-        self.upsampler = upsampler
-        self.head = _head()
+        if last:
+            self.decoder = nn.Sequential(nn.Conv2d(WIDTH, WIDTH, 3, padding=1), nn.ReLU(), upsampler)
+        else:
+            self.decoder = nn.Sequential(upsampler, nn.ReLU(), nn.Conv2d(WIDTH, 3, 3, padding=1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.head(self.upsampler(self.encoder(x))))
+        return torch.sigmoid(self.decoder(self.encoder(x)))
 
 
 class FixedUpsample(nn.Module):
@@ -77,7 +80,7 @@ def _resize_conv(mode: str) -> nn.Sequential:
 
 def make_tconv() -> nn.Module:
     """Transposed convolution (kernel 4, stride 2): the classic checkerboard fingerprint."""
-    return AutoEncoder(nn.ConvTranspose2d(WIDTH, WIDTH, 4, stride=2, padding=1))
+    return AutoEncoder(nn.ConvTranspose2d(WIDTH, 3, 4, stride=2, padding=1), last=True)
 
 
 def make_nearest() -> nn.Module:
@@ -89,12 +92,12 @@ def make_bilinear() -> nn.Module:
 
 
 def make_pixelshuffle() -> nn.Module:
-    return AutoEncoder(nn.Sequential(nn.Conv2d(WIDTH, 4 * WIDTH, 3, padding=1), nn.PixelShuffle(2)))
+    return AutoEncoder(nn.Sequential(nn.Conv2d(WIDTH, 4 * 3, 3, padding=1), nn.PixelShuffle(2)), last=True)
 
 
 def make_gan() -> nn.Module:
     """Image-to-image GAN generator (pix2pix style): odd-kernel transposed conv, adversarial loss."""
-    return AutoEncoder(nn.ConvTranspose2d(WIDTH, WIDTH, 3, stride=2, padding=1, output_padding=1))
+    return AutoEncoder(nn.ConvTranspose2d(WIDTH, 3, 3, stride=2, padding=1, output_padding=1), last=True)
 
 
 class VectorQuantizedAE(nn.Module):
@@ -104,8 +107,7 @@ class VectorQuantizedAE(nn.Module):
         super().__init__()
         self.encoder = _encoder()
         self.codebook = nn.Parameter(torch.randn(codebook_size, WIDTH) * 0.1)
-        self.upsampler = _resize_conv("bicubic")
-        self.head = _head()
+        self.decoder = nn.Sequential(_resize_conv("bicubic"), nn.ReLU(), nn.Conv2d(WIDTH, 3, 3, padding=1))
         self.commit_loss = torch.zeros(())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -116,7 +118,7 @@ class VectorQuantizedAE(nn.Module):
         # codebook + commitment terms are picked up by the training loop through this attribute
         self.commit_loss = F.mse_loss(quantised, z.detach()) + 0.25 * F.mse_loss(z, quantised.detach())
         z_q = z + (quantised - z).detach()
-        return torch.sigmoid(self.head(self.upsampler(z_q)))
+        return torch.sigmoid(self.decoder(z_q))
 
 
 def make_vqae() -> nn.Module:
@@ -179,7 +181,7 @@ FACTORIES: dict[str, Callable[[], nn.Module]] = {
 }
 
 
-def _lr(step: int, steps: int, base: float = 2e-3) -> float:
+def _lr(step: int, steps: int, base: float = 5e-3) -> float:
     """Cosine decay: ends training on a small step so outputs are stable and sharp."""
     return base * 0.5 * (1 + math.cos(math.pi * step / max(steps, 1)))
 

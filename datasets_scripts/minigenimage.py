@@ -50,7 +50,7 @@ if __package__:
 else:  # run as a script: python datasets_scripts/minigenimage.py
     import minigen_generators as gens
 
-VERSION = "1.0.0"
+VERSION = "1.2.0"
 FAMILIES: tuple[str, ...] = ("tconv", "nearest", "bilinear", "pixelshuffle", "gan", "diffusion")
 DEFAULT_TRAIN_FAMILY = "tconv"
 TRAIN_MULTI_FAMILIES: tuple[str, ...] = ("tconv", "gan", "diffusion")

@@ -1,0 +1,193 @@
+"""MiniGenImage: reduced build, splits, balance, PNG storage, disjoint crops, cache, determinism."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import datasets
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from datasets_scripts import folder, minigenimage as mgi  # noqa: E402
+
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+TINY = mgi.Sizes(
+    train_per_class=4,
+    train_multi_per_class=3,
+    validation_per_class=2,
+    test_per_class=2,
+    generator_steps=3,
+    generator_train_crops=16,
+)
+
+
+@pytest.fixture(scope="session")
+def cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("minigen_cache")
+
+
+@pytest.fixture(scope="session")
+def reduced(cache_dir: Path) -> datasets.DatasetDict:
+    return mgi.build_minigenimage(reduced=True, cache_dir=str(cache_dir), show_progress=False)
+
+
+@pytest.fixture(scope="session")
+def report(reduced: datasets.DatasetDict, cache_dir: Path) -> dict:
+    return mgi.load_report(reduced=True, cache_dir=str(cache_dir))
+
+
+def _raw(ds: datasets.Dataset) -> datasets.Dataset:
+    return ds.cast_column("image", datasets.Image(decode=False))
+
+
+def test_interface_constants():
+    assert len(mgi.FAMILIES) >= 6 and len(set(mgi.FAMILIES)) == len(mgi.FAMILIES)
+    assert {"tconv", "nearest", "bilinear", "pixelshuffle", "gan"} <= set(mgi.FAMILIES)
+    assert mgi.DEFAULT_TRAIN_FAMILY == "tconv"
+    assert mgi.VALIDATION_FAMILY not in mgi.FAMILIES
+    assert set(mgi.TRAIN_MULTI_FAMILIES) <= set(mgi.FAMILIES) and len(mgi.TRAIN_MULTI_FAMILIES) >= 2
+
+
+def test_splits_features_and_families(reduced):
+    expected = {"train", "train_multi", "validation"} | {f"test_{f}" for f in mgi.FAMILIES}
+    assert set(reduced) == expected
+    for split, ds in reduced.items():
+        assert set(ds.column_names) == {"image", "label", "generator"}
+        assert ds.features["label"].names == ["real", "fake"]
+        assert isinstance(ds.features["image"], datasets.Image)
+    assert set(reduced["train"]["generator"]) == {mgi.DEFAULT_TRAIN_FAMILY}
+    assert set(reduced["train_multi"]["generator"]) == set(mgi.TRAIN_MULTI_FAMILIES)
+    assert set(reduced["validation"]["generator"]) == {mgi.DEFAULT_TRAIN_FAMILY, mgi.VALIDATION_FAMILY}
+    for family in mgi.FAMILIES:
+        assert set(reduced[f"test_{family}"]["generator"]) == {family}
+    tested = {g for split, ds in reduced.items() if split.startswith("test_") for g in ds["generator"]}
+    assert tested == set(mgi.FAMILIES) and mgi.VALIDATION_FAMILY not in tested
+
+
+def test_every_split_is_balanced_per_generator(reduced):
+    for split, ds in reduced.items():
+        counts = Counter(zip(ds["generator"], ds["label"]))
+        for generator in set(ds["generator"]):
+            assert counts[(generator, 0)] == counts[(generator, 1)] > 0, (split, generator, counts)
+    assert reduced["test_tconv"].num_rows == 2 * mgi.REDUCED_SIZES.test_per_class
+
+
+def test_both_classes_are_stored_as_png_and_decode_to_crops(reduced):
+    for split in ("train", "test_gan", "validation"):
+        raw = _raw(reduced[split])
+        for row in raw:
+            assert row["image"]["bytes"][:8] == PNG_SIGNATURE, (split, row["label"])
+        assert set(raw["label"]) == {0, 1}
+    image = reduced["test_diffusion"][0]["image"]
+    assert image.size == (64, 64) and image.mode == "RGB"
+
+
+def _overlap(a: list, b: list) -> bool:
+    name_a, ya, xa, sa = a
+    name_b, yb, xb, sb = b
+    return name_a == name_b and ya < yb + sb and yb < ya + sa and xa < xb + sb and xb < xa + sa
+
+
+def test_train_validation_and_test_crops_are_disjoint(report, reduced):
+    def boxes(prefixes: tuple[str, ...]) -> list:
+        return [
+            box
+            for table in ("real_crops", "fake_source_crops")
+            for split, split_boxes in report[table].items()
+            if split.startswith(prefixes)
+            for box in split_boxes
+        ]
+
+    train, validation, test = boxes(("train",)), boxes(("validation",)), boxes(("test_",))
+    assert train and validation and test
+    for held_out in (validation, test):
+        assert not any(_overlap(a, b) for a in train for b in held_out)
+    assert not any(_overlap(a, b) for a in validation for b in test)
+    # and, checked on the stored pixels themselves, no test real equals a training real
+    train_reals = {r["image"]["bytes"] for r in _raw(reduced["train"]) if r["label"] == 0}
+    for family in mgi.FAMILIES:
+        assert not any(r["image"]["bytes"] in train_reals for r in _raw(reduced[f"test_{family}"]) if r["label"] == 0)
+
+
+def test_fakes_are_content_matched_not_colour_shifted():
+    photos = mgi.load_photos()
+    pools = mgi.assign_tiles(photos, 64, seed=0)
+    crops, _ = mgi.sample_crops(photos, pools["train"], 40, 64, np.random.default_rng(0))
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    with mgi._cpu_threads(mgi.BUILD_THREADS):
+        patches = mgi._to_tensor(crops[:32, :32, :32]).contiguous()
+        model = mgi.gens.train_generator("tconv", patches, steps=25, batch_size=16, generator=torch.Generator())
+        source = mgi._to_tensor(crops[32:])
+        fake = mgi.gens.generate("tconv", model, source, torch.Generator().manual_seed(0))
+    # each fake keeps its source's average colour (no global colour cue) ...
+    assert (fake.mean(dim=(2, 3)) - source.mean(dim=(2, 3))).abs().max() < 0.03
+    # ... and its content: even after a few training steps, correlated with the crop it came from
+    correlations = [np.corrcoef(f.flatten().numpy(), s.flatten().numpy())[0, 1] for f, s in zip(fake, source)]
+    assert np.mean(correlations) > 0.5
+    assert not torch.equal(mgi._to_tensor(mgi._to_uint8(fake)), source)
+
+
+def test_report_counts_match_dataset(report, reduced):
+    assert report["version"] == mgi.VERSION and report["reduced"] is True
+    assert report["families"] == list(mgi.FAMILIES)
+    assert report["counts"] == mgi.count_rows(reduced)
+    assert report["build_seconds"] < 60
+
+
+def test_cache_is_reused_without_rebuilding(reduced, cache_dir, monkeypatch):
+    def fail(*args, **kwargs):
+        raise AssertionError("cache miss: the dataset was rebuilt")
+
+    monkeypatch.setattr(mgi, "_build", fail)
+    start = time.perf_counter()
+    again = mgi.build_minigenimage(reduced=True, cache_dir=str(cache_dir), show_progress=False)
+    assert time.perf_counter() - start < 10
+    assert _raw(again["test_gan"])["image"] == _raw(reduced["test_gan"])["image"]
+    with pytest.raises(AssertionError, match="cache miss"):  # another seed is another cache entry
+        mgi.build_minigenimage(seed=1, reduced=True, cache_dir=str(cache_dir), show_progress=False)
+
+
+def test_cache_dir_honours_pinclip_cache(monkeypatch, tmp_path):
+    monkeypatch.setenv("PINCLIP_CACHE", str(tmp_path))
+    assert mgi.default_cache_dir() == str(tmp_path / "minigenimage")
+
+
+def test_same_seed_same_pixels_and_other_seed_other_pixels(tmp_path):
+    def build(seed: int, name: str) -> datasets.DatasetDict:
+        return mgi.build_minigenimage(seed=seed, sizes=TINY, cache_dir=str(tmp_path / name), show_progress=False)
+
+    first, second, other = build(0, "a"), build(0, "b"), build(1, "c")
+    for split in first:
+        assert _raw(first[split])["image"] == _raw(second[split])["image"], split
+        assert first[split]["label"] == second[split]["label"]
+    assert _raw(first["test_tconv"])["image"] != _raw(other["test_tconv"])["image"]
+
+
+def test_cli_writes_output_report_and_research_folders(reduced, cache_dir, tmp_path, monkeypatch):
+    pushed = []
+    monkeypatch.setattr(datasets.DatasetDict, "push_to_hub", lambda self, repo_id, **kw: pushed.append(repo_id))
+    out, folders = tmp_path / "out", tmp_path / "folders"
+    argv = ["--output_dir", str(out), "--reduced", "--cache_dir", str(cache_dir)]
+    assert mgi.main(argv + ["--export_folders", str(folders), "--push_to_hub", "me/minigen"]) == 0
+    assert pushed == ["me/minigen"]
+    assert set(datasets.load_from_disk(str(out))) == set(reduced)
+    assert json.loads((out / "report.json").read_text())["seed"] == 0
+
+    n = mgi.REDUCED_SIZES.test_per_class
+    for family in mgi.FAMILIES:
+        for label_dir in ("0_real", "1_fake"):
+            files = sorted((folders / "test" / family / label_dir).glob("*.png"))
+            assert len(files) == n and files[0].read_bytes()[:8] == PNG_SIGNATURE
+    assert len(list((folders / "validation" / mgi.VALIDATION_FAMILY / "1_fake").glob("*.png"))) > 0
+    # the exported tree reads back through the generic folder converter with the same labels
+    back = folder.load_folder_dataset(folders / "test", cache_dir=str(tmp_path / "hf"))["train"]
+    assert Counter(zip(back["generator"], back["label"])) == Counter(
+        (f, lab) for f in mgi.FAMILIES for lab in (0, 1) for _ in range(n)
+    )
