@@ -17,6 +17,7 @@ import argparse
 import hashlib
 import json
 import os
+import shutil
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -235,11 +236,16 @@ def convert(
 
 
 def _replace_dataset(out: Path) -> None:
-    """Move the freshly saved dataset from `out/data.tmp` to `out` itself and drop the build cache."""
-    import shutil
+    """Move the freshly saved dataset from `out/data.tmp` into `out` and drop the build cache.
 
-    for old in [p for p in out.iterdir() if p.name not in {"data.tmp", ".cache", "report.json"}]:
-        shutil.rmtree(old) if old.is_dir() else old.unlink()
+    Only a previous dataset's own files (its `dataset_dict.json` and split folders) are removed,
+    so an output directory that holds other files is never wiped.
+    """
+    previous = out / "dataset_dict.json"
+    if previous.is_file():
+        for split in json.loads(previous.read_text()).get("splits", []):
+            shutil.rmtree(out / split, ignore_errors=True)
+        previous.unlink()
     for item in (out / "data.tmp").iterdir():
         os.replace(item, out / item.name)
     (out / "data.tmp").rmdir()

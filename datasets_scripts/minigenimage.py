@@ -34,7 +34,7 @@ import tempfile
 import time
 import zlib
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -47,8 +47,10 @@ from tqdm.auto import tqdm
 
 if __package__:
     from . import minigen_generators as gens
+    from .convert_common import LABEL_NAMES, push_to_hub
 else:  # run as a script: python datasets_scripts/minigenimage.py
     import minigen_generators as gens
+    from convert_common import LABEL_NAMES, push_to_hub
 
 VERSION = "1.2.0"
 FAMILIES: tuple[str, ...] = ("tconv", "nearest", "bilinear", "pixelshuffle", "gan", "diffusion")
@@ -56,7 +58,6 @@ DEFAULT_TRAIN_FAMILY = "tconv"
 TRAIN_MULTI_FAMILIES: tuple[str, ...] = ("tconv", "gan", "diffusion")
 VALIDATION_FAMILY = "vqae"
 ALL_GENERATORS: tuple[str, ...] = FAMILIES + (VALIDATION_FAMILY,)
-LABEL_NAMES = ["real", "fake"]
 FEATURES = datasets.Features(
     {
         "image": datasets.Image(),
@@ -439,11 +440,6 @@ def export_folders(dataset_dict: datasets.DatasetDict, directory: str) -> dict[s
             (folder / f"{i:06d}.png").write_bytes(row["image"]["bytes"])  # stored PNG bytes, no re-encode
         written[split] = len(ds)
     return written
-
-
-def push_to_hub(dataset_dict: datasets.DatasetDict, repo_id: str, push: Callable[..., object] | None = None) -> None:
-    """Upload with `DatasetDict.push_to_hub`; `push` replaces it (tests pass a fake)."""
-    (push or dataset_dict.push_to_hub)(repo_id)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -263,9 +263,11 @@ def test_cli_and_push_to_hub_use_a_replaceable_client(folder_tree, tmp_path, mon
     assert folder.main([str(folder_tree), "--output_dir", str(out), "--push_to_hub", "me/mixed"]) == 0
     assert pushed == [("me/mixed", ["test", "train"])]
     assert datasets.load_from_disk(str(out))["test"].num_rows == 8
-    # re-running into the same output directory replaces the dataset cleanly
+    # re-running into the same output directory replaces the dataset cleanly, and only the dataset
+    (out / "keep.txt").write_text("user file")
     assert folder.main([str(folder_tree), "--output_dir", str(out)]) == 0
     assert datasets.load_from_disk(str(out))["train"].num_rows == 4
+    assert (out / "keep.txt").read_text() == "user file"
 
 
 def test_empty_tree_is_a_clear_error(tmp_path):
