@@ -15,6 +15,7 @@ import csv
 import json
 import sys
 from collections.abc import Iterable
+from dataclasses import asdict
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -39,22 +40,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def csv_row(result: ScanResult) -> dict[str, str]:
+    """CSV has no null: missing values are empty cells, and p_fake has a fixed precision."""
+    p_fake = "" if result.p_fake is None else f"{result.p_fake:.6f}"
+    return {"path": result.path, "p_fake": p_fake, "label": result.label or "", "error": result.error or ""}
+
+
 def write_results(results: Iterable[ScanResult], output: Path) -> dict[str, int]:
     """Stream results into a CSV or JSON-lines file; returns counts per label (and `error`)."""
     counts: dict[str, int] = {}
+    as_csv = output.suffix.lower() == ".csv"
     with output.open("w", newline="", encoding="utf-8") as handle:
-        if output.suffix.lower() == ".csv":
-            writer = csv.DictWriter(handle, fieldnames=FIELDS)
+        writer = csv.DictWriter(handle, fieldnames=FIELDS) if as_csv else None
+        if writer is not None:
             writer.writeheader()
-            write = writer.writerow
-        else:
-            def write(row: dict) -> None:
-                handle.write(json.dumps(row) + "\n")
         for result in results:
-            row = {"path": result.path, "p_fake": result.p_fake, "label": result.label, "error": result.error}
-            if output.suffix.lower() == ".csv":  # CSV has no null: empty cells, and p_fake at a fixed precision
-                row = {key: ("" if value is None else f"{value:.6f}" if key == "p_fake" else value) for key, value in row.items()}
-            write(row)
+            if writer is not None:
+                writer.writerow(csv_row(result))
+            else:
+                handle.write(json.dumps(asdict(result)) + "\n")
             handle.flush()  # rows hit the disk as they come: a killed scan keeps its results
             key = result.label or "error"
             counts[key] = counts.get(key, 0) + 1
