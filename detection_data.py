@@ -118,6 +118,19 @@ def test_subsets(source: datasets.DatasetDict, data_args: DataArguments) -> dict
     return {name[len(prefix):] if name.startswith(prefix) else name: source[name] for name in names}
 
 
+def keep_values(dataset: datasets.Dataset, column: str, values: list[str] | None) -> datasets.Dataset:
+    """Rows whose `column` is one of `values` (all rows when `values` is None); an empty result is an error."""
+    if not values:
+        return dataset
+    if column not in dataset.column_names:
+        raise ValueError(f"cannot filter on {column!r}: the training data has columns {dataset.column_names}")
+    wanted = set(values)
+    kept = dataset.filter(lambda value: value in wanted, input_columns=column)
+    if len(kept) == 0:
+        raise ValueError(f"no training rows with {column} in {sorted(wanted)}; found {sorted(dataset.unique(column))}")
+    return kept
+
+
 def truncate(dataset: datasets.Dataset, limit: int | None) -> datasets.Dataset:
     return dataset.select(range(min(limit, len(dataset)))) if limit else dataset
 
@@ -135,8 +148,12 @@ def load_detection_data(data_args: DataArguments, need_train: bool) -> Detection
         if train_source is None or data_args.train_split not in train_source and len(train_source) != 1:
             raise ValueError(f"no training split {data_args.train_split!r}: give --train_dir or --train_split")
         split = data_args.train_split if data_args.train_split in train_source else next(iter(train_source))
-        data.train = truncate(prepare(train_source[split]), data_args.max_train_samples)
-        if data_args.validation_split in train_source:
+        train = keep_values(train_source[split], data_args.generator_column, data_args.train_generators)
+        train = keep_values(train, "subset", data_args.train_subsets)
+        data.train = truncate(prepare(train), data_args.max_train_samples)
+        # a split that is reported as test data is never also used for model selection
+        test_names = eval_split_names(list(source), data_args) if source is not None else []
+        if data_args.validation_split in train_source and data_args.validation_split not in test_names:
             validation = prepare(train_source[data_args.validation_split])
             data.validation = group_by_generator(validation, data_args.generator_column, "validation")
     eval_source = load_folder(data_args.eval_dir) if data_args.eval_dir else source

@@ -10,6 +10,7 @@ model (LoRA merged, image processor, remote code) → evaluate the saved model o
 tables, plots, model card → optional Hub upload. Only the main process writes files.
 """
 
+import functools
 import json
 import math
 import shlex
@@ -125,6 +126,12 @@ def resolve_checkpoint(value: str, output_dir: Path) -> Path | None:
 
 
 # -------------------------------------------------------------------------------------------- evaluation
+@functools.cache
+def detection_metric() -> evaluate.EvaluationModule:
+    """The local detection metric module (works offline, unlike `evaluate.load("accuracy")`, pitfall 23)."""
+    return evaluate.load(str(METRIC_PATH), keep_in_memory=True)
+
+
 @torch.no_grad()
 def predict(
     model: torch.nn.Module,
@@ -163,7 +170,7 @@ def score_subsets(
     corruption: Callable[[Image.Image], Image.Image] | None = None,
 ) -> tuple[dict, dict]:
     """`({"subsets": {name: metrics}, "mean": metrics}, {name: {"labels", "scores"}})` over every subset."""
-    metric = evaluate.load(str(METRIC_PATH), keep_in_memory=True)  # local module: works offline (pitfall 23)
+    metric = detection_metric()
     results, outputs = {}, {}
     for name, dataset in subsets.items():
         out = predict(model, dataset, processor, fake_index, accelerator, image_column, batch_size, corruption, name)

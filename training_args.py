@@ -81,6 +81,12 @@ class DataArguments:
     eval_splits: list[str] | None = field(
         default=None, metadata={"help": "Explicit test splits (default: every PREFIX* split, else 'test')."}
     )
+    train_generators: list[str] | None = field(
+        default=None, metadata={"help": "Train only on these generator values (e.g. GenImage's SD v1.4)."}
+    )
+    train_subsets: list[str] | None = field(
+        default=None, metadata={"help": "Train only on these `subset` values (e.g. AIGIBench Setting-II classes)."}
+    )
     image_column: str = field(default="image", metadata={"help": "Column holding the images."})
     label_column: str = field(default="label", metadata={"help": "Column holding 0 = real / 1 = fake."})
     generator_column: str = field(

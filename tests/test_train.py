@@ -1,0 +1,305 @@
+"""train.py end to end on a reduced MiniGenImage and tiny folders: outputs, exact reload, resume, two processes,
+eval-only, robustness, Hub upload (fake client), argument parsing and errors."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from fnmatch import fnmatch
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from huggingface_hub import ModelCard
+from PIL import Image
+from safetensors.torch import load_file
+from sklearn.metrics import average_precision_score, roc_auc_score
+
+import hub_push
+import train
+from training_args import parse_arguments
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+ACCELERATE = Path(sys.executable).with_name("accelerate")
+
+
+@pytest.fixture(autouse=True)
+def fresh_accelerate_state():
+    """Each in-process run builds its own Accelerator; the state singletons must not leak between runs."""
+    from accelerate.state import AcceleratorState
+
+    yield
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
+@pytest.fixture(scope="session")
+def minigen_cache(tmp_path_factory) -> str:
+    """A reduced MiniGenImage built once per session into a private cache."""
+    from datasets_scripts.minigenimage import build_minigenimage
+
+    cache = tmp_path_factory.mktemp("minigen-cache")
+    build_minigenimage(reduced=True, cache_dir=str(cache), show_progress=False)
+    return str(cache)
+
+
+def reduced_args(cache: str, output_dir: Path, *extra: str) -> list[str]:
+    return [
+        "--minigenimage_reduced", "--minigenimage_cache_dir", cache, "--output_dir", str(output_dir),
+        "--per_device_eval_batch_size", "16", *extra,
+    ]
+
+
+class FakeHubApi:
+    """Stands in for `huggingface_hub.HfApi`: records calls and the files an upload would send."""
+
+    calls: list[tuple[str, dict]] = []
+
+    def __init__(self, *args, **kwargs):
+        pass
+
+    def create_repo(self, repo_id, **kwargs):
+        self.calls.append(("create_repo", {"repo_id": repo_id, **kwargs}))
+
+    def upload_folder(self, folder_path, repo_id, ignore_patterns=(), **kwargs):
+        root = Path(folder_path)
+        files = sorted(
+            p.relative_to(root).as_posix()
+            for p in root.rglob("*")
+            if p.is_file() and not any(fnmatch(p.relative_to(root).as_posix(), pat) for pat in ignore_patterns)
+        )
+        self.calls.append(("upload_folder", {"repo_id": repo_id, "files": files, **kwargs}))
+        return f"https://huggingface.co/{repo_id}/commit/fake"
+
+
+@pytest.fixture(scope="module")
+def trained_run(minigen_cache, tmp_path_factory):
+    """One tiny training run (6 steps, checkpoints every 2) uploaded to a fake Hub."""
+    out = tmp_path_factory.mktemp("run") / "out"
+    FakeHubApi.calls = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(hub_push, "HfApi", FakeHubApi)
+        metrics = train.main(
+            reduced_args(
+                minigen_cache, out, "--num_train_epochs", "2", "--checkpointing_steps", "2",
+                "--checkpoints_total_limit", "5", "--push_to_hub", "--hub_model_id", "someone/pinclip-test",
+            )
+        )
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
+    return out, metrics, list(FakeHubApi.calls)
+
+
+def test_end_to_end_outputs(trained_run):
+    out, metrics, _ = trained_run
+    for name in (
+        "config.json", "model.safetensors", "preprocessor_config.json", "modeling_pinclip.py",
+        "configuration_pinclip.py", "README.md", "metrics.json", "results.md", "train_log.jsonl",
+        "plots/accuracy_per_generator.png", "plots/roc_curves.png",
+    ):
+        assert (out / name).is_file(), name
+    saved = json.loads((out / "metrics.json").read_text())
+    families = ["tconv", "nearest", "bilinear", "pixelshuffle", "gan", "diffusion"]
+    assert list(saved["subsets"]) == families
+    assert saved["subsets"] == json.loads(json.dumps(metrics["subsets"]))
+    assert all(saved["subsets"][f]["n"] == 32 for f in families)
+    assert saved["training"]["steps"] == 6 and saved["training"]["images_seen"] == 2 * 96
+    assert set(saved["validation"]["subsets"]) == {"tconv", "vqae"}
+    assert [c.name for c in train.list_checkpoints(out)] == ["checkpoint-2", "checkpoint-4", "checkpoint-6"]
+    config = json.loads((out / "config.json").read_text())
+    assert config["lora_r"] == 0 and config["noise_mode"] == "pin" and "AutoModel" in config["auto_map"]
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert log[-1]["step"] == 6 and log[-1]["noise_sigma_mean"] > 0
+
+
+def test_reloaded_model_reproduces_reported_metrics(trained_run, minigen_cache):
+    """Reload with the Auto classes (remote code) and recompute every test metric independently."""
+    from transformers import AutoImageProcessor, AutoModelForImageClassification
+
+    from datasets_scripts.minigenimage import build_minigenimage
+
+    out, _, _ = trained_run
+    model = AutoModelForImageClassification.from_pretrained(out, trust_remote_code=True).eval()
+    processor = AutoImageProcessor.from_pretrained(out, backend="pil")
+    data = build_minigenimage(reduced=True, cache_dir=minigen_cache, show_progress=False)
+    reported = json.loads((out / "metrics.json").read_text())["subsets"]
+    for family, numbers in reported.items():
+        split = data[f"test_{family}"]
+        labels = np.array(split["label"])
+        with torch.no_grad():
+            pixels = processor(images=[img.convert("RGB") for img in split["image"]], return_tensors="pt")["pixel_values"]
+            scores = model(pixel_values=pixels).logits.softmax(-1)[:, 1].numpy()
+        predictions = (scores >= 0.5).astype(int)
+        assert numbers["acc"] == pytest.approx(float((predictions == labels).mean()), abs=1e-12)
+        assert numbers["r_acc"] == pytest.approx(float((predictions[labels == 0] == 0).mean()), abs=1e-12)
+        assert numbers["ap"] == pytest.approx(average_precision_score(labels, scores), abs=1e-6)
+        assert numbers["auc"] == pytest.approx(roc_auc_score(labels, scores), abs=1e-6)
+
+
+def test_push_to_hub_uploads_one_folder_with_card(trained_run):
+    out, metrics, calls = trained_run
+    assert [name for name, _ in calls] == ["create_repo", "upload_folder"]
+    assert calls[0][1]["repo_id"] == "someone/pinclip-test"
+    files = calls[1][1]["files"]
+    for name in ("config.json", "model.safetensors", "preprocessor_config.json", "modeling_pinclip.py",
+                 "configuration_pinclip.py", "README.md", "metrics.json", "plots/roc_curves.png"):
+        assert name in files
+    assert not any(f.startswith(("checkpoints/", "random-clip/")) for f in files)
+    card = ModelCard.load(out / "README.md")
+    assert card.data.pipeline_tag == "image-classification"
+    results = {(r.dataset_split, r.metric_name): r.metric_value for r in card.data.eval_results}
+    assert results[("mean", "Acc (mean)")] == round(metrics["mean"]["acc"], 4)
+    assert results[("tconv", "AP (tconv)")] == round(metrics["subsets"]["tconv"]["ap"], 4)
+    assert "someone/pinclip-test" in card.text
+
+
+def test_resume_from_checkpoint_is_exact(trained_run, minigen_cache, tmp_path):
+    """A run that stopped after step 4 (mid-epoch, a half-written save beside it) and resumes with `latest`
+    ends with exactly the weights and metrics of the uninterrupted run."""
+    full, _, _ = trained_run
+    resumed = tmp_path / "resumed"
+    (resumed / "checkpoints").mkdir(parents=True)
+    shutil.copytree(full / "checkpoints" / "checkpoint-4", resumed / "checkpoints" / "checkpoint-4")
+    shutil.copytree(full / "random-clip", resumed / "random-clip")
+    (resumed / "checkpoints" / "checkpoint-6.tmp").mkdir()  # a save killed half-way: must be ignored
+    metrics = train.main(
+        reduced_args(minigen_cache, resumed, "--num_train_epochs", "2", "--checkpointing_steps", "2",
+                     "--resume_from_checkpoint", "latest")
+    )
+    expected, got = load_file(full / "model.safetensors"), load_file(resumed / "model.safetensors")
+    assert expected.keys() == got.keys()
+    for name in expected:
+        assert torch.equal(expected[name], got[name]), name
+    assert metrics["subsets"] == json.loads((full / "metrics.json").read_text())["subsets"]
+
+
+def test_two_processes_match_one(minigen_cache, tmp_path):
+    """`accelerate launch` with two CPU processes (gloo) sees the same images and reports the same metrics."""
+    common = ["--noise_mode", "none", "--num_train_epochs", "1"]
+    one = tmp_path / "one"
+    two = tmp_path / "two"
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    launch = [str(ACCELERATE), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+              "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29533"]
+    result = subprocess.run(
+        launch + ["train.py", *reduced_args(minigen_cache, two, "--per_device_train_batch_size", "16", *common)],
+        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=240,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "32 x 1 process" not in result.stdout and "16 x 2 process(es)" in result.stdout
+    train.main(reduced_args(minigen_cache, one, "--per_device_train_batch_size", "32", *common))
+    a, b = (json.loads((d / "metrics.json").read_text()) for d in (one, two))
+    assert a["training"]["images_seen"] == b["training"]["images_seen"] == 96
+    assert a["training"]["steps"] == b["training"]["steps"] == 3
+    for family, numbers in a["subsets"].items():
+        assert b["subsets"][family]["n"] == numbers["n"] == 32
+        for key in ("acc", "r_acc", "f_acc", "ap", "auc"):
+            assert b["subsets"][family][key] == pytest.approx(numbers[key], abs=1e-6), (family, key)
+
+
+# ------------------------------------------------------------------------------------- folders, eval-only
+@pytest.fixture
+def image_folder(tmp_path) -> Path:
+    """`eval/<gen>/{0_real,1_fake}`: 6 images per class and generator, 40–72 px (smaller ones get padded)."""
+    rng = np.random.default_rng(0)
+    root = tmp_path / "eval"
+    for generator in ("alpha", "beta"):
+        for label in ("0_real", "1_fake"):
+            folder = root / generator / label
+            folder.mkdir(parents=True)
+            for i in range(6):
+                side = int(rng.choice([40, 64, 72]))
+                pixels = rng.integers(0, 256, (side, side, 3), dtype=np.uint8)
+                Image.fromarray(pixels).save(folder / f"{i}.png")
+    return root
+
+
+def test_eval_only_on_a_folder(tiny_model_dir, image_folder, tmp_path):
+    out = tmp_path / "eval-out"
+    metrics = train.main(
+        ["--eval_only", "--model_name_or_path", str(tiny_model_dir), "--eval_dir", str(image_folder),
+         "--output_dir", str(out)]
+    )
+    saved = json.loads((out / "metrics.json").read_text())
+    assert set(saved["subsets"]) == {"alpha", "beta"}
+    assert saved["mean"]["n"] == 24 and all(m["n"] == 12 for m in saved["subsets"].values())
+    assert set(saved["subsets"]["alpha"]) >= {"acc", "r_acc", "f_acc", "ap", "auc", "n"}
+    assert saved["mean"]["acc"] == pytest.approx(np.mean([m["acc"] for m in metrics["subsets"].values()]))
+    assert (out / "results.md").read_text().count("\n| ") >= 3
+
+
+def test_robustness_grid(tiny_model_dir, image_folder, tmp_path):
+    out = tmp_path / "robust"
+    train.main(
+        ["--eval_only", "--robustness", "--model_name_or_path", str(tiny_model_dir), "--eval_dir", str(image_folder),
+         "--output_dir", str(out)]
+    )
+    grid = json.loads((out / "robustness.json").read_text())
+    assert list(grid) == ["clean", "jpeg_q95", "jpeg_q90", "jpeg_q75", "jpeg_q60", "jpeg_q50",
+                          "blur_s0.5", "blur_s1", "blur_s2", "blur_s3"]
+    assert grid["clean"]["subsets"] == json.loads((out / "metrics.json").read_text())["subsets"]
+    # the degradations reach the model: blur changes at least one score-based metric
+    assert any(grid["blur_s3"]["subsets"][s]["auc"] != grid["clean"]["subsets"][s]["auc"] for s in ("alpha", "beta"))
+    assert (out / "plots" / "robustness.png").is_file()
+    assert (out / "robustness.md").read_text().count("| jpeg_q") == 5
+
+
+def test_detection_metric_single_class_subset():
+    import evaluate
+
+    metric = evaluate.load(str(REPO_ROOT / "metrics" / "detection_metric"), keep_in_memory=True)
+    result = metric.compute(predictions=[1, 1, 0], references=[1, 1, 1], scores=[0.9, 0.8, 0.2])
+    assert result["acc"] == pytest.approx(2 / 3) and result["f_acc"] == pytest.approx(2 / 3)
+    assert result["r_acc"] is None and result["ap"] is None and result["auc"] is None
+    assert "only fake" in result["note"]
+    both = metric.compute(predictions=[0, 1, 1, 0], references=[0, 0, 1, 1], scores=[0.1, 0.6, 0.9, 0.4])
+    assert both["r_acc"] == 0.5 and both["f_acc"] == 0.5 and both["auc"] == 0.75
+
+
+# ----------------------------------------------------------------------------------------------- arguments
+def test_config_files_and_overrides(tmp_path):
+    yaml_file = tmp_path / "run.yaml"
+    yaml_file.write_text("learning_rate: 0.0001\nlora_r: 6\noptimizer: adam\nlora_target_modules: [q_proj, v_proj]\n"
+                         "robustness: true\noutput_dir: from-file\n")
+    model_args, data_args, args = parse_arguments([str(yaml_file)])
+    assert (args.learning_rate, model_args.lora_r, args.optimizer, args.robustness) == (1e-4, 6, "adam", True)
+    assert model_args.lora_target_modules == ["q_proj", "v_proj"] and args.output_dir == "from-file"
+    json_file = tmp_path / "run.json"
+    json_file.write_text(json.dumps({"per_device_train_batch_size": 8, "noise_mode": "random"}))
+    model_args, _, args = parse_arguments(["--config", str(json_file), "--per_device_train_batch_size", "4"])
+    assert args.per_device_train_batch_size == 4 and model_args.noise_mode == "random"  # command line wins
+
+
+@pytest.mark.parametrize("name", ["genimage.yaml", "aigibench_setting2.yaml"])
+def test_paper_presets_parse(name):
+    model_args, data_args, args = parse_arguments([str(REPO_ROOT / "configs" / name)])
+    assert (model_args.lora_r, model_args.lora_alpha, args.optimizer, args.learning_rate) == (6, 6, "adam", 1e-4)
+    assert model_args.model_name_or_path == "openai/clip-vit-large-patch14"
+    assert args.per_device_train_batch_size * args.gradient_accumulation_steps == 32
+
+
+def test_unknown_arguments_and_missing_paths_fail_clearly(tmp_path, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_arguments(["--learning_rate", "1e-4", "--lerning_rate", "3"])
+    assert exit_info.value.code == 2 and "unknown arguments: --lerning_rate 3" in capsys.readouterr().err
+    bad_file = tmp_path / "bad.yaml"
+    bad_file.write_text("not_an_option: 1\n")
+    with pytest.raises(SystemExit):
+        parse_arguments([str(bad_file)])
+    assert "--not_an_option" in capsys.readouterr().err
+    missing = tmp_path / "nowhere"
+    with pytest.raises(SystemExit):
+        parse_arguments(["--eval_dir", str(missing), "--train_dir", str(missing / "train")])
+    err = capsys.readouterr().err
+    assert f"--eval_dir {missing}: no such directory" in err and "--train_dir" in err
+
+
+def test_command_line_error_exit_status(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "train.py", "--eval_only", "--eval_dir", str(tmp_path / "missing")],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert result.returncode == 2
+    assert "no such directory" in result.stderr and "--eval_only needs --model_name_or_path" in result.stderr
