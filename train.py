@@ -275,6 +275,9 @@ def main(argv: list[str] | None = None) -> dict:
         shuffle=True,
         collate_fn=Collator(processor),
         num_workers=args.dataloader_num_workers,
+        # Its own generator: starting an epoch's iterator (here or after a resume) must not draw from the global
+        # RNG that the training noise uses, or a resumed run would see different noise.
+        generator=torch.Generator().manual_seed(args.seed),
     )
     train_loader = accelerator.prepare(train_loader)  # sharded: its length is per process
     steps_per_epoch = math.ceil(len(train_loader) / args.gradient_accumulation_steps)
