@@ -8,12 +8,13 @@ always runs right after the other (cache, allocator and thermal effects).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -71,6 +72,18 @@ def time_interleaved(functions: dict[str, Callable[[], object]], rounds: int, wa
             functions[name]()
             seconds[name].append(time.perf_counter() - start)
     return Timings(seconds)
+
+
+@contextlib.contextmanager
+def torch_threads(count: int | None) -> Iterator[None]:
+    """Run the block with `count` intra-op threads (None: leave torch's setting alone), then restore it."""
+    before = torch.get_num_threads()
+    if count is not None:
+        torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def spread(values: list[float]) -> str:

@@ -1,0 +1,74 @@
+"""Detection: the noise-mode ablation of `train.py` (MiniGenImage, cross-family mean accuracy, `pin` vs `random`
+vs `none`, 3 seeds, mean ± std). Target: `pin` best, by at least 2 points over `none`.
+
+Training three modes × three seeds takes far longer than the speed figures, so this benchmark does not train: it
+reads the JSON summary that the ablation command of `train.py` writes, and says how to produce it when it is
+missing. Detection defaults are chosen on the validation split by that command, never here.
+
+    python bench/bench_detection.py [--ablation PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+from pathlib import Path
+
+from common import REPO_ROOT, Figure
+
+MODES = ("pin", "random", "none")
+MARGIN_POINTS = 2.0
+# Where the ablation command writes its summary by default; PINCLIP_ABLATION_JSON points elsewhere.
+DEFAULT_ABLATION_JSON = REPO_ROOT / "outputs" / "ablation" / "ablation.json"
+ABLATION_COMMAND = "python train.py --ablation --seeds 0 1 2"
+
+
+def mode_accuracies(summary: dict) -> dict[str, list[float]]:
+    """Per-seed cross-family mean accuracies (percent) of each noise mode, from the ablation summary.
+
+    Accepts `{"modes": {mode: {"seeds": {seed: acc} | [acc, ...]}}}` or the same without the `"modes"` level;
+    accuracies in [0, 1] are turned into percent.
+    """
+    modes = summary.get("modes", summary)
+    accuracies = {}
+    for mode in MODES:
+        seeds = modes[mode]["seeds"]
+        values = [float(v) for v in (seeds.values() if isinstance(seeds, dict) else seeds)]
+        accuracies[mode] = [100 * v if v <= 1 else v for v in values]
+    return accuracies
+
+
+def run(quick: bool = False, ablation: Path | None = None) -> list[Figure]:
+    """The detection figure from the ablation summary (`quick` changes nothing: it only reads a file)."""
+    path = Path(ablation or os.environ.get("PINCLIP_ABLATION_JSON", DEFAULT_ABLATION_JSON))
+    setup = "MiniGenImage cross-family mean acc, `pin` vs `random` vs `none`, mean ± std over seeds"
+    if not path.is_file():
+        return [Figure("detection", setup, f"not measured: no {path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path}",
+                       f"`pin` best, ≥ {MARGIN_POINTS:.0f} points over `none`", None,
+                       [f"produce it with `{ABLATION_COMMAND}` (or set PINCLIP_ABLATION_JSON), then rerun"])]
+    accuracies = mode_accuracies(json.loads(path.read_text()))
+    means = {mode: statistics.mean(values) for mode, values in accuracies.items()}
+    stds = {mode: statistics.stdev(values) if len(values) > 1 else 0.0 for mode, values in accuracies.items()}
+    margin = means["pin"] - means["none"]
+    passed = means["pin"] == max(means.values()) and margin >= MARGIN_POINTS
+    seeds = {len(values) for values in accuracies.values()}
+    return [
+        Figure(
+            name="detection",
+            setup=f"{setup} ({'/'.join(map(str, sorted(seeds)))} seeds)",
+            value=", ".join(f"{mode} {means[mode]:.1f} ± {stds[mode]:.1f}" for mode in MODES)
+            + f" (pin − none = {margin:+.1f})",
+            target=f"`pin` best, ≥ {MARGIN_POINTS:.0f} points over `none`",
+            passed=passed,
+            details=[f"read from {path}", *(f"{mode}: {', '.join(f'{v:.1f}' for v in accuracies[mode])}" for mode in MODES)],
+        )
+    ]
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ablation", type=Path, help=f"ablation summary JSON (default {DEFAULT_ABLATION_JSON})")
+    for figure in run(ablation=parser.parse_args().ablation):
+        print(figure)

@@ -1,0 +1,112 @@
+"""Run the whole benchmark suite and write `bench/results.md`: the machine, then every figure with its target.
+
+    python bench/run_all.py            # full run, about 10–15 minutes on 2 cores; writes bench/results.md
+    python bench/run_all.py --quick    # smoke run on tiny models (~1 minute); writes .cache/bench/results-quick.md
+    python bench/run_all.py --only inference,size
+
+The figures and their setups are described in each `bench/bench_*.py`; how they are measured in `common.py`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import gc
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+from common import CACHE_DIR, REPO_ROOT, Figure, load_average, machine_facts
+
+import bench_detection
+import bench_eval_throughput
+import bench_inference
+import bench_size_memory
+import bench_train_step
+
+# name → (run function, what it measures); the order is the order of issue 6's table.
+BENCHES: dict[str, Callable[..., list[Figure]]] = {
+    "train": bench_train_step.run,
+    "inference": bench_inference.run,
+    "size": bench_size_memory.run,
+    "eval": bench_eval_throughput.run,
+    "detection": bench_detection.run,
+}
+DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results.md"
+QUICK_OUTPUT = CACHE_DIR / "results-quick.md"
+
+
+def run_bench(name: str, quick: bool) -> list[Figure]:
+    """One benchmark's figures; a crash becomes a failed row with the error, so the others still run."""
+    started = time.perf_counter()
+    try:
+        figures = BENCHES[name](quick=quick)
+    except Exception as error:  # noqa: BLE001 - one broken benchmark must not hide the others' results
+        traceback.print_exc()
+        figures = [Figure(name=name, setup="(crashed)", value=f"error: {type(error).__name__}: {error}",
+                          target="", passed=False)]
+    gc.collect()  # the next benchmark should not share the machine with this one's models
+    print(f"[{name}] done in {time.perf_counter() - started:.0f} s", flush=True)
+    return figures
+
+
+def verdict(passed: bool | None) -> str:
+    return {True: "pass", False: "**FAIL**", None: "–"}[passed]
+
+
+def markdown(figures: list[Figure], quick: bool, seconds: float) -> str:
+    """The results file: header with the machine, one table row per figure, then each figure's details."""
+    stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        "# PiN-CLIP benchmark results",
+        "",
+        f"Written by `python bench/run_all.py{' --quick' if quick else ''}` on {stamp} in {seconds / 60:.1f} min"
+        + (" — **quick smoke run on tiny models: the numbers mean nothing**" if quick else "") + ".",
+        "How each figure is measured: [bench/README.md](README.md); profiling findings: [bench/NOTES.md](NOTES.md).",
+        "",
+        "## Machine",
+        "",
+        *(f"- {key}: {value}" for key, value in machine_facts().items()),
+        f"- 1-minute load average at the end: {load_average()} (other processes share this machine; every speed "
+        "figure is a ratio of interleaved measurements in one process, see README)",
+        "",
+        "## Figures",
+        "",
+        "| figure | setup | value | target | result |",
+        "|---|---|---|---|---|",
+        *(f"| {f.name} | {f.setup} | {f.value} | {f.target} | {verdict(f.passed)} |" for f in figures),
+        "",
+        "## Details",
+        "",
+    ]
+    for figure in figures:
+        lines += [f"**{figure.name}**", "", *(f"- {line}" for line in figure.details or ["(none)"]), ""]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--quick", action="store_true", help="tiny models, few rounds: a smoke run")
+    parser.add_argument("--only", help=f"comma-separated subset of {','.join(BENCHES)}")
+    parser.add_argument("--output", type=Path, help=f"results file (default {DEFAULT_OUTPUT.relative_to(REPO_ROOT)}, "
+                        "or .cache/bench/results-quick.md with --quick)")
+    args = parser.parse_args(argv)
+    names = args.only.split(",") if args.only else list(BENCHES)
+    unknown = sorted(set(names) - set(BENCHES))
+    if unknown:
+        parser.error(f"unknown benchmark(s) {unknown}; choose from {list(BENCHES)}")
+    output = args.output or (QUICK_OUTPUT if args.quick else DEFAULT_OUTPUT)
+    started = time.perf_counter()
+    figures = [figure for name in names for figure in run_bench(name, args.quick)]
+    text = markdown(figures, args.quick, time.perf_counter() - started)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(text)
+    print(text)
+    print(f"written to {output}")
+    return 0 if all(f.passed is not False for f in figures) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
