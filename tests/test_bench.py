@@ -1,0 +1,52 @@
+"""Fast checks of the benchmark suite's arithmetic (no timing: benchmarks are not tests)."""
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
+
+from bench_detection import run as detection_run  # noqa: E402
+from bench_inference import attention_flops, counted_flops, vit_flops  # noqa: E402
+from common import Timings, time_interleaved  # noqa: E402
+
+
+def test_ratio_is_the_median_of_per_round_ratios() -> None:
+    timings = Timings({"a": [2.0, 4.0, 30.0], "b": [1.0, 2.0, 3.0]})
+    assert timings.ratio("a", "b") == 2.0  # the loaded third round (10×) does not move it
+    assert timings.median("a") == 4.0
+
+
+def test_interleaving_alternates_the_order() -> None:
+    calls: list[str] = []
+    time_interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, rounds=3, warmup=1)
+    assert calls == ["a", "b", "a", "b", "b", "a", "a", "b"]
+
+
+def test_analytical_vit_flops_match_the_flop_counter(tiny_clip_dir: Path) -> None:
+    from modeling_pinclip import PinClipForImageClassification
+
+    model = PinClipForImageClassification.from_clip(str(tiny_clip_dir)).eval()
+    vision = model.config.vision_config
+    size = model.config.image_size
+    expected = vit_flops(size, vision.patch_size, vision.hidden_size, vision.num_hidden_layers,
+                         vision.intermediate_size, model.config.projection_dim)
+    counted = counted_flops(model, torch.zeros(2, 3, size, size))
+    attention = attention_flops(size, vision.patch_size, vision.hidden_size, vision.num_hidden_layers)
+    # The counter either counts attention or (CPU flash-attention kernel) leaves exactly that term out.
+    assert counted in (pytest.approx(2 * expected, rel=1e-3), pytest.approx(2 * (expected - attention), rel=1e-3))
+
+
+def test_detection_row_reads_the_ablation_summary(tmp_path: Path) -> None:
+    summary = {"modes": {"pin": {"seeds": [0.80, 0.82, 0.81]}, "random": {"seeds": [0.79, 0.80, 0.78]},
+                         "none": {"seeds": {"0": 0.76, "1": 0.78, "2": 0.77}}}}
+    path = tmp_path / "ablation.json"
+    path.write_text(json.dumps(summary))
+    (figure,) = detection_run(ablation=path)
+    assert figure.passed is True
+    assert "pin 81.0 ± 1.0" in figure.value and "+4.0" in figure.value
+    (missing,) = detection_run(ablation=tmp_path / "absent.json")
+    assert missing.passed is None and "not measured" in missing.value
