@@ -22,7 +22,6 @@ MODES = ("pin", "random", "none")
 MARGIN_POINTS = 2.0
 # Where the ablation command writes its summary by default; PINCLIP_ABLATION_JSON points elsewhere.
 DEFAULT_ABLATION_JSON = REPO_ROOT / "outputs" / "ablation" / "ablation.json"
-ABLATION_COMMAND = "python train.py --ablation --seeds 0 1 2"
 
 
 def mode_accuracies(summary: dict) -> dict[str, list[float]]:
@@ -47,7 +46,8 @@ def run(quick: bool = False, ablation: Path | None = None) -> list[Figure]:
     if not path.is_file():
         return [Figure("detection", setup, f"not measured: no {path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path}",
                        f"`pin` best, ≥ {MARGIN_POINTS:.0f} points over `none`", None,
-                       [f"produce it with `{ABLATION_COMMAND}` (or set PINCLIP_ABLATION_JSON), then rerun"])]
+                       ["write it with the ablation command of `train.py` (pin/random/none × 3 seeds on MiniGenImage), "
+                        "or point PINCLIP_ABLATION_JSON at its summary, then rerun"])]
     accuracies = mode_accuracies(json.loads(path.read_text()))
     means = {mode: statistics.mean(values) for mode, values in accuracies.items()}
     stds = {mode: statistics.stdev(values) if len(values) > 1 else 0.0 for mode, values in accuracies.items()}

@@ -29,6 +29,9 @@ for name in ("transformers", "peft", "safetensors", "tokenizers"):
     print(name, __import__(name).__version__ if spec else "NOT INSTALLED")
 if importlib.util.find_spec("transformers") is None:
     sys.exit("transformers is required and pip cannot reach the internet here: nothing to measure")
+import transformers
+if int(transformers.__version__.split(".")[0]) < 5:  # the model files use transformers 5 modules
+    sys.exit(f"transformers {transformers.__version__} is too old for modeling_pinclip.py (needs >= 5)")
 EOF
 
 ARGS=("$@")
