@@ -3,6 +3,7 @@
     python bench/run_all.py            # full run, about 10–15 minutes on 2 cores; writes bench/results.md
     python bench/run_all.py --quick    # smoke run on tiny models (~1 minute); writes .cache/bench/results-quick.md
     python bench/run_all.py --only inference,size
+    python bench/run_all.py --threads 0   # torch's default threads (one per core): for a machine nobody else uses
 
 The figures and their setups are described in each `bench/bench_*.py`; how they are measured in `common.py`.
 """
@@ -17,6 +18,8 @@ import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
+
+import torch
 
 from common import CACHE_DIR, REPO_ROOT, Figure, load_average, machine_facts
 
@@ -89,6 +92,9 @@ def markdown(figures: list[Figure], quick: bool, seconds: float) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny models, few rounds: a smoke run")
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch intra-op threads for every figure (default 1: on a shared machine a thread per "
+                        "core stalls whenever another process holds a core, see bench/NOTES.md; 0: torch's default)")
     parser.add_argument("--only", help=f"comma-separated subset of {','.join(BENCHES)}")
     parser.add_argument("--output", type=Path, help=f"results file (default {DEFAULT_OUTPUT.relative_to(REPO_ROOT)}, "
                         "or .cache/bench/results-quick.md with --quick)")
@@ -98,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown benchmark(s) {unknown}; choose from {list(BENCHES)}")
     output = args.output or (QUICK_OUTPUT if args.quick else DEFAULT_OUTPUT)
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     started = time.perf_counter()
     figures = [figure for name in names for figure in run_bench(name, args.quick)]
     text = markdown(figures, args.quick, time.perf_counter() - started)
