@@ -16,6 +16,9 @@ from transformers.convert_slow_tokenizer import bytes_to_unicode
 CLIP_SHAPES = {
     "tiny": dict(image_size=32, patch_size=8, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
                  intermediate_size=128, projection_dim=64),
+    # MiniGenImage crops are 64 px: the default training run's backbone sees a whole crop, 8x8 patches.
+    "tiny-64": dict(image_size=64, patch_size=8, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                    intermediate_size=128, projection_dim=64),
     "vit-b-16": dict(image_size=224, patch_size=16, hidden_size=768, num_hidden_layers=12, num_attention_heads=12,
                      intermediate_size=3072, projection_dim=512),
     "vit-l-14": dict(image_size=224, patch_size=14, hidden_size=1024, num_hidden_layers=24, num_attention_heads=16,
