@@ -105,7 +105,7 @@ class TrainingArguments:
 
     output_dir: str = field(default="outputs/pinclip-minigenimage", metadata={"help": "Everything is written here."})
     seed: int = field(default=0, metadata={"help": "Seed of the initialisation, data order, crops and noise."})
-    num_train_epochs: int = field(default=3, metadata={"help": "Epochs (ignored when --max_steps is set)."})
+    num_train_epochs: int = field(default=8, metadata={"help": "Epochs (ignored when --max_steps is set)."})
     max_steps: int | None = field(default=None, metadata={"help": "Total optimizer steps (overrides epochs)."})
     per_device_train_batch_size: int = field(default=32, metadata={"help": "Batch size per process."})
     per_device_eval_batch_size: int = field(default=128, metadata={"help": "Evaluation batch size per process."})

@@ -1,0 +1,74 @@
+"""The paper's noise ablation in one command: train every `--noise_mode` over several seeds, one table.
+
+    python ablation.py --ablation_seeds 3 [any train.py argument ...]
+
+Each run is `train.py` with `--noise_mode MODE --seed SEED --output_dir OUT/MODE-seedSEED`; the table gives, per test
+subset and for the mean, the accuracy as mean ± std over seeds (and the validation mean accuracy, the only number
+used to choose settings). Written to OUT/ablation.md and OUT/ablation.json.
+"""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+from accelerate.state import AcceleratorState
+
+import train
+from configuration_pinclip import NOISE_MODES
+
+
+def mean_std(values: list[float]) -> dict:
+    return {"mean": float(np.mean(values)), "std": float(np.std(values)), "values": values}
+
+
+def ablation_table(summary: dict) -> str:
+    """Markdown: one row per subset (then validation and test means), one column per noise mode."""
+    modes = list(summary)
+    rows = list(next(iter(summary.values()))["subsets"]) + ["**test mean**", "validation mean"]
+    lines = ["| subset | " + " | ".join(modes) + " |", "|---" * (len(modes) + 1) + "|"]
+    for row in rows:
+        key = {"**test mean**": "mean", "validation mean": "validation"}.get(row)
+        cells = []
+        for mode in modes:
+            stats = summary[mode][key] if key else summary[mode]["subsets"][row]
+            cells.append(f"{100 * stats['mean']:.1f} ± {100 * stats['std']:.1f}" if stats else "–")
+        lines.append(f"| {row} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--ablation_seeds", type=int, default=3, help="seeds 0 .. N-1 for every mode")
+    parser.add_argument("--modes", nargs="+", default=list(NOISE_MODES), choices=NOISE_MODES)
+    parser.add_argument("--output_dir", default="outputs/ablation-minigenimage")
+    own, train_args = parser.parse_known_args(argv)
+    out = Path(own.output_dir)
+    runs: dict[str, list[dict]] = {}
+    for mode in own.modes:
+        for seed in range(own.ablation_seeds):
+            run_dir = out / f"{mode}-seed{seed}"
+            train.main(train_args + ["--noise_mode", mode, "--seed", str(seed), "--output_dir", str(run_dir)])
+            AcceleratorState._reset_state(reset_partial_state=True)  # the next run builds a fresh Accelerator
+            runs.setdefault(mode, []).append(json.loads((run_dir / "metrics.json").read_text()))
+    summary = {}
+    for mode, results in runs.items():
+        subsets = list(results[0]["subsets"])
+        validation = [r["validation"]["mean"]["acc"] for r in results if r.get("validation")]
+        summary[mode] = {
+            "subsets": {s: mean_std([r["subsets"][s]["acc"] for r in results]) for s in subsets},
+            "mean": mean_std([r["mean"]["acc"] for r in results]),
+            "validation": mean_std(validation) if validation else None,
+        }
+    command = "python ablation.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    table = ablation_table(summary)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "ablation.json").write_text(json.dumps({"command": command, "accuracy": summary}, indent=2) + "\n")
+    (out / "ablation.md").write_text(f"Accuracy (%), mean ± std over {own.ablation_seeds} seeds\n\n{table}\n`{command}`\n")
+    print(table)
+    return summary
+
+
+if __name__ == "__main__":
+    main()
