@@ -3,8 +3,10 @@
     python ablation.py --ablation_seeds 3 [any train.py argument ...]
 
 Each run is `train.py` with `--noise_mode MODE --seed SEED --output_dir OUT/MODE-seedSEED`; the table gives, per test
-subset and for the mean, the accuracy as mean ± std over seeds (and the validation mean accuracy, the only number
-used to choose settings). Written to OUT/ablation.md and OUT/ablation.json.
+subset, for the mean over all test subsets and for the mean over the generator families absent from training (the
+cross-family figure the method is about), the accuracy as mean ± std over seeds, and the validation mean accuracy,
+the only number used to choose settings. Written to OUT/ablation.md and OUT/ablation.json (`bench/bench_detection.py`
+reads the latter).
 """
 
 import argparse
@@ -20,22 +22,31 @@ from configuration_pinclip import NOISE_MODES
 
 
 def mean_std(values: list[float]) -> dict:
-    return {"mean": float(np.mean(values)), "std": float(np.std(values)), "values": values}
+    """Mean and sample standard deviation (ddof=1; 0 for one seed) of per-seed values, which are kept."""
+    std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+    return {"mean": float(np.mean(values)), "std": std, "values": values}
 
 
 def ablation_table(summary: dict) -> str:
     """Markdown: one row per subset (then validation and test means), one column per noise mode."""
     modes = list(summary)
-    rows = list(next(iter(summary.values()))["subsets"]) + ["**test mean**", "validation mean"]
+    rows = list(next(iter(summary.values()))["subsets"]) + ["**test mean**", "**unseen-family mean**", "validation mean"]
     lines = ["| subset | " + " | ".join(modes) + " |", "|---" * (len(modes) + 1) + "|"]
     for row in rows:
-        key = {"**test mean**": "mean", "validation mean": "validation"}.get(row)
+        key = {"**test mean**": "mean", "**unseen-family mean**": "unseen", "validation mean": "validation"}.get(row)
         cells = []
         for mode in modes:
             stats = summary[mode][key] if key else summary[mode]["subsets"][row]
             cells.append(f"{100 * stats['mean']:.1f} ± {100 * stats['std']:.1f}" if stats else "–")
         lines.append(f"| {row} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def unseen_mean(metrics: dict) -> float | None:
+    """Mean accuracy over the test subsets whose generator family was not in the training data."""
+    seen = set((metrics.get("training") or {}).get("generators") or [])
+    unseen = [result["acc"] for name, result in metrics["subsets"].items() if name not in seen]
+    return float(np.mean(unseen)) if seen and unseen else None
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -56,9 +67,11 @@ def main(argv: list[str] | None = None) -> dict:
     for mode, results in runs.items():
         subsets = list(results[0]["subsets"])
         validation = [r["validation"]["mean"]["acc"] for r in results if r.get("validation")]
+        unseen = [value for value in map(unseen_mean, results) if value is not None]
         summary[mode] = {
             "subsets": {s: mean_std([r["subsets"][s]["acc"] for r in results]) for s in subsets},
             "mean": mean_std([r["mean"]["acc"] for r in results]),
+            "unseen": mean_std(unseen) if len(unseen) == len(results) else None,
             "validation": mean_std(validation) if validation else None,
         }
     command = "python ablation.py " + " ".join(sys.argv[1:] if argv is None else argv)

@@ -374,6 +374,9 @@ def main(argv: list[str] | None = None) -> dict:
         title = f"PiN-CLIP ({config.noise_mode}) on {dataset_title(data_args)}"
         training = {
             "train_split": data_args.train_split,
+            # the families seen in training: every other test subset is an unseen generator
+            "generators": sorted(set(data.train[data_args.generator_column]))
+            if data_args.generator_column in data.train.column_names else None,
             "steps": max_steps,
             "images_seen": images_seen,
             "batch": args.per_device_train_batch_size * accelerator.num_processes * args.gradient_accumulation_steps,

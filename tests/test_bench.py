@@ -41,12 +41,25 @@ def test_analytical_vit_flops_match_the_flop_counter(tiny_clip_dir: Path) -> Non
 
 
 def test_detection_row_reads_the_ablation_summary(tmp_path: Path) -> None:
-    summary = {"modes": {"pin": {"seeds": [0.80, 0.82, 0.81]}, "random": {"seeds": [0.79, 0.80, 0.78]},
-                         "none": {"seeds": {"0": 0.76, "1": 0.78, "2": 0.77}}}}
+    unseen = {"pin": [0.80, 0.82, 0.81], "random": [0.79, 0.80, 0.78], "none": [0.76, 0.78, 0.77]}
+    summary = {"accuracy": {mode: {"unseen": {"values": values}} for mode, values in unseen.items()}}
     path = tmp_path / "ablation.json"
     path.write_text(json.dumps(summary))
     (figure,) = detection_run(ablation=path)
     assert figure.passed is True
     assert "pin 81.0 ± 1.0" in figure.value and "+4.0" in figure.value
+    summary["accuracy"]["none"]["unseen"]["values"] = [0.80, 0.81, 0.82]  # pin ahead by less than 2 points
+    path.write_text(json.dumps(summary))
+    assert detection_run(ablation=path)[0].passed is False
     (missing,) = detection_run(ablation=tmp_path / "absent.json")
     assert missing.passed is None and "not measured" in missing.value
+
+
+def test_ablation_summary_has_the_unseen_family_mean() -> None:
+    import ablation
+
+    metrics = {"training": {"generators": ["tconv"]}, "subsets": {"tconv": {"acc": 1.0}, "gan": {"acc": 0.6},
+                                                                   "diffusion": {"acc": 0.8}}}
+    assert ablation.unseen_mean(metrics) == pytest.approx(0.7)
+    assert ablation.mean_std([0.5, 0.7]) == {"mean": pytest.approx(0.6), "std": pytest.approx(0.1414, abs=1e-4),
+                                             "values": [0.5, 0.7]}
