@@ -9,6 +9,7 @@ while the main process runs the model under `torch.inference_mode`.
 from __future__ import annotations
 
 import io
+import math
 import os
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -96,23 +97,25 @@ class Detector:
 
     def scan(self, paths: Sequence[str | os.PathLike], batch_size: int = 32, num_workers: int = 0) -> Iterator[ScanResult]:
         """Score image files in order; a file that cannot be read yields a result with its `error`, never raises."""
+        paths = list(paths)
+        if num_workers > 0:
+            # Loader batches go to workers whole: smaller batches for a small folder so that every worker gets work.
+            batch_size = max(1, min(batch_size, math.ceil(len(paths) / num_workers)))
         loader = DataLoader(
-            _ImageFiles(list(paths), self.processor),
+            _ImageFiles(paths, self.processor),
             batch_size=batch_size,
             num_workers=num_workers,
-            collate_fn=_collate,
+            collate_fn=_stack_readable,
             # Workers only decode and preprocess; they must not each start a full set of torch threads.
             worker_init_fn=_single_thread_worker,
         )
-        for items in loader:
-            good = [item for item in items if item.pixel_values is not None]
-            p_fakes = self.probabilities(torch.stack([item.pixel_values for item in good]))[:, self.fake_index] if good else []
-            scores = {id(item): float(p) for item, p in zip(good, p_fakes)}
+        for items, pixel_values in loader:
+            p_fakes = iter(self.probabilities(pixel_values)[:, self.fake_index].tolist() if pixel_values is not None else [])
             for item in items:
-                if item.pixel_values is None:
+                if item.error is not None:
                     yield ScanResult(item.path, error=item.error)
                 else:
-                    p_fake = scores[id(item)]
+                    p_fake = next(p_fakes)
                     yield ScanResult(item.path, p_fake=p_fake, label=self.label_of(p_fake))
 
 
@@ -144,8 +147,13 @@ class _ImageFiles(Dataset):
             return _Item(path, None, f"cannot process: {type(error).__name__}: {error}")
 
 
-def _collate(items: list[_Item]) -> list[_Item]:
-    return items
+def _stack_readable(items: list[_Item]) -> tuple[list[_Item], torch.Tensor | None]:
+    """The batch's items (pixels dropped) and one tensor of the readable ones, stacked where the items were made:
+    a worker then hands the main process one shared-memory tensor per batch instead of one per image."""
+    readable = [item.pixel_values for item in items if item.pixel_values is not None]
+    for item in items:
+        item.pixel_values = None
+    return items, torch.stack(readable) if readable else None
 
 
 def _single_thread_worker(_: int) -> None:
