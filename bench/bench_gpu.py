@@ -4,7 +4,9 @@
   plus the training images/s of each;
 * inference cost: PiN-CLIP (no inference noise) ÷ bare `CLIPVisionModelWithProjection` images/s, batch 64;
 * compute utilisation: PiN-CLIP inference TFLOP/s (analytical count, `bench_inference.vit_flops`) ÷ TFLOP/s of a
-  bf16 `torch.matmul` (8192²) timed in the same process.
+  bf16 `torch.matmul` (8192²) timed in the same process; for the autocast model above, and for a deployment form
+  of it (weights cast to bf16 once, batch 256, with and without `torch.compile`), since autocast re-casts every
+  weight on every call and batch 64 leaves the GPU partly idle.
 
 Timed calls are interleaved (`common.time_interleaved`) and end with a device synchronisation. Run through
 `bench/gpu.sh` on the accelerator machine; `--device cpu --quick` checks the whole path on a CPU in a minute.
@@ -39,13 +41,16 @@ class Settings:
     shape: str
     train_batch: int
     infer_batch: int
+    deploy_batch: int  # batch of the bf16-weight deployment variants
     matmul_size: int
     rounds: int
     calls_per_round: int  # several calls per timed sample, so a sample is long enough to time on a GPU
 
 
-FULL = Settings(shape="vit-l-14", train_batch=32, infer_batch=64, matmul_size=8192, rounds=7, calls_per_round=5)
-QUICK = Settings(shape="tiny", train_batch=8, infer_batch=8, matmul_size=512, rounds=3, calls_per_round=2)
+FULL = Settings(shape="vit-l-14", train_batch=32, infer_batch=64, deploy_batch=256, matmul_size=8192, rounds=7,
+                calls_per_round=5)
+QUICK = Settings(shape="tiny", train_batch=8, infer_batch=8, deploy_batch=16, matmul_size=512, rounds=3,
+                 calls_per_round=2)
 
 
 def synchronise(device: torch.device) -> None:
@@ -125,6 +130,54 @@ def inference_calls(clip_dir: Path, settings: Settings, device: torch.device) ->
     return calls, flops
 
 
+def deployment_calls(clip_dir: Path, settings: Settings, device: torch.device) -> tuple[dict[str, Callable[[], None]], int, str]:
+    """PiN-CLIP as one would serve it: weights cast to bf16 once (no autocast), a larger batch, eager and compiled;
+    the same matmul as reference. Also the FLOPs of one such batch and a note on compilation."""
+    from modeling_pinclip import PinClipForImageClassification
+
+    model = PinClipForImageClassification.from_clip(str(clip_dir)).to(device, torch.bfloat16).eval()
+    vision = model.config.vision_config
+    size = model.config.image_size
+    pixel_values = torch.randn(settings.deploy_batch, 3, size, size, device=device, dtype=torch.bfloat16)
+    left = torch.randn(settings.matmul_size, settings.matmul_size, device=device, dtype=torch.bfloat16)
+    right = torch.randn(settings.matmul_size, settings.matmul_size, device=device, dtype=torch.bfloat16)
+    compiled, note = torch.compile(model), "torch.compile (default mode)"
+    try:
+        with torch.inference_mode():
+            compiled(pixel_values=pixel_values)  # compile outside the timing
+    except Exception as error:  # noqa: BLE001 - a missing compiler toolchain must not lose the other figures
+        compiled, note = model, f"torch.compile failed ({type(error).__name__}: {str(error)[:80]}); eager"
+
+    def forward(module: Callable) -> Callable[[], None]:
+        @torch.inference_mode()
+        def call() -> None:
+            module(pixel_values=pixel_values)
+
+        return repeated(call, settings.calls_per_round, device)
+
+    calls = {
+        "bf16": forward(model),
+        "compiled": forward(compiled),
+        "matmul": repeated(lambda: torch.matmul(left, right), settings.calls_per_round * 4, device),
+    }
+    flops = settings.deploy_batch * vit_flops(size, vision.patch_size, vision.hidden_size, vision.num_hidden_layers,
+                                              vision.intermediate_size, model.config.projection_dim)
+    return calls, flops, note
+
+
+def utilisation_of(timings: Timings, name: str, flops: int, settings: Settings) -> tuple[float, float, float, list[float]]:
+    """Median per-round utilisation of `name` against the matmul of the same round, its TFLOP/s, the matmul's
+    TFLOP/s, and the per-round values."""
+    calls = settings.calls_per_round
+    matmul_flops = 2 * settings.matmul_size**3 * calls * 4
+    per_round = [
+        (flops * calls / t_model) / (matmul_flops / t_matmul)
+        for t_model, t_matmul in zip(timings.seconds[name], timings.seconds["matmul"])
+    ]
+    median = sorted(per_round)[len(per_round) // 2]
+    return median, flops * calls / timings.median(name) / 1e12, matmul_flops / timings.median("matmul") / 1e12, per_round
+
+
 def device_name(device: torch.device) -> str:
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
@@ -141,18 +194,12 @@ def versions() -> str:
 
 
 def table(device: torch.device, settings: Settings, lora: bool, train: Timings, infer: Timings, flops: int,
-          seconds: float) -> str:
+          deploy: Timings, deploy_flops: int, compile_note: str, seconds: float) -> str:
     """The results as Markdown."""
     calls = settings.calls_per_round
     train_ratio = train.ratio("pin", "none")
     infer_ratio = infer.ratio("bare", "pinclip")
-    model_tflops = flops * calls / infer.median("pinclip") / 1e12
-    matmul_tflops = 2 * settings.matmul_size**3 * calls * 4 / infer.median("matmul") / 1e12
-    utilisations = [
-        (flops * calls / t_model) / (2 * settings.matmul_size**3 * calls * 4 / t_matmul)
-        for t_model, t_matmul in zip(infer.seconds["pinclip"], infer.seconds["matmul"])
-    ]
-    utilisation = sorted(utilisations)[len(utilisations) // 2]
+    utilisation, model_tflops, matmul_tflops, utilisations = utilisation_of(infer, "pinclip", flops, settings)
     lora_text = "LoRA r=6 on q/k/v" if lora else "full fine-tuning (peft not installed: no LoRA)"
 
     def images_per_s(timings: Timings, name: str, batch: int) -> str:
@@ -175,6 +222,14 @@ def table(device: torch.device, settings: Settings, lora: bool, train: Timings, 
          f"PiN-CLIP {model_tflops:.1f} TFLOP/s ({flops / 1e12:.2f} TFLOP per batch, analytical), matmul "
          f"{matmul_tflops:.1f} TFLOP/s; per-round {spread(utilisations)}"),
     ]
+    for name, setup in (("bf16", "bf16 weights, eager"), ("compiled", f"bf16 weights, {compile_note}")):
+        value, tflops, reference, per_round = utilisation_of(deploy, name, deploy_flops, settings)
+        rows.append((
+            f"compute utilisation ({setup})", f"batch {settings.deploy_batch}; PiN-CLIP TFLOP/s ÷ bf16 `torch.matmul` "
+            f"{settings.matmul_size}² TFLOP/s", f"{value:.2f}", "≥ 0.6", verdict(value >= 0.6),
+            f"PiN-CLIP {tflops:.1f} TFLOP/s ({images_per_s(deploy, name, settings.deploy_batch)} images/s), matmul "
+            f"{reference:.1f} TFLOP/s; per-round {spread(per_round)}",
+        ))
     lines = [
         f"# PiN-CLIP accelerator benchmark ({device_name(device)})",
         "",
@@ -216,7 +271,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{time.perf_counter() - started:.0f} s] timing inference", flush=True)
         calls, flops = inference_calls(clip_dir, settings, device)
         infer = time_interleaved(calls, rounds=settings.rounds, warmup=1)
-    markdown = table(device, settings, lora, train, infer, flops, time.perf_counter() - started)
+        print(f"[{time.perf_counter() - started:.0f} s] compiling and timing the bf16 deployment form", flush=True)
+        calls, deploy_flops, compile_note = deployment_calls(clip_dir, settings, device)
+        deploy = time_interleaved(calls, rounds=settings.rounds, warmup=1)
+    markdown = table(device, settings, lora, train, infer, flops, deploy, deploy_flops, compile_note,
+                     time.perf_counter() - started)
     print(markdown)
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
