@@ -66,7 +66,7 @@ class PinClipConfig(PreTrainedConfig):
     inference_noise: str = "none"
     noise_loss_weight: float | int = 1.0
     noise_samples: int = 1
-    random_noise_std: float | int = 0.5
+    random_noise_std: float | int = 0.25
     sigma_activation: str = "softplus"
     sigma_floor: float | int = 0.0
     kl_weight: float | int = 0.0
