@@ -98,6 +98,25 @@ def training_steps(clip_dir: Path, settings: Settings, device: torch.device, lor
     return steps
 
 
+def timed_forward(model: Callable, pixel_values: torch.Tensor, settings: Settings, device: torch.device,
+                  bf16_autocast: bool) -> Callable[[], None]:
+    """`calls_per_round` inference forwards of `model` on a fixed batch, under bf16 autocast or as they are."""
+
+    @torch.inference_mode()
+    def call() -> None:
+        with autocast(device) if bf16_autocast else contextlib.nullcontext():
+            model(pixel_values=pixel_values)
+
+    return repeated(call, settings.calls_per_round, device)
+
+
+def matmul_call(settings: Settings, device: torch.device) -> Callable[[], None]:
+    """The reference: 4 × `calls_per_round` bf16 square matmuls of `matmul_size`."""
+    left = torch.randn(settings.matmul_size, settings.matmul_size, device=device, dtype=torch.bfloat16)
+    right = torch.randn(settings.matmul_size, settings.matmul_size, device=device, dtype=torch.bfloat16)
+    return repeated(lambda: torch.matmul(left, right), settings.calls_per_round * 4, device)
+
+
 def inference_calls(clip_dir: Path, settings: Settings, device: torch.device) -> tuple[dict[str, Callable[[], None]], int]:
     """Timed PiN-CLIP / bare CLIP forwards and bf16 matmul; also the analytical FLOPs of one PiN-CLIP batch."""
     from transformers import CLIPVisionModelWithProjection
@@ -109,21 +128,10 @@ def inference_calls(clip_dir: Path, settings: Settings, device: torch.device) ->
     vision = pinclip.config.vision_config
     size = pinclip.config.image_size
     pixel_values = torch.randn(settings.infer_batch, 3, size, size, device=device)
-    left = torch.randn(settings.matmul_size, settings.matmul_size, device=device, dtype=torch.bfloat16)
-    right = torch.randn(settings.matmul_size, settings.matmul_size, device=device, dtype=torch.bfloat16)
-
-    def forward(model: torch.nn.Module) -> Callable[[], None]:
-        @torch.inference_mode()
-        def call() -> None:
-            with autocast(device):
-                model(pixel_values=pixel_values)
-
-        return repeated(call, settings.calls_per_round, device)
-
     calls = {
-        "pinclip": forward(pinclip),
-        "bare": forward(bare),
-        "matmul": repeated(lambda: torch.matmul(left, right), settings.calls_per_round * 4, device),
+        "pinclip": timed_forward(pinclip, pixel_values, settings, device, bf16_autocast=True),
+        "bare": timed_forward(bare, pixel_values, settings, device, bf16_autocast=True),
+        "matmul": matmul_call(settings, device),
     }
     flops = settings.infer_batch * vit_flops(size, vision.patch_size, vision.hidden_size, vision.num_hidden_layers,
                                              vision.intermediate_size, pinclip.config.projection_dim)
@@ -139,26 +147,16 @@ def deployment_calls(clip_dir: Path, settings: Settings, device: torch.device) -
     vision = model.config.vision_config
     size = model.config.image_size
     pixel_values = torch.randn(settings.deploy_batch, 3, size, size, device=device, dtype=torch.bfloat16)
-    left = torch.randn(settings.matmul_size, settings.matmul_size, device=device, dtype=torch.bfloat16)
-    right = torch.randn(settings.matmul_size, settings.matmul_size, device=device, dtype=torch.bfloat16)
     compiled, note = torch.compile(model), "torch.compile (default mode)"
     try:
         with torch.inference_mode():
             compiled(pixel_values=pixel_values)  # compile outside the timing
     except Exception as error:  # noqa: BLE001 - a missing compiler toolchain must not lose the other figures
         compiled, note = model, f"torch.compile failed ({type(error).__name__}: {str(error)[:80]}); eager"
-
-    def forward(module: Callable) -> Callable[[], None]:
-        @torch.inference_mode()
-        def call() -> None:
-            module(pixel_values=pixel_values)
-
-        return repeated(call, settings.calls_per_round, device)
-
     calls = {
-        "bf16": forward(model),
-        "compiled": forward(compiled),
-        "matmul": repeated(lambda: torch.matmul(left, right), settings.calls_per_round * 4, device),
+        "bf16": timed_forward(model, pixel_values, settings, device, bf16_autocast=False),
+        "compiled": timed_forward(compiled, pixel_values, settings, device, bf16_autocast=False),
+        "matmul": matmul_call(settings, device),
     }
     flops = settings.deploy_batch * vit_flops(size, vision.patch_size, vision.hidden_size, vision.num_hidden_layers,
                                               vision.intermediate_size, model.config.projection_dim)
