@@ -117,6 +117,13 @@ def matmul_call(settings: Settings, device: torch.device) -> Callable[[], None]:
     return repeated(lambda: torch.matmul(left, right), settings.calls_per_round * 4, device)
 
 
+def batch_flops(model, batch: int) -> int:
+    """Analytical FLOPs of one inference batch of a PiN-CLIP model."""
+    vision = model.config.vision_config
+    return batch * vit_flops(model.config.image_size, vision.patch_size, vision.hidden_size,
+                             vision.num_hidden_layers, vision.intermediate_size, model.config.projection_dim)
+
+
 def inference_calls(clip_dir: Path, settings: Settings, device: torch.device) -> tuple[dict[str, Callable[[], None]], int]:
     """Timed PiN-CLIP / bare CLIP forwards and bf16 matmul; also the analytical FLOPs of one PiN-CLIP batch."""
     from transformers import CLIPVisionModelWithProjection
@@ -125,7 +132,6 @@ def inference_calls(clip_dir: Path, settings: Settings, device: torch.device) ->
 
     pinclip = PinClipForImageClassification.from_clip(str(clip_dir)).to(device).eval()
     bare = bare_clip(CLIPVisionModelWithProjection, str(clip_dir)).to(device)
-    vision = pinclip.config.vision_config
     size = pinclip.config.image_size
     pixel_values = torch.randn(settings.infer_batch, 3, size, size, device=device)
     calls = {
@@ -133,9 +139,7 @@ def inference_calls(clip_dir: Path, settings: Settings, device: torch.device) ->
         "bare": timed_forward(bare, pixel_values, settings, device, bf16_autocast=True),
         "matmul": matmul_call(settings, device),
     }
-    flops = settings.infer_batch * vit_flops(size, vision.patch_size, vision.hidden_size, vision.num_hidden_layers,
-                                             vision.intermediate_size, pinclip.config.projection_dim)
-    return calls, flops
+    return calls, batch_flops(pinclip, settings.infer_batch)
 
 
 def deployment_calls(clip_dir: Path, settings: Settings, device: torch.device) -> tuple[dict[str, Callable[[], None]], int, str]:
@@ -144,7 +148,6 @@ def deployment_calls(clip_dir: Path, settings: Settings, device: torch.device) -
     from modeling_pinclip import PinClipForImageClassification
 
     model = PinClipForImageClassification.from_clip(str(clip_dir)).to(device, torch.bfloat16).eval()
-    vision = model.config.vision_config
     size = model.config.image_size
     pixel_values = torch.randn(settings.deploy_batch, 3, size, size, device=device, dtype=torch.bfloat16)
     compiled, note = torch.compile(model), "torch.compile (default mode)"
@@ -158,9 +161,7 @@ def deployment_calls(clip_dir: Path, settings: Settings, device: torch.device) -
         "compiled": timed_forward(compiled, pixel_values, settings, device, bf16_autocast=False),
         "matmul": matmul_call(settings, device),
     }
-    flops = settings.deploy_batch * vit_flops(size, vision.patch_size, vision.hidden_size, vision.num_hidden_layers,
-                                              vision.intermediate_size, model.config.projection_dim)
-    return calls, flops, note
+    return calls, batch_flops(model, settings.deploy_batch), note
 
 
 def utilisation_of(timings: Timings, name: str, flops: int, settings: Settings) -> tuple[float, float, float, list[float]]:
