@@ -28,7 +28,7 @@ def mean_std(values: list[float]) -> dict:
 
 
 def ablation_table(summary: dict) -> str:
-    """Markdown: one row per subset (then validation and test means), one column per noise mode."""
+    """Markdown: one row per test subset, then the test, unseen-family and validation means; a column per mode."""
     modes = list(summary)
     rows = list(next(iter(summary.values()))["subsets"]) + ["**test mean**", "**unseen-family mean**", "validation mean"]
     lines = ["| subset | " + " | ".join(modes) + " |", "|---" * (len(modes) + 1) + "|"]

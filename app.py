@@ -32,7 +32,7 @@ MODEL_CANDIDATES = (APP_DIR / "model", APP_DIR / DEFAULT_MODEL_DIR)
 MAX_UPLOAD = "20mb"
 PREVIEW_SIZE = 512  # previews are shown downscaled; scoring always uses the full image
 NO_JPEG = 100  # the JPEG slider's "off" position
-# /predict requests served at once. Measured on 2 shared cores (docs/README_APP.md): 8 concurrent single-image
+# /predict requests served at once. Measured on 2 shared cores (README, "Load benchmark"): 8 concurrent single-image
 # forward passes beat one at a time by ~5x and beat pooling them into shared batches, and cost little memory.
 PREDICT_CONCURRENCY = 8
 METRIC_COLUMNS = (("acc", "ACC"), ("r_acc", "R.Acc"), ("f_acc", "F.Acc"), ("ap", "AP"), ("auc", "AUC"))

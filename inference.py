@@ -12,7 +12,7 @@ import io
 import math
 import os
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -151,9 +151,7 @@ def _stack_readable(items: list[_Item]) -> tuple[list[_Item], torch.Tensor | Non
     """The batch's items (pixels dropped) and one tensor of the readable ones, stacked where the items were made:
     a worker then hands the main process one shared-memory tensor per batch instead of one per image."""
     readable = [item.pixel_values for item in items if item.pixel_values is not None]
-    for item in items:
-        item.pixel_values = None
-    return items, torch.stack(readable) if readable else None
+    return [replace(item, pixel_values=None) for item in items], torch.stack(readable) if readable else None
 
 
 def _single_thread_worker(_: int) -> None:

@@ -375,7 +375,7 @@ def main(argv: list[str] | None = None) -> dict:
         training = {
             "train_split": data_args.train_split,
             # the families seen in training: every other test subset is an unseen generator
-            "generators": sorted(set(data.train[data_args.generator_column]))
+            "generators": sorted(data.train.unique(data_args.generator_column))
             if data_args.generator_column in data.train.column_names else None,
             "steps": max_steps,
             "images_seen": images_seen,

@@ -2,7 +2,8 @@
 `pin` vs `random` vs `none`, 3 seeds, mean ± std). Target: `pin` best, by at least 2 points over `none`.
 
 Training three modes × three seeds takes far longer than the speed figures, so this benchmark does not train: it
-reads the JSON summary that `python ablation.py` writes, and says how to produce it when it is missing. Detection defaults are chosen on the validation split by that command, never here.
+reads the JSON summary that `python ablation.py` writes, and says how to produce it when it is missing.
+Detection defaults are chosen on the validation split, never here.
 
     python bench/bench_detection.py [--ablation PATH]
 """
@@ -12,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 from pathlib import Path
 
 from common import REPO_ROOT, Figure
@@ -24,13 +24,13 @@ DEFAULT_ABLATION_JSON = REPO_ROOT / "outputs" / "ablation-minigenimage" / "ablat
 COMMAND = "python ablation.py --ablation_seeds 3"
 
 
-def mode_accuracies(summary: dict) -> dict[str, list[float]]:
-    """Per-seed unseen-family mean accuracies (percent) of each noise mode, from `ablation.py`'s JSON."""
+def unseen_accuracy(summary: dict) -> dict[str, dict]:
+    """Each noise mode's unseen-family accuracy `{"mean", "std", "values"}` (fractions), from `ablation.py`'s JSON."""
     accuracy = summary["accuracy"]
     missing = [mode for mode in MODES if not (accuracy.get(mode) or {}).get("unseen")]
     if missing:
         raise ValueError(f"the ablation summary has no unseen-family accuracy for {', '.join(missing)}: rerun `{COMMAND}`")
-    return {mode: [100 * value for value in accuracy[mode]["unseen"]["values"]] for mode in MODES}
+    return {mode: accuracy[mode]["unseen"] for mode in MODES}
 
 
 def run(quick: bool = False, ablation: Path | None = None) -> list[Figure]:
@@ -41,23 +41,23 @@ def run(quick: bool = False, ablation: Path | None = None) -> list[Figure]:
     if not path.is_file():
         shown = path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
         return [Figure("detection", setup, f"not measured: no {shown}", target, None,
-                       [f"write it with `{COMMAND}` (pin/random/none × 3 seeds on MiniGenImage, ~15 min on 2 cores), "
+                       [f"write it with `{COMMAND}` (pin/random/none × 3 seeds on MiniGenImage, ≈ 20 min on 2 cores), "
                         "or point PINCLIP_ABLATION_JSON at its summary, then rerun"])]
-    accuracies = mode_accuracies(json.loads(path.read_text()))
-    means = {mode: statistics.mean(values) for mode, values in accuracies.items()}
-    stds = {mode: statistics.stdev(values) if len(values) > 1 else 0.0 for mode, values in accuracies.items()}
+    unseen = unseen_accuracy(json.loads(path.read_text()))
+    means = {mode: 100 * stats["mean"] for mode, stats in unseen.items()}
     margin = means["pin"] - means["none"]
     passed = means["pin"] == max(means.values()) and margin >= MARGIN_POINTS
-    seeds = {len(values) for values in accuracies.values()}
+    seeds = {len(stats["values"]) for stats in unseen.values()}
     return [
         Figure(
             name="detection",
             setup=f"{setup} ({'/'.join(map(str, sorted(seeds)))} seeds)",
-            value=", ".join(f"{mode} {means[mode]:.1f} ± {stds[mode]:.1f}" for mode in MODES)
+            value=", ".join(f"{mode} {means[mode]:.1f} ± {100 * unseen[mode]['std']:.1f}" for mode in MODES)
             + f" (pin − none = {margin:+.1f})",
             target=target,
             passed=passed,
-            details=[f"read from {path}", *(f"{mode}: {', '.join(f'{v:.1f}' for v in accuracies[mode])}" for mode in MODES)],
+            details=[f"read from {path}",
+                     *(f"{mode}: {', '.join(f'{100 * v:.1f}' for v in unseen[mode]['values'])}" for mode in MODES)],
         )
     ]
 

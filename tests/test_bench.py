@@ -41,14 +41,16 @@ def test_analytical_vit_flops_match_the_flop_counter(tiny_clip_dir: Path) -> Non
 
 
 def test_detection_row_reads_the_ablation_summary(tmp_path: Path) -> None:
+    from ablation import mean_std
+
     unseen = {"pin": [0.80, 0.82, 0.81], "random": [0.79, 0.80, 0.78], "none": [0.76, 0.78, 0.77]}
-    summary = {"accuracy": {mode: {"unseen": {"values": values}} for mode, values in unseen.items()}}
+    summary = {"accuracy": {mode: {"unseen": mean_std(values)} for mode, values in unseen.items()}}
     path = tmp_path / "ablation.json"
     path.write_text(json.dumps(summary))
     (figure,) = detection_run(ablation=path)
     assert figure.passed is True
     assert "pin 81.0 ± 1.0" in figure.value and "+4.0" in figure.value
-    summary["accuracy"]["none"]["unseen"]["values"] = [0.80, 0.81, 0.82]  # pin ahead by less than 2 points
+    summary["accuracy"]["none"]["unseen"] = mean_std([0.80, 0.81, 0.82])  # pin ahead by less than 2 points
     path.write_text(json.dumps(summary))
     assert detection_run(ablation=path)[0].passed is False
     (missing,) = detection_run(ablation=tmp_path / "absent.json")
