@@ -20,6 +20,7 @@ from pathlib import Path
 
 import gradio as gr
 import yaml
+from gradio import processing_utils
 from PIL import Image
 
 from image_io import ImageLoadError, load_rgb_image
@@ -37,6 +38,28 @@ NO_JPEG = 100  # the JPEG slider's "off" position
 PREDICT_CONCURRENCY = 8
 METRIC_COLUMNS = (("acc", "ACC"), ("r_acc", "R.Acc"), ("f_acc", "F.Acc"), ("ap", "AP"), ("auc", "AUC"))
 logger = logging.getLogger("pinclip.app")
+
+
+def _save_pil_to_cache_atomically(img: Image.Image, cache_dir: str, name: str = "image", format: str = "webp") -> str:
+    """Gradio's `save_pil_to_cache`, but writing under a temporary name and renaming into place.
+
+    Gradio 6 names a cached image by the hash of its bytes and rewrites the file on every call with
+    `Path.write_bytes` (truncate, then write). Two requests that return the same image (8 clients cycling through
+    the example images do) then race: one client downloads its preview while the other request has just truncated
+    the file, and gets an empty body (`bench/bench_app_load.py` failed 1 client in 8 in half of its runs). Gradio
+    already writes cached *files* this way; a rename is atomic, so a reader sees the old or the new complete file.
+    """
+    data = processing_utils.encode_pil_to_bytes(img, format)
+    folder = Path(cache_dir) / processing_utils.hash_bytes(data)
+    folder.mkdir(exist_ok=True, parents=True)
+    target = (folder / f"{name}.{format}").resolve()
+    with tempfile.NamedTemporaryFile(dir=folder, prefix=f".{name}-", delete=False) as temporary:
+        temporary.write(data)
+    os.replace(temporary.name, target)
+    return str(target)
+
+
+processing_utils.save_pil_to_cache = _save_pil_to_cache_atomically
 
 
 def resolve_model(model: str | os.PathLike | None) -> str | None:

@@ -6,6 +6,7 @@ import shutil
 import socket
 import struct
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import gradio as gr
@@ -129,6 +130,21 @@ def test_app_answer_equals_model_probability(client: Client, model_dir: Path) ->
     assert confidences(label)["fake"] == pytest.approx(model_p_fake(model_dir, image), abs=1e-5)
     assert set(confidences(label)) == {"real", "fake"}
     assert "fake_gan.png" in decision and "threshold 0.5" in decision
+
+
+def test_concurrent_clients_all_succeed(app_url: str) -> None:
+    """8 clients × 10 requests over the example images: Gradio caches equal answers under one name, and a request
+    must never download that file while another request is rewriting it."""
+    images = sorted(str(path) for path in (Path(__file__).resolve().parents[1] / "assets").glob("*.png"))
+
+    def session(offset: int) -> int:
+        session_client = Client(app_url, verbose=False)
+        for index in range(10):  # each answer's preview image is downloaded too
+            session_client.predict(handle_file(images[(offset + index) % len(images)]), api_name="/predict")
+        return 10
+
+    with ThreadPoolExecutor(8) as pool:
+        assert sum(pool.map(session, range(8))) == 80
 
 
 @pytest.mark.parametrize("name", ["cmyk.jpg", "gray16.png", "rgba.png", "palette.png", "rotated.jpg", "animated.gif", "tiny4x4.png"])
