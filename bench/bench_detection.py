@@ -38,8 +38,9 @@ def run(quick: bool = False, ablation: Path | None = None) -> list[Figure]:
     path = Path(ablation or os.environ.get("PINCLIP_ABLATION_JSON", DEFAULT_ABLATION_JSON))
     setup = "MiniGenImage unseen-family mean acc, `pin` vs `random` vs `none`, mean ± std over seeds"
     target = f"`pin` best, ≥ {MARGIN_POINTS:.0f} points over `none`"
+    # Relative to the repository where possible: results.md is committed and must not carry this machine's paths.
+    shown = path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
     if not path.is_file():
-        shown = path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
         return [Figure("detection", setup, f"not measured: no {shown}", target, None,
                        [f"write it with `{COMMAND}` (pin/random/none × 3 seeds on MiniGenImage, ≈ 20 min on 2 cores), "
                         "or point PINCLIP_ABLATION_JSON at its summary, then rerun"])]
@@ -56,7 +57,7 @@ def run(quick: bool = False, ablation: Path | None = None) -> list[Figure]:
             + f" (pin − none = {margin:+.1f})",
             target=target,
             passed=passed,
-            details=[f"read from {path}",
+            details=[f"read from {shown}",
                      *(f"{mode}: {', '.join(f'{100 * v:.1f}' for v in unseen[mode]['values'])}" for mode in MODES)],
         )
     ]

@@ -1,0 +1,122 @@
+"""Where the evaluation-throughput benchmark's time goes, and what parallel loading can gain on this machine.
+
+Uses the folder and the default (`tiny-64`) detector of `bench_eval_throughput.py`, one torch thread, and prints:
+
+1. per file kind (size × format): milliseconds per image to decode (`load_rgb_image`), to preprocess (the saved
+   image processor) and to run the model (batch 32);
+2. wall-clock and CPU milliseconds per image of four ways to score the whole folder: the per-image `pipeline`
+   loop, `Detector.scan` in-process, `Detector.scan` with 2 DataLoader worker processes, and the same work with
+   2 decoding threads in the main process (Pillow and NumPy release the GIL while they decode and normalise);
+3. the ratio the ≥ 3× target asks for, and its bound: loop CPU per image ÷ (in-process scan CPU per image ÷ cores).
+
+    python bench/profile_eval_decoding.py [--rounds 3]
+
+The numbers behind bench/NOTES.md §2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import torch
+
+from bench_eval_throughput import DEFAULT_SHAPE, FORMATS, SIZES, cpu_time, image_folder, saved_detector
+from common import CACHE_DIR, load_average
+
+BATCH_SIZE = 32
+PARALLEL = 2  # DataLoader workers or decoding threads
+
+
+def per_call_ms(function: Callable[[object], object], inputs: list, rounds: int) -> float:
+    """Fastest over `rounds` of the mean milliseconds per input (the fastest round is the least disturbed one)."""
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.perf_counter()
+        for value in inputs:
+            function(value)
+        best = min(best, time.perf_counter() - start)
+    return 1000 * best / len(inputs)
+
+
+def stage_costs(detector, paths: list[Path], rounds: int) -> None:
+    from image_io import load_rgb_image
+
+    crop = detector.processor.crop_size
+    batch = torch.randn(BATCH_SIZE, 3, crop["height"], crop["width"])
+    model_ms = per_call_ms(lambda _: detector.probabilities(batch), [None] * 5, rounds) / BATCH_SIZE
+    print(f"| file kind | files | decode ms | preprocess ms | model ms (batch {BATCH_SIZE}) |\n|---|---|---|---|---|")
+    for size in SIZES:
+        for fmt in FORMATS:
+            kind = [path for path in paths if path.name.endswith(f"-{size}.{fmt}")]
+            images = [load_rgb_image(path) for path in kind]
+            decode = per_call_ms(load_rgb_image, kind, rounds)
+            preprocess = per_call_ms(detector.preprocess, images, rounds)
+            print(f"| {size}×{size} {fmt.upper()} | {len(kind)} | {decode:.3f} | {preprocess:.3f} | {model_ms:.3f} |")
+
+
+def threaded_scan(detector, paths: list[Path]) -> None:
+    """`Detector.scan`'s work with the DataLoader replaced by a pool of decoding threads (same dataset, same collate)."""
+    from inference import _ImageFiles, _stack_readable
+
+    files = _ImageFiles(paths, detector.processor)
+    batches = [range(start, min(start + BATCH_SIZE, len(paths))) for start in range(0, len(paths), BATCH_SIZE)]
+    with ThreadPoolExecutor(PARALLEL) as pool:
+        for _, pixel_values in pool.map(lambda batch: _stack_readable([files[i] for i in batch]), batches):
+            detector.probabilities(pixel_values)
+
+
+def loader_costs(detector, classifier, paths: list[Path], rounds: int) -> None:
+    ways = {
+        "per-image `pipeline` loop": lambda: [classifier(str(path)) for path in paths],
+        "`Detector.scan`, in-process": lambda: list(detector.scan(paths, BATCH_SIZE, num_workers=0)),
+        f"`Detector.scan`, {PARALLEL} DataLoader workers": lambda: list(detector.scan(paths, BATCH_SIZE, PARALLEL)),
+        f"{PARALLEL} decoding threads": lambda: threaded_scan(detector, paths),
+    }
+    wall: dict[str, list[float]] = {name: [] for name in ways}
+    cpu: dict[str, list[float]] = {name: [] for name in ways}
+    for name, run in ways.items():  # one warm-up each, then rounds interleaved
+        run()
+    for round_index in range(rounds):
+        for name in ways if round_index % 2 == 0 else reversed(list(ways)):
+            cpu_before, wall_before = cpu_time(), time.perf_counter()
+            ways[name]()
+            wall[name].append(1000 * (time.perf_counter() - wall_before) / len(paths))
+            cpu[name].append(1000 * (cpu_time() - cpu_before) / len(paths))
+    loop = list(ways)[0]
+    print(f"\n| way ({len(paths)} files, median of {rounds} rounds) | wall ms/image | CPU ms/image | images/s "
+          "÷ loop |\n|---|---|---|---|")
+    for name in ways:
+        ratio = statistics.median(w_loop / w for w_loop, w in zip(wall[loop], wall[name]))
+        print(f"| {name} | {statistics.median(wall[name]):.2f} | {statistics.median(cpu[name]):.2f} | {ratio:.2f}× |")
+    cores = os.cpu_count() or 1
+    in_process = statistics.median(cpu[list(ways)[1]])
+    bound = statistics.median(cpu[loop]) / (in_process / cores)
+    print(f"\nbound with {cores} cores and no loading overhead: loop CPU {statistics.median(cpu[loop]):.2f} ms ÷ "
+          f"(in-process scan CPU {in_process:.2f} ms ÷ {cores}) = {bound:.2f}×; 1-min load average {load_average()}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3)
+    rounds = parser.parse_args().rounds
+    from transformers import pipeline
+
+    from inference import Detector
+
+    torch.set_num_threads(1)
+    paths = image_folder(CACHE_DIR / "eval-images", per_kind=128)
+    model_dir = saved_detector(DEFAULT_SHAPE)
+    detector = Detector.load(model_dir, device="cpu")
+    classifier = pipeline("image-classification", model=str(model_dir), trust_remote_code=True, device="cpu")
+    stage_costs(detector, paths, rounds)
+    loader_costs(detector, classifier, paths, rounds)
+
+
+if __name__ == "__main__":
+    main()
