@@ -1,0 +1,143 @@
+"""Give a random CLIP vision tower pretrained, content-level features, offline, so that MiniGenImage can test
+PiN-CLIP in the setting the paper uses it: fine-tuning a *pretrained* backbone.
+
+The default run trains a random tiny CLIP from scratch; there are then no general features for the noise to
+keep the fine-tuning from overwriting. This script trains the vision tower and its projection to tell which of
+MiniGenImage's bundled photographs a real crop comes from: a content task, like the semantic pretraining of CLIP,
+that carries no real/fake signal (MiniGenImage's fakes are content-matched to its reals). It samples crops only
+from the tiles of MiniGenImage's *train* pool (the same tile assignment as the benchmark build), so no
+validation or test pixels are seen, and saves the CLIP checkpoint with the pretrained vision weights (text tower
+as it was), ready for `train.py --model_name_or_path`.
+
+    python pretrain_backbone.py                                   # → outputs/pretrained-clip-tiny-64
+    python ablation.py --model_name_or_path outputs/pretrained-clip-tiny-64 --output_dir outputs/ablation-pretrained
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+from transformers import CLIPModel, get_scheduler
+
+from clip_checkpoints import write_random_clip
+from datasets_scripts.minigenimage import assign_tiles, load_photos, sample_crops
+
+# CLIP's normalisation: the same mean/std the saved image processors apply.
+CLIP_MEAN = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
+CLIP_STD = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(1, 3, 1, 1)
+
+
+class PhotoClassifier(nn.Module):
+    """CLIP image embedding (vision tower + projection) → which photograph; the head is thrown away afterwards."""
+
+    def __init__(self, clip: CLIPModel, num_photos: int):
+        super().__init__()
+        self.vision_model = clip.vision_model
+        self.visual_projection = clip.visual_projection
+        self.head = nn.Linear(clip.config.projection_dim, num_photos)
+
+    def forward(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        pooled = self.vision_model(pixel_values=pixel_values).pooler_output
+        return self.head(self.visual_projection(pooled))
+
+
+def photo_crops(photos, pool, count: int, crop_size: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """`count` normalised crops from the tiles of `pool` and the index of the photograph each comes from."""
+    crops, boxes = sample_crops(photos, pool, count, crop_size, rng)
+    index_of = {photo.name: index for index, photo in enumerate(photos)}
+    labels = torch.tensor([index_of[box[0]] for box in boxes])
+    pixels = torch.from_numpy(crops).permute(0, 3, 1, 2).float().div(255.0)
+    return (pixels - CLIP_MEAN) / CLIP_STD, labels
+
+
+@torch.no_grad()
+def accuracy(model: PhotoClassifier, pixels: torch.Tensor, labels: torch.Tensor) -> float:
+    model.eval()
+    predictions = torch.cat([model(batch).argmax(-1) for batch in pixels.split(256)])
+    model.train()
+    return (predictions == labels).float().mean().item()
+
+
+def pretrain(args: argparse.Namespace) -> dict:
+    """Pretrain, save the CLIP checkpoint in `args.output_dir`, and return the summary written next to it."""
+    started = time.time()
+    output_dir = Path(args.output_dir)
+    write_random_clip(output_dir, shape=args.shape, seed=args.seed)
+    clip = CLIPModel.from_pretrained(output_dir)
+    crop_size = clip.config.vision_config.image_size
+    photos = load_photos()
+    # The benchmark's own tile pools (same crop size and seed): train tiles only for training, validation tiles
+    # only to report how well the content task is learned.
+    pools = assign_tiles(photos, crop_size, args.minigenimage_seed)
+    rng = np.random.default_rng(args.seed)
+    torch.manual_seed(args.seed)
+    held_out = photo_crops(photos, pools["validation"], 1024, crop_size, rng)
+
+    model = PhotoClassifier(clip, len(photos))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=args.learning_rate, weight_decay=0.05)
+    steps_per_epoch = math.ceil(args.crops_per_epoch / args.batch_size)
+    total_steps = args.epochs * steps_per_epoch
+    scheduler = get_scheduler("cosine", optimizer, num_warmup_steps=total_steps // 20, num_training_steps=total_steps)
+    history = []
+    for epoch in range(args.epochs):
+        pixels, labels = photo_crops(photos, pools["train"], args.crops_per_epoch, crop_size, rng)
+        flip = torch.rand(len(pixels)) < 0.5
+        pixels[flip] = pixels[flip].flip(-1)
+        order = torch.randperm(len(pixels))
+        losses = []
+        for step in range(steps_per_epoch):
+            batch = order[step * args.batch_size : (step + 1) * args.batch_size]
+            loss = F.cross_entropy(model(pixels[batch]), labels[batch])
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad()
+            losses.append(loss.item())
+        history.append({"epoch": epoch + 1, "loss": float(np.mean(losses)), "held_out_acc": accuracy(model, *held_out)})
+        print(f"epoch {epoch + 1}/{args.epochs}: loss {history[-1]['loss']:.3f}, "
+              f"photo accuracy on validation-pool crops {100 * history[-1]['held_out_acc']:.1f} %")
+
+    clip.save_pretrained(output_dir)  # the vision tower and projection were trained in place
+    summary = {
+        "command": "python pretrain_backbone.py " + " ".join(args.argv),
+        "task": f"which of {len(photos)} photographs a {crop_size}×{crop_size} crop comes from (train-pool tiles)",
+        "chance_acc": 1 / len(photos),
+        "held_out_acc": history[-1]["held_out_acc"],
+        "history": history,
+        "seconds": round(time.time() - started, 1),
+    }
+    (output_dir / "pretraining.json").write_text(json.dumps(summary, indent=2) + "\n")
+    return summary
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--output_dir", default=None, help="default: outputs/pretrained-clip-SHAPE")
+    parser.add_argument("--shape", default="tiny-64", help="random CLIP shape (clip_checkpoints.CLIP_SHAPES)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--minigenimage_seed", type=int, default=0, help="must match the benchmark build's seed")
+    parser.add_argument("--epochs", type=int, default=10)
+    parser.add_argument("--crops_per_epoch", type=int, default=8192)
+    parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--learning_rate", type=float, default=1e-3)
+    args = parser.parse_args(argv)
+    args.output_dir = args.output_dir or f"outputs/pretrained-clip-{args.shape}"
+    args.argv = [] if argv is None else argv
+    return args
+
+
+if __name__ == "__main__":
+    import sys
+
+    arguments = parse_args()
+    arguments.argv = sys.argv[1:]
+    print(json.dumps({k: v for k, v in pretrain(arguments).items() if k != "history"}, indent=2))

@@ -1,0 +1,41 @@
+"""pretrain_backbone.py: learns the content task, changes only the vision side, and feeds `from_clip`."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+
+from clip_checkpoints import write_random_clip
+from datasets_scripts.minigenimage import assign_tiles, load_photos
+from modeling_pinclip import PinClipForImageClassification
+from pretrain_backbone import parse_args, photo_crops, pretrain
+
+
+def test_crops_are_labelled_with_their_photograph() -> None:
+    photos = load_photos()
+    pools = assign_tiles(photos, 32, seed=0)
+    pixels, labels = photo_crops(photos, pools["train"], 64, 32, np.random.default_rng(0))
+    assert pixels.shape == (64, 3, 32, 32) and labels.shape == (64,)
+    train_photos = {box[0] for box in pools["train"]}
+    assert set(labels.tolist()) <= train_photos  # a label is the index of a photo that has train tiles
+
+
+def test_pretraining_learns_and_changes_only_the_vision_side(tmp_path: Path) -> None:
+    out = tmp_path / "pretrained"
+    summary = pretrain(parse_args(["--output_dir", str(out), "--shape", "tiny", "--epochs", "3",
+                                   "--crops_per_epoch", "512"]))
+    assert summary["held_out_acc"] > 2 * summary["chance_acc"]
+    assert json.loads((out / "pretraining.json").read_text())["held_out_acc"] == summary["held_out_acc"]
+
+    random = load_file(write_random_clip(tmp_path / "random", shape="tiny", seed=0) / "model.safetensors")
+    trained = load_file(out / "model.safetensors")
+    assert random.keys() == trained.keys()
+    vision = [name for name in trained if name.startswith(("vision_model.", "visual_projection."))]
+    assert any(not torch.equal(random[name], trained[name]) for name in vision if "encoder.layers" in name)
+    assert not torch.equal(random["visual_projection.weight"], trained["visual_projection.weight"])
+    assert all(torch.equal(random[name], trained[name]) for name in trained if name not in vision)
+
+    model = PinClipForImageClassification.from_clip(str(out))  # the checkpoint train.py would start from
+    assert torch.equal(model.visual_projection.weight, trained["visual_projection.weight"])
