@@ -108,7 +108,7 @@ def pretrain(args: argparse.Namespace) -> dict:
 
     clip.save_pretrained(output_dir)  # the vision tower and projection were trained in place
     summary = {
-        "command": "python pretrain_backbone.py " + " ".join(args.argv),
+        "command": " ".join(["python pretrain_backbone.py", *args.argv]),
         "task": f"which of {len(photos)} photographs a {crop_size}×{crop_size} crop comes from (train-pool tiles)",
         "chance_acc": 1 / len(photos),
         "held_out_acc": history[-1]["held_out_acc"],

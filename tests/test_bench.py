@@ -47,13 +47,15 @@ def test_detection_row_reads_the_ablation_summary(tmp_path: Path) -> None:
     summary = {"accuracy": {mode: {"unseen": mean_std(values)} for mode, values in unseen.items()}}
     path = tmp_path / "ablation.json"
     path.write_text(json.dumps(summary))
-    (figure,) = detection_run(ablation=path)
+    figure, pretrained = detection_run(ablation=path, pretrained_ablation=tmp_path / "absent.json")
     assert figure.passed is True
     assert "pin 81.0 ± 1.0" in figure.value and "+4.0" in figure.value
     summary["accuracy"]["none"]["unseen"] = mean_std([0.80, 0.81, 0.82])  # pin ahead by less than 2 points
     path.write_text(json.dumps(summary))
     assert detection_run(ablation=path)[0].passed is False
-    (missing,) = detection_run(ablation=tmp_path / "absent.json")
+    assert pretrained.passed is None and "not measured" in pretrained.value
+    assert "pretrain_backbone.py" in pretrained.details[0]  # says how to write the missing summary
+    missing, _ = detection_run(ablation=tmp_path / "absent.json")
     assert missing.passed is None and "not measured" in missing.value
 
 
