@@ -10,7 +10,7 @@ validation or test pixels are seen, and saves the CLIP checkpoint with the pretr
 as it was), ready for `train.py --model_name_or_path`.
 
     python pretrain_backbone.py                                   # → outputs/pretrained-clip-tiny-64
-    python ablation.py --model_name_or_path outputs/pretrained-clip-tiny-64 --output_dir outputs/ablation-pretrained
+    python ablation.py --model_name_or_path outputs/pretrained-clip-tiny-64 --lora_r 6 --output_dir outputs/ablation-pretrained-lora
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 import time
 from pathlib import Path
 
@@ -120,6 +121,8 @@ def pretrain(args: argparse.Namespace) -> dict:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line (`sys.argv[1:]` by default); the arguments are kept for the summary's `command`."""
+    argv = sys.argv[1:] if argv is None else list(argv)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--output_dir", default=None, help="default: outputs/pretrained-clip-SHAPE")
     parser.add_argument("--shape", default="tiny-64", help="random CLIP shape (clip_checkpoints.CLIP_SHAPES)")
@@ -130,14 +133,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--learning_rate", type=float, default=1e-3)
     args = parser.parse_args(argv)
+    for name in ("epochs", "crops_per_epoch", "batch_size"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
+    if args.learning_rate <= 0:
+        parser.error(f"--learning_rate must be positive, got {args.learning_rate}")
     args.output_dir = args.output_dir or f"outputs/pretrained-clip-{args.shape}"
-    args.argv = [] if argv is None else argv
+    args.argv = argv
     return args
 
 
 if __name__ == "__main__":
-    import sys
-
-    arguments = parse_args()
-    arguments.argv = sys.argv[1:]
-    print(json.dumps({k: v for k, v in pretrain(arguments).items() if k != "history"}, indent=2))
+    print(json.dumps({k: v for k, v in pretrain(parse_args()).items() if k != "history"}, indent=2))

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -39,3 +40,15 @@ def test_pretraining_learns_and_changes_only_the_vision_side(tmp_path: Path) -> 
 
     model = PinClipForImageClassification.from_clip(str(out))  # the checkpoint train.py would start from
     assert torch.equal(model.visual_projection.weight, trained["visual_projection.weight"])
+
+
+@pytest.mark.parametrize("argv", [["--epochs", "0"], ["--batch_size", "-1"], ["--crops_per_epoch", "0"],
+                                  ["--learning_rate", "0"]])
+def test_bad_arguments_are_refused_by_name(argv: list[str], capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        parse_args(argv)
+    assert exit_.value.code == 2 and argv[0] in capsys.readouterr().err
+
+
+def test_arguments_are_kept_for_the_summary() -> None:
+    assert parse_args(["--epochs", "2"]).argv == ["--epochs", "2"]  # pretraining.json's "command"
