@@ -63,7 +63,10 @@ def load_rgb_image(source: "str | Path | bytes | Image.Image", max_pixels: int =
     try:
         image.seek(0)  # animated GIF/PNG/WebP: the first frame
         image.load()
-        image = ImageOps.exif_transpose(image)
+        if isinstance(source, Image.Image):
+            image = ImageOps.exif_transpose(image)  # a copy: the caller's image stays as it was
+        else:
+            ImageOps.exif_transpose(image, in_place=True)  # the image is ours: no full-size copy when upright
         return to_rgb(image)
     except (OSError, ValueError, SyntaxError) as error:
         raise ImageLoadError(f"{name}: truncated or corrupt image data ({error})") from None

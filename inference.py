@@ -2,8 +2,8 @@
 (`predict.py`) and the Space.
 
 Every image goes through `image_io.load_rgb_image` and the model's saved image processor, so the demo, the
-scanner and evaluation see identical pixels. Batched scoring decodes and preprocesses in DataLoader workers
-while the main process runs the model under `torch.inference_mode`.
+scanner and evaluation see identical pixels. Batched scoring decodes and crops in DataLoader workers while the
+main process normalises whole batches and runs the model under `torch.inference_mode`.
 """
 
 from __future__ import annotations
@@ -11,10 +11,12 @@ from __future__ import annotations
 import io
 import math
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image, ImageFilter
 from torch.utils.data import DataLoader, Dataset
@@ -29,6 +31,53 @@ DEFAULT_THRESHOLD = 0.5
 FAKE = "fake"
 # Folders are scanned for every extension Pillow can open; files named explicitly are always scanned.
 IMAGE_EXTENSIONS = frozenset(ext.lower() for ext in Image.registered_extensions())
+
+
+# The processor settings under which `CentreCrop` reproduces it.
+_CROP_ONLY_STEPS = {"do_resize": False, "do_center_crop": True, "do_rescale": True, "do_normalize": True}
+
+
+@dataclass(frozen=True)
+class CentreCrop:
+    """The saved image processor's work when all it does is centre-crop, rescale and normalise (the forensic
+    default, DESIGN §3), split in two: `crop` per image (PIL, in the DataLoader workers, which then hand over uint8
+    crops, a quarter of float32's bytes) and `normalize` once per batch. Together they give the processor's floats
+    bit for bit (tests/test_inference.py), at a third of its cost per image: the processor converts the whole
+    decoded image to an array before cropping, and runs its NumPy arithmetic image by image.
+    """
+
+    height: int
+    width: int
+    rescale_factor: float
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    @classmethod
+    def of(cls, processor) -> "CentreCrop | None":
+        """The split of `processor`, or None when it does anything else (resizing, padding, another backend)."""
+        if (
+            getattr(processor, "backend", None) != "pil"
+            or getattr(processor, "do_pad", None)
+            or any(getattr(processor, name, None) != value for name, value in _CROP_ONLY_STEPS.items())
+        ):
+            return None
+        return cls(int(processor.crop_size["height"]), int(processor.crop_size["width"]),
+                   float(processor.rescale_factor), tuple(processor.image_mean), tuple(processor.image_std))
+
+    def crop(self, image: Image.Image) -> torch.Tensor:
+        """An RGB image → its centred `(3, height, width)` uint8 crop; zeros where the image is smaller (the
+        processor's padding: both place the crop at `(size - crop) // 2`, PIL fills outside the image with 0)."""
+        left, top = (image.width - self.width) // 2, (image.height - self.height) // 2
+        pixels = np.array(image.crop((left, top, left + self.width, top + self.height)))
+        return torch.from_numpy(pixels).permute(2, 0, 1)
+
+    def normalize(self, crops: torch.Tensor) -> torch.Tensor:
+        """`(B, 3, H, W)` uint8 crops → model input, with the processor's arithmetic: rescale in float64 and round
+        to float32, then subtract the mean and divide by the std in float32."""
+        rescaled = (crops.double() * self.rescale_factor).float()
+        mean = torch.tensor(self.mean, dtype=torch.float32).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, dtype=torch.float32).view(1, -1, 1, 1)
+        return (rescaled - mean) / std
 
 
 @dataclass
@@ -56,6 +105,8 @@ class Detector:
         self.labels = [id2label[i] for i in range(len(id2label))]
         # Hub detectors disagree on which index is "fake" (DESIGN §3): look the label up by name.
         self.fake_index = self.labels.index(FAKE)
+        # Batched scoring splits a crop-only processor (cheaper, same floats); any other processor runs whole.
+        self.centre_crop = CentreCrop.of(processor)
 
     @classmethod
     def load(cls, name_or_path: str | os.PathLike, device: str | None = None) -> "Detector":
@@ -74,13 +125,23 @@ class Detector:
 
     def preprocess(self, image: Image.Image) -> torch.Tensor:
         """One RGB image → its `(3, H, W)` model input."""
-        return self.processor(images=image, return_tensors="pt")["pixel_values"][0]
+        return _processed(self.processor, image)
 
     @torch.inference_mode()
     def probabilities(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """A `(B, 3, H, W)` batch → `(B, num_labels)` class probabilities on the CPU."""
         logits = self.model(pixel_values=pixel_values.to(self.device, self.model.dtype)).logits
         return logits.float().softmax(dim=-1).cpu()
+
+    def per_image_step(self) -> Callable[[Image.Image], torch.Tensor]:
+        """What batched scoring does to each RGB image where it is loaded: the crop-only processor's crop, or the
+        whole processor. Picklable, for DataLoader workers; `batch_p_fake` takes the stacked results."""
+        return self.centre_crop.crop if self.centre_crop else partial(_processed, self.processor)
+
+    def batch_p_fake(self, stacked: torch.Tensor) -> list[float]:
+        """P(fake) of each image in a batch of stacked `per_image_step` results."""
+        pixel_values = self.centre_crop.normalize(stacked) if self.centre_crop else stacked
+        return self.probabilities(pixel_values)[:, self.fake_index].tolist()
 
     def label_of(self, p_fake: float) -> str:
         """The decision at the model's threshold."""
@@ -102,7 +163,7 @@ class Detector:
             # Loader batches go to workers whole: smaller batches for a small folder so that every worker gets work.
             batch_size = max(1, min(batch_size, math.ceil(len(paths) / num_workers)))
         loader = DataLoader(
-            _ImageFiles(paths, self.processor),
+            _ImageFiles(paths, self.per_image_step()),
             batch_size=batch_size,
             num_workers=num_workers,
             collate_fn=_stack_readable,
@@ -110,7 +171,7 @@ class Detector:
             worker_init_fn=_single_thread_worker,
         )
         for items, pixel_values in loader:
-            p_fakes = iter(self.probabilities(pixel_values)[:, self.fake_index].tolist() if pixel_values is not None else [])
+            p_fakes = iter(self.batch_p_fake(pixel_values) if pixel_values is not None else [])
             for item in items:
                 if item.error is not None:
                     yield ScanResult(item.path, error=item.error)
@@ -127,11 +188,11 @@ class _Item:
 
 
 class _ImageFiles(Dataset):
-    """Image files → preprocessed tensors, or the reason a file cannot be read (runs in DataLoader workers)."""
+    """Image files → `per_image(RGB image)` tensors, or the reason a file cannot be read (runs in DataLoader workers)."""
 
-    def __init__(self, paths: list[str | os.PathLike], processor):
+    def __init__(self, paths: list[str | os.PathLike], per_image: Callable[[Image.Image], torch.Tensor]):
         self.paths = paths
-        self.processor = processor
+        self.per_image = per_image
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -140,7 +201,7 @@ class _ImageFiles(Dataset):
         path = str(self.paths[index])
         try:
             image = load_rgb_image(path)
-            return _Item(path, self.processor(images=image, return_tensors="pt")["pixel_values"][0])
+            return _Item(path, self.per_image(image))
         except ImageLoadError as error:
             return _Item(path, None, str(error).removeprefix(f"{path}: "))
         except Exception as error:  # noqa: BLE001 - one odd file must not stop a scan of thousands
@@ -152,6 +213,11 @@ def _stack_readable(items: list[_Item]) -> tuple[list[_Item], torch.Tensor | Non
     a worker then hands the main process one shared-memory tensor per batch instead of one per image."""
     readable = [item.pixel_values for item in items if item.pixel_values is not None]
     return [replace(item, pixel_values=None) for item in items], torch.stack(readable) if readable else None
+
+
+def _processed(processor, image: Image.Image) -> torch.Tensor:
+    """One RGB image → its `(3, H, W)` model input by the saved processor (a module function: workers unpickle it)."""
+    return processor(images=image, return_tensors="pt")["pixel_values"][0]
 
 
 def _single_thread_worker(_: int) -> None:

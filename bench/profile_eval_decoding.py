@@ -64,11 +64,11 @@ def threaded_scan(detector, paths: list[Path]) -> None:
     """`Detector.scan`'s work with the DataLoader replaced by a pool of decoding threads (same dataset, same collate)."""
     from inference import _ImageFiles, _stack_readable
 
-    files = _ImageFiles(paths, detector.processor)
+    files = _ImageFiles(paths, detector.per_image_step())
     batches = [range(start, min(start + BATCH_SIZE, len(paths))) for start in range(0, len(paths), BATCH_SIZE)]
     with ThreadPoolExecutor(PARALLEL) as pool:
-        for _, pixel_values in pool.map(lambda batch: _stack_readable([files[i] for i in batch]), batches):
-            detector.probabilities(pixel_values)
+        for _, stacked in pool.map(lambda batch: _stack_readable([files[i] for i in batch]), batches):
+            detector.batch_p_fake(stacked)
 
 
 def loader_costs(detector, classifier, paths: list[Path], rounds: int) -> None:

@@ -39,6 +39,10 @@ def test_exif_orientation_is_applied():
     exif = Image.Exif()
     exif[0x0112] = 6
     assert load_rgb_image(png_bytes(RGB, "JPEG", exif=exif)).size == (30, 20)
+    # A caller's image is transposed into a copy: the caller's own object keeps its size and orientation tag.
+    opened = Image.open(io.BytesIO(png_bytes(RGB, "PNG", exif=exif)))
+    assert load_rgb_image(opened).size == (30, 20)
+    assert opened.size == (20, 30) and opened.getexif()[0x0112] == 6
 
 
 def test_animated_gif_gives_first_frame():
