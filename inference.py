@@ -42,8 +42,8 @@ class CentreCrop:
     """The saved image processor's work when all it does is centre-crop, rescale and normalise (the forensic
     default, DESIGN §3), split in two: `crop` per image (PIL, in the DataLoader workers, which then hand over uint8
     crops, a quarter of float32's bytes) and `normalize` once per batch. Together they give the processor's floats
-    bit for bit (tests/test_inference.py), at a third of its cost per image: the processor converts the whole
-    decoded image to an array before cropping, and runs its NumPy arithmetic image by image.
+    bit for bit (tests/test_inference.py), at a fifth to a half of its cost per image (bench/NOTES.md §2): the
+    processor converts the whole decoded image to an array before cropping and runs its arithmetic image by image.
     """
 
     height: int

@@ -2,12 +2,16 @@
 
 Uses the folder and the default (`tiny-64`) detector of `bench_eval_throughput.py`, one torch thread, and prints:
 
-1. per file kind (size × format): milliseconds per image to decode (`load_rgb_image`), to preprocess (the saved
-   image processor) and to run the model (batch 32);
+1. per file kind (size × format): milliseconds per image to decode (`load_rgb_image`), to preprocess with the
+   saved image processor (what the `pipeline` loop does), to preprocess as `Detector.scan` does (its per-image
+   step plus its share of the per-batch step) and to run the model (batch 32);
 2. wall-clock and CPU milliseconds per image of four ways to score the whole folder: the per-image `pipeline`
    loop, `Detector.scan` in-process, `Detector.scan` with 2 DataLoader worker processes, and the same work with
    2 decoding threads in the main process (Pillow and NumPy release the GIL while they decode and normalise);
-3. the ratio the ≥ 3× target asks for, and its bound: loop CPU per image ÷ (in-process scan CPU per image ÷ cores).
+3. the ratio the ≥ 3× target asks for, and its bound: loop CPU per image ÷ (in-process scan CPU per image ÷ cores);
+4. what starting the DataLoader workers costs per scan (a 2-file scan with and without them);
+5. whether the cores slow each other down: CPU per image of decoding the folder alone, and in each of two
+   processes decoding it at the same time.
 
     python bench/profile_eval_decoding.py [--rounds 3]
 
@@ -22,6 +26,7 @@ import statistics
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
 import torch
@@ -50,14 +55,25 @@ def stage_costs(detector, paths: list[Path], rounds: int) -> None:
     crop = detector.processor.crop_size
     batch = torch.randn(BATCH_SIZE, 3, crop["height"], crop["width"])
     model_ms = per_call_ms(lambda _: detector.probabilities(batch), [None] * 5, rounds) / BATCH_SIZE
-    print(f"| file kind | files | decode ms | preprocess ms | model ms (batch {BATCH_SIZE}) |\n|---|---|---|---|---|")
+    per_image = detector.per_image_step()
+
+    def scan_preprocessing(image) -> None:
+        # The per-batch step (normalising for a crop-only processor) on a batch of one: an upper bound of its share.
+        stacked = per_image(image)[None]
+        if detector.centre_crop:
+            detector.centre_crop.normalize(stacked)
+
+    print(f"| file kind | files | decode ms | preprocess ms: processor | preprocess ms: scan | model ms (batch "
+          f"{BATCH_SIZE}) |\n|---|---|---|---|---|---|")
     for size in SIZES:
         for fmt in FORMATS:
             kind = [path for path in paths if path.name.endswith(f"-{size}.{fmt}")]
             images = [load_rgb_image(path) for path in kind]
             decode = per_call_ms(load_rgb_image, kind, rounds)
-            preprocess = per_call_ms(detector.preprocess, images, rounds)
-            print(f"| {size}×{size} {fmt.upper()} | {len(kind)} | {decode:.3f} | {preprocess:.3f} | {model_ms:.3f} |")
+            processor = per_call_ms(detector.preprocess, images, rounds)
+            scan = per_call_ms(scan_preprocessing, images, rounds)
+            print(f"| {size}×{size} {fmt.upper()} | {len(kind)} | {decode:.3f} | {processor:.3f} | {scan:.3f} | "
+                  f"{model_ms:.3f} |")
 
 
 def threaded_scan(detector, paths: list[Path]) -> None:
@@ -101,6 +117,38 @@ def loader_costs(detector, classifier, paths: list[Path], rounds: int) -> None:
           f"(in-process scan CPU {in_process:.2f} ms ÷ {cores}) = {bound:.2f}×; 1-min load average {load_average()}")
 
 
+def worker_start_up(detector, paths: list[Path], rounds: int) -> None:
+    for workers in (0, PARALLEL):
+        wall, cpu = [], []
+        for _ in range(rounds + 1):
+            cpu_before, wall_before = cpu_time(), time.perf_counter()
+            list(detector.scan(paths[:2], BATCH_SIZE, workers))
+            wall.append(1000 * (time.perf_counter() - wall_before))
+            cpu.append(1000 * (cpu_time() - cpu_before))
+        print(f"\n2-file scan with {workers} DataLoader workers: {statistics.median(wall[1:]):.1f} ms wall, "
+              f"{statistics.median(cpu[1:]):.1f} ms CPU (median of {rounds} after 1 warm-up)", end="")
+    print()
+
+
+def decoding_cpu_ms(paths: list[Path]) -> float:
+    """CPU milliseconds per image of decoding `paths` in this process (module level: runs in a process pool)."""
+    from image_io import load_rgb_image
+
+    start = time.process_time()
+    for path in paths:
+        load_rgb_image(path)
+    return 1000 * (time.process_time() - start) / len(paths)
+
+
+def parallel_contention(paths: list[Path], rounds: int) -> None:
+    with get_context("fork").Pool(PARALLEL) as pool:
+        for _ in range(rounds):
+            alone = decoding_cpu_ms(paths)
+            together = pool.map(decoding_cpu_ms, [paths] * PARALLEL)
+            print(f"decoding CPU ms per image: alone {alone:.3f}, {PARALLEL} processes at once "
+                  f"{' / '.join(f'{ms:.3f}' for ms in together)}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rounds", type=int, default=3)
@@ -116,6 +164,8 @@ def main() -> None:
     classifier = pipeline("image-classification", model=str(model_dir), trust_remote_code=True, device="cpu")
     stage_costs(detector, paths, rounds)
     loader_costs(detector, classifier, paths, rounds)
+    worker_start_up(detector, paths, rounds)
+    parallel_contention(paths, rounds)
 
 
 if __name__ == "__main__":
