@@ -16,13 +16,13 @@ from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image, ImageFilter
 from torch.utils.data import DataLoader, Dataset
 from transformers import AutoImageProcessor, AutoModelForImageClassification
 
 from image_io import ImageLoadError, load_rgb_image
+from preprocessing import CentreCrop
 
 # Where the default training run (`python train.py`) writes its model.
 DEFAULT_MODEL_DIR = Path("outputs") / "pinclip-minigenimage"
@@ -31,53 +31,6 @@ DEFAULT_THRESHOLD = 0.5
 FAKE = "fake"
 # Folders are scanned for every extension Pillow can open; files named explicitly are always scanned.
 IMAGE_EXTENSIONS = frozenset(ext.lower() for ext in Image.registered_extensions())
-
-
-# The processor settings under which `CentreCrop` reproduces it.
-_CROP_ONLY_STEPS = {"do_resize": False, "do_center_crop": True, "do_rescale": True, "do_normalize": True}
-
-
-@dataclass(frozen=True)
-class CentreCrop:
-    """The saved image processor's work when all it does is centre-crop, rescale and normalise (the forensic
-    default, DESIGN §3), split in two: `crop` per image (PIL, in the DataLoader workers, which then hand over uint8
-    crops, a quarter of float32's bytes) and `normalize` once per batch. Together they give the processor's floats
-    bit for bit (tests/test_inference.py), at a fifth to a half of its cost per image (bench/NOTES.md §2): the
-    processor converts the whole decoded image to an array before cropping and runs its arithmetic image by image.
-    """
-
-    height: int
-    width: int
-    rescale_factor: float
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-
-    @classmethod
-    def of(cls, processor) -> "CentreCrop | None":
-        """The split of `processor`, or None when it does anything else (resizing, padding, another backend)."""
-        if (
-            getattr(processor, "backend", None) != "pil"
-            or getattr(processor, "do_pad", None)
-            or any(getattr(processor, name, None) != value for name, value in _CROP_ONLY_STEPS.items())
-        ):
-            return None
-        return cls(int(processor.crop_size["height"]), int(processor.crop_size["width"]),
-                   float(processor.rescale_factor), tuple(processor.image_mean), tuple(processor.image_std))
-
-    def crop(self, image: Image.Image) -> torch.Tensor:
-        """An RGB image → its centred `(3, height, width)` uint8 crop; zeros where the image is smaller (the
-        processor's padding: both place the crop at `(size - crop) // 2`, PIL fills outside the image with 0)."""
-        left, top = (image.width - self.width) // 2, (image.height - self.height) // 2
-        pixels = np.array(image.crop((left, top, left + self.width, top + self.height)))
-        return torch.from_numpy(pixels).permute(2, 0, 1)
-
-    def normalize(self, crops: torch.Tensor) -> torch.Tensor:
-        """`(B, 3, H, W)` uint8 crops → model input, with the processor's arithmetic: rescale in float64 and round
-        to float32, then subtract the mean and divide by the std in float32."""
-        rescaled = (crops.double() * self.rescale_factor).float()
-        mean = torch.tensor(self.mean, dtype=torch.float32).view(1, -1, 1, 1)
-        std = torch.tensor(self.std, dtype=torch.float32).view(1, -1, 1, 1)
-        return (rescaled - mean) / std
 
 
 @dataclass

@@ -1,7 +1,9 @@
 """space.py: the Space folder (app, requirements, README front matter, model) and its upload, hub client faked."""
 
-import importlib.util
+import os
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -28,7 +30,7 @@ def test_build_space_folder(tiny_model_dir: Path, tmp_path: Path) -> None:
     model_dir = shutil.copytree(tiny_model_dir, tmp_path / "trained")
     (model_dir / "checkpoint-1").mkdir()  # training leftovers in sub-folders stay out of the Space
     folder = space.build_space(model_dir, tmp_path / "space")
-    for name in ("app.py", "inference.py", "image_io.py", "requirements.txt", "README.md", "assets/fake_gan.png"):
+    for name in ("app.py", "inference.py", "image_io.py", "preprocessing.py", "requirements.txt", "README.md", "assets/fake_gan.png"):
         assert (folder / name).is_file(), name
     model_files = {path.name for path in (folder / "model").iterdir()}
     assert {"config.json", "model.safetensors", "preprocessor_config.json", "modeling_pinclip.py"} <= model_files
@@ -42,15 +44,21 @@ def test_build_space_folder(tiny_model_dir: Path, tmp_path: Path) -> None:
 
 def test_space_app_loads_its_bundled_model(tiny_model_dir: Path, tmp_path: Path) -> None:
     folder = space.build_space(tiny_model_dir, tmp_path / "space")
-    # The Space runs `python app.py` without arguments: the copied app must find and load `model/` by itself.
-    spec = importlib.util.spec_from_file_location("space_app", folder / "app.py")
-    space_app = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(space_app)
-    model = space_app.resolve_model(None)
-    assert model == str(folder / "model")
-    detector, problem = space_app.load_detector(model)
-    assert detector is not None and problem == ""
-    assert space_app.example_files()[0][0].startswith(str(folder / "assets"))
+    # The Space runs `python app.py` in its own folder: with nothing of this repository importable, the copied app
+    # must find every module it needs and load `model/` by itself.
+    check = (
+        "import app\n"
+        "model = app.resolve_model(None)\n"
+        "detector, problem = app.load_detector(model)\n"
+        "assert model == 'model' or model.endswith('/model'), model\n"
+        "assert detector is not None and problem == '', problem\n"
+        "assert app.example_files()[0][0].startswith(str(__import__('pathlib').Path('assets').resolve()))\n"
+        "assert all(m.__file__.startswith(str(__import__('pathlib').Path.cwd())) for m in "
+        "(app, __import__('inference'), __import__('image_io'), __import__('preprocessing')))\n"
+    )
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    result = subprocess.run([sys.executable, "-c", check], cwd=folder, env=env, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr[-2000:]
 
 
 def test_upload_space_uses_the_hub_client(tiny_model_dir: Path, tmp_path: Path) -> None:

@@ -1,44 +1,12 @@
-"""inference.Detector's batched path: the crop-only split of the image processor gives the processor's own floats."""
+"""inference.Detector.scan: batched scores equal single-image scores, with the crop-only split or the whole processor."""
 
 from pathlib import Path
 
-import numpy as np
 import pytest
-import torch
 from PIL import Image
-from transformers import AutoImageProcessor
 
-from inference import CentreCrop, Detector
-
-
-@pytest.fixture(scope="module")
-def processor(tiny_model_dir: Path):
-    return AutoImageProcessor.from_pretrained(tiny_model_dir, backend="pil")
-
-
-def random_image(width: int, height: int, seed: int) -> Image.Image:
-    return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8))
-
-
-def test_centre_crop_gives_the_processors_floats_bit_for_bit(processor) -> None:
-    split = CentreCrop.of(processor)
-    assert split is not None and (split.height, split.width) == (processor.crop_size["height"], processor.crop_size["width"])
-    side = split.height
-    # Larger, smaller (padded), odd offsets both ways, one side larger and the other smaller, exactly the crop.
-    sizes = [(side, side), (side + 1, side + 3), (side - 1, side - 2), (2 * side + 5, 7), (3, 2 * side + 1), (1, 1),
-             (513, 384)]
-    for seed, (width, height) in enumerate(sizes):
-        image = random_image(width, height, seed)
-        expected = processor(images=image, return_tensors="pt")["pixel_values"]
-        crop = split.crop(image)
-        assert crop.dtype == torch.uint8 and crop.shape == (3, split.height, split.width)
-        assert torch.equal(split.normalize(crop[None]), expected), (width, height)
-
-
-def test_centre_crop_is_refused_for_processors_that_do_more(processor) -> None:
-    assert CentreCrop.of(processor.__class__(**{**processor.to_dict(), "do_resize": True})) is None
-    assert CentreCrop.of(processor.__class__(**{**processor.to_dict(), "do_normalize": False})) is None
-    assert CentreCrop.of(object()) is None
+from inference import Detector
+from test_preprocessing import random_image
 
 
 @pytest.mark.parametrize("workers", [0, 2])

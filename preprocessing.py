@@ -1,0 +1,66 @@
+"""The forensic preprocessing (DESIGN §3: centre crop, no resize, CLIP mean/std) done in two steps that batched
+loading can place where they are cheapest, with exactly the floats of the model's saved image processor.
+
+Used by `inference.Detector.scan` (crops in DataLoader workers, normalisation in the main process) and by
+`detection_data.Collator` (training and evaluation batches). Any processor that does more than crop, rescale
+and normalise runs whole, as before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from PIL import Image
+
+# The processor settings under which `CentreCrop` reproduces it.
+_CROP_ONLY_STEPS = {"do_resize": False, "do_center_crop": True, "do_rescale": True, "do_normalize": True}
+
+
+@dataclass(frozen=True)
+class CentreCrop:
+    """The saved image processor's work when all it does is centre-crop, rescale and normalise (the forensic
+    default, DESIGN §3), split in two: `crop` per image (PIL; DataLoader workers then hand over uint8 crops, a
+    quarter of float32's bytes) and `normalize` once per batch. Together they give the processor's floats
+    bit for bit (tests/test_preprocessing.py), at a fifth to a half of its cost per image (bench/NOTES.md §2): the
+    processor converts the whole decoded image to an array before cropping and runs its arithmetic image by image.
+    """
+
+    height: int
+    width: int
+    rescale_factor: float
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+
+    @classmethod
+    def of(cls, processor) -> "CentreCrop | None":
+        """The split of `processor`, or None when it does anything else (resizing, padding, another backend)."""
+        if (
+            getattr(processor, "backend", None) != "pil"
+            or getattr(processor, "do_pad", None)
+            or any(getattr(processor, name, None) != value for name, value in _CROP_ONLY_STEPS.items())
+        ):
+            return None
+        return cls(int(processor.crop_size["height"]), int(processor.crop_size["width"]),
+                   float(processor.rescale_factor), tuple(processor.image_mean), tuple(processor.image_std))
+
+    def crop(self, image: Image.Image) -> torch.Tensor:
+        """An RGB image → its centred `(3, height, width)` uint8 crop; zeros where the image is smaller (the
+        processor's padding: both place the crop at `(size - crop) // 2`, PIL fills outside the image with 0)."""
+        left, top = (image.width - self.width) // 2, (image.height - self.height) // 2
+        pixels = np.array(image.crop((left, top, left + self.width, top + self.height)))
+        return torch.from_numpy(pixels).permute(2, 0, 1)
+
+    def normalize(self, crops: torch.Tensor) -> torch.Tensor:
+        """`(B, 3, H, W)` uint8 crops → model input, with the processor's arithmetic: rescale in float64 and round
+        to float32, then subtract the mean and divide by the std in float32."""
+        rescaled = crops.double().mul_(self.rescale_factor).float()
+        mean = torch.tensor(self.mean, dtype=torch.float32).view(1, -1, 1, 1)
+        std = torch.tensor(self.std, dtype=torch.float32).view(1, -1, 1, 1)
+        return rescaled.sub_(mean).div_(std)
+
+    def pixel_values(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """RGB images → their `(B, 3, height, width)` model input: both steps, in one process."""
+        return self.normalize(torch.stack([self.crop(image) for image in images]))

@@ -1,0 +1,56 @@
+"""preprocessing.CentreCrop: the crop-only split of the image processor gives the processor's own floats, and the
+training/evaluation Collator uses it only where it applies."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from transformers import AutoImageProcessor
+
+from detection_data import Collator
+from preprocessing import CentreCrop
+
+
+@pytest.fixture(scope="module")
+def processor(tiny_model_dir: Path):
+    return AutoImageProcessor.from_pretrained(tiny_model_dir, backend="pil")
+
+
+def random_image(width: int, height: int, seed: int) -> Image.Image:
+    return Image.fromarray(np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8))
+
+
+def test_centre_crop_gives_the_processors_floats_bit_for_bit(processor) -> None:
+    split = CentreCrop.of(processor)
+    assert split is not None and (split.height, split.width) == (processor.crop_size["height"], processor.crop_size["width"])
+    side = split.height
+    # Larger, smaller (padded), odd offsets both ways, one side larger and the other smaller, exactly the crop.
+    sizes = [(side, side), (side + 1, side + 3), (side - 1, side - 2), (2 * side + 5, 7), (3, 2 * side + 1), (1, 1),
+             (513, 384)]
+    for seed, (width, height) in enumerate(sizes):
+        image = random_image(width, height, seed)
+        expected = processor(images=image, return_tensors="pt")["pixel_values"]
+        crop = split.crop(image)
+        assert crop.dtype == torch.uint8 and crop.shape == (3, split.height, split.width)
+        assert torch.equal(split.normalize(crop[None]), expected), (width, height)
+
+
+def test_centre_crop_is_refused_for_processors_that_do_more(processor) -> None:
+    assert CentreCrop.of(processor.__class__(**{**processor.to_dict(), "do_resize": True})) is None
+    assert CentreCrop.of(processor.__class__(**{**processor.to_dict(), "do_normalize": False})) is None
+    assert CentreCrop.of(object()) is None
+
+
+def test_collator_gives_the_processors_batch(processor) -> None:
+    side = processor.crop_size["height"]
+    images = [random_image(side, side, 0), random_image(2 * side + 3, side + 1, 1), random_image(5, 9, 2)]
+    expected = processor(images=images, return_tensors="pt")["pixel_values"]
+    batch = Collator(processor)([(image, label) for image, label in zip(images, (0, 1, 1))])
+    assert Collator(processor).centre_crop is not None
+    assert torch.equal(batch["pixel_values"], expected) and batch["labels"].tolist() == [0, 1, 1]
+    resizing = processor.__class__(**{**processor.to_dict(), "do_resize": True})
+    assert Collator(resizing).centre_crop is None
+    resized = Collator(resizing)([(images[1], 0)])["pixel_values"]
+    assert torch.equal(resized, resizing(images=[images[1]], return_tensors="pt")["pixel_values"])
