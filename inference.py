@@ -141,7 +141,7 @@ class _Item:
 
 
 class _ImageFiles(Dataset):
-    """Image files → `per_image(RGB image)` tensors, or the reason a file cannot be read (runs in DataLoader workers)."""
+    """Image files → `per_image(RGB image)` tensors, or why a file cannot be read (runs in DataLoader workers)."""
 
     def __init__(self, paths: list[str | os.PathLike], per_image: Callable[[Image.Image], torch.Tensor]):
         self.paths = paths

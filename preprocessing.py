@@ -43,12 +43,17 @@ class CentreCrop:
             or any(getattr(processor, name, None) != value for name, value in _CROP_ONLY_STEPS.items())
         ):
             return None
+        # A scalar mean/std applies to every channel, as in the processor; a (1,) tensor broadcasts the same way.
+        mean, std = (tuple(map(float, np.atleast_1d(v))) for v in (processor.image_mean, processor.image_std))
         return cls(int(processor.crop_size["height"]), int(processor.crop_size["width"]),
-                   float(processor.rescale_factor), tuple(processor.image_mean), tuple(processor.image_std))
+                   float(processor.rescale_factor), mean, std)
 
     def crop(self, image: Image.Image) -> torch.Tensor:
         """An RGB image → its centred `(3, height, width)` uint8 crop; zeros where the image is smaller (the
         processor's padding: both place the crop at `(size - crop) // 2`, PIL fills outside the image with 0)."""
+        if image.mode != "RGB":
+            # The processor would composite alpha on white; every loader here gives RGB (image_io.load_rgb_image).
+            raise ValueError(f"CentreCrop expects an RGB image (image_io.load_rgb_image gives one), got {image.mode}")
         left, top = (image.width - self.width) // 2, (image.height - self.height) // 2
         pixels = np.array(image.crop((left, top, left + self.width, top + self.height)))
         return torch.from_numpy(pixels).permute(2, 0, 1)

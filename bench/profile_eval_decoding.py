@@ -77,7 +77,7 @@ def stage_costs(detector, paths: list[Path], rounds: int) -> None:
 
 
 def threaded_scan(detector, paths: list[Path]) -> None:
-    """`Detector.scan`'s work with the DataLoader replaced by a pool of decoding threads (same dataset, same collate)."""
+    """`Detector.scan`'s work with the DataLoader replaced by a pool of decoding threads (same dataset and collate)."""
     from inference import _ImageFiles, _stack_readable
 
     files = _ImageFiles(paths, detector.per_image_step())

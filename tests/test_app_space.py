@@ -57,7 +57,8 @@ def test_space_app_loads_its_bundled_model(tiny_model_dir: Path, tmp_path: Path)
         "(app, __import__('inference'), __import__('image_io'), __import__('preprocessing')))\n"
     )
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
-    result = subprocess.run([sys.executable, "-c", check], cwd=folder, env=env, capture_output=True, text=True, timeout=240)
+    result = subprocess.run([sys.executable, "-c", check], cwd=folder, env=env, capture_output=True, text=True,
+                            timeout=240)
     assert result.returncode == 0, result.stderr[-2000:]
 
 

@@ -1,4 +1,4 @@
-"""inference.Detector.scan: batched scores equal single-image scores, with the crop-only split or the whole processor."""
+"""inference.Detector.scan: batched scores equal single-image scores, with the crop-only split or the processor."""
 
 from pathlib import Path
 

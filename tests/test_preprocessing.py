@@ -24,7 +24,8 @@ def random_image(width: int, height: int, seed: int) -> Image.Image:
 
 def test_centre_crop_gives_the_processors_floats_bit_for_bit(processor) -> None:
     split = CentreCrop.of(processor)
-    assert split is not None and (split.height, split.width) == (processor.crop_size["height"], processor.crop_size["width"])
+    assert split is not None
+    assert (split.height, split.width) == (processor.crop_size["height"], processor.crop_size["width"])
     side = split.height
     # Larger, smaller (padded), odd offsets both ways, one side larger and the other smaller, exactly the crop.
     sizes = [(side, side), (side + 1, side + 3), (side - 1, side - 2), (2 * side + 5, 7), (3, 2 * side + 1), (1, 1),
@@ -35,6 +36,18 @@ def test_centre_crop_gives_the_processors_floats_bit_for_bit(processor) -> None:
         crop = split.crop(image)
         assert crop.dtype == torch.uint8 and crop.shape == (3, split.height, split.width)
         assert torch.equal(split.normalize(crop[None]), expected), (width, height)
+
+
+def test_centre_crop_takes_a_scalar_mean_and_std_like_the_processor(processor) -> None:
+    scalar = processor.__class__(**{**processor.to_dict(), "image_mean": 0.5, "image_std": 0.25})
+    split = CentreCrop.of(scalar)
+    image = random_image(50, 70, 3)
+    assert torch.equal(split.pixel_values([image]), scalar(images=image, return_tensors="pt")["pixel_values"])
+
+
+def test_centre_crop_refuses_images_that_are_not_rgb(processor) -> None:
+    with pytest.raises(ValueError, match="RGB"):
+        CentreCrop.of(processor).crop(random_image(10, 10, 0).convert("RGBA"))
 
 
 def test_centre_crop_is_refused_for_processors_that_do_more(processor) -> None:
