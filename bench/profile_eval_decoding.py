@@ -1,6 +1,7 @@
 """Where the evaluation-throughput benchmark's time goes, and what parallel loading can gain on this machine.
 
-Uses the folder and the default (`tiny-64`) detector of `bench_eval_throughput.py`, one torch thread, and prints:
+Uses the 512-file reference folder and the default (`tiny-64`) detector of `bench_eval_throughput.py`, one torch
+thread, and prints:
 
 1. per file kind (size × format): milliseconds per image to decode (`load_rgb_image`), to preprocess with the
    saved image processor (what the `pipeline` loop does), to preprocess as `Detector.scan` does (its per-image
