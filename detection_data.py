@@ -6,7 +6,7 @@ Test subsets are the `test_<subset>` splits, else the `test` split (or a folder'
 
 Preprocessing follows DESIGN §3: no resize. Training takes a random crop of the model size (zero padding when the
 image is smaller) and an optional horizontal flip; evaluation uses the model's image processor (centre crop with
-zero padding). Both end in the same `Collator` (the processor, or its crop-only split: the same floats), so
+zero padding). Both end in the same `Collator` (`preprocessing.Preprocessing` of the processor), so
 normalisation is identical. Crops and flips are drawn from a generator seeded by (seed, epoch, image index): the
 data a step sees does not depend on what ran before it, which makes resuming from a checkpoint exact.
 """
@@ -21,7 +21,7 @@ import torch
 from PIL import Image
 
 from image_io import load_rgb_image
-from preprocessing import CentreCrop
+from preprocessing import Preprocessing
 from training_args import MINIGENIMAGE, DataArguments
 
 LABEL_NAMES = ["real", "fake"]
@@ -212,17 +212,12 @@ class EvalImages(torch.utils.data.Dataset):
 
 
 class Collator:
-    """Batch of (image, label) → `pixel_values`, `labels` through the model's image processor (its crop-only split,
-    `preprocessing.CentreCrop`, when it has one: the same floats at a fraction of the cost)."""
+    """Batch of (image, label) → `pixel_values`, `labels` through the model's image processor (`Preprocessing`: its
+    crop-only split when it has one, the same floats at a fraction of the cost)."""
 
     def __init__(self, processor):
-        self.processor = processor
-        self.centre_crop = CentreCrop.of(processor)
+        self.preprocessing = Preprocessing(processor)
 
     def __call__(self, examples: list[tuple[Image.Image, int]]) -> dict[str, torch.Tensor]:
         images, labels = zip(*examples)
-        if self.centre_crop:
-            pixels = self.centre_crop.pixel_values(images)
-        else:
-            pixels = self.processor(images=list(images), return_tensors="pt")["pixel_values"]
-        return {"pixel_values": pixels, "labels": torch.tensor(labels, dtype=torch.long)}
+        return {"pixel_values": self.preprocessing(images), "labels": torch.tensor(labels, dtype=torch.long)}

@@ -1,9 +1,10 @@
 """Loading a PiN-CLIP detector and scoring images with it, shared by the demo (`app.py`), the folder scanner
 (`predict.py`) and the Space.
 
-Every image goes through `image_io.load_rgb_image` and the model's saved image processor, so the demo, the
-scanner and evaluation see identical pixels. Batched scoring decodes and crops in DataLoader workers while the
-main process normalises whole batches and runs the model under `torch.inference_mode`.
+Every image goes through `image_io.load_rgb_image` and the model's saved image processor (as
+`preprocessing.Preprocessing`), so the demo, the scanner and evaluation see identical pixels. Batched scoring
+decodes and crops in DataLoader workers while the main process normalises whole batches and runs the model under
+`torch.inference_mode`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ import math
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
-from functools import partial
 from pathlib import Path
 
 import torch
@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset
 from transformers import AutoImageProcessor, AutoModelForImageClassification
 
 from image_io import ImageLoadError, load_rgb_image
-from preprocessing import CentreCrop
+from preprocessing import Preprocessing
 
 # Where the default training run (`python train.py`) writes its model.
 DEFAULT_MODEL_DIR = Path("outputs") / "pinclip-minigenimage"
@@ -58,8 +58,7 @@ class Detector:
         self.labels = [id2label[i] for i in range(len(id2label))]
         # Hub detectors disagree on which index is "fake" (DESIGN §3): look the label up by name.
         self.fake_index = self.labels.index(FAKE)
-        # Batched scoring splits a crop-only processor (cheaper, same floats); any other processor runs whole.
-        self.centre_crop = CentreCrop.of(processor)
+        self.preprocessing = Preprocessing(processor)
 
     @classmethod
     def load(cls, name_or_path: str | os.PathLike, device: str | None = None) -> "Detector":
@@ -76,25 +75,11 @@ class Detector:
         threshold = DEFAULT_THRESHOLD if threshold is None else float(threshold)
         return cls(model, processor, threshold, name=Path(source).name if Path(source).is_dir() else source)
 
-    def preprocess(self, image: Image.Image) -> torch.Tensor:
-        """One RGB image → its `(3, H, W)` model input."""
-        return _processed(self.processor, image)
-
     @torch.inference_mode()
     def probabilities(self, pixel_values: torch.Tensor) -> torch.Tensor:
         """A `(B, 3, H, W)` batch → `(B, num_labels)` class probabilities on the CPU."""
         logits = self.model(pixel_values=pixel_values.to(self.device, self.model.dtype)).logits
         return logits.float().softmax(dim=-1).cpu()
-
-    def per_image_step(self) -> Callable[[Image.Image], torch.Tensor]:
-        """What batched scoring does to each RGB image where it is loaded: the crop-only processor's crop, or the
-        whole processor. Picklable, for DataLoader workers; `batch_p_fake` takes the stacked results."""
-        return self.centre_crop.crop if self.centre_crop else partial(_processed, self.processor)
-
-    def batch_p_fake(self, stacked: torch.Tensor) -> list[float]:
-        """P(fake) of each image in a batch of stacked `per_image_step` results."""
-        pixel_values = self.centre_crop.normalize(stacked) if self.centre_crop else stacked
-        return self.probabilities(pixel_values)[:, self.fake_index].tolist()
 
     def label_of(self, p_fake: float) -> str:
         """The decision at the model's threshold."""
@@ -102,7 +87,7 @@ class Detector:
 
     def score_images(self, images: Sequence[Image.Image]) -> list[dict[str, float]]:
         """Probabilities `{label: p}` of each RGB image, in one batch."""
-        probabilities = self.probabilities(torch.stack([self.preprocess(image) for image in images]))
+        probabilities = self.probabilities(self.preprocessing(images))
         return [dict(zip(self.labels, row.tolist())) for row in probabilities]
 
     def p_fake(self, image: Image.Image) -> float:
@@ -116,15 +101,17 @@ class Detector:
             # Loader batches go to workers whole: smaller batches for a small folder so that every worker gets work.
             batch_size = max(1, min(batch_size, math.ceil(len(paths) / num_workers)))
         loader = DataLoader(
-            _ImageFiles(paths, self.per_image_step()),
+            _ImageFiles(paths, self.preprocessing.per_image),
             batch_size=batch_size,
             num_workers=num_workers,
             collate_fn=_stack_readable,
             # Workers only decode and preprocess; they must not each start a full set of torch threads.
             worker_init_fn=_single_thread_worker,
         )
-        for items, pixel_values in loader:
-            p_fakes = iter(self.batch_p_fake(pixel_values) if pixel_values is not None else [])
+        for items, stacked in loader:
+            p_fakes = iter([])  # a batch whose files were all unreadable has nothing to score
+            if stacked is not None:
+                p_fakes = iter(self.probabilities(self.preprocessing.per_batch(stacked))[:, self.fake_index].tolist())
             for item in items:
                 if item.error is not None:
                     yield ScanResult(item.path, error=item.error)
@@ -166,11 +153,6 @@ def _stack_readable(items: list[_Item]) -> tuple[list[_Item], torch.Tensor | Non
     a worker then hands the main process one shared-memory tensor per batch instead of one per image."""
     readable = [item.pixel_values for item in items if item.pixel_values is not None]
     return [replace(item, pixel_values=None) for item in items], torch.stack(readable) if readable else None
-
-
-def _processed(processor, image: Image.Image) -> torch.Tensor:
-    """One RGB image → its `(3, H, W)` model input by the saved processor (a module function: workers unpickle it)."""
-    return processor(images=image, return_tensors="pt")["pixel_values"][0]
 
 
 def _single_thread_worker(_: int) -> None:

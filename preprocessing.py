@@ -1,9 +1,9 @@
-"""The forensic preprocessing (DESIGN §3: centre crop, no resize, CLIP mean/std) done in two steps that batched
-loading can place where they are cheapest, with exactly the floats of the model's saved image processor.
+"""A model's image processor as the two steps batched loading needs: one where an image is loaded (a DataLoader
+worker) and one on the stacked batch. For the forensic preprocessing (DESIGN §3: centre crop, no resize, CLIP
+mean/std) the steps are a uint8 crop and a batched normalisation with exactly the processor's floats; any other
+processor runs whole in the first step.
 
-Used by `inference.Detector.scan` (crops in DataLoader workers, normalisation in the main process) and by
-`detection_data.Collator` (training and evaluation batches). Any processor that does more than crop, rescale
-and normalise runs whole, as before.
+Used by `inference.Detector` (the demo, the scanner) and by `detection_data.Collator` (training and evaluation).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ class CentreCrop:
     """The saved image processor's work when all it does is centre-crop, rescale and normalise (the forensic
     default, DESIGN §3), split in two: `crop` per image (PIL; DataLoader workers then hand over uint8 crops, a
     quarter of float32's bytes) and `normalize` once per batch. Together they give the processor's floats
-    bit for bit (tests/test_preprocessing.py), at a fifth to a half of its cost per image (bench/NOTES.md §2): the
+    bit for bit (tests/test_preprocessing.py), at a fifth to about half its cost per image (bench/NOTES.md §2): the
     processor converts the whole decoded image to an array before cropping and runs its arithmetic image by image.
     """
 
@@ -66,6 +66,24 @@ class CentreCrop:
         std = torch.tensor(self.std, dtype=torch.float32).view(1, -1, 1, 1)
         return rescaled.sub_(mean).div_(std)
 
-    def pixel_values(self, images: Sequence[Image.Image]) -> torch.Tensor:
-        """RGB images → their `(B, 3, height, width)` model input: both steps, in one process."""
-        return self.normalize(torch.stack([self.crop(image) for image in images]))
+
+class Preprocessing:
+    """`processor` as `per_image` (where an RGB image is loaded) then `per_batch` (on the stacked results): the
+    `CentreCrop` split when the processor only crops, rescales and normalises, else the whole processor per image.
+    Picklable, so `per_image` can run in DataLoader workers."""
+
+    def __init__(self, processor):
+        self.processor = processor
+        self.centre_crop = CentreCrop.of(processor)
+
+    def per_image(self, image: Image.Image) -> torch.Tensor:
+        if self.centre_crop:
+            return self.centre_crop.crop(image)
+        return self.processor(images=image, return_tensors="pt")["pixel_values"][0]
+
+    def per_batch(self, stacked: torch.Tensor) -> torch.Tensor:
+        return self.centre_crop.normalize(stacked) if self.centre_crop else stacked
+
+    def __call__(self, images: Sequence[Image.Image]) -> torch.Tensor:
+        """RGB images → their `(B, 3, H, W)` model input, both steps in this process."""
+        return self.per_batch(torch.stack([self.per_image(image) for image in images]))

@@ -117,7 +117,7 @@ def measure(shape: str, paths: list[Path], rounds: int, threads: int | None, bat
     ratio = timings.ratio("pipeline", "scan")  # images/s ratio = inverse time ratio
     count = len(paths)
     return Figure(
-        name=f"evaluation throughput ({shape}, {len(paths)} files, {thread_count} torch "
+        name=f"evaluation throughput ({shape}, {count} files, {thread_count} torch "
         f"thread{'s' if thread_count > 1 else ''})",
         setup=f"{count} files ({', '.join(f'{s}×{s}' for s in SIZES)} × PNG/JPEG), {shape} detector, decode + "
         f"preprocess + model; `Detector.scan` (batch {batch_size}, {num_workers} DataLoader workers) ÷ per-image "

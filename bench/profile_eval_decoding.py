@@ -56,13 +56,14 @@ def stage_costs(detector, paths: list[Path], rounds: int) -> None:
     crop = detector.processor.crop_size
     batch = torch.randn(BATCH_SIZE, 3, crop["height"], crop["width"])
     model_ms = per_call_ms(lambda _: detector.probabilities(batch), [None] * 5, rounds) / BATCH_SIZE
-    per_image = detector.per_image_step()
+    processor = detector.processor
+
+    def processor_preprocessing(image) -> None:  # what the `pipeline` loop runs
+        processor(images=image, return_tensors="pt")
 
     def scan_preprocessing(image) -> None:
-        # The per-batch step (normalising for a crop-only processor) on a batch of one: an upper bound of its share.
-        stacked = per_image(image)[None]
-        if detector.centre_crop:
-            detector.centre_crop.normalize(stacked)
+        # Both of the scan's steps on a batch of one: an upper bound of the per-batch step's share.
+        detector.preprocessing([image])
 
     print(f"| file kind | files | decode ms | preprocess ms: processor | preprocess ms: scan | model ms (batch "
           f"{BATCH_SIZE}) |\n|---|---|---|---|---|---|")
@@ -71,9 +72,9 @@ def stage_costs(detector, paths: list[Path], rounds: int) -> None:
             kind = [path for path in paths if path.name.endswith(f"-{size}.{fmt}")]
             images = [load_rgb_image(path) for path in kind]
             decode = per_call_ms(load_rgb_image, kind, rounds)
-            processor = per_call_ms(detector.preprocess, images, rounds)
+            whole = per_call_ms(processor_preprocessing, images, rounds)
             scan = per_call_ms(scan_preprocessing, images, rounds)
-            print(f"| {size}×{size} {fmt.upper()} | {len(kind)} | {decode:.3f} | {processor:.3f} | {scan:.3f} | "
+            print(f"| {size}×{size} {fmt.upper()} | {len(kind)} | {decode:.3f} | {whole:.3f} | {scan:.3f} | "
                   f"{model_ms:.3f} |")
 
 
@@ -81,11 +82,11 @@ def threaded_scan(detector, paths: list[Path]) -> None:
     """`Detector.scan`'s work with the DataLoader replaced by a pool of decoding threads (same dataset and collate)."""
     from inference import _ImageFiles, _stack_readable
 
-    files = _ImageFiles(paths, detector.per_image_step())
+    files = _ImageFiles(paths, detector.preprocessing.per_image)
     batches = [range(start, min(start + BATCH_SIZE, len(paths))) for start in range(0, len(paths), BATCH_SIZE)]
     with ThreadPoolExecutor(PARALLEL) as pool:
         for _, stacked in pool.map(lambda batch: _stack_readable([files[i] for i in batch]), batches):
-            detector.batch_p_fake(stacked)
+            detector.probabilities(detector.preprocessing.per_batch(stacked))
 
 
 def loader_costs(detector, classifier, paths: list[Path], rounds: int) -> None:

@@ -12,7 +12,7 @@ from test_preprocessing import random_image
 @pytest.mark.parametrize("workers", [0, 2])
 def test_scan_scores_equal_single_image_scores(tiny_model_dir: Path, tmp_path: Path, workers: int) -> None:
     detector = Detector.load(tiny_model_dir, device="cpu")
-    assert detector.centre_crop is not None
+    assert detector.preprocessing.centre_crop is not None
     paths = []
     for index, (width, height) in enumerate([(64, 48), (20, 30), (300, 200), (33, 33), (90, 17)]):
         paths.append(tmp_path / f"{index}.{'png' if index % 2 else 'jpg'}")
@@ -28,7 +28,7 @@ def test_scan_runs_a_processor_that_resizes_whole(tiny_model_dir: Path, tmp_path
     detector = Detector.load(tiny_model_dir, device="cpu")
     resizing = detector.processor.__class__(**{**detector.processor.to_dict(), "do_resize": True})
     detector = Detector(detector.model, resizing)
-    assert detector.centre_crop is None
+    assert detector.preprocessing.centre_crop is None
     path = tmp_path / "wide.png"
     random_image(120, 50, 0).save(path)
     (result,) = detector.scan([path], num_workers=0)

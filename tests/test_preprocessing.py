@@ -42,7 +42,8 @@ def test_centre_crop_takes_a_scalar_mean_and_std_like_the_processor(processor) -
     scalar = processor.__class__(**{**processor.to_dict(), "image_mean": 0.5, "image_std": 0.25})
     split = CentreCrop.of(scalar)
     image = random_image(50, 70, 3)
-    assert torch.equal(split.pixel_values([image]), scalar(images=image, return_tensors="pt")["pixel_values"])
+    expected = scalar(images=image, return_tensors="pt")["pixel_values"]
+    assert torch.equal(split.normalize(split.crop(image)[None]), expected)
 
 
 def test_centre_crop_refuses_images_that_are_not_rgb(processor) -> None:
@@ -61,9 +62,9 @@ def test_collator_gives_the_processors_batch(processor) -> None:
     images = [random_image(side, side, 0), random_image(2 * side + 3, side + 1, 1), random_image(5, 9, 2)]
     expected = processor(images=images, return_tensors="pt")["pixel_values"]
     batch = Collator(processor)([(image, label) for image, label in zip(images, (0, 1, 1))])
-    assert Collator(processor).centre_crop is not None
+    assert Collator(processor).preprocessing.centre_crop is not None
     assert torch.equal(batch["pixel_values"], expected) and batch["labels"].tolist() == [0, 1, 1]
     resizing = processor.__class__(**{**processor.to_dict(), "do_resize": True})
-    assert Collator(resizing).centre_crop is None
+    assert Collator(resizing).preprocessing.centre_crop is None
     resized = Collator(resizing)([(images[1], 0)])["pixel_values"]
     assert torch.equal(resized, resizing(images=[images[1]], return_tensors="pt")["pixel_values"])
