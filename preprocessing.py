@@ -77,11 +77,13 @@ class Preprocessing:
         self.centre_crop = CentreCrop.of(processor)
 
     def per_image(self, image: Image.Image) -> torch.Tensor:
+        """One RGB image → its uint8 crop (split) or its float `(3, H, W)` model input (whole processor)."""
         if self.centre_crop:
             return self.centre_crop.crop(image)
         return self.processor(images=image, return_tensors="pt")["pixel_values"][0]
 
     def per_batch(self, stacked: torch.Tensor) -> torch.Tensor:
+        """Stacked `per_image` results → the `(B, 3, H, W)` model input (the split normalises; the rest passes through)."""
         return self.centre_crop.normalize(stacked) if self.centre_crop else stacked
 
     def __call__(self, images: Sequence[Image.Image]) -> torch.Tensor:
