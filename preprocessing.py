@@ -83,7 +83,7 @@ class Preprocessing:
         return self.processor(images=image, return_tensors="pt")["pixel_values"][0]
 
     def per_batch(self, stacked: torch.Tensor) -> torch.Tensor:
-        """Stacked `per_image` results → the `(B, 3, H, W)` model input (the split normalises; the rest passes through)."""
+        """Stacked `per_image` results → the `(B, 3, H, W)` model input (the split normalises here)."""
         return self.centre_crop.normalize(stacked) if self.centre_crop else stacked
 
     def __call__(self, images: Sequence[Image.Image]) -> torch.Tensor:
