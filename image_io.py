@@ -21,10 +21,21 @@ class ImageLoadError(ValueError):
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
-    """Convert any PIL mode to 8-bit RGB; 16-bit and float images are rescaled instead of clipped to white."""
+    """Convert any PIL mode to 8-bit RGB; 16-bit and float images are rescaled instead of clipped to white.
+
+    A 16-bit mode (`I;16*`) always spans 0-65535, so one pixel value gives one grey in every image. Modes `I`
+    (32-bit integers) and `F` (floats) say nothing about their range: values up to 1 (`F` only), 255 or else 65535
+    are taken as the full range, judged from the image's maximum.
+    """
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
         values = np.asarray(image, dtype=np.float64)
-        top = 1.0 if image.mode == "F" and values.max(initial=0) <= 1.0 else (255.0 if values.max(initial=0) <= 255 else 65535.0)
+        peak = values.max(initial=0)
+        if image.mode.startswith("I;16"):
+            top = 65535.0
+        elif image.mode == "F" and peak <= 1.0:
+            top = 1.0
+        else:
+            top = 255.0 if peak <= 255 else 65535.0
         image = Image.fromarray(np.clip(values / top * 255.0 + 0.5, 0, 255).astype(np.uint8), mode="L")
     return image if image.mode == "RGB" else image.convert("RGB")
 
@@ -49,13 +60,14 @@ def load_rgb_image(source: "str | Path | bytes | Image.Image", max_pixels: int =
             raise ImageLoadError(f"{name}: empty file (0 bytes)")
         try:
             with warnings.catch_warnings():
-                warnings.simplefilter("error", Image.DecompressionBombWarning)
+                # Pillow warns above its own limit; `max_pixels` decides below (it may be higher or lower).
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
                 image = Image.open(io.BytesIO(data))
-        except (Image.DecompressionBombError, Image.DecompressionBombWarning) as error:
-            raise ImageLoadError(f"{name}: refused, larger than the {max_pixels} pixel limit ({error})") from None
+        except Image.DecompressionBombError as error:  # over twice Pillow's limit: refused whatever max_pixels says
+            raise ImageLoadError(f"{name}: refused by Pillow's decompression-bomb check ({error})") from None
         except UnidentifiedImageError:
             raise ImageLoadError(f"{name}: not a recognised image file") from None
-        except (OSError, SyntaxError) as error:  # header cut short or malformed
+        except (OSError, SyntaxError, ValueError) as error:  # header cut short or malformed
             raise ImageLoadError(f"{name}: truncated or corrupt image data ({error})") from None
     width, height = image.size
     if width * height > max_pixels:
@@ -68,5 +80,7 @@ def load_rgb_image(source: "str | Path | bytes | Image.Image", max_pixels: int =
         else:
             ImageOps.exif_transpose(image, in_place=True)  # the image is ours: no full-size copy when upright
         return to_rgb(image)
-    except (OSError, ValueError, SyntaxError) as error:
-        raise ImageLoadError(f"{name}: truncated or corrupt image data ({error})") from None
+    except MemoryError:
+        raise
+    except Exception as error:  # noqa: BLE001 - a corrupt file makes Pillow's decoders and EXIF parser raise anything
+        raise ImageLoadError(f"{name}: truncated or corrupt image data ({type(error).__name__}: {error})") from None

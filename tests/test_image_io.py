@@ -35,6 +35,14 @@ def test_sixteen_bit_is_rescaled_not_clipped():
     assert 100 < image[15, 10, 0] < 160  # mid-grey, not white
 
 
+def test_sixteen_bit_values_map_to_one_grey_in_every_image():
+    # A dark 16-bit image is not mistaken for an 8-bit one: 200/65535 stays darker than 20000/65535 elsewhere.
+    dark, light = (np.full((4, 4), value, dtype=np.uint16) for value in (200, 20000))
+    dark_rgb, light_rgb = (np.asarray(load_rgb_image(png_bytes(Image.fromarray(v))))[0, 0, 0] for v in (dark, light))
+    assert Image.open(io.BytesIO(png_bytes(Image.fromarray(dark)))).mode.startswith("I;16")
+    assert dark_rgb == round(200 / 65535 * 255) and light_rgb == round(20000 / 65535 * 255)
+
+
 def test_exif_orientation_is_applied():
     exif = Image.Exif()
     exif[0x0112] = 6
@@ -59,6 +67,36 @@ def test_animated_gif_gives_first_frame():
 def test_bad_bytes_get_a_clear_error(data, reason):
     with pytest.raises(ImageLoadError, match=reason):
         load_rgb_image(data)
+
+
+def jpeg_with_corrupt_exif() -> bytes:
+    """A JPEG whose EXIF block has a retagged entry and a next-IFD offset past its end (Pillow raises struct.error)."""
+    exif = Image.Exif()
+    exif[0x0112], exif[0x010F] = 6, "cam"
+    data = bytearray(png_bytes(Image.new("RGB", (8, 8)), "JPEG", exif=exif))
+    tiff_header = data.index(b"Exif\x00\x00") + 6
+    data[tiff_header + 11], data[tiff_header + 33] = 0x25, 0xC1
+    return bytes(data)
+
+
+def png_with_short_header() -> bytes:
+    data = bytearray(png_bytes(RGB))
+    data[8:12] = (5).to_bytes(4, "big")  # IHDR chunk length 5 instead of 13
+    return bytes(data)
+
+
+@pytest.mark.parametrize("data", [jpeg_with_corrupt_exif(), png_with_short_header()], ids=["exif", "png-header"])
+def test_malformed_metadata_gets_a_clear_error(data):
+    with pytest.raises(ImageLoadError, match="corrupt"):
+        load_rgb_image(data)
+
+
+def test_pixel_limit_may_exceed_pillows(monkeypatch):
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 500)  # 20×30 = 600: Pillow only warns
+    assert load_rgb_image(png_bytes(RGB), max_pixels=1000).size == (20, 30)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 250)  # over twice Pillow's limit: Pillow refuses
+    with pytest.raises(ImageLoadError, match="decompression-bomb"):
+        load_rgb_image(png_bytes(RGB), max_pixels=1000)
 
 
 def test_missing_file_and_pixel_limit(tmp_path):
