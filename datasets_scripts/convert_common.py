@@ -4,8 +4,9 @@ A converter is one *layout rule*: a function that maps a file's path (relative t
 split into parts) to a `Placement` (split, label, generator, subset) or to a skip reason.  This
 module does the rest, identically for every source:
 
-1. walk the tree in sorted order (never `os.listdir` order),
-2. check every file (extension, zero bytes, truncation, decodability) without keeping pixels,
+1. walk the tree in sorted order (never `os.listdir` order), following folder symlinks once,
+2. check every file (extension, zero bytes, truncation, decodability, pixel limit, EXIF) without
+   keeping pixels, so that every kept file is one the training and evaluation loaders can open,
 3. stream the original file bytes (no re-encoding) into a `Dataset` per split with
    `Dataset.from_generator`, so memory never holds all images,
 4. write `save_to_disk(OUT)` and `OUT/report.json`, and optionally push to the Hub.
@@ -16,14 +17,18 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import logging
 import os
 import shutil
+import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+logger = logging.getLogger(__name__)
 
 LABEL_NAMES = ["real", "fake"]
 FEATURES = datasets.Features(
@@ -96,28 +101,62 @@ def find_label(parts: tuple[str, ...]) -> LabelMatch | str:
 
 
 def check_image(path: Path) -> str | None:
-    """Return why `path` is not a usable image, or None if it decodes completely."""
+    """Return why `path` is not a usable image, or None if it decodes completely.
+
+    The checks match `image_io.load_rgb_image` (Pillow's pixel limit, EXIF orientation), which training and
+    evaluation use: a file kept here must not fail there, hours into a run.
+    """
     if path.suffix.lower() not in IMAGE_EXTENSIONS:
         return f"not an image extension ({path.suffix or 'none'})"
     try:
         if path.stat().st_size == 0:
             return "zero-byte file"
-        with Image.open(path) as image:
-            image.load()  # full decode: catches truncated files that `verify()` lets through
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                image.load()  # full decode: catches truncated files that `verify()` lets through
+                ImageOps.exif_transpose(image)  # a malformed EXIF block raises here, as it would when loading
     except UnidentifiedImageError:
         return "undecodable: not an image"
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
-        return f"undecodable: {error}"
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        return f"larger than Pillow's {Image.MAX_IMAGE_PIXELS} pixel limit"
+    except MemoryError:
+        raise
+    except Exception as error:  # noqa: BLE001 - a corrupt file makes Pillow's decoders and EXIF parser raise anything
+        return f"undecodable: {type(error).__name__}: {error}"
     return None
 
 
-def iter_files(raw_dir: Path) -> Iterator[Path]:
-    """Every file under `raw_dir` in a deterministic (sorted) order, hidden entries excluded."""
-    for root, dirs, files in os.walk(raw_dir):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+@dataclass(frozen=True)
+class WalkedFile:
+    """A file found under the raw root, or an entry not read and why (hidden, a folder symlink loop)."""
+
+    path: Path
+    skip_reason: str | None = None
+
+
+def walk_files(raw_dir: Path) -> Iterator[WalkedFile]:
+    """Every entry under `raw_dir` in a deterministic (sorted) order.
+
+    Folder symlinks are followed (datasets are often assembled from links), each real folder once: a second link
+    to it, or a link back up the tree, is reported instead of read twice or forever. Hidden files and folders
+    (`.DS_Store`, `.cache`, ...) are reported, not read.
+    """
+    visited = {os.path.realpath(raw_dir)}
+    for root, dirs, files in os.walk(raw_dir, followlinks=True):
+        kept = []
+        for name in sorted(dirs):
+            path = Path(root) / name
+            if name.startswith("."):
+                yield WalkedFile(path, "hidden folder, not read")
+            elif (real := os.path.realpath(path)) in visited:
+                yield WalkedFile(path, f"symlink to a folder already read ({real}), not read again")
+            else:
+                visited.add(real)
+                kept.append(name)
+        dirs[:] = kept
         for name in sorted(files):
-            if not name.startswith("."):
-                yield Path(root) / name
+            yield WalkedFile(Path(root) / name, "hidden file, not read" if name.startswith(".") else None)
 
 
 @dataclass
@@ -128,8 +167,8 @@ class ConversionPlan:
     skipped: list[dict[str, str]] = field(default_factory=list)
 
     def fingerprint(self, raw_dir: Path) -> str:
-        """Changes when any kept file's path, size or mtime changes (keys the datasets cache)."""
-        digest = hashlib.sha256()
+        """Changes when the root folder or any kept file's path, size or mtime changes (keys the datasets cache)."""
+        digest = hashlib.sha256(f"{raw_dir.resolve()}\n".encode())
         for split in sorted(self.entries):
             for rel, placement in self.entries[split]:
                 stat = (raw_dir / rel).stat()
@@ -143,10 +182,13 @@ def plan_conversion(raw_dir: str | os.PathLike, rule: LayoutRule) -> ConversionP
     if not root.is_dir():
         raise FileNotFoundError(f"raw directory not found: {root}")
     plan = ConversionPlan()
-    for path in iter_files(root):
-        rel = path.relative_to(root)
+    for walked in walk_files(root):
+        rel = walked.path.relative_to(root)
+        if walked.skip_reason is not None:
+            plan.skipped.append({"file": rel.as_posix(), "reason": walked.skip_reason})
+            continue
         placement = rule(rel.parts)
-        reason = placement if isinstance(placement, str) else check_image(path)
+        reason = placement if isinstance(placement, str) else check_image(walked.path)
         if reason is not None:
             plan.skipped.append({"file": rel.as_posix(), "reason": reason})
             continue
@@ -208,8 +250,16 @@ def push_to_hub(dataset_dict: datasets.DatasetDict, repo_id: str, push: Callable
 
 
 def load_converted(raw_dir: str | os.PathLike, rule: LayoutRule, cache_dir: str | None = None) -> datasets.DatasetDict:
-    """Convert in-process, without writing an output folder (rows go to the datasets cache)."""
-    return plan_to_dataset_dict(raw_dir, plan_conversion(raw_dir, rule), cache_dir)
+    """Convert in-process, without writing an output folder (rows go to the datasets cache).
+
+    There is no report.json here, so skipped files are logged as a warning: how many, and why.
+    """
+    plan = plan_conversion(raw_dir, rule)
+    if plan.skipped:
+        shown = "\n".join(f"  {entry['file']}: {entry['reason']}" for entry in plan.skipped[:10])
+        more = f"\n  ... and {len(plan.skipped) - 10} more" if len(plan.skipped) > 10 else ""
+        logger.warning(f"{raw_dir}: {len(plan.skipped)} files skipped, not read:\n{shown}{more}")
+    return plan_to_dataset_dict(raw_dir, plan, cache_dir)
 
 
 def convert(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -275,3 +276,72 @@ def test_empty_tree_is_a_clear_error(tmp_path):
     _write(tmp_path / "empty" / "0_real" / "zero.png", b"")
     with pytest.raises(ValueError, match="no usable images"):
         folder.convert_folder(tmp_path / "empty", tmp_path / "out")
+
+
+def test_folder_symlinks_are_followed_once_and_hidden_entries_reported(tmp_path):
+    raw, elsewhere = tmp_path / "raw", tmp_path / "elsewhere"
+    _leaf(raw / "0_real", 1)
+    _leaf(elsewhere / "fakes", 2, marker="1_fake")
+    (raw / "1_fake").symlink_to(elsewhere / "fakes", target_is_directory=True)
+    (raw / "0_real" / "up").symlink_to(raw, target_is_directory=True)  # a loop back to the root
+    _leaf(raw / ".trash" / "1_fake", 3)
+    _write(raw / "0_real" / ".DS_Store", b"finder")
+    out = tmp_path / "out"
+    dsd = folder.convert_folder(raw, out)
+    assert sorted((p, lab) for p, lab, _, _ in _rows(dsd["train"])) == [
+        ("0_real_1_a.png", 0), ("0_real_1_b.jpg", 0), ("1_fake_2_a.png", 1), ("1_fake_2_b.jpg", 1),
+    ]
+    skipped = _skipped(json.loads((out / "report.json").read_text()))
+    assert skipped[".trash"] == "hidden folder, not read"
+    assert skipped["0_real/.DS_Store"] == "hidden file, not read"
+    assert skipped["0_real/up"].startswith("symlink to a folder already read")
+    assert len(skipped) == 3
+
+
+def test_folder_split_folder_may_sit_below_the_generator(tmp_path):
+    raw = tmp_path / "raw"
+    _leaf(raw / "sdv14" / "train" / "0_real", 1)
+    _leaf(raw / "sdv14" / "val" / "1_fake", 2)
+    _leaf(raw / "train" / "sdv14" / "test" / "1_fake", 3)
+    out = tmp_path / "out"
+    dsd = folder.convert_folder(raw, out)
+    assert sorted(dsd) == ["train", "validation"]
+    assert {(lab, g, s) for _, lab, g, s in _rows(dsd["train"])} == {(0, "sdv14", "sdv14")}
+    assert {(lab, g, s) for _, lab, g, s in _rows(dsd["validation"])} == {(1, "sdv14", "sdv14")}
+    reasons = set(_skipped(json.loads((out / "report.json").read_text())).values())
+    assert reasons == {"ambiguous: several split folders in path (train, test)"}
+
+
+def test_converters_refuse_what_the_loaders_refuse(tmp_path, monkeypatch):
+    from test_image_io import jpeg_with_corrupt_exif
+
+    _write(tmp_path / "exif.jpg", jpeg_with_corrupt_exif())
+    assert convert_common.check_image(tmp_path / "exif.jpg").startswith("undecodable")
+    _write(tmp_path / "big.png", _image_bytes("PNG", 1))  # 144 pixels
+    assert convert_common.check_image(tmp_path / "big.png") is None
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # Pillow only warns up to twice its limit; the loaders refuse
+    assert convert_common.check_image(tmp_path / "big.png") == "larger than Pillow's 100 pixel limit"
+
+
+def test_same_names_sizes_and_times_under_another_root_are_not_served_from_the_cache(tmp_path):
+    colours = {"a": (255, 0, 0), "b": (0, 0, 255)}
+    for tree, colour in colours.items():
+        for label in ("0_real", "1_fake"):
+            path = tmp_path / tree / "data" / label / "x.bmp"
+            path.parent.mkdir(parents=True)
+            Image.new("RGB", (4, 4), colour).save(path)  # BMP: same size whatever the colour
+            os.utime(path, ns=(1_000_000_000, 1_000_000_000))
+    for tree, colour in colours.items():
+        dsd = folder.load_folder_dataset(tmp_path / tree / "data", cache_dir=str(tmp_path / "hf_cache"))
+        assert dsd["train"][0]["image"].getpixel((0, 0)) == colour
+
+
+def test_in_process_loading_logs_the_skipped_files(tmp_path, caplog):
+    raw = tmp_path / "raw"
+    _leaf(raw / "0_real", 1)
+    _leaf(raw / "1_fake", 2)
+    _leaf(raw / "generated", 3)  # not a label folder name of the converters
+    with caplog.at_level("WARNING"):
+        folder.load_folder_dataset(raw, cache_dir=str(tmp_path / "hf_cache"))
+    assert "2 files skipped" in caplog.text
+    assert "generated/generated_3_a.png: no label folder" in caplog.text
