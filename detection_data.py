@@ -65,19 +65,38 @@ def load_folder(raw_dir: str) -> datasets.DatasetDict:
 
 
 def normalize_labels(dataset: datasets.Dataset, label_column: str) -> datasets.Dataset:
-    """Rename the label column to `label` and make sure 0 = real, 1 = fake (by name when labels are named)."""
+    """Rename the label column to `label` and make it a `ClassLabel` with 0 = real, 1 = fake.
+
+    Named classes (a `ClassLabel` or strings such as "real" / "AI") are mapped by name; integer labels must be
+    0 or 1 already. Anything else is an error: a guessed mapping could flip the classes.
+    """
+    if label_column not in dataset.column_names:
+        raise ValueError(f"no label column {label_column!r}: the data has columns {dataset.column_names}")
     if label_column != "label":
         dataset = dataset.rename_column(label_column, "label")
     feature = dataset.features["label"]
-    if isinstance(feature, datasets.ClassLabel) and feature.names != LABEL_NAMES:
+    if isinstance(feature, datasets.ClassLabel):
+        if feature.names == LABEL_NAMES:
+            return dataset
         unknown = [name for name in feature.names if name.lower() not in LABEL_SYNONYMS]
         if unknown:
             raise ValueError(f"label names {feature.names}: cannot tell real from fake for {unknown}")
         # align_labels_with_mapping, not cast_column: a cast would keep the ids and silently flip the classes
         mapping = {name: LABEL_SYNONYMS[name.lower()] for name in feature.names}
         dataset = dataset.align_labels_with_mapping(mapping, "label")
-        dataset = dataset.cast_column("label", datasets.ClassLabel(names=LABEL_NAMES))
-    return dataset
+    elif isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string"):
+        values = dataset.unique("label")
+        unknown = sorted(str(value) for value in values if value is None or value.lower() not in LABEL_SYNONYMS)
+        if unknown:
+            raise ValueError(f"label values {unknown}: cannot tell real from fake (known: {sorted(LABEL_SYNONYMS)})")
+        dataset = dataset.map(lambda label: {"label": LABEL_SYNONYMS[label.lower()]}, input_columns="label")
+    elif isinstance(feature, datasets.Value) and feature.dtype.startswith(("int", "uint")):
+        unexpected = sorted(value for value in dataset.unique("label") if value not in (0, 1))
+        if unexpected:
+            raise ValueError(f"integer labels must be 0 = real or 1 = fake; found {unexpected}")
+    else:
+        raise ValueError(f"label column of type {feature}: want class names, strings or 0/1 integers")
+    return dataset.cast_column("label", datasets.ClassLabel(names=LABEL_NAMES))
 
 
 def group_by_generator(dataset: datasets.Dataset, generator_column: str, fallback: str) -> dict[str, datasets.Dataset]:
@@ -85,6 +104,13 @@ def group_by_generator(dataset: datasets.Dataset, generator_column: str, fallbac
     if generator_column not in dataset.column_names:
         return {fallback: dataset}
     generators = dataset.unique(generator_column)
+    if None in generators:
+        missing = sum(value is None for value in dataset[generator_column])
+        raise ValueError(
+            f"{missing} rows have no {generator_column!r}: to report per generator, every row (reals included) needs "
+            "the generator of its subset; fill it in, or give --generator_column a name the data lacks to report "
+            "the split as one subset"
+        )
     if len(generators) == 1:
         return {str(generators[0]): dataset}
     column = dataset[generator_column]
@@ -143,23 +169,29 @@ def load_detection_data(data_args: DataArguments, need_train: bool) -> Detection
     source = None if use_folders and data_args.dataset_name is None else load_source(
         data_args.dataset_name, data_args.dataset_config_name, data_args
     )
+    eval_source = load_folder(data_args.eval_dir) if data_args.eval_dir else source
+    if eval_source is None:
+        raise ValueError("nothing to evaluate on: give --eval_dir or --dataset_name")
+    test_names = eval_split_names(list(eval_source), data_args)
     data = DetectionData()
     if need_train:
         train_source = load_folder(data_args.train_dir) if data_args.train_dir else source
         if train_source is None or data_args.train_split not in train_source and len(train_source) != 1:
             raise ValueError(f"no training split {data_args.train_split!r}: give --train_dir or --train_split")
         split = data_args.train_split if data_args.train_split in train_source else next(iter(train_source))
+        # a split that is reported as test data is never trained on, nor used for model selection
+        reported = test_names if train_source is eval_source else []
+        if split in reported:
+            raise ValueError(
+                f"split {split!r} would be both the training and the test data: give separate test data "
+                "(--eval_dir, --eval_splits) or training data (--train_dir, --train_split)"
+            )
         train = keep_values(train_source[split], data_args.generator_column, data_args.train_generators)
         train = keep_values(train, "subset", data_args.train_subsets)
         data.train = truncate(prepare(train), data_args.max_train_samples)
-        # a split that is reported as test data is never also used for model selection
-        test_names = eval_split_names(list(source), data_args) if source is not None else []
-        if data_args.validation_split in train_source and data_args.validation_split not in test_names:
+        if data_args.validation_split in train_source and data_args.validation_split not in reported:
             validation = prepare(train_source[data_args.validation_split])
             data.validation = group_by_generator(validation, data_args.generator_column, "validation")
-    eval_source = load_folder(data_args.eval_dir) if data_args.eval_dir else source
-    if eval_source is None:
-        raise ValueError("nothing to evaluate on: give --eval_dir or --dataset_name")
     subsets = test_subsets(eval_source, data_args)
     data.test = {name: truncate(prepare(ds), data_args.max_eval_samples) for name, ds in subsets.items()}
     return data
