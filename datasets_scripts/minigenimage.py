@@ -399,6 +399,10 @@ def build_minigenimage(
     seed, crop size, reduced flag and sizes; later calls load it in seconds. With `output_dir`,
     the dataset is also written there with `save_to_disk`, next to a `report.json`.
     """
+    if crop_size < 2 or crop_size % 2:
+        # the generators halve and double the crop: an odd one would come back a pixel smaller than its reals,
+        # a size shortcut for any detector
+        raise ValueError(f"crop_size must be an even number of pixels, got {crop_size}")
     sizes = sizes or (REDUCED_SIZES if reduced else FULL_SIZES)
     entry = Path(cache_dir or default_cache_dir()) / cache_key(seed, crop_size, reduced, sizes)
     if not (entry / "report.json").is_file():

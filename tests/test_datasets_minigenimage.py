@@ -159,6 +159,12 @@ def test_cache_dir_honours_pinclip_cache(monkeypatch, tmp_path):
     assert mgi.default_cache_dir() == str(tmp_path / "minigenimage")
 
 
+@pytest.mark.parametrize("crop_size", [63, 0])
+def test_odd_or_empty_crop_sizes_are_refused(crop_size, tmp_path):
+    with pytest.raises(ValueError, match=f"even number of pixels, got {crop_size}"):
+        mgi.build_minigenimage(crop_size=crop_size, cache_dir=str(tmp_path))
+
+
 def test_same_seed_same_pixels_and_other_seed_other_pixels(tmp_path):
     def build(seed: int, name: str) -> datasets.DatasetDict:
         return mgi.build_minigenimage(seed=seed, sizes=TINY, cache_dir=str(tmp_path / name), show_progress=False)
