@@ -103,13 +103,15 @@ def read_card(model: str) -> tuple[dict, str]:
     if path is None:
         return {}, ""
     text = path.read_text(encoding="utf-8")
-    if text.startswith("---"):
-        _, front, body = text.split("---", 2)
-        try:
-            return yaml.safe_load(front) or {}, body.strip()
-        except yaml.YAMLError:
-            return {}, body.strip()
-    return {}, text.strip()
+    parts = text.split("---", 2)
+    if not text.startswith("---") or len(parts) < 3:  # no front matter, or one that is never closed
+        return {}, text.strip()
+    _, front, body = parts
+    try:
+        card = yaml.safe_load(front)
+    except yaml.YAMLError:
+        card = None
+    return (card if isinstance(card, dict) else {}), body.strip()
 
 
 def metrics_rows(model: str) -> list[list]:
@@ -122,7 +124,9 @@ def metrics_rows(model: str) -> list[list]:
     if "mean" in metrics:
         subsets["mean"] = metrics["mean"]
     return [
-        [name, values.get("n", "")] + [round(float(values[key]), 4) if key in values else None for key, _ in METRIC_COLUMNS]
+        # a metric is None where it is undefined (AP or real accuracy on a subset with no reals): an empty cell
+        [name, values.get("n", "")] + [None if values.get(key) is None else round(float(values[key]), 4)
+                                        for key, _ in METRIC_COLUMNS]
         for name, values in subsets.items()
     ]
 

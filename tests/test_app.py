@@ -196,6 +196,19 @@ def test_model_panel_reads_metrics_and_card(model_dir: Path) -> None:
     assert front["datasets"] == ["minigenimage"] and body.startswith("# Card")
 
 
+def test_model_panel_survives_undefined_metrics_and_odd_cards(model_dir: Path, tmp_path: Path) -> None:
+    folder = shutil.copytree(model_dir, tmp_path / "one-class")
+    # A test subset with fakes only: real accuracy, AP and AUC are undefined and stored as null.
+    only_fake = {"acc": 0.5, "r_acc": None, "f_acc": 0.5, "ap": None, "auc": None, "n": 2}
+    (folder / "metrics.json").write_text(json.dumps({"subsets": {"only_fake": only_fake}, "mean": only_fake}))
+    assert metrics_rows(str(folder))[0][:4] == ["only_fake", 2, 0.5, None]
+    assert isinstance(build_demo(str(folder)), gr.Blocks)
+    (folder / "README.md").write_text("---\nnever closed\n# Card")
+    assert read_card(str(folder)) == ({}, "---\nnever closed\n# Card")
+    (folder / "README.md").write_text("---\n- a list, not a mapping\n---\n# Card")
+    assert read_card(str(folder)) == ({}, "# Card")
+
+
 def test_threshold_comes_from_the_model_config(model_dir: Path, tmp_path: Path) -> None:
     folder = shutil.copytree(model_dir, tmp_path / "strict")
     config = json.loads((folder / "config.json").read_text())
