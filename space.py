@@ -58,11 +58,20 @@ def space_readme(title: str, model_name: str) -> str:
 
 
 def build_space(model_dir: str | Path, output_dir: str | Path, title: str = "PiN-CLIP detector") -> Path:
-    """Write the Space folder for the saved model in `model_dir` into `output_dir` (replaced if it exists)."""
+    """Write the Space folder for the saved model in `model_dir` into `output_dir`.
+
+    An existing `output_dir` is replaced only when it is empty or a Space folder written before, and never when it
+    holds `model_dir`: anything else (`--output .`, a typo naming another folder) is refused, not deleted.
+    """
     model_dir, output_dir = Path(model_dir), Path(output_dir)
     if not (model_dir / "config.json").is_file():
         raise FileNotFoundError(f"{model_dir} is not a saved model folder (no config.json); run `python train.py` first")
+    if output_dir.resolve() == model_dir.resolve() or output_dir.resolve() in model_dir.resolve().parents:
+        raise ValueError(f"output {output_dir} holds the model {model_dir}: replacing it would delete the model")
     if output_dir.exists():
+        is_previous_space = (output_dir / "app.py").is_file() and (output_dir / MODEL_DIR_NAME / "config.json").is_file()
+        if not output_dir.is_dir() or (any(output_dir.iterdir()) and not is_previous_space):
+            raise FileExistsError(f"output {output_dir} exists and is not a Space folder written before: not replaced")
         shutil.rmtree(output_dir)
     output_dir.mkdir(parents=True)
     for name in APP_FILES:

@@ -75,3 +75,20 @@ def test_upload_space_uses_the_hub_client(tiny_model_dir: Path, tmp_path: Path) 
 def test_build_space_refuses_a_folder_without_a_model(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="python train.py"):
         space.build_space(tmp_path, tmp_path / "space")
+
+
+def test_build_space_replaces_only_its_own_folders(tiny_model_dir: Path, tmp_path: Path) -> None:
+    model_dir = shutil.copytree(tiny_model_dir, tmp_path / "trained")
+    with pytest.raises(ValueError, match="would delete the model"):
+        space.build_space(model_dir, model_dir)
+    with pytest.raises(ValueError, match="would delete the model"):
+        space.build_space(model_dir, tmp_path)  # the folder that holds the model
+    assert (model_dir / "model.safetensors").is_file()
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="not a Space folder"):
+        space.build_space(model_dir, tmp_path / "notes")
+    assert (tmp_path / "notes" / "todo.txt").read_text() == "mine"
+    folder = space.build_space(model_dir, tmp_path / "space")
+    (folder / "stale.txt").write_text("from an earlier build")
+    assert not (space.build_space(model_dir, folder) / "stale.txt").exists()  # a previous Space folder is rebuilt
