@@ -29,8 +29,12 @@ DEFAULT_MODEL_DIR = Path("outputs") / "pinclip-minigenimage"
 TRAIN_COMMAND = "python train.py"
 DEFAULT_THRESHOLD = 0.5
 FAKE = "fake"
-# Folders are scanned for every extension Pillow can open; files named explicitly are always scanned.
-IMAGE_EXTENSIONS = frozenset(ext.lower() for ext in Image.registered_extensions())
+# Folders are scanned for every extension Pillow can open (not its save-only formats, such as PDF; MPO files open
+# through the JPEG plugin); files named explicitly are always scanned.
+IMAGE_EXTENSIONS = frozenset(
+    ext.lower() for ext, image_format in Image.registered_extensions().items()
+    if image_format in Image.OPEN or image_format == "MPO"
+)
 
 
 @dataclass

@@ -14,7 +14,7 @@ from inference import Detector, find_images
 
 @pytest.fixture(scope="module")
 def scan_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Good images in nested folders, broken files, a non-image file and a hidden file."""
+    """Good images in nested folders, broken files, non-image files and a hidden file."""
     root = tmp_path_factory.mktemp("scan") / "photos"
     (root / "b" / "deep").mkdir(parents=True)
     rng = np.random.default_rng(0)
@@ -24,6 +24,7 @@ def scan_tree(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / "b" / "fake_png.png").write_text("not an image")
     (root / "b" / "truncated.png").write_bytes((root / "a.png").read_bytes()[:200])
     (root / "notes.txt").write_text("skipped in folders")
+    (root / "report.pdf").write_bytes(b"%PDF-1.4")  # Pillow saves PDFs but cannot open them: skipped in folders
     (root / ".hidden.png").write_bytes((root / "a.png").read_bytes())
     return root
 
