@@ -33,7 +33,7 @@ from transformers import AutoImageProcessor, AutoModelForImageClassification, Pr
 import reporting
 from clip_checkpoints import write_random_clip
 from corruptions import robustness_grid
-from detection_data import Collator, EvalImages, TrainImages, load_detection_data
+from detection_data import Collator, EvalImages, TrainImages, label_meaning, load_detection_data
 from hub_push import push_folder
 from modeling_pinclip import PinClipForImageClassification
 from training_args import MINIGENIMAGE, DataArguments, ModelArguments, TrainingArguments, parse_arguments
@@ -41,8 +41,6 @@ from training_args import MINIGENIMAGE, DataArguments, ModelArguments, TrainingA
 REPO_ROOT = Path(__file__).resolve().parent
 METRIC_PATH = REPO_ROOT / "metrics" / "detection_metric"
 CHECKPOINT_PREFIX = "checkpoint-"
-# Words that name the "fake" class in the id2label of detectors that are not PiN-CLIP (eval-only).
-FAKE_LABEL_WORDS = ("fake", "ai", "generated", "synthetic", "artificial")
 
 
 # ------------------------------------------------------------------------------------------------ model
@@ -58,10 +56,15 @@ def backbone_path(model_args: ModelArguments, args: TrainingArguments, accelerat
 
 
 def fake_label_index(id2label: dict) -> int:
-    """Which output is P(fake) for a detector with arbitrary label names (PiN-CLIP: 1)."""
-    for index, name in sorted(id2label.items(), key=lambda item: int(item[0])):
-        if any(word == part for word in FAKE_LABEL_WORDS for part in str(name).lower().replace("-", "_").split("_")):
-            return int(index)
+    """Which output is P(fake) for a detector with arbitrary label names (PiN-CLIP: 1): the one label that means
+    fake, or, of two labels, the one that is not the real one."""
+    meanings = {int(index): label_meaning(str(name)) for index, name in id2label.items()}
+    fakes = [index for index, meaning in meanings.items() if meaning == 1]
+    reals = [index for index, meaning in meanings.items() if meaning == 0]
+    if len(fakes) == 1:
+        return fakes[0]
+    if not fakes and len(reals) == 1 and len(meanings) == 2:
+        return next(index for index in meanings if index != reals[0])
     raise ValueError(f"cannot tell which label means fake in id2label={id2label}")
 
 

@@ -78,3 +78,4 @@ def test_rows_without_a_generator_are_an_error_not_a_crash(tmp_path):
         load_detection_data(args, need_train=False)
     args.generator_column = "none"
     assert list(load_detection_data(args, need_train=False).test) == ["test"]
+
