@@ -41,6 +41,7 @@ from training_args import MINIGENIMAGE, DataArguments, ModelArguments, TrainingA
 REPO_ROOT = Path(__file__).resolve().parent
 METRIC_PATH = REPO_ROOT / "metrics" / "detection_metric"
 CHECKPOINT_PREFIX = "checkpoint-"
+PROGRESS_FILE = "progress.json"  # counters of the training loop, beside accelerate's state in a checkpoint
 
 
 # ------------------------------------------------------------------------------------------------ model
@@ -86,8 +87,6 @@ def make_optimizer(model: torch.nn.Module, args: TrainingArguments) -> torch.opt
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     if args.optimizer == "adam":
         return torch.optim.Adam([p for _, p in trainable], lr=args.learning_rate)
-    if args.optimizer != "adamw":
-        raise ValueError(f"--optimizer {args.optimizer!r}: choose adam or adamw")
     decay = [p for n, p in trainable if p.ndim >= 2]
     no_decay = [p for n, p in trainable if p.ndim < 2]
     groups = [{"params": decay, "weight_decay": args.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
@@ -106,14 +105,18 @@ def list_checkpoints(output_dir: Path) -> list[Path]:
     return sorted(found, key=checkpoint_step)
 
 
-def save_checkpoint(accelerator: Accelerator, output_dir: Path, step: int, keep: int) -> None:
-    """`accelerator.save_state` into a temporary folder renamed when complete, so a kill mid-save leaves the
-    previous checkpoint as `latest`; then drop the oldest beyond `keep`."""
+def save_checkpoint(accelerator: Accelerator, output_dir: Path, step: int, keep: int, progress: dict) -> None:
+    """`accelerator.save_state` (plus `progress`, the loop's own counters) into a temporary folder renamed when
+    complete, so a kill mid-save leaves the previous checkpoint as `latest`; then drop the oldest beyond `keep`."""
     final = output_dir / "checkpoints" / f"{CHECKPOINT_PREFIX}{step}"
     staging = final.with_name(final.name + ".tmp")
+    if accelerator.is_main_process and staging.exists():  # left by a save that was killed
+        shutil.rmtree(staging)
+    accelerator.wait_for_everyone()
     accelerator.save_state(str(staging))
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
+        (staging / PROGRESS_FILE).write_text(json.dumps(progress))
         staging.replace(final)
         for old in list_checkpoints(output_dir)[:-keep] if keep > 0 else []:
             shutil.rmtree(old)
@@ -262,6 +265,11 @@ def main(argv: list[str] | None = None) -> dict:
         return run_eval_only(model_args, data_args, args, accelerator, started)
 
     output_dir = Path(args.output_dir)
+    if not args.resume_from_checkpoint and list_checkpoints(output_dir):
+        raise ValueError(
+            f"{output_dir / 'checkpoints'} holds an earlier run's checkpoints: continue it with --resume_from_checkpoint "
+            "latest, or start over in another --output_dir (or after removing that folder)"
+        )
     with accelerator.main_process_first():  # the main process builds / caches the data, the others read it
         data = load_detection_data(data_args, need_train=True)
 
@@ -284,7 +292,7 @@ def main(argv: list[str] | None = None) -> dict:
     )
     train_loader = accelerator.prepare(train_loader)  # sharded: its length is per process
     steps_per_epoch = math.ceil(len(train_loader) / args.gradient_accumulation_steps)
-    max_steps = args.max_steps or args.num_train_epochs * steps_per_epoch
+    max_steps = args.max_steps if args.max_steps is not None else args.num_train_epochs * steps_per_epoch
     num_epochs = math.ceil(max_steps / steps_per_epoch)
     optimizer = make_optimizer(model, args)
     # The prepared scheduler steps once per process per optimizer step: size it in those units (pitfall 18).
@@ -296,11 +304,13 @@ def main(argv: list[str] | None = None) -> dict:
     )
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
 
-    completed_steps, start_epoch, skip_batches = 0, 0, 0
+    completed_steps, start_epoch, skip_batches, images_seen = 0, 0, 0, 0
     checkpoint = resolve_checkpoint(args.resume_from_checkpoint, output_dir) if args.resume_from_checkpoint else None
     if checkpoint is not None:
         accelerator.load_state(str(checkpoint))  # model, optimizer, scheduler, sampler and every RNG
         completed_steps = checkpoint_step(checkpoint)
+        progress_file = checkpoint / PROGRESS_FILE
+        images_seen = json.loads(progress_file.read_text())["images_seen"] if progress_file.is_file() else 0
         start_epoch = completed_steps // steps_per_epoch
         skip_batches = (completed_steps - start_epoch * steps_per_epoch) * args.gradient_accumulation_steps
         accelerator.print(f"resumed from {checkpoint} at step {completed_steps}")
@@ -316,10 +326,15 @@ def main(argv: list[str] | None = None) -> dict:
     log_path = output_dir / "train_log.jsonl"
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
+        # The log continues from the checkpoint: records of an earlier run, or of steps after it, are dropped.
+        kept = [line for line in log_path.read_text().splitlines() if json.loads(line)["step"] <= completed_steps] \
+            if checkpoint is not None and log_path.is_file() else []
+        log_path.write_text("".join(line + "\n" for line in kept))
     progress = tqdm(total=max_steps, initial=completed_steps, desc="training", disable=not accelerator.is_local_main_process)
     window: dict[str, list[float]] = {}
-    images_seen = 0
     for epoch in range(start_epoch, num_epochs):
+        if completed_steps >= max_steps:  # resumed from the last step's checkpoint
+            break
         model.train()
         train_images.epoch = epoch  # seeds this epoch's crops and flips
         train_loader.set_epoch(epoch)  # seeds this epoch's shuffle
@@ -351,7 +366,8 @@ def main(argv: list[str] | None = None) -> dict:
                     with log_path.open("a") as log:
                         log.write(json.dumps(record) + "\n")
             if args.checkpointing_steps and completed_steps % args.checkpointing_steps == 0:
-                save_checkpoint(accelerator, output_dir, completed_steps, args.checkpoints_total_limit)
+                save_checkpoint(accelerator, output_dir, completed_steps, args.checkpoints_total_limit,
+                                progress={"images_seen": images_seen})
             if completed_steps >= max_steps:
                 break
         skip_batches = 0
@@ -380,7 +396,7 @@ def main(argv: list[str] | None = None) -> dict:
             # the families seen in training: every other test subset is an unseen generator
             "generators": sorted(data.train.unique(data_args.generator_column))
             if data_args.generator_column in data.train.column_names else None,
-            "steps": max_steps,
+            "steps": completed_steps,
             "images_seen": images_seen,
             "batch": args.per_device_train_batch_size * accelerator.num_processes * args.gradient_accumulation_steps,
             "optimizer": args.optimizer,

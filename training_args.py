@@ -5,14 +5,16 @@ configs/genimage.yaml`) or with `--config FILE`; arguments on the command line o
 """
 
 import json
+import math
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-from transformers import HfArgumentParser
+from transformers import HfArgumentParser, SchedulerType
 
 MINIGENIMAGE = "minigenimage"
+OPTIMIZERS = ("adam", "adamw")
 CONFIG_SUFFIXES = (".json", ".yaml", ".yml")
 
 
@@ -174,8 +176,8 @@ def expand_config(argv: list[str]) -> list[str]:
     return argv
 
 
-def check_paths(model_args: ModelArguments, data_args: DataArguments, args: TrainingArguments) -> list[str]:
-    """Problems with the given paths and argument combinations, each naming the argument."""
+def check_arguments(model_args: ModelArguments, data_args: DataArguments, args: TrainingArguments) -> list[str]:
+    """Problems with the given paths, values and argument combinations, each naming the argument."""
     problems = []
     for name in ("train_dir", "eval_dir", "minigenimage_cache_dir"):
         value = getattr(data_args, name)
@@ -188,6 +190,29 @@ def check_paths(model_args: ModelArguments, data_args: DataArguments, args: Trai
     resume = args.resume_from_checkpoint
     if resume not in (None, "latest") and not Path(resume).is_dir():
         problems.append(f"--resume_from_checkpoint {resume}: no such checkpoint folder")
+    at_least = {
+        "num_train_epochs": 1, "per_device_train_batch_size": 1, "per_device_eval_batch_size": 1,
+        "gradient_accumulation_steps": 1, "logging_steps": 1, "dataloader_num_workers": 0, "checkpoints_total_limit": 0,
+    }
+    if args.max_steps is not None:
+        at_least["max_steps"] = 1
+        del at_least["num_train_epochs"]  # ignored
+    if args.checkpointing_steps is not None:
+        at_least["checkpointing_steps"] = 1
+    problems += [f"--{name} {getattr(args, name)}: must be at least {low}"
+                 for name, low in at_least.items() if getattr(args, name) < low]
+    if not (math.isfinite(args.learning_rate) and args.learning_rate > 0):
+        problems.append(f"--learning_rate {args.learning_rate}: must be a positive number")
+    for name in ("weight_decay", "max_grad_norm"):
+        if not (math.isfinite(getattr(args, name)) and getattr(args, name) >= 0):
+            problems.append(f"--{name} {getattr(args, name)}: must be a number ≥ 0")
+    if not 0 <= args.warmup_ratio < 1:
+        problems.append(f"--warmup_ratio {args.warmup_ratio}: must be in [0, 1)")
+    if args.optimizer not in OPTIMIZERS:
+        problems.append(f"--optimizer {args.optimizer}: choose one of {', '.join(OPTIMIZERS)}")
+    if args.lr_scheduler_type not in {scheduler.value for scheduler in SchedulerType}:
+        problems.append(f"--lr_scheduler_type {args.lr_scheduler_type}: not a transformers scheduler "
+                        f"({', '.join(scheduler.value for scheduler in SchedulerType)})")
     return problems
 
 
@@ -202,7 +227,7 @@ def parse_arguments(argv: list[str] | None = None) -> tuple[ModelArguments, Data
     model_args, data_args, args, unknown = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
     if unknown:
         parser.error(f"unknown arguments: {' '.join(unknown)} (see --help for the accepted ones)")
-    problems = check_paths(model_args, data_args, args)
+    problems = check_arguments(model_args, data_args, args)
     if problems:
         parser.error("; ".join(problems))
     return model_args, data_args, args

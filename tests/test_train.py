@@ -164,6 +164,7 @@ def test_resume_from_checkpoint_is_exact(trained_run, minigen_cache, tmp_path):
     shutil.copytree(full / "checkpoints" / "checkpoint-4", resumed / "checkpoints" / "checkpoint-4")
     shutil.copytree(full / "random-clip", resumed / "random-clip")
     (resumed / "checkpoints" / "checkpoint-6.tmp").mkdir()  # a save killed half-way: must be ignored
+    shutil.copy(full / "train_log.jsonl", resumed)  # the killed run had logged step 6 before dying
     metrics = train.main(
         reduced_args(minigen_cache, resumed, "--num_train_epochs", "2", "--checkpointing_steps", "2",
                      "--resume_from_checkpoint", "latest")
@@ -172,7 +173,31 @@ def test_resume_from_checkpoint_is_exact(trained_run, minigen_cache, tmp_path):
     assert expected.keys() == got.keys()
     for name in expected:
         assert torch.equal(expected[name], got[name]), name
-    assert metrics["subsets"] == json.loads((full / "metrics.json").read_text())["subsets"]
+    reported = json.loads((full / "metrics.json").read_text())
+    assert metrics["subsets"] == reported["subsets"]
+    assert json.loads((resumed / "metrics.json").read_text())["training"] == reported["training"]
+    # the killed run's record of step 6 is dropped; the resumed run logs step 6 once (averaged over steps 5-6)
+    assert [json.loads(line)["step"] for line in (resumed / "train_log.jsonl").read_text().splitlines()] == [6]
+
+
+def test_resuming_the_last_checkpoint_trains_no_further(trained_run, minigen_cache, tmp_path):
+    full, _, _ = trained_run
+    resumed = tmp_path / "resumed"
+    shutil.copytree(full / "checkpoints" / "checkpoint-6", resumed / "checkpoints" / "checkpoint-6")
+    shutil.copytree(full / "random-clip", resumed / "random-clip")
+    # 6 steps, 3 per epoch: with --max_steps 6 the last checkpoint is also the end of training.
+    train.main(reduced_args(minigen_cache, resumed, "--max_steps", "6", "--resume_from_checkpoint", "latest"))
+    expected, got = load_file(full / "model.safetensors"), load_file(resumed / "model.safetensors")
+    assert all(torch.equal(expected[name], got[name]) for name in expected)
+    training = json.loads((resumed / "metrics.json").read_text())["training"]
+    assert training["steps"] == 6 and training["images_seen"] == 2 * 96
+
+
+def test_a_fresh_run_does_not_overwrite_an_earlier_runs_checkpoints(trained_run, minigen_cache):
+    full, _, _ = trained_run
+    with pytest.raises(ValueError, match="earlier run's checkpoints: continue it with --resume_from_checkpoint latest"):
+        train.main(reduced_args(minigen_cache, full, "--num_train_epochs", "2", "--checkpointing_steps", "2"))
+    assert [c.name for c in train.list_checkpoints(full)] == ["checkpoint-2", "checkpoint-4", "checkpoint-6"]
 
 
 def test_two_processes_match_one(minigen_cache, tmp_path):
@@ -278,6 +303,27 @@ def test_paper_presets_parse(name):
     assert (model_args.lora_r, model_args.lora_alpha, args.optimizer, args.learning_rate) == (6, 6, "adam", 1e-4)
     assert model_args.model_name_or_path == "openai/clip-vit-large-patch14"
     assert args.per_device_train_batch_size * args.gradient_accumulation_steps == 32
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [(["--logging_steps", "0"], "--logging_steps 0: must be at least 1"),
+     (["--num_train_epochs", "0"], "--num_train_epochs 0: must be at least 1"),
+     (["--max_steps", "0"], "--max_steps 0: must be at least 1"),
+     (["--checkpointing_steps", "0"], "--checkpointing_steps 0: must be at least 1"),
+     (["--optimizer", "sgd"], "--optimizer sgd: choose one of adam, adamw"),
+     (["--learning_rate", "nan"], "--learning_rate nan: must be a positive number"),
+     (["--warmup_ratio", "1.5"], "--warmup_ratio 1.5: must be in [0, 1)"),
+     (["--lr_scheduler_type", "cosinus"], "--lr_scheduler_type cosinus: not a transformers scheduler")],
+)
+def test_out_of_range_values_fail_before_any_work(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_arguments(argv)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_max_steps_overrides_epochs_even_when_epochs_are_zero():
+    assert parse_arguments(["--max_steps", "5", "--num_train_epochs", "0"])[2].max_steps == 5
 
 
 def test_unknown_arguments_and_missing_paths_fail_clearly(tmp_path, capsys):
