@@ -8,6 +8,7 @@ that is injected into the visual features during training.
 This file is remote code: it travels to the Hub alone, so it imports nothing from this repository.
 """
 
+import math
 from dataclasses import field
 from typing import Any
 
@@ -105,15 +106,24 @@ class PinClipConfig(PreTrainedConfig):
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ValueError(f"PinClipConfig.{name}={getattr(self, name)!r} is not allowed; choose one of {allowed}")
-        non_negative = ("noise_loss_weight", "random_noise_std", "sigma_floor", "kl_weight", "lora_r", "lora_alpha")
-        for name in non_negative:
+        for name in ("noise_loss_weight", "random_noise_std", "sigma_floor", "kl_weight", "lora_alpha"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-                raise ValueError(f"PinClipConfig.{name}={value!r} must be a number >= 0")
-        for name in ("noise_samples", "generator_hidden_size", "generator_num_heads", "projection_dim"):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
+                raise ValueError(f"PinClipConfig.{name}={value!r} must be a finite number >= 0")
+        minimum = {"lora_r": 0, "noise_samples": 1, "generator_hidden_size": 1, "generator_num_heads": 1, "projection_dim": 1}
+        for name, low in minimum.items():
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"PinClipConfig.{name}={value!r} must be an integer >= 1")
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"PinClipConfig.{name}={value!r} must be an integer >= {low}")
+        for name in ("detach_generator_input", "resize_images"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"PinClipConfig.{name}={getattr(self, name)!r} must be True or False")
+        if self.kl_weight > 0 and self.random_noise_std == 0:
+            raise ValueError("PinClipConfig.kl_weight > 0 needs random_noise_std > 0: the KL prior N(0, s²I) has s = 0")
+        if self.lora_r > 0 and self.lora_alpha == 0:
+            raise ValueError("PinClipConfig.lora_alpha=0 with lora_r > 0 would scale the LoRA update to nothing")
+        if {int(index): name for index, name in self.id2label.items()} != LABELS:
+            raise ValueError(f"PinClipConfig.id2label={self.id2label!r}: PiN-CLIP's labels are fixed, {LABELS}")
         for name in ("lora_dropout", "classifier_dropout"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0 <= value < 1:
@@ -127,13 +137,14 @@ class PinClipConfig(PreTrainedConfig):
             raise ValueError(
                 f"PinClipConfig.class_words={self.class_words!r} must name one word per label {self.id2label}"
             )
-        if not self.prompt_templates or any(t.count("{}") != 1 for t in self.prompt_templates):
+        if not self.prompt_templates or any(not isinstance(t, str) or t.count("{}") != 1 for t in self.prompt_templates):
             raise ValueError(
                 f"PinClipConfig.prompt_templates={self.prompt_templates!r} must be a non-empty list of strings "
                 "that each contain exactly one '{}' for the class word"
             )
-        if not self.lora_target_modules:
-            raise ValueError("PinClipConfig.lora_target_modules must name at least one module, e.g. ['q_proj']")
+        targets = self.lora_target_modules
+        if not isinstance(targets, (list, tuple)) or not targets or not all(isinstance(t, str) for t in targets):
+            raise ValueError(f"PinClipConfig.lora_target_modules={targets!r} must list module names, e.g. ['q_proj']")
 
     @property
     def prompts(self) -> list[str]:

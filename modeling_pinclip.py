@@ -165,13 +165,15 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
 
         The vision tower and visual projection are copied exactly; the class prompts are embedded once with the
         frozen text tower, which is then dropped. `overrides` are [`PinClipConfig`] fields; `lora_r > 0` adds
-        LoRA to the vision tower (needs peft).
+        LoRA to the vision tower (needs peft). `dtype` (or its older name `torch_dtype`) is the model's dtype, as in
+        `from_pretrained` (a `torch.dtype`, its name, or "auto" for the checkpoint's own); default float32.
         """
+        dtype = overrides.pop("dtype", None) or overrides.pop("torch_dtype", None)
         known_fields = {f.name for f in dataclasses.fields(PinClipConfig)}
         unknown = sorted(set(overrides) - known_fields)
         if unknown:
             raise ValueError(f"unknown PinClipConfig field(s) {unknown}; see PinClipConfig's docstring for the fields")
-        clip = CLIPModel.from_pretrained(clip_name_or_path)
+        clip = CLIPModel.from_pretrained(clip_name_or_path, dtype=dtype or torch.float32)
         tokenizer = AutoTokenizer.from_pretrained(clip_name_or_path)
         config = PinClipConfig(
             vision_config=clip.config.vision_config.to_dict(),
@@ -186,6 +188,9 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
         with torch.no_grad():
             tokens = tokenizer(config.prompts, padding=True, return_tensors="pt")
             model.prompt_embeds.copy_(clip.get_text_features(**tokens).pooler_output)
+        if clip.dtype != torch.float32:
+            model.to(clip.dtype)
+            config.dtype = clip.dtype
         if config.lora_r > 0:
             model.add_lora()
         return model

@@ -158,11 +158,32 @@ def test_saved_weights_hold_no_text_tower_and_no_lora(tiny_clip_dir, tmp_path):
     "field, value",
     [("noise_mode", "learned"), ("noise_injection", "pixels"), ("inference_noise", "always"),
      ("sigma_activation", "relu"), ("noise_samples", 0), ("random_noise_std", -1.0),
-     ("generator_num_heads", 3), ("prompt_templates", ["no placeholder"]), ("lora_dropout", 1.5)],
+     ("generator_num_heads", 3), ("prompt_templates", ["no placeholder"]), ("lora_dropout", 1.5),
+     ("noise_loss_weight", float("nan")), ("kl_weight", float("inf")), ("lora_r", 2.5), ("prompt_templates", [1]),
+     ("resize_images", "false"), ("lora_target_modules", "q_proj"), ("id2label", {0: "fake", 1: "real"})],
 )
 def test_bad_config_value_names_the_field(field, value):
     with pytest.raises(ValueError, match=field):
         PinClipConfig(**{field: value})
+
+
+@pytest.mark.parametrize(
+    "values, problem",
+    [({"kl_weight": 0.5, "random_noise_std": 0.0}, "random_noise_std > 0"), ({"lora_r": 4, "lora_alpha": 0}, "lora_alpha=0")],
+)
+def test_settings_that_cannot_work_together_are_refused(values, problem):
+    with pytest.raises(ValueError, match=problem):
+        PinClipConfig(**values)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, "bfloat16"])
+def test_from_clip_honours_dtype_like_from_pretrained(tiny_clip_dir, tmp_path, dtype):
+    model = PinClipForImageClassification.from_clip(str(tiny_clip_dir), dtype=dtype)
+    reference = PinClipForImageClassification.from_clip(str(tiny_clip_dir))
+    assert model.dtype == torch.bfloat16 and reference.dtype == torch.float32
+    assert torch.equal(model.visual_projection.weight, reference.visual_projection.weight.to(torch.bfloat16))
+    model.save_pretrained(tmp_path)
+    assert PinClipForImageClassification.from_pretrained(tmp_path).dtype == torch.bfloat16
 
 
 def test_config_labels_and_round_trip(tmp_path):
