@@ -188,8 +188,12 @@ def check_arguments(model_args: ModelArguments, data_args: DataArguments, args: 
     if args.push_to_hub and not args.hub_model_id:
         problems.append("--push_to_hub needs --hub_model_id")
     resume = args.resume_from_checkpoint
-    if resume not in (None, "latest") and not Path(resume).is_dir():
-        problems.append(f"--resume_from_checkpoint {resume}: no such checkpoint folder")
+    if resume not in (None, "latest"):
+        name = Path(resume).name
+        if not Path(resume).is_dir():
+            problems.append(f"--resume_from_checkpoint {resume}: no such checkpoint folder")
+        elif not (name.startswith("checkpoint-") and name.removeprefix("checkpoint-").isdigit()):
+            problems.append(f"--resume_from_checkpoint {resume}: not a checkpoint folder (OUTPUT_DIR/checkpoints/checkpoint-N)")
     at_least = {
         "num_train_epochs": 1, "per_device_train_batch_size": 1, "per_device_eval_batch_size": 1,
         "gradient_accumulation_steps": 1, "logging_steps": 1, "dataloader_num_workers": 0, "checkpoints_total_limit": 0,

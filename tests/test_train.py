@@ -322,6 +322,13 @@ def test_out_of_range_values_fail_before_any_work(argv, message, capsys):
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
 
 
+def test_resume_needs_a_checkpoint_folder(tmp_path, capsys):
+    (tmp_path / "checkpoint-4.tmp").mkdir()
+    with pytest.raises(SystemExit):
+        parse_arguments(["--resume_from_checkpoint", str(tmp_path / "checkpoint-4.tmp")])
+    assert "not a checkpoint folder" in capsys.readouterr().err
+
+
 def test_max_steps_overrides_epochs_even_when_epochs_are_zero():
     assert parse_arguments(["--max_steps", "5", "--num_train_epochs", "0"])[2].max_steps == 5
 
