@@ -110,7 +110,9 @@ class PinClipConfig(PreTrainedConfig):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < math.inf:
                 raise ValueError(f"PinClipConfig.{name}={value!r} must be a finite number >= 0")
-        minimum = {"lora_r": 0, "noise_samples": 1, "generator_hidden_size": 1, "generator_num_heads": 1, "projection_dim": 1}
+        minimum = {
+            "lora_r": 0, "noise_samples": 1, "generator_hidden_size": 1, "generator_num_heads": 1, "projection_dim": 1,
+        }
         for name, low in minimum.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -119,7 +121,7 @@ class PinClipConfig(PreTrainedConfig):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"PinClipConfig.{name}={getattr(self, name)!r} must be True or False")
         if self.kl_weight > 0 and self.random_noise_std == 0:
-            raise ValueError("PinClipConfig.kl_weight > 0 needs random_noise_std > 0: the KL prior N(0, s²I) has s = 0")
+            raise ValueError("PinClipConfig.kl_weight > 0 needs random_noise_std > 0 (the KL prior's s)")
         if self.lora_r > 0 and self.lora_alpha == 0:
             raise ValueError("PinClipConfig.lora_alpha=0 with lora_r > 0 would scale the LoRA update to nothing")
         if {int(index): name for index, name in self.id2label.items()} != LABELS:
@@ -137,7 +139,8 @@ class PinClipConfig(PreTrainedConfig):
             raise ValueError(
                 f"PinClipConfig.class_words={self.class_words!r} must name one word per label {self.id2label}"
             )
-        if not self.prompt_templates or any(not isinstance(t, str) or t.count("{}") != 1 for t in self.prompt_templates):
+        templates = self.prompt_templates
+        if not templates or any(not isinstance(t, str) or t.count("{}") != 1 for t in templates):
             raise ValueError(
                 f"PinClipConfig.prompt_templates={self.prompt_templates!r} must be a non-empty list of strings "
                 "that each contain exactly one '{}' for the class word"

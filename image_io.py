@@ -63,8 +63,10 @@ def load_rgb_image(source: "str | Path | bytes | Image.Image", max_pixels: int =
                 # Pillow warns above its own limit; `max_pixels` decides below (it may be higher or lower).
                 warnings.simplefilter("ignore", Image.DecompressionBombWarning)
                 image = Image.open(io.BytesIO(data))
-        except Image.DecompressionBombError as error:  # over twice Pillow's limit: refused whatever max_pixels says
-            raise ImageLoadError(f"{name}: refused by Pillow's decompression-bomb check ({error})") from None
+        except Image.DecompressionBombError:  # over twice Pillow's limit: refused whatever max_pixels says
+            raise ImageLoadError(
+                f"{name}: refused, over twice Pillow's {Image.MAX_IMAGE_PIXELS} pixel limit (decompression-bomb check)"
+            ) from None
         except UnidentifiedImageError:
             raise ImageLoadError(f"{name}: not a recognised image file") from None
         except (OSError, SyntaxError, ValueError) as error:  # header cut short or malformed

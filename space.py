@@ -69,7 +69,7 @@ def build_space(model_dir: str | Path, output_dir: str | Path, title: str = "PiN
     if output_dir.resolve() == model_dir.resolve() or output_dir.resolve() in model_dir.resolve().parents:
         raise ValueError(f"output {output_dir} holds the model {model_dir}: replacing it would delete the model")
     if output_dir.exists():
-        is_previous_space = (output_dir / "app.py").is_file() and (output_dir / MODEL_DIR_NAME / "config.json").is_file()
+        is_previous_space = (output_dir / "app.py").is_file() and (output_dir / MODEL_DIR_NAME).is_dir()
         if not output_dir.is_dir() or (any(output_dir.iterdir()) and not is_previous_space):
             raise FileExistsError(f"output {output_dir} exists and is not a Space folder written before: not replaced")
         shutil.rmtree(output_dir)

@@ -267,8 +267,8 @@ def main(argv: list[str] | None = None) -> dict:
     output_dir = Path(args.output_dir)
     if not args.resume_from_checkpoint and list_checkpoints(output_dir):
         raise ValueError(
-            f"{output_dir / 'checkpoints'} holds an earlier run's checkpoints: continue it with --resume_from_checkpoint "
-            "latest, or start over in another --output_dir (or after removing that folder)"
+            f"{output_dir / 'checkpoints'} holds an earlier run's checkpoints: continue it with "
+            "--resume_from_checkpoint latest, or start over in another --output_dir (or after removing that folder)"
         )
     with accelerator.main_process_first():  # the main process builds / caches the data, the others read it
         data = load_detection_data(data_args, need_train=True)

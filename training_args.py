@@ -193,7 +193,7 @@ def check_arguments(model_args: ModelArguments, data_args: DataArguments, args: 
         if not Path(resume).is_dir():
             problems.append(f"--resume_from_checkpoint {resume}: no such checkpoint folder")
         elif not (name.startswith("checkpoint-") and name.removeprefix("checkpoint-").isdigit()):
-            problems.append(f"--resume_from_checkpoint {resume}: not a checkpoint folder (OUTPUT_DIR/checkpoints/checkpoint-N)")
+            problems.append(f"--resume_from_checkpoint {resume}: not a checkpoint folder (checkpoints/checkpoint-N)")
     at_least = {
         "num_train_epochs": 1, "per_device_train_batch_size": 1, "per_device_eval_batch_size": 1,
         "gradient_accumulation_steps": 1, "logging_steps": 1, "dataloader_num_workers": 0, "checkpoints_total_limit": 0,

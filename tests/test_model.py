@@ -169,7 +169,8 @@ def test_bad_config_value_names_the_field(field, value):
 
 @pytest.mark.parametrize(
     "values, problem",
-    [({"kl_weight": 0.5, "random_noise_std": 0.0}, "random_noise_std > 0"), ({"lora_r": 4, "lora_alpha": 0}, "lora_alpha=0")],
+    [({"kl_weight": 0.5, "random_noise_std": 0.0}, "random_noise_std > 0"),
+     ({"lora_r": 4, "lora_alpha": 0}, "lora_alpha=0")],
 )
 def test_settings_that_cannot_work_together_are_refused(values, problem):
     with pytest.raises(ValueError, match=problem):
