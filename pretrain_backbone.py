@@ -29,7 +29,7 @@ from torch.nn import functional as F
 from transformers import CLIPModel, get_scheduler
 
 from clip_checkpoints import write_random_clip
-from datasets_scripts.minigenimage import assign_tiles, load_photos, sample_crops
+from datasets_scripts.minigenimage import CROP_SIZE, assign_tiles, load_photos, sample_crops
 
 # CLIP's normalisation: the same mean/std the saved image processors apply.
 CLIP_MEAN = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
@@ -75,9 +75,15 @@ def pretrain(args: argparse.Namespace) -> dict:
     clip = CLIPModel.from_pretrained(output_dir)
     crop_size = clip.config.vision_config.image_size
     photos = load_photos()
-    # The benchmark's own tile pools (same crop size and seed): train tiles only for training, validation tiles
-    # only to report how well the content task is learned.
-    pools = assign_tiles(photos, crop_size, args.minigenimage_seed)
+    # The benchmark's own tile pools (its crop size and seed, whatever the model's input size): train tiles only
+    # for training, validation tiles only to report how well the content task is learned.
+    pools = assign_tiles(photos, CROP_SIZE, args.minigenimage_seed)
+    tile = pools["train"][0][3]
+    if crop_size > tile:
+        raise ValueError(
+            f"--shape {args.shape} takes {crop_size}-px images, larger than MiniGenImage's {tile}-px tiles: its crops "
+            "would reach into validation and test tiles"
+        )
     rng = np.random.default_rng(args.seed)
     torch.manual_seed(args.seed)
     held_out = photo_crops(photos, pools["validation"], 1024, crop_size, rng)

@@ -83,6 +83,7 @@ POOL_FRACTIONS = {"train": 0.55, "validation": 0.15, "test": 0.30}
 # several times slower, and a fixed thread count keeps the float reductions (and so the pixels)
 # identical from run to run.
 BUILD_THREADS = 1
+CROP_SIZE = 64  # the benchmark's crops (what `train.py` builds and every README figure uses)
 MIN_CROP_STD = 0.03  # reject nearly flat crops (black sky of hubble, retina border): no fingerprint
 
 
@@ -387,7 +388,7 @@ def _build(seed: int, crop_size: int, reduced: bool, sizes: Sizes, show_progress
 def build_minigenimage(
     output_dir: str | None = None,
     seed: int = 0,
-    crop_size: int = 64,
+    crop_size: int = CROP_SIZE,
     reduced: bool = False,
     cache_dir: str | None = None,
     sizes: Sizes | None = None,
@@ -423,7 +424,7 @@ def build_minigenimage(
     return dataset_dict
 
 
-def load_report(seed: int = 0, crop_size: int = 64, reduced: bool = False, cache_dir: str | None = None) -> dict:
+def load_report(seed: int = 0, crop_size: int = CROP_SIZE, reduced: bool = False, cache_dir: str | None = None) -> dict:
     """The `report.json` of a cached build (build it first with `build_minigenimage`)."""
     sizes = REDUCED_SIZES if reduced else FULL_SIZES
     entry = Path(cache_dir or default_cache_dir()) / cache_key(seed, crop_size, reduced, sizes)
@@ -450,7 +451,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--output_dir", required=True)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--crop_size", type=int, default=64)
+    parser.add_argument("--crop_size", type=int, default=CROP_SIZE)
     parser.add_argument("--reduced", action="store_true", help="tiny build for tests (seconds)")
     parser.add_argument("--cache_dir", default=None)
     parser.add_argument("--export_folders", default=None, metavar="DIR")

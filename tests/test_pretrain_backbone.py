@@ -8,8 +8,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from clip_checkpoints import write_random_clip
-from datasets_scripts.minigenimage import assign_tiles, load_photos
+from clip_checkpoints import CLIP_SHAPES, write_random_clip
+from datasets_scripts.minigenimage import CROP_SIZE, assign_tiles, load_photos, sample_crops
 from modeling_pinclip import PinClipForImageClassification
 from pretrain_backbone import parse_args, photo_crops, pretrain
 
@@ -52,3 +52,32 @@ def test_bad_arguments_are_refused_by_name(argv: list[str], capsys: pytest.Captu
 
 def test_arguments_are_kept_for_the_summary() -> None:
     assert parse_args(["--epochs", "2"]).argv == ["--epochs", "2"]  # pretraining.json's "command"
+
+
+def test_crops_come_from_the_benchmarks_own_train_tiles(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A model of another input size (tiny: 32 px) still samples inside the tiles the 64-px benchmark trains on."""
+    import pretrain_backbone
+
+    sampled = []
+
+    def recording(photos, pool, count, crop_size, rng):
+        crops, boxes = sample_crops(photos, pool, count, crop_size, rng)
+        sampled.append((pool, boxes))
+        return crops, boxes
+
+    monkeypatch.setattr(pretrain_backbone, "sample_crops", recording)
+    pretrain(parse_args(["--output_dir", str(tmp_path), "--shape", "tiny", "--epochs", "1", "--crops_per_epoch", "64"]))
+    photos = load_photos()
+    benchmark = assign_tiles(photos, CROP_SIZE, seed=0)
+    names = [photo.name for photo in photos]
+    training_boxes = [box for pool, boxes in sampled if pool == benchmark["train"] for box in boxes]
+    assert len(training_boxes) == 64 and len(sampled) == 2  # the held-out set (validation pool), one epoch
+    for name, top, left, size in training_boxes:
+        assert any(names[index] == name and t <= top and top + size <= t + tile and l <= left and left + size <= l + tile
+                   for index, t, l, tile in benchmark["train"])
+
+
+def test_a_model_larger_than_the_tiles_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(CLIP_SHAPES, "tiny-128", {**CLIP_SHAPES["tiny"], "image_size": 128})
+    with pytest.raises(ValueError, match="larger than MiniGenImage's 96-px tiles"):
+        pretrain(parse_args(["--output_dir", str(tmp_path), "--shape", "tiny-128"]))
