@@ -7,6 +7,10 @@ subset, for the mean over all test subsets and for the mean over the generator f
 cross-family figure the method is about), the accuracy as mean ± std over seeds, and the validation mean accuracy,
 the only number used to choose settings. Written to OUT/ablation.md and OUT/ablation.json (`bench/bench_detection.py`
 reads the latter).
+
+A run that finished is kept: rerunning the same command (after a crash, or with more `--ablation_seeds`) trains only
+the runs whose folder lacks a finished run of the same `train.py` arguments (`ablation_run.json` beside its
+`metrics.json`); delete a run's folder to train it again.
 """
 
 import argparse
@@ -19,6 +23,8 @@ from accelerate.state import AcceleratorState
 
 import train
 from configuration_pinclip import NOISE_MODES
+
+RUN_RECORD = "ablation_run.json"  # the train.py arguments of a finished run
 
 
 def mean_std(values: list[float]) -> dict:
@@ -55,13 +61,22 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--modes", nargs="+", default=list(NOISE_MODES), choices=NOISE_MODES)
     parser.add_argument("--output_dir", default="outputs/ablation-minigenimage")
     own, train_args = parser.parse_known_args(argv)
+    if own.ablation_seeds < 1:
+        parser.error(f"--ablation_seeds must be at least 1, got {own.ablation_seeds}")
     out = Path(own.output_dir)
     runs: dict[str, list[dict]] = {}
     for mode in own.modes:
         for seed in range(own.ablation_seeds):
             run_dir = out / f"{mode}-seed{seed}"
-            train.main(train_args + ["--noise_mode", mode, "--seed", str(seed), "--output_dir", str(run_dir)])
-            AcceleratorState._reset_state(reset_partial_state=True)  # the next run builds a fresh Accelerator
+            run_args = train_args + ["--noise_mode", mode, "--seed", str(seed), "--output_dir", str(run_dir)]
+            record = run_dir / RUN_RECORD
+            if record.is_file() and json.loads(record.read_text()) == run_args:
+                print(f"{run_dir}: finished earlier with the same arguments, kept")
+            else:
+                record.unlink(missing_ok=True)
+                train.main(run_args)
+                AcceleratorState._reset_state(reset_partial_state=True)  # the next run builds a fresh Accelerator
+                record.write_text(json.dumps(run_args) + "\n")  # only once metrics.json is written
             runs.setdefault(mode, []).append(json.loads((run_dir / "metrics.json").read_text()))
     summary = {}
     for mode, results in runs.items():

@@ -1,7 +1,7 @@
 """Command-line arguments of `train.py`: three dataclasses parsed by `HfArgumentParser`.
 
-Any argument can also come from a JSON or YAML file, given either as the only argument (`train.py
-configs/genimage.yaml`) or with `--config FILE`; arguments on the command line override the file.
+Any argument can also come from a JSON or YAML file, given either as the first argument (`train.py
+configs/genimage.yaml --seed 1`) or with `--config FILE`; arguments on the command line override the file.
 """
 
 import json
@@ -164,9 +164,10 @@ def config_to_argv(values: dict) -> list[str]:
 
 
 def expand_config(argv: list[str]) -> list[str]:
-    """Replace a lone config file or `--config FILE` by its arguments (placed first: the command line wins)."""
-    if len(argv) == 1 and argv[0].endswith(CONFIG_SUFFIXES):
-        return config_to_argv(read_config_file(argv[0]))
+    """Replace a config file given first (`train.py configs/genimage.yaml --seed 1`) or as `--config FILE` by its
+    arguments, placed first: the rest of the command line wins."""
+    if argv and argv[0].endswith(CONFIG_SUFFIXES) and not argv[0].startswith("-"):
+        return config_to_argv(read_config_file(argv[0])) + argv[1:]
     if "--config" in argv:
         position = argv.index("--config")
         if position + 1 >= len(argv):

@@ -297,6 +297,12 @@ def test_config_files_and_overrides(tmp_path):
     assert args.per_device_train_batch_size == 4 and model_args.noise_mode == "random"  # command line wins
 
 
+def test_a_config_file_first_is_overridden_by_the_rest_of_the_command_line():
+    _, _, args = parse_arguments([str(REPO_ROOT / "configs" / "aigibench_setting2.yaml"), "--num_train_epochs", "1",
+                                  "--resume_from_checkpoint", "latest"])
+    assert (args.num_train_epochs, args.optimizer, args.resume_from_checkpoint) == (1, "adam", "latest")
+
+
 @pytest.mark.parametrize("name", ["genimage.yaml", "aigibench_setting2.yaml"])
 def test_paper_presets_parse(name):
     model_args, data_args, args = parse_arguments([str(REPO_ROOT / "configs" / name)])
