@@ -11,7 +11,6 @@ normalisation is identical. Crops and flips are drawn from a generator seeded by
 data a step sees does not depend on what ran before it, which makes resuming from a checkpoint exact.
 """
 
-import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,30 +21,9 @@ import torch
 from PIL import Image
 
 from image_io import load_rgb_image
+from labels import LABEL_NAMES, LABEL_SYNONYMS
 from preprocessing import Preprocessing
 from training_args import MINIGENIMAGE, DataArguments
-
-LABEL_NAMES = ["real", "fake"]
-# Folder and Hub datasets name the classes in many ways; each maps to 0 = real or 1 = fake.
-LABEL_SYNONYMS = {
-    "real": 0, "0_real": 0, "nature": 0, "natural": 0, "human": 0, "authentic": 0,
-    "fake": 1, "1_fake": 1, "ai": 1, "generated": 1, "synthetic": 1, "artificial": 1,
-}
-
-
-NEGATIONS = {"not", "non", "no"}
-
-
-def label_meaning(name: str) -> int | None:
-    """What a classifier's label name means, word by word: 0 = real ("Real photo", "not_ai"), 1 = fake ("AI",
-    "Fake Image", "deepfake"), None when it says neither or both."""
-    words = re.findall(r"[a-z]+", name.lower())
-    fake = any(LABEL_SYNONYMS.get(word) == 1 or word.endswith("fake") for word in words)
-    real = any(LABEL_SYNONYMS.get(word) == 0 for word in words)
-    if fake and any(word in NEGATIONS for word in words):
-        fake, real = False, True
-    return None if fake == real else int(fake)
-
 
 @dataclass
 class DetectionData:

@@ -22,13 +22,14 @@ from torch.utils.data import DataLoader, Dataset
 from transformers import AutoImageProcessor, AutoModelForImageClassification
 
 from image_io import ImageLoadError, load_rgb_image
+from labels import fake_label_index
 from preprocessing import Preprocessing
 
 # Where the default training run (`python train.py`) writes its model.
 DEFAULT_MODEL_DIR = Path("outputs") / "pinclip-minigenimage"
 TRAIN_COMMAND = "python train.py"
 DEFAULT_THRESHOLD = 0.5
-FAKE = "fake"
+REAL, FAKE = "real", "fake"
 # Folders are scanned for every extension Pillow can open (not its save-only formats, such as PDF; MPO files open
 # through the JPEG plugin); files named explicitly are always scanned.
 IMAGE_EXTENSIONS = frozenset(
@@ -58,10 +59,9 @@ class Detector:
         self.threshold = threshold
         self.name = name
         self.device = next(model.parameters()).device
-        id2label = {int(i): str(label) for i, label in model.config.id2label.items()}
-        self.labels = [id2label[i] for i in range(len(id2label))]
-        # Hub detectors disagree on which index is "fake" (DESIGN §3): look the label up by name.
-        self.fake_index = self.labels.index(FAKE)
+        # Hub detectors disagree on which index is "fake" and what it is called (DESIGN §3): read it from the
+        # label names. The detector then speaks of "real" and "fake" whatever the model's own names.
+        self.fake_index = fake_label_index(model.config.id2label)
         self.preprocessing = Preprocessing(processor)
 
     @classmethod
@@ -87,12 +87,12 @@ class Detector:
 
     def label_of(self, p_fake: float) -> str:
         """The decision at the model's threshold."""
-        return FAKE if p_fake >= self.threshold else self.labels[1 - self.fake_index]
+        return FAKE if p_fake >= self.threshold else REAL
 
     def score_images(self, images: Sequence[Image.Image]) -> list[dict[str, float]]:
-        """Probabilities `{label: p}` of each RGB image, in one batch."""
-        probabilities = self.probabilities(self.preprocessing(images))
-        return [dict(zip(self.labels, row.tolist())) for row in probabilities]
+        """`{"real": p, "fake": p}` of each RGB image, in one batch (P(real) = 1 - P(fake))."""
+        p_fakes = self.probabilities(self.preprocessing(images))[:, self.fake_index].tolist()
+        return [{REAL: 1.0 - p_fake, FAKE: p_fake} for p_fake in p_fakes]
 
     def p_fake(self, image: Image.Image) -> float:
         """Probability that one RGB image is AI-generated."""

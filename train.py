@@ -33,8 +33,9 @@ from transformers import AutoImageProcessor, AutoModelForImageClassification, Pr
 import reporting
 from clip_checkpoints import write_random_clip
 from corruptions import robustness_grid
-from detection_data import Collator, EvalImages, TrainImages, label_meaning, load_detection_data
+from detection_data import Collator, EvalImages, TrainImages, load_detection_data
 from hub_push import push_folder
+from labels import fake_label_index
 from modeling_pinclip import PinClipForImageClassification
 from training_args import MINIGENIMAGE, DataArguments, ModelArguments, TrainingArguments, parse_arguments
 
@@ -54,19 +55,6 @@ def backbone_path(model_args: ModelArguments, args: TrainingArguments, accelerat
         if accelerator.is_main_process and not (folder / "config.json").is_file():
             write_random_clip(folder, shape=model_args.random_clip_shape, seed=args.seed)
     return str(folder)
-
-
-def fake_label_index(id2label: dict) -> int:
-    """Which output is P(fake) for a detector with arbitrary label names (PiN-CLIP: 1): the one label that means
-    fake, or, of two labels, the one that is not the real one."""
-    meanings = {int(index): label_meaning(str(name)) for index, name in id2label.items()}
-    fakes = [index for index, meaning in meanings.items() if meaning == 1]
-    reals = [index for index, meaning in meanings.items() if meaning == 0]
-    if len(fakes) == 1:
-        return fakes[0]
-    if not fakes and len(reals) == 1 and len(meanings) == 2:
-        return next(index for index in meanings if index != reals[0])
-    raise ValueError(f"cannot tell which label means fake in id2label={id2label}")
 
 
 def load_detector(name_or_path: str, trust_remote_code: bool) -> tuple[torch.nn.Module, object, int]:

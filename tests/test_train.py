@@ -363,16 +363,3 @@ def test_command_line_error_exit_status(tmp_path):
     assert result.returncode == 2
     assert "no such directory" in result.stderr and "--eval_only needs --model_name_or_path" in result.stderr
 
-
-@pytest.mark.parametrize(
-    "id2label, fake_index",
-    [({0: "real", 1: "fake"}, 1), ({0: "not_ai", 1: "ai"}, 1), ({0: "AI", 1: "Not AI"}, 0),
-     ({0: "Fake Image", 1: "Real Image"}, 0), ({0: "Deepfake", 1: "Realism"}, 0), ({0: "human", 1: "machine"}, 1),
-     ({"0": "LABEL_0", "1": "LABEL_1"}, None), ({0: "fake", 1: "ai"}, None)],
-)
-def test_the_fake_output_of_any_classifier(id2label, fake_index):
-    if fake_index is None:
-        with pytest.raises(ValueError, match="cannot tell which label means fake"):
-            train.fake_label_index(id2label)
-    else:
-        assert train.fake_label_index(id2label) == fake_index

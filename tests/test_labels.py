@@ -1,0 +1,39 @@
+"""labels: which output of any real/fake classifier is P(fake), and the detector that reads it."""
+
+import pytest
+import torch
+from PIL import Image
+from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
+
+from inference import Detector
+from labels import fake_label_index
+
+
+@pytest.mark.parametrize(
+    "id2label, fake_index",
+    [({0: "real", 1: "fake"}, 1), ({0: "not_ai", 1: "ai"}, 1), ({0: "AI", 1: "Not AI"}, 0),
+     ({0: "Fake Image", 1: "Real Image"}, 0), ({0: "Deepfake", 1: "Realism"}, 0), ({0: "human", 1: "machine"}, 1),
+     ({"0": "LABEL_0", "1": "LABEL_1"}, None), ({0: "fake", 1: "ai"}, None)],
+)
+def test_the_fake_output_of_any_classifier(id2label, fake_index):
+    if fake_index is None:
+        with pytest.raises(ValueError, match="cannot tell which label means fake"):
+            fake_label_index(id2label)
+    else:
+        assert fake_label_index(id2label) == fake_index
+
+
+def test_a_detector_with_other_label_names_scores_the_fake_output():
+    """A Hub-style classifier whose labels are "AI" / "Not AI": the scanner and demo read output 0 as P(fake)."""
+    config = ViTConfig(image_size=16, patch_size=8, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                       intermediate_size=32, id2label={0: "AI", 1: "Not AI"}, label2id={"AI": 0, "Not AI": 1})
+    torch.manual_seed(0)
+    model = ViTForImageClassification(config)
+    processor = ViTImageProcessor(size={"height": 16, "width": 16})
+    detector = Detector(model, processor)
+    image = Image.new("RGB", (20, 20), (120, 30, 200))
+    with torch.no_grad():
+        expected = model(**processor(images=image, return_tensors="pt")).logits.softmax(-1)[0, 0].item()
+    scores = detector.score_images([image])[0]
+    assert scores["fake"] == pytest.approx(expected) and scores["real"] == pytest.approx(1 - expected)
+    assert detector.label_of(scores["fake"]) == ("fake" if expected >= 0.5 else "real")
