@@ -51,9 +51,13 @@ def backbone_path(model_args: ModelArguments, args: TrainingArguments, accelerat
     if model_args.model_name_or_path:
         return model_args.model_name_or_path
     folder = Path(args.output_dir) / "random-clip"
+    source = {"shape": model_args.random_clip_shape, "seed": args.seed}
+    marker = folder / "random_clip.json"  # which random CLIP this is: reused (resume) only if it is the one asked for
     with accelerator.main_process_first():
-        if accelerator.is_main_process and not (folder / "config.json").is_file():
+        if accelerator.is_main_process and not (marker.is_file() and json.loads(marker.read_text()) == source):
+            shutil.rmtree(folder, ignore_errors=True)
             write_random_clip(folder, shape=model_args.random_clip_shape, seed=args.seed)
+            marker.write_text(json.dumps(source) + "\n")
     return str(folder)
 
 

@@ -363,3 +363,21 @@ def test_command_line_error_exit_status(tmp_path):
     assert result.returncode == 2
     assert "no such directory" in result.stderr and "--eval_only needs --model_name_or_path" in result.stderr
 
+
+
+def test_the_random_backbone_follows_shape_and_seed_in_a_reused_folder(tmp_path):
+    from accelerate import Accelerator
+    from transformers import CLIPConfig
+
+    from training_args import ModelArguments, TrainingArguments
+
+    def backbone(shape: str, seed: int) -> tuple[int, torch.Tensor]:
+        folder = train.backbone_path(ModelArguments(random_clip_shape=shape),
+                                     TrainingArguments(output_dir=str(tmp_path), seed=seed), Accelerator(cpu=True))
+        weights = load_file(Path(folder) / "model.safetensors")["visual_projection.weight"]
+        return CLIPConfig.from_pretrained(folder).vision_config.image_size, weights
+
+    size, first = backbone("tiny", 0)
+    assert size == 32 and torch.equal(backbone("tiny", 0)[1], first)  # a resume reuses it
+    assert backbone("tiny-64", 0)[0] == 64
+    assert not torch.equal(backbone("tiny", 1)[1], first)
