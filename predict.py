@@ -35,6 +35,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if Path(args.output).suffix.lower() not in (".csv", ".jsonl"):
         parser.error(f"--output must end in .csv or .jsonl, got {args.output!r}")
+    if not Path(args.output).resolve().parent.is_dir():
+        parser.error(f"--output {args.output}: folder {Path(args.output).parent} does not exist")
     if args.batch_size < 1 or args.num_workers < 0:
         parser.error("--batch_size must be >= 1 and --num_workers >= 0")
     return args

@@ -69,8 +69,11 @@ def test_scan_matches_single_image_scores(scan_tree: Path, tiny_model_dir: Path)
     assert result.p_fake == pytest.approx(detector.p_fake(Image.open(path).convert("RGB")), abs=1e-6)
 
 
-def test_scan_rejects_bad_arguments(tmp_path: Path) -> None:
+def test_scan_rejects_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit):
         predict.parse_args([str(tmp_path), "--output", "results.txt"])
+    with pytest.raises(SystemExit):  # before the model loads and the scan starts
+        predict.parse_args([str(tmp_path), "--output", str(tmp_path / "missing" / "r.csv")])
+    assert "does not exist" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
     assert predict.main([str(tmp_path / "empty"), "--output", str(tmp_path / "r.csv")]) == 2  # nothing to scan
