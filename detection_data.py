@@ -47,7 +47,10 @@ def load_source(name: str | None, config_name: str | None, data_args: DataArgume
     if Path(name).is_dir():
         loaded = datasets.load_from_disk(name)
         return loaded if isinstance(loaded, datasets.DatasetDict) else datasets.DatasetDict({"test": loaded})
-    return datasets.load_dataset(name, config_name)
+    try:
+        return datasets.load_dataset(name, config_name)
+    except Exception as error:  # noqa: BLE001 - offline, misspelt, private: say which name and why
+        raise ValueError(f"--dataset_name {name}: no such folder, and loading it from the Hub failed ({error})") from error
 
 
 def load_folder(raw_dir: str) -> datasets.DatasetDict:

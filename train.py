@@ -417,4 +417,8 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (ValueError, FileNotFoundError) as error:  # data or arguments that cannot work: the message, no traceback
+        print(f"train.py: error: {error}", file=sys.stderr)
+        sys.exit(2)

@@ -364,6 +364,17 @@ def test_command_line_error_exit_status(tmp_path):
     assert "no such directory" in result.stderr and "--eval_only needs --model_name_or_path" in result.stderr
 
 
+def test_data_that_cannot_work_exits_with_a_message_not_a_traceback(tmp_path):
+    """Found after parsing (here: a dataset folder that does not exist, so a Hub id, offline): status 2 too."""
+    result = subprocess.run(
+        [sys.executable, "train.py", "--dataset_name", str(tmp_path / "not-converted-yet"), "--output_dir",
+         str(tmp_path / "out")],
+        cwd=REPO_ROOT, capture_output=True, text=True, timeout=120, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert f"train.py: error: --dataset_name {tmp_path / 'not-converted-yet'}: no such folder" in result.stderr
+
+
 
 def test_the_random_backbone_follows_shape_and_seed_in_a_reused_folder(tmp_path):
     from accelerate import Accelerator
