@@ -70,7 +70,8 @@ def plot_accuracy_bars(metrics: dict, path: Path, title: str) -> None:
     x = np.arange(len(rows))
     fig, ax = plt.subplots(figsize=(max(6, 1.1 * len(rows) + 2), 4))
     for offset, key in zip((-0.27, 0, 0.27), ("acc", "r_acc", "f_acc")):
-        values = [100 * (m.get(key) or 0.0) for _, m in rows]
+        # an undefined value (R.Acc of a subset without reals) is no bar, not a 0 % one
+        values = [np.nan if m.get(key) is None else 100 * m[key] for _, m in rows]
         ax.bar(x + offset, values, width=0.27, label=METRIC_TITLES[key])
     ax.set_xticks(x, [name for name, _ in rows], rotation=30, ha="right")
     ax.set_ylim(0, 100)

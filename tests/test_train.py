@@ -281,6 +281,23 @@ def test_detection_metric_single_class_subset():
     assert "only fake" in result["note"]
     both = metric.compute(predictions=[0, 1, 1, 0], references=[0, 0, 1, 1], scores=[0.1, 0.6, 0.9, 0.4])
     assert both["r_acc"] == 0.5 and both["f_acc"] == 0.5 and both["auc"] == 0.75
+    with pytest.raises(ValueError, match="1 of 2 scores are NaN or infinite"):
+        metric.compute(predictions=[0, 1], references=[0, 1], scores=[0.1, float("nan")])
+
+
+def test_accuracy_plot_leaves_undefined_values_out(tmp_path, monkeypatch):
+    import matplotlib.axes
+
+    import reporting
+
+    drawn = []
+    original_bar = matplotlib.axes.Axes.bar
+    monkeypatch.setattr(matplotlib.axes.Axes, "bar", lambda ax, x, values, **kw: drawn.append(list(values))
+                        or original_bar(ax, x, values, **kw))
+    only_fake = {"acc": 0.7, "r_acc": None, "f_acc": 0.7}
+    reporting.plot_accuracy_bars({"subsets": {"gan": only_fake}, "mean": only_fake}, tmp_path / "bars.png", "t")
+    acc, r_acc, f_acc = drawn
+    assert acc == pytest.approx([70.0, 70.0]) and all(np.isnan(r_acc)) and (tmp_path / "bars.png").is_file()
 
 
 # ----------------------------------------------------------------------------------------------- arguments

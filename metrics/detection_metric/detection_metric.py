@@ -54,6 +54,11 @@ class DetectionMetric(evaluate.Metric):
         predictions = np.asarray(predictions, dtype=np.int64)
         references = np.asarray(references, dtype=np.int64)
         scores = np.asarray(scores, dtype=np.float64)
+        if not np.isfinite(scores).all():
+            raise ValueError(
+                f"{int((~np.isfinite(scores)).sum())} of {scores.size} scores are NaN or infinite: the model's outputs "
+                "are not numbers (did training diverge?)"
+            )
         correct = predictions == references
         real, fake = references == 0, references == 1
         result = {
