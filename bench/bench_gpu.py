@@ -22,6 +22,7 @@ import argparse
 import contextlib
 import importlib.util
 import platform
+import statistics
 import tempfile
 import time
 from collections.abc import Callable
@@ -173,7 +174,7 @@ def utilisation_of(timings: Timings, name: str, flops: int, settings: Settings) 
         (flops * calls / t_model) / (matmul_flops / t_matmul)
         for t_model, t_matmul in zip(timings.seconds[name], timings.seconds["matmul"])
     ]
-    median = sorted(per_round)[len(per_round) // 2]
+    median = statistics.median(per_round)
     return median, flops * calls / timings.median(name) / 1e12, matmul_flops / timings.median("matmul") / 1e12, per_round
 
 

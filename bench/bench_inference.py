@@ -17,6 +17,7 @@ checks that counter + attention term = analytical count and uses the analytical 
 from __future__ import annotations
 
 import argparse
+import statistics
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
@@ -127,7 +128,7 @@ def run(quick: bool = False) -> list[Figure]:
         (flops / t_model) / (matmul_flops / t_matmul)
         for t_model, t_matmul in zip(timings.seconds["pinclip"], timings.seconds["matmul"])
     ]
-    utilisation = sorted(utilisations)[len(utilisations) // 2]
+    utilisation = statistics.median(utilisations)
     model_gflops = flops / timings.median("pinclip") / 1e9
     matmul_gflops = matmul_flops / timings.median("matmul") / 1e9
     setup = f"{shape} CLIP, {size} px, batch {batch}, fp32, `torch.inference_mode`"

@@ -39,6 +39,7 @@ BENCHES: dict[str, Callable[..., list[Figure]]] = {
 }
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results.md"
 QUICK_OUTPUT = CACHE_DIR / "results-quick.md"
+PARTIAL_OUTPUT = CACHE_DIR / "results-partial.md"  # an --only run: never replaces the full suite's results.md
 
 
 def run_bench(name: str, quick: bool) -> list[Figure]:
@@ -53,6 +54,11 @@ def run_bench(name: str, quick: bool) -> list[Figure]:
     gc.collect()  # the next benchmark should not share the machine with this one's models
     print(f"[{name}] done in {time.perf_counter() - started:.0f} s", flush=True)
     return figures
+
+
+def table_cell(text: str) -> str:
+    """Text that stays in its Markdown table cell (an error message may hold '|' or line breaks)."""
+    return " ".join(str(text).split()).replace("|", "\\|")
 
 
 def verdict(passed: bool | None) -> str:
@@ -79,7 +85,8 @@ def markdown(figures: list[Figure], quick: bool, seconds: float) -> str:
         "",
         "| figure | setup | value | target | result |",
         "|---|---|---|---|---|",
-        *(f"| {f.name} | {f.setup} | {f.value} | {f.target} | {verdict(f.passed)} |" for f in figures),
+        *("| " + " | ".join(map(table_cell, (f.name, f.setup, f.value, f.target, verdict(f.passed)))) + " |"
+          for f in figures),
         "",
         "## Details",
         "",
@@ -96,14 +103,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="torch intra-op threads for every figure (default 1: on a shared machine a thread per "
                         "core stalls whenever another process holds a core, see bench/NOTES.md; 0: torch's default)")
     parser.add_argument("--only", help=f"comma-separated subset of {','.join(BENCHES)}")
-    parser.add_argument("--output", type=Path, help=f"results file (default {DEFAULT_OUTPUT.relative_to(REPO_ROOT)}, "
-                        "or .cache/bench/results-quick.md with --quick)")
+    parser.add_argument("--output", type=Path, help=f"results file (default {DEFAULT_OUTPUT.relative_to(REPO_ROOT)}; "
+                        "with --quick .cache/bench/results-quick.md, with --only .cache/bench/results-partial.md)")
     args = parser.parse_args(argv)
     names = args.only.split(",") if args.only else list(BENCHES)
     unknown = sorted(set(names) - set(BENCHES))
     if unknown:
         parser.error(f"unknown benchmark(s) {unknown}; choose from {list(BENCHES)}")
-    output = args.output or (QUICK_OUTPUT if args.quick else DEFAULT_OUTPUT)
+    output = args.output or (QUICK_OUTPUT if args.quick else PARTIAL_OUTPUT if args.only else DEFAULT_OUTPUT)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     started = time.perf_counter()

@@ -67,3 +67,21 @@ def test_ablation_summary_has_the_unseen_family_mean() -> None:
     assert ablation.unseen_mean(metrics) == pytest.approx(0.7)
     assert ablation.mean_std([0.5, 0.7]) == {"mean": pytest.approx(0.6), "std": pytest.approx(0.1414, abs=1e-4),
                                              "values": [0.5, 0.7]}
+
+
+def test_a_partial_run_keeps_the_full_results_and_a_crash_stays_in_its_row(tmp_path: Path, monkeypatch) -> None:
+    import run_all
+    from common import Figure
+
+    def crashing(quick: bool) -> list:
+        raise ValueError("bad shape | expected 3\ngot 4")
+
+    fine = Figure(name="fine", setup="s", value="1.00×", target="≥ 1×", passed=True)
+    monkeypatch.setattr(run_all, "BENCHES", {"fine": lambda quick: [fine], "broken": crashing})
+    monkeypatch.setattr(run_all, "PARTIAL_OUTPUT", tmp_path / "results-partial.md")
+    full_results = run_all.DEFAULT_OUTPUT.read_bytes()
+    assert run_all.main(["--only", "fine,broken"]) == 1
+    assert run_all.DEFAULT_OUTPUT.read_bytes() == full_results
+    rows = [line for line in (tmp_path / "results-partial.md").read_text().splitlines() if line.startswith("| ")]
+    assert len(rows) == 3 and rows[2].count(" | ") == 4  # header, fine, broken: five cells each
+    assert "error: ValueError: bad shape \\| expected 3 got 4" in rows[2]
