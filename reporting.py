@@ -172,7 +172,7 @@ image processor records it.
 
 ## Training
 
-- backbone: `{{ backbone }}`{{ lora_note }}
+- backbone: {{ backbone }}{{ lora_note }}
 - data: {{ dataset_name }}, split `{{ train_split }}`
 - noise: `{{ noise_mode }}` (injection `{{ noise_injection }}`, λ = {{ noise_loss_weight }}, s = {{ random_noise_std }})
 - {{ hyperparameters }}
@@ -199,15 +199,24 @@ def write_model_card(
     command: str,
     repo_id: str | None = None,
     extra: str = "",
+    training_data: str | None = None,
 ) -> ModelCard:
-    """Write `README.md` (model card with `model-index` results) into `output_dir` and return it."""
+    """Write `README.md` (model card with `model-index` results) into `output_dir` and return it.
+
+    The front matter names the base model (a Hub id; a local backbone folder is named in the text only, so no local
+    path is published) and `training_data` as `datasets`.
+    """
     model_name = repo_id.split("/")[-1] if repo_id else output_dir.name
+    backbone = str(config.clip_name_or_path)
+    local_backbone = Path(backbone).is_dir()
     card_data = ModelCardData(
         model_name=model_name,
         license="apache-2.0",
         library_name="transformers",
         pipeline_tag="image-classification",
         tags=["pinclip", "ai-generated-image-detection", "clip", "image-forensics"],
+        base_model=None if local_backbone else backbone,
+        datasets=[training_data] if training_data else None,
         eval_results=eval_results(metrics, dataset_name, dataset_type),
     )
     lora = f", LoRA r={config.lora_r} α={config.lora_alpha} on {', '.join(config.lora_target_modules)} (merged)"
@@ -217,7 +226,7 @@ def write_model_card(
         model_name=model_name,
         repo_id=repo_id or str(output_dir),
         image_size=config.image_size,
-        backbone=config.clip_name_or_path,
+        backbone=f"`{Path(backbone).name}` (a local folder)" if local_backbone else f"`{backbone}`",
         lora_note=lora if config.lora_r else " (fully fine-tuned)",
         dataset_name=dataset_name,
         train_split=training.get("train_split", "train"),

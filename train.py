@@ -213,6 +213,12 @@ def dataset_title(data_args: DataArguments) -> str:
     return "MiniGenImage" + (" (reduced)" if data_args.minigenimage_reduced else "") if name == MINIGENIMAGE else name
 
 
+def training_data(data_args: DataArguments) -> str:
+    """The training data as the model card names it: a Hub dataset id or MiniGenImage; a local folder by its name."""
+    source = data_args.train_dir or data_args.dataset_name or MINIGENIMAGE
+    return Path(source).name if Path(source).is_dir() else source
+
+
 def summary(metrics: dict, output_dir: Path, seconds: float) -> str:
     return (
         "\n" + reporting.results_table(metrics)
@@ -403,7 +409,7 @@ def main(argv: list[str] | None = None) -> dict:
             robust_text = "\n## Robustness (mean over test subsets)\n\n" + reporting.robustness_table(robustness)
         reporting.write_model_card(
             output_dir, metrics, config, dataset_title(data_args), data_args.dataset_name or MINIGENIMAGE,
-            training, command, repo_id=args.hub_model_id, extra=robust_text,
+            training, command, repo_id=args.hub_model_id, extra=robust_text, training_data=training_data(data_args),
         )
         if args.push_to_hub:
             url = push_folder(output_dir, args.hub_model_id, private=args.hub_private_repo)

@@ -153,6 +153,9 @@ def test_push_to_hub_uploads_one_folder_with_card(trained_run):
     assert results[("mean", "Acc (mean)")] == round(metrics["mean"]["acc"], 4)
     assert results[("tconv", "AP (tconv)")] == round(metrics["subsets"]["tconv"]["ap"], 4)
     assert "someone/pinclip-test" in card.text
+    assert card.data.datasets == ["minigenimage"] and card.data.base_model is None  # the backbone is a local folder
+    assert "- backbone: `random-clip` (a local folder) (fully fine-tuned)" in card.text
+    assert str(out / "random-clip") not in card.text
 
 
 def test_resume_from_checkpoint_is_exact(trained_run, minigen_cache, tmp_path):
