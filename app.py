@@ -236,7 +236,8 @@ def example_files() -> list[tuple[str, str]]:
 
 
 def build_demo(model_path: str | os.PathLike | None = None) -> gr.Blocks:
-    """The whole demo for one model (None: the default training run's folder, if it exists)."""
+    """The whole demo for one model (None: `model/` beside the app, as in the Space, else the default training
+    run's folder, whichever exists first)."""
     model = resolve_model(model_path)
     detector, problem = load_detector(model)
     handlers = Handlers(detector, problem)
@@ -314,7 +315,8 @@ def launch_kwargs(port: int | None) -> dict:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", help=f"model folder or Hub id (default: {DEFAULT_MODEL_DIR} when it exists)")
+    parser.add_argument("--model", help=f"model folder or Hub id (default: model/ beside app.py as in the Space, "
+                        f"else {DEFAULT_MODEL_DIR}, whichever exists)")
     parser.add_argument("--port", type=int, help="server port (default: $GRADIO_SERVER_PORT or 7860)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
