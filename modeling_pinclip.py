@@ -145,6 +145,10 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
     `AutoModelForImageClassification.from_pretrained(path, trust_remote_code=True)`. Labels: 0 = real, 1 = fake.
     """
 
+    # The loss is a mean over the batch, not a sum normalised by `num_items_in_batch`: transformers' Trainer must
+    # divide it by the gradient-accumulation steps itself (it would not for a model that says it accepts loss kwargs).
+    accepts_loss_kwargs = False
+
     def __init__(self, config: PinClipConfig):
         super().__init__(config)
         vision_config = config.vision_config
@@ -245,8 +249,18 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
         )
 
     def save_pretrained(self, save_directory: str | os.PathLike, *args, save_image_processor: bool = True, **kwargs):
-        """Save as a model that loads without peft (LoRA merged into a copy) with its image processor."""
-        model = copy.deepcopy(self).merge_lora() if self.has_lora else self
+        """Save as a model that loads without peft (LoRA merged into a copy) with its image processor.
+
+        A `state_dict` given for a LoRA model (Accelerate's `state_dict=accelerator.get_state_dict(model)`) holds the
+        LoRA model's own keys: it is loaded into the copy, which is then merged and saved.
+        """
+        model = self
+        if self.has_lora:
+            model = copy.deepcopy(self)
+            state_dict = kwargs.pop("state_dict", None)
+            if state_dict is not None:
+                model.load_state_dict(state_dict)
+            model.merge_lora()
         # Only one auto class can be registered per class; AutoModel must map to this class too.
         auto_map = getattr(model.config, "auto_map", None) or {}
         model.config.auto_map = {**auto_map, "AutoModel": "modeling_pinclip.PinClipForImageClassification"}
@@ -266,12 +280,15 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
         z = torch.randn((samples, *queries.shape), device=queries.device, dtype=queries.dtype)
         return mu, sigma, mu + sigma * z
 
-    def _tokens_before_last_block(self, pixel_values: torch.Tensor) -> torch.Tensor:
+    def _tokens_before_last_block(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """The tokens entering the last vision block, and every hidden state up to them (CLIP's `hidden_states`)."""
         tower = self.vision_tower
         hidden = tower.pre_layrnorm(tower.embeddings(pixel_values))
+        states = [hidden]
         for layer in tower.encoder.layers[:-1]:
             hidden = layer(hidden, None)
-        return hidden
+            states.append(hidden)
+        return hidden, tuple(states)
 
     def _embed_tokens(self, tokens: torch.Tensor) -> torch.Tensor:
         """Last vision block → pooled CLS → projection."""
@@ -295,11 +312,15 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
         eval_noise = not self.training and config.inference_noise != "none"
         samples = config.noise_samples if inject else 1
         hidden_states = None
+        if output_hidden_states is None:
+            output_hidden_states = config.output_hidden_states
 
         if config.noise_injection == "tokens" and (inject or eval_noise):
-            features = self._tokens_before_last_block(pixel_values)
+            features, states = self._tokens_before_last_block(pixel_values)
             image_embeds = self._embed_tokens(features)
             to_embeds = self._embed_tokens
+            if output_hidden_states:  # the clean last block's output completes CLIP's tuple
+                hidden_states = states + (self.vision_tower.encoder.layers[-1](features, None),)
         else:
             vision_outputs = self.vision_model(pixel_values=pixel_values, output_hidden_states=output_hidden_states)
             hidden_states = vision_outputs.hidden_states

@@ -4,7 +4,8 @@ A converter is one *layout rule*: a function that maps a file's path (relative t
 split into parts) to a `Placement` (split, label, generator, subset) or to a skip reason.  This
 module does the rest, identically for every source:
 
-1. walk the tree in sorted order (never `os.listdir` order), following folder symlinks once,
+1. walk the tree in sorted order (never `os.listdir` order), following folder symlinks that lead
+   outside it, each once,
 2. check every file (extension, zero bytes, truncation, decodability, pixel limit, EXIF) without
    keeping pixels, so that every kept file is one the training and evaluation loaders can open,
 3. stream the original file bytes (no re-encoding) into a `Dataset` per split with
@@ -138,25 +139,33 @@ class WalkedFile:
 def walk_files(raw_dir: Path) -> Iterator[WalkedFile]:
     """Every entry under `raw_dir` in a deterministic (sorted) order.
 
-    Folder symlinks are followed (datasets are often assembled from links), each real folder once: a second link
-    to it, or a link back up the tree, is reported instead of read twice or forever. Hidden files and folders
-    (`.DS_Store`, `.cache`, ...) are reported, not read.
+    A folder symlink that leads outside the tree is followed (datasets are often assembled from links), each target
+    once. One that leads to a folder of the tree itself, or above it, is reported, not followed: that folder is read
+    at its own path, which is what names its split, generator and subset. Hidden files and folders (`.DS_Store`,
+    `.cache`, ...) are reported, not read.
     """
-    visited = {os.path.realpath(raw_dir)}
-    for root, dirs, files in os.walk(raw_dir, followlinks=True):
+    root = os.path.realpath(raw_dir)
+    own_folders = {os.path.realpath(folder) for folder, _, _ in os.walk(raw_dir)}  # links not followed
+    followed: set[str] = set()
+    for folder, dirs, files in os.walk(raw_dir, followlinks=True):
         kept = []
         for name in sorted(dirs):
-            path = Path(root) / name
+            path = Path(folder) / name
+            target = os.path.realpath(path)
             if name.startswith("."):
                 yield WalkedFile(path, "hidden folder, not read")
-            elif (real := os.path.realpath(path)) in visited:
-                yield WalkedFile(path, f"symlink to a folder already read ({real}), not read again")
+            elif not path.is_symlink():
+                kept.append(name)
+            elif target in own_folders or root.startswith(target + os.sep):
+                yield WalkedFile(path, "symlink to a folder of this tree or above it, not followed")
+            elif target in followed:
+                yield WalkedFile(path, f"symlink to a folder already read ({target}), not read again")
             else:
-                visited.add(real)
+                followed.add(target)
                 kept.append(name)
         dirs[:] = kept
         for name in sorted(files):
-            yield WalkedFile(Path(root) / name, "hidden file, not read" if name.startswith(".") else None)
+            yield WalkedFile(Path(folder) / name, "hidden file, not read" if name.startswith(".") else None)
 
 
 @dataclass

@@ -278,24 +278,30 @@ def test_empty_tree_is_a_clear_error(tmp_path):
         folder.convert_folder(tmp_path / "empty", tmp_path / "out")
 
 
-def test_folder_symlinks_are_followed_once_and_hidden_entries_reported(tmp_path):
+def test_folder_symlinks_out_of_the_tree_are_followed_once_and_hidden_entries_reported(tmp_path):
     raw, elsewhere = tmp_path / "raw", tmp_path / "elsewhere"
-    _leaf(raw / "0_real", 1)
+    _leaf(raw / "test" / "sd" / "0_real", 1)
     _leaf(elsewhere / "fakes", 2, marker="1_fake")
-    (raw / "1_fake").symlink_to(elsewhere / "fakes", target_is_directory=True)
-    (raw / "0_real" / "up").symlink_to(raw, target_is_directory=True)  # a loop back to the root
+    (raw / "test" / "sd" / "1_fake").symlink_to(elsewhere / "fakes", target_is_directory=True)  # read
+    (raw / "test" / "sd" / "zz_again").symlink_to(elsewhere / "fakes", target_is_directory=True)  # read already
+    (raw / "benchmark").symlink_to(raw / "test", target_is_directory=True)  # sorts first: test stays test
+    (raw / "test" / "sd" / "0_real" / "up").symlink_to(raw, target_is_directory=True)  # a loop back to the root
     _leaf(raw / ".trash" / "1_fake", 3)
-    _write(raw / "0_real" / ".DS_Store", b"finder")
+    _write(raw / "test" / "sd" / "0_real" / ".DS_Store", b"finder")
     out = tmp_path / "out"
     dsd = folder.convert_folder(raw, out)
-    assert sorted((p, lab) for p, lab, _, _ in _rows(dsd["train"])) == [
-        ("0_real_1_a.png", 0), ("0_real_1_b.jpg", 0), ("1_fake_2_a.png", 1), ("1_fake_2_b.jpg", 1),
+    assert list(dsd) == ["test"]
+    assert sorted((p, lab, g) for p, lab, g, _ in _rows(dsd["test"])) == [
+        ("0_real_1_a.png", 0, "sd"), ("0_real_1_b.jpg", 0, "sd"), ("1_fake_2_a.png", 1, "sd"), ("1_fake_2_b.jpg", 1, "sd"),
     ]
     skipped = _skipped(json.loads((out / "report.json").read_text()))
-    assert skipped[".trash"] == "hidden folder, not read"
-    assert skipped["0_real/.DS_Store"] == "hidden file, not read"
-    assert skipped["0_real/up"].startswith("symlink to a folder already read")
-    assert len(skipped) == 3
+    assert skipped == {
+        ".trash": "hidden folder, not read",
+        "benchmark": "symlink to a folder of this tree or above it, not followed",
+        "test/sd/0_real/.DS_Store": "hidden file, not read",
+        "test/sd/0_real/up": "symlink to a folder of this tree or above it, not followed",
+        "test/sd/zz_again": f"symlink to a folder already read ({(elsewhere / 'fakes').resolve()}), not read again",
+    }
 
 
 def test_folder_split_folder_may_sit_below_the_generator(tmp_path):
