@@ -10,7 +10,9 @@ reads the latter).
 
 A run that finished is kept: rerunning the same command (after a crash, or with more `--ablation_seeds`) trains only
 the runs whose folder lacks a finished run of the same `train.py` arguments (`ablation_run.json` beside its
-`metrics.json`); delete a run's folder to train it again.
+`metrics.json`); delete a run's folder to train it again. A run that crashed after saving checkpoints
+(`--checkpointing_steps`) continues from them when `--resume_from_checkpoint latest` is passed through; otherwise
+`train.py` refuses to start over on top of them.
 """
 
 import argparse

@@ -115,6 +115,17 @@ def save_checkpoint(accelerator: Accelerator, output_dir: Path, step: int, keep:
     accelerator.wait_for_everyone()
 
 
+def log_records_until(log_path: Path, step: int) -> list[dict]:
+    """The records of `train_log.jsonl` up to `step`; a line the kill cut short is not a record."""
+    records = []
+    for line in log_path.read_text().splitlines() if log_path.is_file() else []:
+        try:
+            records.append(json.loads(line))
+        except json.JSONDecodeError:
+            continue
+    return [record for record in records if record.get("step", step + 1) <= step]
+
+
 def resolve_checkpoint(value: str, output_dir: Path) -> Path | None:
     """`latest` → the newest complete checkpoint in OUTPUT_DIR/checkpoints (None if there is none yet)."""
     if value != "latest":
@@ -325,9 +336,8 @@ def main(argv: list[str] | None = None) -> dict:
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
         # The log continues from the checkpoint: records of an earlier run, or of steps after it, are dropped.
-        kept = [line for line in log_path.read_text().splitlines() if json.loads(line)["step"] <= completed_steps] \
-            if checkpoint is not None and log_path.is_file() else []
-        log_path.write_text("".join(line + "\n" for line in kept))
+        kept = log_records_until(log_path, completed_steps) if checkpoint is not None else []
+        log_path.write_text("".join(json.dumps(record) + "\n" for record in kept))
     progress = tqdm(total=max_steps, initial=completed_steps, desc="training", disable=not accelerator.is_local_main_process)
     window: dict[str, list[float]] = {}
     for epoch in range(start_epoch, num_epochs):

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from common import CACHE_DIR, REPO_ROOT, Figure, load_average, machine_facts
+from common import CACHE_DIR, Figure, load_average, machine_facts
 
 import bench_detection
 import bench_eval_throughput
@@ -103,14 +103,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="torch intra-op threads for every figure (default 1: on a shared machine a thread per "
                         "core stalls whenever another process holds a core, see bench/NOTES.md; 0: torch's default)")
     parser.add_argument("--only", help=f"comma-separated subset of {','.join(BENCHES)}")
-    parser.add_argument("--output", type=Path, help=f"results file (default {DEFAULT_OUTPUT.relative_to(REPO_ROOT)}; "
-                        "with --quick .cache/bench/results-quick.md, with --only .cache/bench/results-partial.md)")
+    parser.add_argument("--output", type=Path, help="results file (default bench/results.md; with --only "
+                        ".cache/bench/results-partial.md, else with --quick .cache/bench/results-quick.md)")
     args = parser.parse_args(argv)
     names = args.only.split(",") if args.only else list(BENCHES)
     unknown = sorted(set(names) - set(BENCHES))
     if unknown:
         parser.error(f"unknown benchmark(s) {unknown}; choose from {list(BENCHES)}")
-    output = args.output or (QUICK_OUTPUT if args.quick else PARTIAL_OUTPUT if args.only else DEFAULT_OUTPUT)
+    output = args.output or (PARTIAL_OUTPUT if args.only else QUICK_OUTPUT if args.quick else DEFAULT_OUTPUT)
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     started = time.perf_counter()

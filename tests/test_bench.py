@@ -78,10 +78,12 @@ def test_a_partial_run_keeps_the_full_results_and_a_crash_stays_in_its_row(tmp_p
 
     fine = Figure(name="fine", setup="s", value="1.00×", target="≥ 1×", passed=True)
     monkeypatch.setattr(run_all, "BENCHES", {"fine": lambda quick: [fine], "broken": crashing})
-    monkeypatch.setattr(run_all, "PARTIAL_OUTPUT", tmp_path / "results-partial.md")
-    full_results = run_all.DEFAULT_OUTPUT.read_bytes()
+    for name in ("DEFAULT_OUTPUT", "QUICK_OUTPUT", "PARTIAL_OUTPUT"):
+        monkeypatch.setattr(run_all, name, tmp_path / name)
     assert run_all.main(["--only", "fine,broken"]) == 1
-    assert run_all.DEFAULT_OUTPUT.read_bytes() == full_results
-    rows = [line for line in (tmp_path / "results-partial.md").read_text().splitlines() if line.startswith("| ")]
+    assert run_all.main(["--quick", "--only", "fine"]) == 0
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["PARTIAL_OUTPUT"]
+    assert run_all.main(["--only", "fine,broken"]) == 1
+    rows = [line for line in (tmp_path / "PARTIAL_OUTPUT").read_text().splitlines() if line.startswith("| ")]
     assert len(rows) == 3 and rows[2].count(" | ") == 4  # header, fine, broken: five cells each
     assert "error: ValueError: bad shape \\| expected 3 got 4" in rows[2]

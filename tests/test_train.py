@@ -167,7 +167,9 @@ def test_resume_from_checkpoint_is_exact(trained_run, minigen_cache, tmp_path):
     shutil.copytree(full / "checkpoints" / "checkpoint-4", resumed / "checkpoints" / "checkpoint-4")
     shutil.copytree(full / "random-clip", resumed / "random-clip")
     (resumed / "checkpoints" / "checkpoint-6.tmp").mkdir()  # a save killed half-way: must be ignored
-    shutil.copy(full / "train_log.jsonl", resumed)  # the killed run had logged step 6 before dying
+    shutil.copy(full / "train_log.jsonl", resumed)  # the killed run had logged step 6 before dying...
+    with (resumed / "train_log.jsonl").open("a") as log:
+        log.write('{"step": 7, "epoch": 2, "lr"')  # ...and was cut short while writing a record
     metrics = train.main(
         reduced_args(minigen_cache, resumed, "--num_train_epochs", "2", "--checkpointing_steps", "2",
                      "--resume_from_checkpoint", "latest")
