@@ -57,6 +57,14 @@ def unseen_mean(metrics: dict) -> float | None:
     return float(np.mean(unseen)) if seen and unseen else None
 
 
+def what_is_trained(run_args: list[str]) -> list[str]:
+    """A run's train.py arguments without `--resume_from_checkpoint X`, which changes how a run gets done, not what."""
+    if "--resume_from_checkpoint" not in run_args:
+        return run_args
+    position = run_args.index("--resume_from_checkpoint")
+    return run_args[:position] + run_args[position + 2:]
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--ablation_seeds", type=int, default=3, help="seeds 0 .. N-1 for every mode")
@@ -72,13 +80,13 @@ def main(argv: list[str] | None = None) -> dict:
             run_dir = out / f"{mode}-seed{seed}"
             run_args = train_args + ["--noise_mode", mode, "--seed", str(seed), "--output_dir", str(run_dir)]
             record = run_dir / RUN_RECORD
-            if record.is_file() and json.loads(record.read_text()) == run_args:
+            if record.is_file() and json.loads(record.read_text()) == what_is_trained(run_args):
                 print(f"{run_dir}: finished earlier with the same arguments, kept")
             else:
                 record.unlink(missing_ok=True)
                 train.main(run_args)
                 AcceleratorState._reset_state(reset_partial_state=True)  # the next run builds a fresh Accelerator
-                record.write_text(json.dumps(run_args) + "\n")  # only once metrics.json is written
+                record.write_text(json.dumps(what_is_trained(run_args)) + "\n")  # once metrics.json is written
             runs.setdefault(mode, []).append(json.loads((run_dir / "metrics.json").read_text()))
     summary = {}
     for mode, results in runs.items():
