@@ -141,6 +141,44 @@ def test_merged_lora_logits_equal_unmerged(tiny_clip_dir):
     torch.testing.assert_close(merged, unmerged, atol=1e-5, rtol=0)
 
 
+def test_a_lora_models_state_dict_given_to_save_is_merged_too(tiny_clip_dir, tmp_path):
+    """Accelerate's pattern: `unwrapped.save_pretrained(dir, state_dict=accelerator.get_state_dict(model))`."""
+    model = PinClipForImageClassification.from_clip(str(tiny_clip_dir), lora_r=4).eval()
+    randomise_lora(model)
+    state_dict = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    with torch.no_grad():
+        model.classifier.weight.zero_()  # the given state_dict, not the live weights, must be what is saved
+    model.save_pretrained(tmp_path, state_dict=state_dict)
+    model.load_state_dict(state_dict)
+    reloaded = PinClipForImageClassification.from_pretrained(tmp_path).eval()
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(images()).logits, model(images()).logits, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_hidden_states_are_returned_on_the_token_noise_path(tiny_clip_dir, clip, training):
+    model = PinClipForImageClassification.from_clip(str(tiny_clip_dir), noise_injection="tokens", inference_noise="mean")
+    model.train(training)
+    with torch.no_grad():
+        expected = clip.vision_model(pixel_values=images(), output_hidden_states=True).hidden_states
+        got = model(images(), labels=torch.tensor([0, 1, 0, 1]), output_hidden_states=True).hidden_states
+    assert len(got) == len(expected)
+    for mine, clips in zip(got, expected):
+        torch.testing.assert_close(mine, clips, atol=1e-5, rtol=0)
+    model.config.output_hidden_states = True  # the config's setting counts when the call does not say
+    with torch.no_grad():
+        assert len(model(images(), labels=torch.tensor([0, 1, 0, 1])).hidden_states) == len(expected)
+
+
+def test_trainer_divides_the_loss_by_gradient_accumulation(tiny_clip_dir, tmp_path):
+    """The model's loss is already a batch mean: transformers' Trainer must treat it as one (no loss kwargs)."""
+    from transformers import Trainer, TrainingArguments
+
+    model = PinClipForImageClassification.from_clip(str(tiny_clip_dir))
+    trainer = Trainer(model=model, args=TrainingArguments(str(tmp_path), gradient_accumulation_steps=4, report_to=[]))
+    assert model.accepts_loss_kwargs is False and trainer.model_accepts_loss_kwargs is False
+
+
 def test_saved_weights_hold_no_text_tower_and_no_lora(tiny_clip_dir, tmp_path):
     model = PinClipForImageClassification.from_clip(str(tiny_clip_dir), lora_r=4)
     randomise_lora(model)
