@@ -1,9 +1,15 @@
-"""Image degradations of the robustness protocol (DESIGN §3), applied to test images before preprocessing."""
+"""Image degradations of the robustness protocol (DESIGN §3), applied to test images before preprocessing.
+
+Each takes any PIL image and returns an RGB one of the same size (what `image_io.load_rgb_image` gives the rest of
+the pipeline); JPEG cannot store alpha or 16 bits and PIL cannot blur a palette, so other modes go through RGB first.
+"""
 
 import io
 from collections.abc import Callable
 
 from PIL import Image, ImageFilter
+
+from image_io import load_rgb_image
 
 JPEG_QUALITIES = (95, 90, 75, 60, 50)
 BLUR_SIGMAS = (0.5, 1, 2, 3)
@@ -14,7 +20,7 @@ def jpeg(quality: int) -> Callable[[Image.Image], Image.Image]:
 
     def apply(image: Image.Image) -> Image.Image:
         buffer = io.BytesIO()
-        image.save(buffer, format="JPEG", quality=quality)
+        as_rgb(image).save(buffer, format="JPEG", quality=quality)
         return Image.open(buffer).convert("RGB")
 
     return apply
@@ -22,7 +28,11 @@ def jpeg(quality: int) -> Callable[[Image.Image], Image.Image]:
 
 def gaussian_blur(sigma: float) -> Callable[[Image.Image], Image.Image]:
     """Gaussian blur with standard deviation `sigma` pixels (PIL's GaussianBlur radius is the std)."""
-    return lambda image: image.filter(ImageFilter.GaussianBlur(radius=sigma))
+    return lambda image: as_rgb(image).filter(ImageFilter.GaussianBlur(radius=sigma))
+
+
+def as_rgb(image: Image.Image) -> Image.Image:
+    return image if image.mode == "RGB" else load_rgb_image(image)
 
 
 def robustness_grid() -> dict[str, Callable[[Image.Image], Image.Image]]:
