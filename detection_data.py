@@ -142,16 +142,21 @@ def test_subsets(source: datasets.DatasetDict, data_args: DataArguments) -> dict
 
 
 def keep_values(dataset: datasets.Dataset, column: str, values: list[str] | None) -> datasets.Dataset:
-    """Rows whose `column` is one of `values` (all rows when `values` is None); an empty result is an error."""
+    """Rows whose `column` is one of `values` (all rows when `values` is None).
+
+    Every value must match some rows: a misspelt one (`sdv14` for AIGIBench's `sdv1.4`) would otherwise quietly
+    train on the rest.
+    """
     if not values:
         return dataset
     if column not in dataset.column_names:
         raise ValueError(f"cannot filter on {column!r}: the training data has columns {dataset.column_names}")
+    found = set(dataset.unique(column))
+    missing = sorted(set(values) - found)
+    if missing:
+        raise ValueError(f"no training rows with {column} {missing}; the training data has {sorted(map(str, found))}")
     wanted = set(values)
-    kept = dataset.filter(lambda value: value in wanted, input_columns=column)
-    if len(kept) == 0:
-        raise ValueError(f"no training rows with {column} in {sorted(wanted)}; found {sorted(dataset.unique(column))}")
-    return kept
+    return dataset.filter(lambda value: value in wanted, input_columns=column)
 
 
 def truncate(dataset: datasets.Dataset, limit: int | None) -> datasets.Dataset:

@@ -4,7 +4,7 @@ Raw layout: `train/<cls>/{0_real,1_fake}/*` and `test/<gen>/{0_real,1_fake}/*` (
 train; deeper folders such as `test/<gen>/<sub>/0_real` are kept in the subset name).
 Splits come from the first folder.  Test: generator = `<gen>`, subset = the folders between the
 split and the label folder.  Train/val: subset = `<cls>`; generator = `progan` for the 20 LSUN
-classes of ProGAN data (car, cat, chair, horse, …), otherwise the folder name (e.g. `sdv14`).
+classes of ProGAN data (car, cat, chair, horse, …), otherwise the folder name (e.g. `sdv1.4`).
 
     python datasets_scripts/aigibench.py RAW_DIR --output_dir OUT [--push_to_hub ID]
 """

@@ -137,7 +137,7 @@ def test_original_bytes_are_stored_not_reencoded(genimage_tree, tmp_path):
 
 def test_aigibench_layout(tmp_path):
     raw = tmp_path / "AIGIBench"
-    for i, cls in enumerate(("car", "sdv14")):
+    for i, cls in enumerate(("car", "sdv1.4")):
         _leaf(raw / "train" / cls / "0_real", seed=i)
         _leaf(raw / "train" / cls / "1_fake", seed=i + 20)
     for i, gen in enumerate(("FLUX", "SocialRF")):
@@ -152,7 +152,7 @@ def test_aigibench_layout(tmp_path):
     _check_schema(dsd)
     assert sorted(dsd) == ["test", "train"]
     train = _rows(dsd["train"])
-    assert {(g, s) for _, _, g, s in train} == {("progan", "car"), ("sdv14", "sdv14")}
+    assert {(g, s) for _, _, g, s in train} == {("progan", "car"), ("sdv1.4", "sdv1.4")}
     test = _rows(dsd["test"])
     assert {g for _, _, g, _ in test} == {"FLUX", "SocialRF"}
     for path, label, _, _ in train + test:

@@ -79,3 +79,13 @@ def test_rows_without_a_generator_are_an_error_not_a_crash(tmp_path):
     args.generator_column = "none"
     assert list(load_detection_data(args, need_train=False).test) == ["test"]
 
+
+
+def test_every_selected_training_subset_must_exist(tmp_path):
+    train = rows([0, 1, 0, 1], ["progan", "progan", "sdv1.4", "sdv1.4"]).add_column("subset", ["car", "car", "sdv1.4", "sdv1.4"])
+    source = saved(tmp_path, {"train": train, "test": rows([0, 1], ["sd", "sd"])})
+    args = DataArguments(dataset_name=source, train_subsets=["car", "sdv14"])
+    with pytest.raises(ValueError, match=r"no training rows with subset \['sdv14'\]; the training data has \['car', 'sdv1.4'\]"):
+        load_detection_data(args, need_train=True)
+    args.train_subsets = ["car", "sdv1.4"]
+    assert load_detection_data(args, need_train=True).train.num_rows == 4
