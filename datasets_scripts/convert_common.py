@@ -56,6 +56,10 @@ SPLIT_ALIASES = {
     "validation": "validation",
     "test": "test",
     "testing": "test",
+    # ForenSynths (CNNDetection) as its archives unpack: progan_train, progan_val, CNN_synth_testset
+    "progan_train": "train",
+    "progan_val": "validation",
+    "cnn_synth_testset": "test",
 }
 
 

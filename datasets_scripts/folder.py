@@ -1,12 +1,12 @@
 """Convert any real/fake folder tree to an HF dataset.
 
-Leaves are `0_real/1_fake`, `real/fake` or `nature/ai` folders at any depth.  One folder above
-the label folder may name the split (`train`, `val`/`validation`, `test`, `train_multi`), first
-(`test/sdv14/1_fake`) or deeper (`sdv14/test/1_fake`); without one, every image goes to
-`default_split` ("train", like HF imagefolder); with two, the file is skipped as ambiguous.  The
-other folders above the label folder name the subset (joined with "/"); the first of them is the
-generator.  Images directly under a label folder at the top take the raw directory's own name as
-generator.
+Leaves are `0_real/1_fake`, `real/fake` or `nature/ai` folders at any depth.  The first folder
+above the label folder that names a split (`train`, `val`/`validation`, `test`, `train_multi`)
+gives the split, whether it comes first (`test/sdv14/1_fake`) or deeper (`sdv14/test/1_fake`);
+without one, every image goes to `default_split` ("train", like HF imagefolder).  The other
+folders above the label folder (a later `train` is ProGAN's LSUN class, not a split) name the
+subset (joined with "/"); the first of them is the generator.  Images directly under a label
+folder at the top take the raw directory's own name as generator.
 
     python datasets_scripts/folder.py RAW_DIR --output_dir OUT [--push_to_hub ID]
 """
@@ -32,12 +32,9 @@ def folder_rule(root_name: str, default_split: str = "train") -> LayoutRule:
         match = find_label(parts)
         if isinstance(match, str):
             return match
-        above_label = parts[: match.index]
-        splits = [name for name in above_label if name.lower() in SPLIT_ALIASES]
-        if len(splits) > 1:
-            return f"ambiguous: several split folders in path ({', '.join(splits)})"
-        middle = [name for name in above_label if name.lower() not in SPLIT_ALIASES]
-        split = SPLIT_ALIASES[splits[0].lower()] if splits else default_split
+        middle = list(parts[: match.index])
+        position = next((i for i, name in enumerate(middle) if name.lower() in SPLIT_ALIASES), None)
+        split = default_split if position is None else SPLIT_ALIASES[middle.pop(position).lower()]
         generator = middle[0] if middle else root_name
         return Placement(split, match.label, generator, "/".join(middle) or generator)
 

@@ -308,14 +308,22 @@ def test_folder_split_folder_may_sit_below_the_generator(tmp_path):
     raw = tmp_path / "raw"
     _leaf(raw / "sdv14" / "train" / "0_real", 1)
     _leaf(raw / "sdv14" / "val" / "1_fake", 2)
-    _leaf(raw / "train" / "sdv14" / "test" / "1_fake", 3)
-    out = tmp_path / "out"
-    dsd = folder.convert_folder(raw, out)
+    _leaf(raw / "val" / "train" / "1_fake", 3)  # ProGAN's LSUN class `train`: the first split folder decides
+    dsd = folder.convert_folder(raw, tmp_path / "out")
     assert sorted(dsd) == ["train", "validation"]
     assert {(lab, g, s) for _, lab, g, s in _rows(dsd["train"])} == {(0, "sdv14", "sdv14")}
-    assert {(lab, g, s) for _, lab, g, s in _rows(dsd["validation"])} == {(1, "sdv14", "sdv14")}
-    reasons = set(_skipped(json.loads((out / "report.json").read_text())).values())
-    assert reasons == {"ambiguous: several split folders in path (train, test)"}
+    assert {(lab, g, s) for _, lab, g, s in _rows(dsd["validation"])} == {(1, "sdv14", "sdv14"), (1, "train", "train")}
+
+
+def test_forensynths_as_its_archives_unpack(tmp_path):
+    raw = tmp_path / "CNNDetection"
+    _leaf(raw / "progan_train" / "airplane" / "0_real", 1)
+    _leaf(raw / "progan_val" / "train" / "1_fake", 2)
+    _leaf(raw / "CNN_synth_testset" / "stylegan" / "car" / "1_fake", 3)
+    dsd = forensynths.convert_forensynths(raw, tmp_path / "out")
+    placed = {split: {(lab, g, s) for _, lab, g, s in _rows(dsd[split])} for split in dsd}
+    assert placed == {"train": {(0, "progan", "airplane")}, "validation": {(1, "progan", "train")},
+                      "test": {(1, "stylegan", "stylegan/car")}}
 
 
 def test_converters_refuse_what_the_loaders_refuse(tmp_path, monkeypatch):
