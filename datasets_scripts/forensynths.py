@@ -3,8 +3,9 @@
 Raw layout: ProGAN training data `[train|val/]<cls>/{0_real,1_fake}/*` (`<cls>` one of the 20
 LSUN classes) → generator `progan`, subset `<cls>`; test sets `[test/]<gen>/[<cls>/]{0_real,1_fake}/*`
 (e.g. `test/progan/airplane/0_real`, `test/deepfake/1_fake`) → generator `<gen>`, subset
-`<gen>[/<cls>]`.  The first folder gives the split; without a split folder, a tree whose first
-folder is an LSUN class is `train` and any other is `test`.
+`<gen>[/<cls>]`.  The first folder gives the split (the archives' `progan_train`, `progan_val`
+and `CNN_synth_testset` folders count as `train`, `val` and `test`); without a split folder, a
+tree whose first folder is an LSUN class is `train` and any other is `test`.
 
     python datasets_scripts/forensynths.py RAW_DIR --output_dir OUT [--push_to_hub ID]
 """
