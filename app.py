@@ -15,6 +15,7 @@ import csv
 import json
 import logging
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -36,6 +37,7 @@ NO_JPEG = 100  # the JPEG slider's "off" position
 # /predict requests served at once. Measured on 2 shared cores (README, "Load benchmark"): 8 concurrent single-image
 # forward passes beat one at a time by ~5x and beat pooling them into shared batches, and cost little memory.
 PREDICT_CONCURRENCY = 8
+CSV_FOLDERS_KEPT = 16  # batch CSVs kept on disk (Gradio serves its own copies)
 METRIC_COLUMNS = (("acc", "ACC"), ("r_acc", "R.Acc"), ("f_acc", "F.Acc"), ("ap", "AP"), ("auc", "AUC"))
 logger = logging.getLogger("pinclip.app")
 
@@ -137,7 +139,7 @@ def model_overview(detector: Detector, model: str, card: dict) -> str:
     datasets = card.get("datasets") or []
     base = card.get("base_model") or getattr(config, "clip_name_or_path", None) or "unknown"
     # A base model given as a local folder is shown by name only: no server path leaves the app.
-    base = Path(str(base)).name if Path(str(base)).is_absolute() else base
+    base = Path(str(base)).name if Path(str(base)).is_absolute() or Path(str(base)).is_dir() else base
     resize = "resized" if getattr(config, "resize_images", False) else "centre-cropped, not resized"
     lines = [
         f"**Model** `{detector.name}` · base CLIP `{base}`",
@@ -156,6 +158,7 @@ class Handlers:
     def __init__(self, detector: Detector | None, problem: str):
         self.detector = detector
         self.problem = problem
+        self.csv_folders: list[str] = []  # the batch CSVs' folders, oldest first
 
     def _require_model(self) -> Detector:
         if self.detector is None:
@@ -202,8 +205,11 @@ class Handlers:
         if not path:
             return None, "", None
         detector = self._require_model()
-        _, image = self.open_upload(path)
-        processed = degrade(image, None if jpeg_quality >= NO_JPEG else int(jpeg_quality), float(blur_sigma))
+        name, image = self.open_upload(path)
+        try:
+            processed = degrade(image, None if jpeg_quality >= NO_JPEG else int(jpeg_quality), float(blur_sigma))
+        except ValueError as error:
+            raise gr.Error(f"{name}: {error}") from None
         original, changed = detector.score_images([image, processed])
         steps = [f"blur σ={blur_sigma:g}" if blur_sigma > 0 else "", f"JPEG q={int(jpeg_quality)}" if jpeg_quality < NO_JPEG else ""]
         steps_text = " then ".join(step for step in steps if step) or "no processing"
@@ -219,8 +225,13 @@ class Handlers:
         for result in detector.scan(paths, batch_size=16):
             p_fake = None if result.p_fake is None else round(result.p_fake, 4)
             rows.append([Path(result.path).name, p_fake, result.label or "", result.error or ""])
-        # One folder per request: concurrent users never overwrite each other's download.
-        csv_path = Path(tempfile.mkdtemp(prefix="pinclip-")) / "pinclip-results.csv"
+        # One folder per request, so concurrent users never overwrite each other's download; Gradio serves its
+        # own copy of the file, so earlier requests' folders are removed rather than left to pile up.
+        self.csv_folders.append(tempfile.mkdtemp(prefix="pinclip-"))
+        for old in self.csv_folders[:-CSV_FOLDERS_KEPT]:
+            shutil.rmtree(old, ignore_errors=True)
+        del self.csv_folders[:-CSV_FOLDERS_KEPT]
+        csv_path = Path(self.csv_folders[-1]) / "pinclip-results.csv"
         with csv_path.open("w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(["file", "p_fake", "label", "error"])
@@ -255,7 +266,9 @@ def build_demo(model_path: str | os.PathLike | None = None) -> gr.Blocks:
         with gr.Tab("Detect"):
             with gr.Row():
                 with gr.Column():
-                    upload = gr.File(label="Image", file_types=["image"], type="filepath", elem_id="upload")
+                    # No file_types: Gradio would refuse by extension (.tga, .mpo, no extension) what
+                    # load_rgb_image opens, and answer a non-image without naming it.
+                    upload = gr.File(label="Image", type="filepath", elem_id="upload")
                     examples = example_files()
                     if examples:
                         gr.Examples(
@@ -269,11 +282,11 @@ def build_demo(model_path: str | os.PathLike | None = None) -> gr.Blocks:
             with gr.Accordion("Robustness preview: does processing move the score?", open=True):
                 with gr.Row():
                     jpeg = gr.Slider(30, NO_JPEG, value=NO_JPEG, step=5, label="JPEG quality (100 = no re-compression)")
-                    blur = gr.Slider(0, 3, value=0, step=0.25, label="Gaussian blur σ (px)")
+                    blur = gr.Slider(0, 3, value=0, step=0.25, label="Gaussian blur σ (px)", elem_id="blur")
                 with gr.Row():
                     robust_label = gr.Label(num_top_classes=2, label="Prediction after processing")
                     with gr.Column():
-                        robust_shift = gr.Markdown()
+                        robust_shift = gr.Markdown(elem_id="robust-shift")
                         robust_image = gr.Image(label="Processed image", interactive=False, height=200)
 
         with gr.Tab("Batch"):
@@ -302,8 +315,9 @@ def build_demo(model_path: str | os.PathLike | None = None) -> gr.Blocks:
         upload.change(handlers.predict, [upload], [label, decision, seen], api_name="predict", concurrency_limit=PREDICT_CONCURRENCY).success(
             handlers.robustness, robust_inputs, robust_outputs, api_visibility="private"
         )
-        for slider in (jpeg, blur):
-            slider.release(handlers.robustness, robust_inputs, robust_outputs, api_visibility="private")
+        # `input` fires for drags, clicks, arrow keys and typed values alike; only the latest pending one runs.
+        gr.on([jpeg.input, blur.input], handlers.robustness, robust_inputs, robust_outputs, api_visibility="private",
+              trigger_mode="always_last")
         batch_button.click(handlers.batch, [batch_files], [batch_table, batch_csv], api_name="batch")
     return demo
 

@@ -29,6 +29,7 @@ from preprocessing import Preprocessing
 DEFAULT_MODEL_DIR = Path("outputs") / "pinclip-minigenimage"
 TRAIN_COMMAND = "python train.py"
 DEFAULT_THRESHOLD = 0.5
+JPEG_MAX_SIDE = 65500  # the JPEG format's limit (libjpeg)
 REAL, FAKE = "real", "fake"
 # Folders are scanned for every extension Pillow can open (not its save-only formats, such as PDF; MPO files open
 # through the JPEG plugin); files named explicitly are always scanned.
@@ -187,6 +188,8 @@ def degrade(image: Image.Image, jpeg_quality: int | None = None, blur_sigma: flo
     if blur_sigma > 0:
         image = image.filter(ImageFilter.GaussianBlur(radius=blur_sigma))  # PIL's radius is the std dev
     if jpeg_quality is not None:
+        if max(image.size) > JPEG_MAX_SIDE:
+            raise ValueError(f"JPEG cannot store a {image.width}×{image.height} image (at most {JPEG_MAX_SIDE} px a side)")
         buffer = io.BytesIO()
         image.save(buffer, format="JPEG", quality=int(jpeg_quality))
         image = load_rgb_image(buffer.getvalue())

@@ -52,7 +52,8 @@ def write_results(results: Iterable[ScanResult], output: Path) -> dict[str, int]
     """Stream results into a CSV or JSON-lines file; returns counts per label (and `error`)."""
     counts: dict[str, int] = {}
     as_csv = output.suffix.lower() == ".csv"
-    with output.open("w", newline="", encoding="utf-8") as handle:
+    # A file name that is not valid UTF-8 (a Latin-1 name, say) is written as its original bytes, not refused mid-scan.
+    with output.open("w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
         writer = csv.DictWriter(handle, fieldnames=FIELDS) if as_csv else None
         if writer is not None:
             writer.writeheader()
@@ -76,7 +77,11 @@ def main(argv: list[str] | None = None) -> int:
     if not Path(args.model).exists() and args.model == str(DEFAULT_MODEL_DIR):
         print(f"no model at {args.model}: create it with `{TRAIN_COMMAND}` or pass --model", file=sys.stderr)
         return 2
-    detector = Detector.load(args.model)
+    try:
+        detector = Detector.load(args.model)
+    except Exception as error:  # noqa: BLE001 - a misspelt folder, an offline Hub id, a folder that is no model
+        print(f"cannot load the model {args.model}: {error}", file=sys.stderr)
+        return 2
     results = detector.scan(files, batch_size=args.batch_size, num_workers=args.num_workers)
     counts = write_results(tqdm(results, total=len(files), unit="img", desc="scanning"), Path(args.output))
     summary = ", ".join(f"{count} {key}" for key, count in sorted(counts.items()))

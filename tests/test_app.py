@@ -166,6 +166,13 @@ def test_app_bad_upload_is_a_message_and_server_survives(client: Client, awkward
     assert "confidences" in label
 
 
+@pytest.mark.parametrize("name", ["image.tga", "no_extension"])
+def test_app_judges_uploads_by_their_bytes_not_their_extension(client: Client, tmp_path: Path, name: str) -> None:
+    Image.new("RGB", (20, 20), (200, 20, 20)).save(tmp_path / name, "TGA" if name.endswith(".tga") else "PNG")
+    label, decision, _ = client.predict(handle_file(str(tmp_path / name)), api_name="/predict")
+    assert sum(confidences(label).values()) == pytest.approx(1.0, abs=1e-5) and name in decision
+
+
 def test_app_batch_table_and_csv(client: Client, awkward: dict[str, Path]) -> None:
     files = [awkward["rgba.png"], awkward["not_an_image.png"], awkward["tiny4x4.png"]]
     table, csv_path = client.predict([handle_file(str(path)) for path in files], api_name="/batch")
@@ -217,11 +224,24 @@ def test_threshold_comes_from_the_model_config(model_dir: Path, tmp_path: Path) 
     assert detector.threshold == 0.9 and detector.label_of(0.8) == "real" and detector.label_of(0.95) == "fake"
 
 
-def test_robustness_preview_rescoring(model_dir: Path) -> None:
+def test_robustness_preview_rescoring(model_dir: Path, tmp_path: Path) -> None:
     detector, problem = load_detector(str(model_dir))
     image = Path(__file__).resolve().parents[1] / "assets" / "real_1.png"
-    label, shift, preview = Handlers(detector, problem).robustness(str(image), 50, 1.5)
+    handlers = Handlers(detector, problem)
+    label, shift, preview = handlers.robustness(str(image), 50, 1.5)
     assert set(label) == {"real", "fake"} and "blur σ=1.5 then JPEG q=50" in shift and preview.size == (256, 256)
+    Image.new("RGB", (70000, 2)).save(tmp_path / "panorama.png")  # scored fine, but no JPEG can hold it
+    with pytest.raises(gr.Error, match="panorama.png: JPEG cannot store a 70000×2 image"):
+        handlers.robustness(str(tmp_path / "panorama.png"), 30, 0)
+
+
+def test_batch_downloads_do_not_pile_up(model_dir: Path) -> None:
+    detector, problem = load_detector(str(model_dir))
+    handlers = Handlers(detector, problem)
+    image = str(Path(__file__).resolve().parents[1] / "assets" / "real_1.png")
+    csv_files = [Path(handlers.batch([image])[1]) for _ in range(20)]
+    assert all(path.exists() for path in csv_files[-16:]) and not any(path.exists() for path in csv_files[:4])
+    assert csv_files[-1].read_text().splitlines()[0] == "file,p_fake,label,error"
 
 
 def test_browser_uploads_image_and_reads_label(app_url: str, awkward: dict[str, Path]) -> None:
@@ -239,6 +259,11 @@ def test_browser_uploads_image_and_reads_label(app_url: str, awkward: dict[str, 
             page.locator("#decision").get_by_text("p(fake)").wait_for(timeout=30_000)
             decision = page.locator("#decision").inner_text()
             prediction = page.locator("#prediction").inner_text()
+            page.locator("#robust-shift").get_by_text("no processing").wait_for(timeout=30_000)
+            page.locator("#blur input[type=range]").focus()  # the keyboard moves a slider as well as the mouse
+            page.keyboard.press("ArrowRight")
+            page.keyboard.press("ArrowRight")
+            page.locator("#robust-shift").get_by_text("after blur σ=0.5").wait_for(timeout=30_000)
             page.screenshot(path=str(ARTIFACTS / "app-detect.png"), full_page=True)
         finally:
             browser.close()

@@ -2,6 +2,7 @@
 
 import csv
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -77,3 +78,20 @@ def test_scan_rejects_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixtur
     assert "does not exist" in capsys.readouterr().err
     (tmp_path / "empty").mkdir()
     assert predict.main([str(tmp_path / "empty"), "--output", str(tmp_path / "r.csv")]) == 2  # nothing to scan
+
+
+def test_a_file_name_that_is_not_utf8_gets_its_row(tiny_model_dir: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "latin1"
+    folder.mkdir()
+    with open(os.fsencode(folder) + b"/lat\xe9.png", "wb") as handle:  # a Latin-1 name: not valid UTF-8
+        Image.new("RGB", (40, 40), (10, 200, 30)).save(handle, "PNG")
+    Image.new("RGB", (40, 40)).save(folder / "z.png")
+    output = tmp_path / "r.csv"
+    assert predict.main([str(folder), "--model", str(tiny_model_dir), "--output", str(output)]) == 0
+    lines = output.read_bytes().splitlines()
+    assert len(lines) == 3 and b"lat\xe9.png" in lines[1] and lines[2].startswith(os.fsencode(folder / "z.png"))
+
+
+def test_a_model_that_cannot_load_is_a_message(scan_tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    assert predict.main([str(scan_tree), "--model", str(tmp_path / "typo"), "--output", str(tmp_path / "r.csv")]) == 2
+    assert f"cannot load the model {tmp_path / 'typo'}" in capsys.readouterr().err
