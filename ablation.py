@@ -58,11 +58,17 @@ def unseen_mean(metrics: dict) -> float | None:
 
 
 def what_is_trained(run_args: list[str]) -> list[str]:
-    """A run's train.py arguments without `--resume_from_checkpoint X`, which changes how a run gets done, not what."""
-    if "--resume_from_checkpoint" not in run_args:
-        return run_args
-    position = run_args.index("--resume_from_checkpoint")
-    return run_args[:position] + run_args[position + 2:]
+    """A run's train.py arguments without `--resume_from_checkpoint X` (or `=X`), which changes how a run gets done,
+    not what."""
+    kept, skip_value = [], False
+    for token in run_args:
+        if skip_value:
+            skip_value = False
+        elif token == "--resume_from_checkpoint":
+            skip_value = True
+        elif not token.startswith("--resume_from_checkpoint="):
+            kept.append(token)
+    return kept
 
 
 def main(argv: list[str] | None = None) -> dict:

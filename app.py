@@ -138,8 +138,10 @@ def model_overview(detector: Detector, model: str, card: dict) -> str:
     config = detector.model.config
     datasets = card.get("datasets") or []
     base = card.get("base_model") or getattr(config, "clip_name_or_path", None) or "unknown"
-    # A base model given as a local folder is shown by name only: no server path leaves the app.
-    base = Path(str(base)).name if Path(str(base)).is_absolute() or Path(str(base)).is_dir() else base
+    # A base model given as a local folder is shown by name only: no server path leaves the app. A Hub id is
+    # `name` or `owner/name`; anything longer, absolute or present on disk is a folder.
+    local = Path(str(base)).is_absolute() or Path(str(base)).exists() or str(base).count("/") > 1
+    base = Path(str(base)).name if local else base
     resize = "resized" if getattr(config, "resize_images", False) else "centre-cropped, not resized"
     lines = [
         f"**Model** `{detector.name}` · base CLIP `{base}`",

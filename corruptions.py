@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from PIL import Image, ImageFilter
 
-from image_io import load_rgb_image
+from image_io import to_rgb
 
 JPEG_QUALITIES = (95, 90, 75, 60, 50)
 BLUR_SIGMAS = (0.5, 1, 2, 3)
@@ -32,7 +32,7 @@ def gaussian_blur(sigma: float) -> Callable[[Image.Image], Image.Image]:
 
 
 def as_rgb(image: Image.Image) -> Image.Image:
-    return image if image.mode == "RGB" else load_rgb_image(image)
+    return image if image.mode == "RGB" else to_rgb(image)  # the mode only: no EXIF rotation here
 
 
 def robustness_grid() -> dict[str, Callable[[Image.Image], Image.Image]]:

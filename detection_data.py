@@ -141,22 +141,28 @@ def test_subsets(source: datasets.DatasetDict, data_args: DataArguments) -> dict
     return {name[len(prefix):] if name.startswith(prefix) else name: source[name] for name in names}
 
 
-def keep_values(dataset: datasets.Dataset, column: str, values: list[str] | None) -> datasets.Dataset:
-    """Rows whose `column` is one of `values` (all rows when `values` is None).
+def select_rows(dataset: datasets.Dataset, wanted: dict[str, list[str] | None]) -> datasets.Dataset:
+    """Rows whose every `column` holds one of its `wanted` values (a column given None or [] is not filtered).
 
-    Every value must match some rows: a misspelt one (`sdv14` for AIGIBench's `sdv1.4`) would otherwise quietly
-    train on the rest.
+    Each value must occur in the data (a misspelt one, `sdv14` for AIGIBench's `sdv1.4`, would otherwise quietly
+    train on the rest), and the selection must leave some rows.
     """
-    if not values:
+    wanted = {column: set(values) for column, values in wanted.items() if values}
+    for column, values in wanted.items():
+        if column not in dataset.column_names:
+            raise ValueError(f"cannot filter on {column!r}: the training data has columns {dataset.column_names}")
+        found = set(dataset.unique(column))
+        if values - found:
+            raise ValueError(
+                f"no training rows with {column} {sorted(values - found)}; the training data has {sorted(map(str, found))}"
+            )
+    if not wanted:
         return dataset
-    if column not in dataset.column_names:
-        raise ValueError(f"cannot filter on {column!r}: the training data has columns {dataset.column_names}")
-    found = set(dataset.unique(column))
-    missing = sorted(set(values) - found)
-    if missing:
-        raise ValueError(f"no training rows with {column} {missing}; the training data has {sorted(map(str, found))}")
-    wanted = set(values)
-    return dataset.filter(lambda value: value in wanted, input_columns=column)
+    columns = list(wanted)
+    kept = dataset.filter(lambda *row: all(value in wanted[c] for c, value in zip(columns, row)), input_columns=columns)
+    if len(kept) == 0:
+        raise ValueError(f"no training rows hold all of {({c: sorted(v) for c, v in wanted.items()})} at once")
+    return kept
 
 
 def truncate(dataset: datasets.Dataset, limit: int | None) -> datasets.Dataset:
@@ -187,8 +193,9 @@ def load_detection_data(data_args: DataArguments, need_train: bool) -> Detection
                 f"split {split!r} would be both the training and the test data: give separate test data "
                 "(--eval_dir, --eval_splits) or training data (--train_dir, --train_split)"
             )
-        train = keep_values(train_source[split], data_args.generator_column, data_args.train_generators)
-        train = keep_values(train, "subset", data_args.train_subsets)
+        train = select_rows(
+            train_source[split], {data_args.generator_column: data_args.train_generators, "subset": data_args.train_subsets}
+        )
         data.train = truncate(prepare(train), data_args.max_train_samples)
         if data_args.validation_split in train_source and data_args.validation_split not in reported:
             validation = prepare(train_source[data_args.validation_split])

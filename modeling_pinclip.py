@@ -258,7 +258,7 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
         if self.has_lora:
             model = copy.deepcopy(self)
             state_dict = kwargs.pop("state_dict", None)
-            if state_dict is not None:
+            if state_dict:  # FSDP gives the processes that do not write an empty one
                 model.load_state_dict(state_dict)
             model.merge_lora()
         # Only one auto class can be registered per class; AutoModel must map to this class too.

@@ -217,17 +217,22 @@ def write_evaluation(
         reporting.plot_robustness(robustness, plots / "robustness.png")
 
 
+def public_name(source: str) -> str:
+    """A data source as reports and the model card name it: a Hub id as it is, a local folder by its name only
+    (no local path is published)."""
+    return Path(source).name if Path(source).is_dir() else source
+
+
 def dataset_title(data_args: DataArguments) -> str:
     if data_args.eval_dir:
         return f"folder {Path(data_args.eval_dir).name}"
     name = data_args.dataset_name or MINIGENIMAGE
-    return "MiniGenImage" + (" (reduced)" if data_args.minigenimage_reduced else "") if name == MINIGENIMAGE else name
+    return "MiniGenImage" + (" (reduced)" if data_args.minigenimage_reduced else "") if name == MINIGENIMAGE else public_name(name)
 
 
 def training_data(data_args: DataArguments) -> str:
     """The training data as the model card names it: a Hub dataset id or MiniGenImage; a local folder by its name."""
-    source = data_args.train_dir or data_args.dataset_name or MINIGENIMAGE
-    return Path(source).name if Path(source).is_dir() else source
+    return public_name(data_args.train_dir or data_args.dataset_name or MINIGENIMAGE)
 
 
 def summary(metrics: dict, output_dir: Path, seconds: float) -> str:
@@ -418,7 +423,7 @@ def main(argv: list[str] | None = None) -> dict:
         if robustness:
             robust_text = "\n## Robustness (mean over test subsets)\n\n" + reporting.robustness_table(robustness)
         reporting.write_model_card(
-            output_dir, metrics, config, dataset_title(data_args), data_args.dataset_name or MINIGENIMAGE,
+            output_dir, metrics, config, dataset_title(data_args), public_name(data_args.dataset_name or MINIGENIMAGE),
             training, command, repo_id=args.hub_model_id, extra=robust_text, training_data=training_data(data_args),
         )
         if args.push_to_hub:

@@ -43,6 +43,7 @@ def test_finished_runs_are_kept_and_a_failed_run_is_trained_again(fake_training,
         str(tmp_path / "none-seed0"), str(tmp_path / "none-seed1")]
     assert summary["pin"]["unseen"]["mean"] == pytest.approx(0.55) and summary["none"]["unseen"]["values"] == [0.5, 0.6]
     ablation.main(argv + ["--resume_from_checkpoint", "latest"])  # how to continue a crash, not what to train
+    ablation.main(argv + ["--resume_from_checkpoint=latest"])
     assert len(fake_training) == 5
     ablation.main(argv + ["--learning_rate", "0.01"])  # other train.py arguments: every run is trained again
     assert len(fake_training) == 5 + 4

@@ -18,7 +18,7 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 from transformers import AutoImageProcessor, AutoModelForImageClassification
 
-from app import Handlers, build_demo, launch_kwargs, load_detector, metrics_rows, read_card
+from app import Handlers, build_demo, launch_kwargs, load_detector, metrics_rows, model_overview, read_card
 from image_io import load_rgb_image
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
@@ -214,6 +214,14 @@ def test_model_panel_survives_undefined_metrics_and_odd_cards(model_dir: Path, t
     assert read_card(str(folder)) == ({}, "---\nnever closed\n# Card")
     (folder / "README.md").write_text("---\n- a list, not a mapping\n---\n# Card")
     assert read_card(str(folder)) == ({}, "# Card")
+
+
+def test_model_panel_names_a_local_backbone_without_its_path(model_dir: Path) -> None:
+    detector, _ = load_detector(str(model_dir))
+    for base, shown in (("elsewhere/pinclip-run/random-clip", "random-clip"), ("/data/clip", "clip"),
+                        ("openai/clip-vit-large-patch14", "openai/clip-vit-large-patch14")):
+        detector.model.config.clip_name_or_path = base
+        assert f"base CLIP `{shown}`" in model_overview(detector, str(model_dir), {})
 
 
 def test_threshold_comes_from_the_model_config(model_dir: Path, tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
 """corruptions: the robustness grid degrades any image into an RGB one of the same size, deterministically."""
 
+import io
 import numpy as np
 import pytest
 from PIL import Image
@@ -23,3 +24,13 @@ def test_stronger_settings_change_the_image_more():
     grid = robustness_grid()
     change = {name: np.abs(np.asarray(grid[name](image), dtype=float) - PIXELS).mean() for name in grid}
     assert change["jpeg_q95"] < change["jpeg_q50"] and change["blur_s0.5"] < change["blur_s3"]
+
+
+def test_a_degradation_does_not_apply_exif_orientation():
+    """Orientation is the loader's job (`load_rgb_image`): a degradation keeps the image as it was given."""
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90° on display
+    buffer = io.BytesIO()
+    Image.fromarray(PIXELS).convert("L").save(buffer, "PNG", exif=exif)
+    tagged = Image.open(buffer)
+    assert all(degrade(tagged).size == (36, 24) for degrade in robustness_grid().values())

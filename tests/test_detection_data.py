@@ -89,3 +89,8 @@ def test_every_selected_training_subset_must_exist(tmp_path):
         load_detection_data(args, need_train=True)
     args.train_subsets = ["car", "sdv1.4"]
     assert load_detection_data(args, need_train=True).train.num_rows == 4
+    args.train_generators = ["progan"]  # both filters together: the ProGAN car rows
+    assert load_detection_data(args, need_train=True).train["subset"] == ["car", "car"]
+    args.train_subsets = ["sdv1.4"]
+    with pytest.raises(ValueError, match="no training rows hold all of"):
+        load_detection_data(args, need_train=True)

@@ -155,6 +155,13 @@ def test_a_lora_models_state_dict_given_to_save_is_merged_too(tiny_clip_dir, tmp
         torch.testing.assert_close(reloaded(images()).logits, model(images()).logits, atol=1e-5, rtol=0)
 
 
+def test_a_process_that_does_not_write_may_pass_an_empty_state_dict(tiny_clip_dir, tmp_path):
+    """FSDP: `accelerator.get_state_dict` is empty on every process but the main one, which alone writes."""
+    model = PinClipForImageClassification.from_clip(str(tiny_clip_dir), lora_r=4)
+    model.save_pretrained(tmp_path / "other", state_dict={}, is_main_process=False)
+    assert not (tmp_path / "other" / "model.safetensors").exists()
+
+
 @pytest.mark.parametrize("training", [False, True])
 def test_hidden_states_are_returned_on_the_token_noise_path(tiny_clip_dir, clip, training):
     model = PinClipForImageClassification.from_clip(str(tiny_clip_dir), noise_injection="tokens", inference_noise="mean")

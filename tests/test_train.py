@@ -414,3 +414,8 @@ def test_the_random_backbone_follows_shape_and_seed_in_a_reused_folder(tmp_path)
     assert size == 32 and torch.equal(backbone("tiny", 0)[1], first)  # a resume reuses it
     assert backbone("tiny-64", 0)[0] == 64
     assert not torch.equal(backbone("tiny", 1)[1], first)
+
+
+def test_reports_name_a_local_dataset_folder_not_its_path(tmp_path):
+    assert train.public_name(str(tmp_path)) == tmp_path.name
+    assert train.public_name("HorizonTEL/AIGIBench") == "HorizonTEL/AIGIBench"
