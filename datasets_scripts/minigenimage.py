@@ -411,12 +411,16 @@ def build_minigenimage(
         entry.parent.mkdir(parents=True, exist_ok=True)
         # write beside the entry and rename, so an interrupted build never looks like a cached one
         staging = Path(tempfile.mkdtemp(prefix=entry.name + ".", dir=entry.parent))
-        dataset_dict.save_to_disk(str(staging / "data"))
-        (staging / "report.json").write_text(json.dumps(report, indent=1))
-        if entry.exists():  # a concurrent build finished first: keep theirs
-            shutil.rmtree(staging)
-        else:
-            os.replace(staging, entry)
+        try:
+            dataset_dict.save_to_disk(str(staging / "data"))
+            (staging / "report.json").write_text(json.dumps(report, indent=1))
+            try:
+                os.replace(staging, entry)
+            except OSError:  # a concurrent build renamed its entry into place first: keep theirs
+                if not (entry / "report.json").is_file():
+                    raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)  # gone after the rename; a failed build's leftovers are not
     dataset_dict = datasets.load_from_disk(str(entry / "data"))
     if output_dir is not None:
         dataset_dict.save_to_disk(output_dir)
@@ -424,9 +428,12 @@ def build_minigenimage(
     return dataset_dict
 
 
-def load_report(seed: int = 0, crop_size: int = CROP_SIZE, reduced: bool = False, cache_dir: str | None = None) -> dict:
-    """The `report.json` of a cached build (build it first with `build_minigenimage`)."""
-    sizes = REDUCED_SIZES if reduced else FULL_SIZES
+def load_report(
+    seed: int = 0, crop_size: int = CROP_SIZE, reduced: bool = False, cache_dir: str | None = None,
+    sizes: Sizes | None = None,
+) -> dict:
+    """The `report.json` of a cached build (build it first with `build_minigenimage`, with the same arguments)."""
+    sizes = sizes or (REDUCED_SIZES if reduced else FULL_SIZES)
     entry = Path(cache_dir or default_cache_dir()) / cache_key(seed, crop_size, reduced, sizes)
     return json.loads((entry / "report.json").read_text())
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from collections import Counter
@@ -152,6 +153,36 @@ def test_cache_is_reused_without_rebuilding(reduced, cache_dir, monkeypatch):
     assert _raw(again["test_gan"])["image"] == _raw(reduced["test_gan"])["image"]
     with pytest.raises(AssertionError, match="cache miss"):  # another seed is another cache entry
         mgi.build_minigenimage(seed=1, reduced=True, cache_dir=str(cache_dir), show_progress=False)
+
+
+def test_cache_writes_survive_a_concurrent_build_and_leave_no_leftovers(reduced, report, monkeypatch, tmp_path):
+    monkeypatch.setattr(mgi, "_build", lambda *args: (reduced, report))  # the build itself is tested above
+
+    def rename_after_a_faster_build(staging, entry):  # another process renamed its copy into place first
+        shutil.copytree(staging, entry)
+        raise OSError(39, "Directory not empty")
+
+    monkeypatch.setattr(mgi.os, "replace", rename_after_a_faster_build)
+    got = mgi.build_minigenimage(reduced=True, cache_dir=str(tmp_path / "race"), show_progress=False)
+    assert got["test_gan"].num_rows == reduced["test_gan"].num_rows
+    assert [entry.name for entry in (tmp_path / "race").iterdir()] == [mgi.cache_key(0, 64, True, mgi.REDUCED_SIZES)]
+
+    class FullDisk:
+        def save_to_disk(self, path):
+            Path(path).mkdir(parents=True)
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(mgi, "_build", lambda *args: (FullDisk(), report))
+    with pytest.raises(OSError, match="No space left"):
+        mgi.build_minigenimage(seed=3, reduced=True, cache_dir=str(tmp_path / "full"), show_progress=False)
+    assert list((tmp_path / "full").iterdir()) == []  # the half-written staging folder is gone
+
+
+def test_report_of_a_build_with_custom_sizes(reduced, report, monkeypatch, tmp_path):
+    monkeypatch.setattr(mgi, "_build", lambda *args: (reduced, report))
+    sizes = mgi.REDUCED_SIZES
+    mgi.build_minigenimage(seed=5, sizes=sizes, cache_dir=str(tmp_path), show_progress=False)
+    assert mgi.load_report(seed=5, sizes=sizes, cache_dir=str(tmp_path)) == report
 
 
 def test_cache_dir_honours_pinclip_cache(monkeypatch, tmp_path):
