@@ -109,6 +109,8 @@ def save_checkpoint(accelerator: Accelerator, output_dir: Path, step: int, keep:
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         (staging / PROGRESS_FILE).write_text(json.dumps(progress))
+        if final.exists():  # an earlier run's (a start-over is refused, so: an abandoned continuation's)
+            shutil.rmtree(final)
         staging.replace(final)
         for old in list_checkpoints(output_dir)[:-keep] if keep > 0 else []:
             shutil.rmtree(old)
@@ -318,13 +320,21 @@ def main(argv: list[str] | None = None) -> dict:
     )
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
 
-    completed_steps, start_epoch, skip_batches, images_seen = 0, 0, 0, 0
+    completed_steps, start_epoch, skip_batches = 0, 0, 0
+    images_seen, window = 0, {}  # window: per-step values since the last log record, averaged into the next one
     checkpoint = resolve_checkpoint(args.resume_from_checkpoint, output_dir) if args.resume_from_checkpoint else None
     if checkpoint is not None:
         accelerator.load_state(str(checkpoint))  # model, optimizer, scheduler, sampler and every RNG
         completed_steps = checkpoint_step(checkpoint)
         progress_file = checkpoint / PROGRESS_FILE
-        images_seen = json.loads(progress_file.read_text())["images_seen"] if progress_file.is_file() else 0
+        if progress_file.is_file():
+            saved = json.loads(progress_file.read_text())
+            images_seen, window = saved["images_seen"], saved.get("window", {})
+        if accelerator.is_main_process:  # checkpoints after this one belong to the run being abandoned
+            for later in [found for found in list_checkpoints(output_dir) if checkpoint_step(found) > completed_steps]:
+                shutil.rmtree(later)
+                accelerator.print(f"removed {later}: a later checkpoint of the run resumed from {checkpoint.name}")
+        accelerator.wait_for_everyone()
         start_epoch = completed_steps // steps_per_epoch
         skip_batches = (completed_steps - start_epoch * steps_per_epoch) * args.gradient_accumulation_steps
         accelerator.print(f"resumed from {checkpoint} at step {completed_steps}")
@@ -344,7 +354,6 @@ def main(argv: list[str] | None = None) -> dict:
         kept = log_records_until(log_path, completed_steps) if checkpoint is not None else []
         log_path.write_text("".join(json.dumps(record) + "\n" for record in kept))
     progress = tqdm(total=max_steps, initial=completed_steps, desc="training", disable=not accelerator.is_local_main_process)
-    window: dict[str, list[float]] = {}
     for epoch in range(start_epoch, num_epochs):
         if completed_steps >= max_steps:  # resumed from the last step's checkpoint
             break
@@ -358,11 +367,12 @@ def main(argv: list[str] | None = None) -> dict:
                 accelerator.backward(outputs.loss)
                 if accelerator.sync_gradients and args.max_grad_norm > 0:
                     accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
+                step_lr = scheduler.get_last_lr()[0]  # the rate this step uses (the scheduler then moves on)
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad()
             images_seen += int(accelerator.gather(torch.tensor(len(batch["labels"]), device=accelerator.device)).sum())
-            for name in ("loss", "clean_loss", "noise_loss", "noise_mu_norm", "noise_sigma_mean"):
+            for name in ("loss", "clean_loss", "noise_loss", "kl_loss", "noise_mu_norm", "noise_sigma_mean"):
                 value = getattr(outputs, name)
                 if value is not None:
                     window.setdefault(name, []).append(float(accelerator.reduce(value.detach(), "mean")))
@@ -371,7 +381,7 @@ def main(argv: list[str] | None = None) -> dict:
             completed_steps += 1
             progress.update(1)
             if completed_steps % args.logging_steps == 0 or completed_steps == max_steps:
-                record = {"step": completed_steps, "epoch": epoch, "lr": scheduler.get_last_lr()[0]}
+                record = {"step": completed_steps, "epoch": epoch, "lr": step_lr}
                 record.update({name: float(np.mean(values)) for name, values in window.items()})
                 window = {}
                 progress.set_postfix(loss=f"{record['loss']:.3f}", sigma=f"{record.get('noise_sigma_mean', 0):.2f}")
@@ -380,7 +390,7 @@ def main(argv: list[str] | None = None) -> dict:
                         log.write(json.dumps(record) + "\n")
             if args.checkpointing_steps and completed_steps % args.checkpointing_steps == 0:
                 save_checkpoint(accelerator, output_dir, completed_steps, args.checkpoints_total_limit,
-                                progress={"images_seen": images_seen})
+                                progress={"images_seen": images_seen, "window": window})
             if completed_steps >= max_steps:
                 break
         skip_batches = 0

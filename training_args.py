@@ -125,7 +125,7 @@ class TrainingArguments:
     checkpointing_steps: int | None = field(
         default=None, metadata={"help": "Save the full training state (accelerator.save_state) every N steps."}
     )
-    checkpoints_total_limit: int = field(default=2, metadata={"help": "Keep only the newest N checkpoints."})
+    checkpoints_total_limit: int = field(default=2, metadata={"help": "Keep only the newest N checkpoints (0: all)."})
     resume_from_checkpoint: str | None = field(
         default=None, metadata={"help": "'latest' or a checkpoint folder: continue exactly where it stopped."}
     )

@@ -181,8 +181,20 @@ def test_resume_from_checkpoint_is_exact(trained_run, minigen_cache, tmp_path):
     reported = json.loads((full / "metrics.json").read_text())
     assert metrics["subsets"] == reported["subsets"]
     assert json.loads((resumed / "metrics.json").read_text())["training"] == reported["training"]
-    # the killed run's record of step 6 is dropped; the resumed run logs step 6 once (averaged over steps 5-6)
-    assert [json.loads(line)["step"] for line in (resumed / "train_log.jsonl").read_text().splitlines()] == [6]
+    # the killed run's record of step 6 is dropped, and the resumed run's record of step 6 averages steps 1-6 as the
+    # uninterrupted one did (the checkpoint carries the values logged since the last record)
+    assert (resumed / "train_log.jsonl").read_text() == (full / "train_log.jsonl").read_text()
+
+
+def test_resuming_an_earlier_checkpoint_replaces_the_later_ones(trained_run, minigen_cache, tmp_path):
+    full, _, _ = trained_run
+    resumed = shutil.copytree(full, tmp_path / "resumed")  # checkpoints 2, 4 and 6 of the finished run
+    train.main(reduced_args(minigen_cache, resumed, "--num_train_epochs", "2", "--checkpointing_steps", "2",
+                            "--checkpoints_total_limit", "5", "--resume_from_checkpoint",
+                            str(resumed / "checkpoints" / "checkpoint-2")))
+    assert [c.name for c in train.list_checkpoints(resumed)] == ["checkpoint-2", "checkpoint-4", "checkpoint-6"]
+    expected, got = load_file(full / "model.safetensors"), load_file(resumed / "model.safetensors")
+    assert all(torch.equal(expected[name], got[name]) for name in expected)
 
 
 def test_resuming_the_last_checkpoint_trains_no_further(trained_run, minigen_cache, tmp_path):
@@ -419,3 +431,11 @@ def test_the_random_backbone_follows_shape_and_seed_in_a_reused_folder(tmp_path)
 def test_reports_name_a_local_dataset_folder_not_its_path(tmp_path):
     assert train.public_name(str(tmp_path)) == tmp_path.name
     assert train.public_name("HorizonTEL/AIGIBench") == "HorizonTEL/AIGIBench"
+
+
+def test_the_log_holds_each_steps_rate_and_the_kl_term(minigen_cache, tmp_path):
+    out = tmp_path / "kl"
+    train.main(reduced_args(minigen_cache, out, "--max_steps", "1", "--kl_weight", "0.1", "--max_eval_samples", "4"))
+    (record,) = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert record["lr"] == pytest.approx(1e-3)  # the rate step 1 used, not the next one (0 at the cosine's end)
+    assert record["kl_loss"] > 0
