@@ -24,8 +24,9 @@ import yaml
 from gradio import processing_utils
 from PIL import Image
 
+from corruptions import degrade
 from image_io import ImageLoadError, load_rgb_image
-from inference import DEFAULT_MODEL_DIR, FAKE, TRAIN_COMMAND, Detector, degrade
+from inference import DEFAULT_MODEL_DIR, FAKE, TRAIN_COMMAND, Detector
 
 APP_DIR = Path(__file__).resolve().parent
 ASSETS_DIR = APP_DIR / "assets"

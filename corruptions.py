@@ -13,12 +13,15 @@ from image_io import to_rgb
 
 JPEG_QUALITIES = (95, 90, 75, 60, 50)
 BLUR_SIGMAS = (0.5, 1, 2, 3)
+JPEG_MAX_SIDE = 65500  # the JPEG format's limit (libjpeg)
 
 
 def jpeg(quality: int) -> Callable[[Image.Image], Image.Image]:
     """Re-encode as JPEG at `quality` (the compression a photo gets when it is shared)."""
 
     def apply(image: Image.Image) -> Image.Image:
+        if max(image.size) > JPEG_MAX_SIDE:
+            raise ValueError(f"JPEG cannot store a {image.width}×{image.height} image (at most {JPEG_MAX_SIDE} px a side)")
         buffer = io.BytesIO()
         as_rgb(image).save(buffer, format="JPEG", quality=quality)
         return Image.open(buffer).convert("RGB")
@@ -33,6 +36,18 @@ def gaussian_blur(sigma: float) -> Callable[[Image.Image], Image.Image]:
 
 def as_rgb(image: Image.Image) -> Image.Image:
     return image if image.mode == "RGB" else to_rgb(image)  # the mode only: no EXIF rotation here
+
+
+def degrade(image: Image.Image, jpeg_quality: int | None = None, blur_sigma: float = 0.0) -> Image.Image:
+    """Gaussian blur (σ in pixels) then JPEG re-compression, as the demo's robustness preview combines them.
+
+    Blur comes first because that is the order of a real pipeline: an edit, then a lossy upload.
+    """
+    if blur_sigma > 0:
+        image = gaussian_blur(blur_sigma)(image)
+    if jpeg_quality is not None:
+        image = jpeg(int(jpeg_quality))(image)
+    return image
 
 
 def robustness_grid() -> dict[str, Callable[[Image.Image], Image.Image]]:

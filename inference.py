@@ -9,7 +9,6 @@ decodes and crops in DataLoader workers while the main process normalises whole 
 
 from __future__ import annotations
 
-import io
 import math
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -17,7 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
-from PIL import Image, ImageFilter
+from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from transformers import AutoImageProcessor, AutoModelForImageClassification
 
@@ -29,7 +28,6 @@ from preprocessing import Preprocessing
 DEFAULT_MODEL_DIR = Path("outputs") / "pinclip-minigenimage"
 TRAIN_COMMAND = "python train.py"
 DEFAULT_THRESHOLD = 0.5
-JPEG_MAX_SIDE = 65500  # the JPEG format's limit (libjpeg)
 REAL, FAKE = "real", "fake"
 # Folders are scanned for every extension Pillow can open (not its save-only formats, such as PDF; MPO files open
 # through the JPEG plugin); files named explicitly are always scanned.
@@ -178,19 +176,3 @@ def find_images(paths: Iterable[str | os.PathLike]) -> list[Path]:
         )
         found.extend(sorted(below))
     return found
-
-
-def degrade(image: Image.Image, jpeg_quality: int | None = None, blur_sigma: float = 0.0) -> Image.Image:
-    """Gaussian blur (σ in pixels) then JPEG re-compression: the robustness protocol's post-processing (DESIGN §3).
-
-    Blur comes first because that is the order of a real pipeline: an edit, then a lossy upload.
-    """
-    if blur_sigma > 0:
-        image = image.filter(ImageFilter.GaussianBlur(radius=blur_sigma))  # PIL's radius is the std dev
-    if jpeg_quality is not None:
-        if max(image.size) > JPEG_MAX_SIDE:
-            raise ValueError(f"JPEG cannot store a {image.width}×{image.height} image (at most {JPEG_MAX_SIDE} px a side)")
-        buffer = io.BytesIO()
-        image.save(buffer, format="JPEG", quality=int(jpeg_quality))
-        image = load_rgb_image(buffer.getvalue())
-    return image

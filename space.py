@@ -19,7 +19,7 @@ from pathlib import Path
 import gradio as gr
 
 REPO_DIR = Path(__file__).resolve().parent
-APP_FILES = ("app.py", "inference.py", "image_io.py", "labels.py", "preprocessing.py")
+APP_FILES = ("app.py", "corruptions.py", "inference.py", "image_io.py", "labels.py", "preprocessing.py")
 # What the demo imports at run time; versions are taken from this repository's requirements.txt.
 RUNTIME_PACKAGES = ("torch", "transformers", "safetensors", "huggingface_hub", "gradio", "pillow", "numpy", "pyyaml", "tqdm")
 MODEL_DIR_NAME = "model"

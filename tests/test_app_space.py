@@ -30,8 +30,8 @@ def test_build_space_folder(tiny_model_dir: Path, tmp_path: Path) -> None:
     model_dir = shutil.copytree(tiny_model_dir, tmp_path / "trained")
     (model_dir / "checkpoint-1").mkdir()  # training leftovers in sub-folders stay out of the Space
     folder = space.build_space(model_dir, tmp_path / "space")
-    for name in ("app.py", "inference.py", "image_io.py", "labels.py", "preprocessing.py", "requirements.txt", "README.md",
-                 "assets/fake_gan.png"):
+    for name in ("app.py", "corruptions.py", "inference.py", "image_io.py", "labels.py", "preprocessing.py",
+                 "requirements.txt", "README.md", "assets/fake_gan.png"):
         assert (folder / name).is_file(), name
     model_files = {path.name for path in (folder / "model").iterdir()}
     assert {"config.json", "model.safetensors", "preprocessor_config.json", "modeling_pinclip.py"} <= model_files
