@@ -25,6 +25,7 @@ from labels import LABEL_NAMES, LABEL_SYNONYMS
 from preprocessing import Preprocessing
 from training_args import MINIGENIMAGE, DataArguments
 
+
 @dataclass
 class DetectionData:
     """Training split, validation subsets (model selection) and test subsets (the reported numbers)."""
@@ -71,6 +72,13 @@ def normalize_labels(dataset: datasets.Dataset, label_column: str) -> datasets.D
     if label_column != "label":
         dataset = dataset.rename_column(label_column, "label")
     feature = dataset.features["label"]
+    if isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string"):
+        names = dataset.unique("label")
+        if None in names:
+            raise ValueError("some rows have no label")
+        # strings become the class names of a ClassLabel, mapped by name below like any named classes
+        feature = datasets.ClassLabel(names=sorted(names))
+        dataset = dataset.cast_column("label", feature)
     if isinstance(feature, datasets.ClassLabel):
         if feature.names == LABEL_NAMES:
             return dataset
@@ -80,12 +88,6 @@ def normalize_labels(dataset: datasets.Dataset, label_column: str) -> datasets.D
         # align_labels_with_mapping, not cast_column: a cast would keep the ids and silently flip the classes
         mapping = {name: LABEL_SYNONYMS[name.lower()] for name in feature.names}
         dataset = dataset.align_labels_with_mapping(mapping, "label")
-    elif isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string"):
-        values = dataset.unique("label")
-        unknown = sorted(str(value) for value in values if value is None or value.lower() not in LABEL_SYNONYMS)
-        if unknown:
-            raise ValueError(f"label values {unknown}: cannot tell real from fake (known: {sorted(LABEL_SYNONYMS)})")
-        dataset = dataset.map(lambda label: {"label": LABEL_SYNONYMS[label.lower()]}, input_columns="label")
     elif isinstance(feature, datasets.Value) and feature.dtype.startswith(("int", "uint")):
         unexpected = sorted(value for value in dataset.unique("label") if value not in (0, 1))
         if unexpected:
