@@ -189,6 +189,12 @@ Reproduce with:
 """
 
 
+def public_name(source: str) -> str:
+    """A model or data source as reports and the model card name it: a Hub id as it is, a local folder by its name
+    only (no local path is published)."""
+    return Path(source).name if Path(source).is_dir() else source
+
+
 def write_model_card(
     output_dir: Path,
     metrics: dict,
@@ -226,7 +232,7 @@ def write_model_card(
         model_name=model_name,
         repo_id=repo_id or str(output_dir),
         image_size=config.image_size,
-        backbone=f"`{Path(backbone).name}` (a local folder)" if local_backbone else f"`{backbone}`",
+        backbone=f"`{public_name(backbone)}`" + (" (a local folder)" if local_backbone else ""),
         lora_note=lora if config.lora_r else " (fully fine-tuned)",
         dataset_name=dataset_name,
         train_split=training.get("train_split", "train"),

@@ -37,11 +37,12 @@ from detection_data import Collator, EvalImages, TrainImages, load_detection_dat
 from hub_push import push_folder
 from labels import fake_label_index
 from modeling_pinclip import PinClipForImageClassification
-from training_args import MINIGENIMAGE, DataArguments, ModelArguments, TrainingArguments, parse_arguments
+from training_args import (
+    CHECKPOINT_PREFIX, MINIGENIMAGE, DataArguments, ModelArguments, TrainingArguments, parse_arguments,
+)
 
 REPO_ROOT = Path(__file__).resolve().parent
 METRIC_PATH = REPO_ROOT / "metrics" / "detection_metric"
-CHECKPOINT_PREFIX = "checkpoint-"
 PROGRESS_FILE = "progress.json"  # counters of the training loop, beside accelerate's state in a checkpoint
 
 
@@ -109,9 +110,7 @@ def save_checkpoint(accelerator: Accelerator, output_dir: Path, step: int, keep:
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         (staging / PROGRESS_FILE).write_text(json.dumps(progress))
-        if final.exists():  # an earlier run's (a start-over is refused, so: an abandoned continuation's)
-            shutil.rmtree(final)
-        staging.replace(final)
+        staging.replace(final)  # never there already: a start-over is refused, a resume drops the later ones
         for old in list_checkpoints(output_dir)[:-keep] if keep > 0 else []:
             shutil.rmtree(old)
     accelerator.wait_for_everyone()
@@ -219,22 +218,18 @@ def write_evaluation(
         reporting.plot_robustness(robustness, plots / "robustness.png")
 
 
-def public_name(source: str) -> str:
-    """A data source as reports and the model card name it: a Hub id as it is, a local folder by its name only
-    (no local path is published)."""
-    return Path(source).name if Path(source).is_dir() else source
-
-
 def dataset_title(data_args: DataArguments) -> str:
     if data_args.eval_dir:
         return f"folder {Path(data_args.eval_dir).name}"
     name = data_args.dataset_name or MINIGENIMAGE
-    return "MiniGenImage" + (" (reduced)" if data_args.minigenimage_reduced else "") if name == MINIGENIMAGE else public_name(name)
+    if name != MINIGENIMAGE:
+        return reporting.public_name(name)
+    return "MiniGenImage" + (" (reduced)" if data_args.minigenimage_reduced else "")
 
 
 def training_data(data_args: DataArguments) -> str:
     """The training data as the model card names it: a Hub dataset id or MiniGenImage; a local folder by its name."""
-    return public_name(data_args.train_dir or data_args.dataset_name or MINIGENIMAGE)
+    return reporting.public_name(data_args.train_dir or data_args.dataset_name or MINIGENIMAGE)
 
 
 def summary(metrics: dict, output_dir: Path, seconds: float) -> str:
@@ -433,8 +428,9 @@ def main(argv: list[str] | None = None) -> dict:
         if robustness:
             robust_text = "\n## Robustness (mean over test subsets)\n\n" + reporting.robustness_table(robustness)
         reporting.write_model_card(
-            output_dir, metrics, config, dataset_title(data_args), public_name(data_args.dataset_name or MINIGENIMAGE),
-            training, command, repo_id=args.hub_model_id, extra=robust_text, training_data=training_data(data_args),
+            output_dir, metrics, config, dataset_title(data_args),
+            reporting.public_name(data_args.dataset_name or MINIGENIMAGE), training, command,
+            repo_id=args.hub_model_id, extra=robust_text, training_data=training_data(data_args),
         )
         if args.push_to_hub:
             url = push_folder(output_dir, args.hub_model_id, private=args.hub_private_repo)

@@ -15,6 +15,7 @@ from transformers import HfArgumentParser, SchedulerType
 
 MINIGENIMAGE = "minigenimage"
 OPTIMIZERS = ("adam", "adamw")
+CHECKPOINT_PREFIX = "checkpoint-"  # OUTPUT_DIR/checkpoints/checkpoint-N
 CONFIG_SUFFIXES = (".json", ".yaml", ".yml")
 
 
@@ -193,15 +194,13 @@ def check_arguments(model_args: ModelArguments, data_args: DataArguments, args: 
         name = Path(resume).name
         if not Path(resume).is_dir():
             problems.append(f"--resume_from_checkpoint {resume}: no such checkpoint folder")
-        elif not (name.startswith("checkpoint-") and name.removeprefix("checkpoint-").isdigit()):
+        elif not (name.startswith(CHECKPOINT_PREFIX) and name.removeprefix(CHECKPOINT_PREFIX).isdigit()):
             problems.append(f"--resume_from_checkpoint {resume}: not a checkpoint folder (checkpoints/checkpoint-N)")
     at_least = {
-        "num_train_epochs": 1, "per_device_train_batch_size": 1, "per_device_eval_batch_size": 1,
-        "gradient_accumulation_steps": 1, "logging_steps": 1, "dataloader_num_workers": 0, "checkpoints_total_limit": 0,
+        "max_steps" if args.max_steps is not None else "num_train_epochs": 1,  # max_steps overrides epochs
+        "per_device_train_batch_size": 1, "per_device_eval_batch_size": 1, "gradient_accumulation_steps": 1,
+        "logging_steps": 1, "dataloader_num_workers": 0, "checkpoints_total_limit": 0,
     }
-    if args.max_steps is not None:
-        at_least["max_steps"] = 1
-        del at_least["num_train_epochs"]  # ignored
     if args.checkpointing_steps is not None:
         at_least["checkpointing_steps"] = 1
     problems += [f"--{name} {getattr(args, name)}: must be at least {low}"
