@@ -52,7 +52,7 @@ class PinClipConfig(PreTrainedConfig):
             models are merged, so these record how the model was trained.
         clip_name_or_path (`str`): the CLIP checkpoint this model was built from (provenance for model cards).
         resize_images (`bool`): resize the short side to the model size before the centre crop. Off by
-            default: resizing destroys generator artifacts (DESIGN §3).
+            default: resizing destroys generator artifacts.
         classifier_dropout (`float`): dropout on the image embedding before the head.
     """
 

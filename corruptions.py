@@ -1,4 +1,5 @@
-"""Image degradations of the robustness protocol (DESIGN §3), applied to test images before preprocessing.
+"""Image degradations of the robustness protocol (JPEG re-compression, Gaussian blur), applied to test images
+before preprocessing.
 
 Each takes any PIL image and returns an RGB one of the same size (what `image_io.load_rgb_image` gives the rest of
 the pipeline); JPEG cannot store alpha or 16 bits and PIL cannot blur a palette, so other modes go through RGB first.

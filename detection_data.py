@@ -4,10 +4,10 @@ Sources (one `DatasetDict` with `image`, `label` 0 = real / 1 = fake, `generator
 benchmark, a converter's `save_to_disk` folder, a Hub dataset id, or a raw folder tree (`--train_dir/--eval_dir`).
 Test subsets are the `test_<subset>` splits, else the `test` split (or a folder's only split) grouped by generator.
 
-Preprocessing follows DESIGN §3: no resize. Training takes a random crop of the model size (zero padding when the
-image is smaller) and an optional horizontal flip; evaluation uses the model's image processor (centre crop with
-zero padding). Both end in the same `Collator` (`preprocessing.Preprocessing` of the processor), so
-normalisation is identical. Crops and flips are drawn from a generator seeded by (seed, epoch, image index): the
+Preprocessing never resizes by default (resizing blurs the generator's pixel traces). Training takes a random
+crop of the model size (zero padding when the image is smaller) and an optional horizontal flip; evaluation uses
+the model's image processor (centre crop with zero padding). Both end in the same `Collator`
+(`preprocessing.Preprocessing` of the processor), so normalisation is identical. Crops and flips are drawn from a generator seeded by (seed, epoch, image index): the
 data a step sees does not depend on what ran before it, which makes resuming from a checkpoint exact.
 """
 

@@ -1,5 +1,5 @@
-"""Upload a finished output folder to the Hub as one commit (pitfall 24: `model.push_to_hub` alone would publish a
-stock README and no image processor)."""
+"""Upload a finished output folder to the Hub as one commit (`model.push_to_hub` alone would publish a stock README
+and no image processor)."""
 
 from pathlib import Path
 

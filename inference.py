@@ -58,8 +58,8 @@ class Detector:
         self.threshold = threshold
         self.name = name
         self.device = next(model.parameters()).device
-        # Hub detectors disagree on which index is "fake" and what it is called (DESIGN §3): read it from the
-        # label names. The detector then speaks of "real" and "fake" whatever the model's own names.
+        # Hub detectors disagree on which index is "fake" and what it is called: read it from the label names.
+        # The detector then speaks of "real" and "fake" whatever the model's own names.
         self.fake_index = fake_label_index(model.config.id2label)
         self.preprocessing = Preprocessing(processor)
 

@@ -1,7 +1,7 @@
 """A model's image processor as the two steps batched loading needs: one where an image is loaded (a DataLoader
-worker) and one on the stacked batch. For the forensic preprocessing (DESIGN §3: centre crop, no resize, CLIP
-mean/std) the steps are a uint8 crop and a batched normalisation with exactly the processor's floats; any other
-processor runs whole in the first step.
+worker) and one on the stacked batch. For the forensic preprocessing (centre crop, no resize, CLIP mean/std) the
+steps are a uint8 crop and a batched normalisation with exactly the processor's floats; any other processor runs
+whole in the first step.
 
 Used by `inference.Detector` (the demo, the scanner) and by `detection_data.Collator` (training and evaluation).
 """
@@ -22,7 +22,7 @@ _CROP_ONLY_STEPS = {"do_resize": False, "do_center_crop": True, "do_rescale": Tr
 @dataclass(frozen=True)
 class CentreCrop:
     """The saved image processor's work when all it does is centre-crop, rescale and normalise (the forensic
-    default, DESIGN §3), split in two: `crop` per image (PIL; DataLoader workers then hand over uint8 crops, a
+    default), split in two: `crop` per image (PIL; DataLoader workers then hand over uint8 crops, a
     quarter of float32's bytes) and `normalize` once per batch. Together they give the processor's floats
     bit for bit (tests/test_preprocessing.py), at a fifth to about half its cost per image (bench/NOTES.md §2): the
     processor converts the whole decoded image to an array before cropping and runs its arithmetic image by image.

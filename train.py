@@ -70,7 +70,8 @@ def load_detector(name_or_path: str, trust_remote_code: bool) -> tuple[torch.nn.
         model = PinClipForImageClassification.from_pretrained(name_or_path)
     else:
         model = AutoModelForImageClassification.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
-    # PIL backend: torchvision is optional, and the saved processor records the forensic crop (pitfall 13)
+    # PIL backend: torchvision is optional (the default backend would warn and fall back to PIL without it), and
+    # the saved processor records the forensic crop
     processor = AutoImageProcessor.from_pretrained(name_or_path, backend="pil")
     return model.eval(), processor, fake_label_index(model.config.id2label)
 
@@ -138,7 +139,7 @@ def resolve_checkpoint(value: str, output_dir: Path) -> Path | None:
 # -------------------------------------------------------------------------------------------- evaluation
 @functools.cache
 def detection_metric() -> evaluate.EvaluationModule:
-    """The local detection metric module (works offline, unlike `evaluate.load("accuracy")`, pitfall 23)."""
+    """The local detection metric module (works offline, unlike `evaluate.load("accuracy")`)."""
     return evaluate.load(str(METRIC_PATH), keep_in_memory=True)
 
 
@@ -192,7 +193,7 @@ def score_subsets(
 
 
 def evaluate_robustness(model, subsets, processor, fake_index, accelerator, image_column, batch_size) -> dict:
-    """Metrics of the clean test subsets and of every JPEG / blur level (DESIGN §3)."""
+    """Metrics of the clean test subsets and of every JPEG / blur level."""
     conditions = {}
     conditions["clean"], _ = score_subsets(model, subsets, processor, fake_index, accelerator, image_column, batch_size)
     for name, corruption in robustness_grid().items():
@@ -265,7 +266,8 @@ def main(argv: list[str] | None = None) -> dict:
     started = time.time()
     model_args, data_args, args = parse_arguments(argv)
     command = "python train.py " + shlex.join(sys.argv[1:] if argv is None else argv)
-    # Mixed precision and the process layout come from `accelerate launch` (pitfall 14). The seedable sampler makes
+    # Mixed precision and the process layout come from `accelerate launch` (a hard-coded
+    # mixed_precision would override its --mixed_precision). The seedable sampler makes
     # the shuffle a function of (seed, epoch) on every process, so a resumed run sees the same data order.
     accelerator = Accelerator(
         gradient_accumulation_steps=args.gradient_accumulation_steps,
@@ -306,7 +308,8 @@ def main(argv: list[str] | None = None) -> dict:
     max_steps = args.max_steps if args.max_steps is not None else args.num_train_epochs * steps_per_epoch
     num_epochs = math.ceil(max_steps / steps_per_epoch)
     optimizer = make_optimizer(model, args)
-    # The prepared scheduler steps once per process per optimizer step: size it in those units (pitfall 18).
+    # The prepared scheduler steps once per process per optimizer step: size it in those units, or the
+    # schedule runs num_processes times too fast.
     scheduler = get_scheduler(
         args.lr_scheduler_type,
         optimizer,

@@ -1,6 +1,6 @@
 """Training-step cost of PiN noise: one optimiser step of `noise_mode="pin"` ÷ the same step with `"none"`.
 
-Setup (issue 6): ViT-B/16-shaped CLIP with random weights from a local checkpoint folder, 224 px, batch 8, LoRA
+Setup: ViT-B/16-shaped CLIP with random weights from a local checkpoint folder, 224 px, batch 8, LoRA
 (r = 6, α = 6 on q/k/v, the authors' setting) on. A step is forward with labels, backward and an AdamW step on the
 trainable parameters, exactly what `train.py` does per batch. Both models start from the same checkpoint and see
 the same batch; their steps are interleaved.

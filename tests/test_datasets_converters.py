@@ -64,6 +64,18 @@ def _rows(ds: datasets.Dataset) -> list[tuple[str, int, str, str]]:
     return [(r["image"]["path"], r["label"], r["generator"], r["subset"]) for r in raw]
 
 
+def _check_in_process_reader(load, raw: Path, converted: datasets.DatasetDict, tmp_path: Path) -> None:
+    """`load(raw)` (the in-process reader) gives the converter's splits and rows and writes nothing into `raw`."""
+
+    def rows(dsd: datasets.DatasetDict) -> dict[str, list[tuple[str, int, str, str]]]:
+        # the converter stores file names, the in-process reader paths relative to `raw`
+        return {split: [(Path(p).name, *rest) for p, *rest in _rows(ds)] for split, ds in dsd.items()}
+
+    before = sorted(raw.rglob("*"))
+    assert rows(load(raw, cache_dir=str(tmp_path / "hf_cache"))) == rows(converted)
+    assert sorted(raw.rglob("*")) == before
+
+
 def _check_schema(dsd: datasets.DatasetDict) -> None:
     for ds in dsd.values():
         assert ds.features["label"].names == ["real", "fake"]
@@ -119,6 +131,7 @@ def test_genimage_labels_splits_generators_and_report(genimage_tree, tmp_path):
     reloaded = datasets.load_from_disk(str(out))
     assert reloaded["train"].num_rows == 8
     assert reloaded["train"][0]["image"].size == (12, 12)
+    _check_in_process_reader(genimage.load_genimage, raw, dsd, tmp_path)
 
 
 def test_original_bytes_are_stored_not_reencoded(genimage_tree, tmp_path):
@@ -162,6 +175,7 @@ def test_aigibench_layout(tmp_path):
     assert set(skipped) == set(bad)
     assert all(skipped[k].startswith(v) for k, v in bad.items())
     assert report["counts"]["test"]["FLUX"] == {"real": 2, "fake": 2}
+    _check_in_process_reader(aigibench.load_aigibench, raw, dsd, tmp_path)
 
 
 # ---------------------------------------------------------------- ForenSynths
@@ -191,6 +205,7 @@ def test_forensynths_layout(tmp_path):
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["num_images"] == 16 and report["num_skipped"] == 3
     assert set(_skipped(report)) == set(bad)
+    _check_in_process_reader(forensynths.load_forensynths, raw, dsd, tmp_path)
 
 
 def test_forensynths_without_split_folder_infers_train_or_test():
@@ -255,6 +270,9 @@ def test_load_folder_dataset_in_process_without_split_folder(tmp_path):
     # changed content under the same paths must not be served from a stale cache
     _write(raw / "0_real" / "0_real_9_c.png", _image_bytes("PNG", 9))
     assert folder.load_folder_dataset(raw, cache_dir=str(tmp_path / "hf_cache"))["train"].num_rows == 5
+    # a tree without split folders read as a test set (same files, so the cache must tell the two apart)
+    as_test = folder.load_folder_dataset(raw, default_split="test", cache_dir=str(tmp_path / "hf_cache"))
+    assert list(as_test) == ["test"] and as_test["test"].num_rows == 5
 
 
 def test_cli_and_push_to_hub_use_a_replaceable_client(folder_tree, tmp_path, monkeypatch):

@@ -1,4 +1,5 @@
-"""Detection metric for real/fake image classifiers: ACC, R.Acc, F.Acc, AP and ROC-AUC (DESIGN §3).
+"""Detection metric for real/fake image classifiers: ACC, R.Acc, F.Acc, AP and ROC-AUC, the columns of
+AIGIBench's per-generator tables.
 
 A local `evaluate` module: `evaluate.load("<repo>/metrics/detection_metric")` loads it offline, unlike
 `evaluate.load("accuracy")`, which needs the Hub. Labels: 0 = real, 1 = fake; `scores` are P(fake).
