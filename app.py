@@ -134,7 +134,7 @@ def metrics_rows(model: str) -> list[list]:
     ]
 
 
-def model_overview(detector: Detector, model: str, card: dict) -> str:
+def model_overview(detector: Detector, card: dict) -> str:
     """Markdown facts about the loaded model: base CLIP, training data, noise, input size, threshold."""
     config = detector.model.config
     datasets = card.get("datasets") or []
@@ -303,7 +303,7 @@ def build_demo(model_path: str | os.PathLike | None = None) -> gr.Blocks:
                 gr.Markdown(problem)
             else:
                 card, card_body = read_card(model)
-                gr.Markdown(model_overview(detector, model, card))
+                gr.Markdown(model_overview(detector, card))
                 rows = metrics_rows(model)
                 if rows:
                     gr.Markdown("### Test results per generator (from `metrics.json`)")

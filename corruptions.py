@@ -24,7 +24,7 @@ def jpeg(quality: int) -> Callable[[Image.Image], Image.Image]:
         if max(image.size) > JPEG_MAX_SIDE:
             raise ValueError(f"JPEG cannot store a {image.width}×{image.height} image (at most {JPEG_MAX_SIDE} px a side)")
         buffer = io.BytesIO()
-        as_rgb(image).save(buffer, format="JPEG", quality=quality)
+        to_rgb(image).save(buffer, format="JPEG", quality=quality)
         return Image.open(buffer).convert("RGB")
 
     return apply
@@ -32,11 +32,7 @@ def jpeg(quality: int) -> Callable[[Image.Image], Image.Image]:
 
 def gaussian_blur(sigma: float) -> Callable[[Image.Image], Image.Image]:
     """Gaussian blur with standard deviation `sigma` pixels (PIL's GaussianBlur radius is the std)."""
-    return lambda image: as_rgb(image).filter(ImageFilter.GaussianBlur(radius=sigma))
-
-
-def as_rgb(image: Image.Image) -> Image.Image:
-    return image if image.mode == "RGB" else to_rgb(image)  # the mode only: no EXIF rotation here
+    return lambda image: to_rgb(image).filter(ImageFilter.GaussianBlur(radius=sigma))
 
 
 def degrade(image: Image.Image, jpeg_quality: int | None = None, blur_sigma: float = 0.0) -> Image.Image:

@@ -19,6 +19,7 @@ import datasets
 import numpy as np
 import torch
 from PIL import Image
+from transformers import BaseImageProcessor
 
 from image_io import load_rgb_image
 from labels import LABEL_NAMES, LABEL_SYNONYMS
@@ -257,7 +258,7 @@ class Collator:
     """Batch of (image, label) → `pixel_values`, `labels` through the model's image processor (`Preprocessing`: its
     crop-only split when it has one, the same floats at a fraction of the cost)."""
 
-    def __init__(self, processor):
+    def __init__(self, processor: BaseImageProcessor):
         self.preprocessing = Preprocessing(processor)
 
     def __call__(self, examples: list[tuple[Image.Image, int]]) -> dict[str, torch.Tensor]:

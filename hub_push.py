@@ -9,7 +9,7 @@ from huggingface_hub import HfApi
 UPLOAD_IGNORE = ["checkpoints/**", "random-clip/**", "train_log.jsonl", "*.tmp"]
 
 
-def push_folder(folder: str | Path, repo_id: str, private: bool = False, commit_message: str | None = None) -> str:
+def push_folder(folder: str | Path, repo_id: str, private: bool = False) -> str:
     """Create `repo_id` if needed and upload `folder` in one `upload_folder` call; returns the commit URL."""
     api = HfApi()
     api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
@@ -17,7 +17,7 @@ def push_folder(folder: str | Path, repo_id: str, private: bool = False, commit_
         folder_path=str(folder),
         repo_id=repo_id,
         repo_type="model",
-        commit_message=commit_message or "Upload PiN-CLIP detector (model, processor, remote code, card)",
+        commit_message="Upload PiN-CLIP detector (model, processor, remote code, card)",
         ignore_patterns=UPLOAD_IGNORE,
     )
     return str(getattr(commit, "commit_url", commit))

@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
-from transformers import AutoImageProcessor, AutoModelForImageClassification
+from transformers import AutoImageProcessor, AutoModelForImageClassification, BaseImageProcessor
 
 from image_io import ImageLoadError, load_rgb_image
 from labels import fake_label_index
@@ -50,7 +50,9 @@ class ScanResult:
 class Detector:
     """A real/fake image classifier with its image processor and decision threshold."""
 
-    def __init__(self, model: torch.nn.Module, processor, threshold: float = DEFAULT_THRESHOLD, name: str = ""):
+    def __init__(
+        self, model: torch.nn.Module, processor: BaseImageProcessor, threshold: float = DEFAULT_THRESHOLD, name: str = ""
+    ):
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"detection threshold {threshold} must be in [0, 1]")
         self.model = model.eval()

@@ -248,7 +248,7 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
             do_convert_rgb=True,
         )
 
-    def save_pretrained(self, save_directory: str | os.PathLike, *args, save_image_processor: bool = True, **kwargs):
+    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
         """Save as a model that loads without peft (LoRA merged into a copy) with its image processor.
 
         A `state_dict` given for a LoRA model (Accelerate's `state_dict=accelerator.get_state_dict(model)`) holds the
@@ -265,7 +265,7 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
         auto_map = getattr(model.config, "auto_map", None) or {}
         model.config.auto_map = {**auto_map, "AutoModel": "modeling_pinclip.PinClipForImageClassification"}
         super(PinClipForImageClassification, model).save_pretrained(save_directory, *args, **kwargs)
-        if save_image_processor and kwargs.get("is_main_process", True):
+        if kwargs.get("is_main_process", True):
             self.image_processor().save_pretrained(save_directory)
 
     # ---------------------------------------------------------------------------------------------- forward

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from PIL import Image
+from transformers import BaseImageProcessor
 
 # The processor settings under which `CentreCrop` reproduces it.
 _CROP_ONLY_STEPS = {"do_resize": False, "do_center_crop": True, "do_rescale": True, "do_normalize": True}
@@ -35,7 +36,7 @@ class CentreCrop:
     std: tuple[float, ...]
 
     @classmethod
-    def of(cls, processor) -> "CentreCrop | None":
+    def of(cls, processor: BaseImageProcessor) -> "CentreCrop | None":
         """The split of `processor`, or None when it does anything else (resizing, padding, another backend)."""
         if (
             getattr(processor, "backend", None) != "pil"
@@ -72,7 +73,7 @@ class Preprocessing:
     `CentreCrop` split when the processor only crops, rescales and normalises, else the whole processor per image.
     Picklable, so `per_image` can run in DataLoader workers."""
 
-    def __init__(self, processor):
+    def __init__(self, processor: BaseImageProcessor):
         self.processor = processor
         self.centre_crop = CentreCrop.of(processor)
 

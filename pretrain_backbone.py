@@ -27,13 +27,14 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 from transformers import CLIPModel, get_scheduler
+from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
 from clip_checkpoints import write_random_clip
-from datasets_scripts.minigenimage import CROP_SIZE, assign_tiles, load_photos, sample_crops
+from datasets_scripts.minigenimage import CROP_SIZE, Box, Photo, assign_tiles, load_photos, sample_crops
 
 # CLIP's normalisation: the same mean/std the saved image processors apply.
-CLIP_MEAN = torch.tensor([0.48145466, 0.4578275, 0.40821073]).view(1, 3, 1, 1)
-CLIP_STD = torch.tensor([0.26862954, 0.26130258, 0.27577711]).view(1, 3, 1, 1)
+CLIP_MEAN = torch.tensor(OPENAI_CLIP_MEAN).view(1, 3, 1, 1)
+CLIP_STD = torch.tensor(OPENAI_CLIP_STD).view(1, 3, 1, 1)
 
 
 class PhotoClassifier(nn.Module):
@@ -50,7 +51,9 @@ class PhotoClassifier(nn.Module):
         return self.head(self.visual_projection(pooled))
 
 
-def photo_crops(photos, pool, count: int, crop_size: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def photo_crops(
+    photos: list[Photo], pool: list[Box], count: int, crop_size: int, rng: np.random.Generator
+) -> tuple[torch.Tensor, torch.Tensor]:
     """`count` normalised crops from the tiles of `pool` and the index of the photograph each comes from."""
     crops, boxes = sample_crops(photos, pool, count, crop_size, rng)
     index_of = {photo.name: index for index, photo in enumerate(photos)}

@@ -15,6 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from huggingface_hub import EvalResult, ModelCard, ModelCardData  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
+from transformers import PreTrainedConfig  # noqa: E402
 
 METRIC_KEYS = ("acc", "r_acc", "f_acc", "ap", "auc")
 METRIC_TITLES = {"acc": "Acc", "r_acc": "R.Acc", "f_acc": "F.Acc", "ap": "AP", "auc": "AUC"}
@@ -198,7 +199,7 @@ def public_name(source: str) -> str:
 def write_model_card(
     output_dir: Path,
     metrics: dict,
-    config,
+    config: PreTrainedConfig,
     dataset_name: str,
     dataset_type: str,
     training: dict,

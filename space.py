@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import gradio as gr
+from huggingface_hub import HfApi
 
 REPO_DIR = Path(__file__).resolve().parent
 APP_FILES = ("app.py", "corruptions.py", "inference.py", "image_io.py", "labels.py", "preprocessing.py")
@@ -87,15 +88,12 @@ def build_space(model_dir: str | Path, output_dir: str | Path, title: str = "PiN
     return output_dir
 
 
-def upload_space(folder: str | Path, repo_id: str, api=None, private: bool = False) -> str:
+def upload_space(folder: str | Path, repo_id: str, api: HfApi | None = None, private: bool = False) -> str:
     """Create the Space repo if needed and upload `folder` in one commit; returns the Space's URL.
 
     `api` defaults to `huggingface_hub.HfApi()` (token from `hf auth login` or HF_TOKEN).
     """
-    if api is None:
-        from huggingface_hub import HfApi
-
-        api = HfApi()
+    api = api or HfApi()
     api.create_repo(repo_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True)
     api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="space", commit_message="Upload PiN-CLIP demo")
     return f"https://huggingface.co/spaces/{repo_id}"

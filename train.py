@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import datasets
 import evaluate
 import numpy as np
 import torch
@@ -28,7 +29,13 @@ from accelerate.utils import set_seed
 from PIL import Image
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
-from transformers import AutoImageProcessor, AutoModelForImageClassification, PreTrainedConfig, get_scheduler
+from transformers import (
+    AutoImageProcessor,
+    AutoModelForImageClassification,
+    BaseImageProcessor,
+    PreTrainedConfig,
+    get_scheduler,
+)
 
 import reporting
 from clip_checkpoints import write_random_clip
@@ -62,7 +69,7 @@ def backbone_path(model_args: ModelArguments, args: TrainingArguments, accelerat
     return str(folder)
 
 
-def load_detector(name_or_path: str, trust_remote_code: bool) -> tuple[torch.nn.Module, object, int]:
+def load_detector(name_or_path: str, trust_remote_code: bool) -> tuple[torch.nn.Module, BaseImageProcessor, int]:
     """A saved detector (PiN-CLIP or any image classifier), its image processor and its fake-label index."""
     # Read config.json as a plain dict: PiN-CLIP loads with the local class, no remote code needed.
     config_dict, _ = PreTrainedConfig.get_config_dict(name_or_path)
@@ -146,8 +153,8 @@ def detection_metric() -> evaluate.EvaluationModule:
 @torch.no_grad()
 def predict(
     model: torch.nn.Module,
-    dataset,
-    processor,
+    dataset: datasets.Dataset,
+    processor: BaseImageProcessor,
     fake_index: int,
     accelerator: Accelerator,
     image_column: str,
@@ -172,8 +179,8 @@ def predict(
 
 def score_subsets(
     model: torch.nn.Module,
-    subsets: dict,
-    processor,
+    subsets: dict[str, datasets.Dataset],
+    processor: BaseImageProcessor,
     fake_index: int,
     accelerator: Accelerator,
     image_column: str,
@@ -192,7 +199,15 @@ def score_subsets(
     return {"subsets": results, "mean": reporting.mean_metrics(results)}, outputs
 
 
-def evaluate_robustness(model, subsets, processor, fake_index, accelerator, image_column, batch_size) -> dict:
+def evaluate_robustness(
+    model: torch.nn.Module,
+    subsets: dict[str, datasets.Dataset],
+    processor: BaseImageProcessor,
+    fake_index: int,
+    accelerator: Accelerator,
+    image_column: str,
+    batch_size: int,
+) -> dict:
     """Metrics of the clean test subsets and of every JPEG / blur level."""
     conditions = {}
     conditions["clean"], _ = score_subsets(model, subsets, processor, fake_index, accelerator, image_column, batch_size)
@@ -241,7 +256,9 @@ def summary(metrics: dict, output_dir: Path, seconds: float) -> str:
     )
 
 
-def run_eval_only(model_args, data_args, args, accelerator: Accelerator, started: float) -> dict:
+def run_eval_only(
+    model_args: ModelArguments, data_args: DataArguments, args: TrainingArguments, accelerator: Accelerator, started: float
+) -> dict:
     """Evaluate a saved detector (local folder or Hub id) on the test subsets and write the reports."""
     data = load_detection_data(data_args, need_train=False)
     model, processor, fake_index = load_detector(model_args.model_name_or_path, model_args.trust_remote_code)

@@ -181,9 +181,9 @@ def expand_config(argv: list[str]) -> list[str]:
 def check_arguments(model_args: ModelArguments, data_args: DataArguments, args: TrainingArguments) -> list[str]:
     """Problems with the given paths, values and argument combinations, each naming the argument."""
     problems = []
-    for name in ("train_dir", "eval_dir", "minigenimage_cache_dir"):
+    for name in ("train_dir", "eval_dir"):
         value = getattr(data_args, name)
-        if name != "minigenimage_cache_dir" and value is not None and not Path(value).is_dir():
+        if value is not None and not Path(value).is_dir():
             problems.append(f"--{name} {value}: no such directory")
     if args.eval_only and not model_args.model_name_or_path:
         problems.append("--eval_only needs --model_name_or_path (a saved detector folder or Hub id)")

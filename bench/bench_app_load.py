@@ -10,7 +10,6 @@ Without `--model`, a random-weight PiN-CLIP of `--shape` is built: weights do no
 from __future__ import annotations
 
 import argparse
-import os
 import socket
 import sys
 import tempfile
@@ -20,19 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common import REPO_ROOT, load_average, machine_facts, random_clip
-
-sys.path.insert(0, str(REPO_ROOT))
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-
-def random_model(shape: str) -> Path:
-    """A saved random-weight PiN-CLIP of the given CLIP shape (in a temporary folder)."""
-    from modeling_pinclip import PinClipForImageClassification
-
-    folder = Path(tempfile.mkdtemp(prefix="pinclip-bench-")) / f"pinclip-{shape}"
-    PinClipForImageClassification.from_clip(str(random_clip(shape))).save_pretrained(folder)
-    return folder
+from common import REPO_ROOT, load_average, machine_facts, random_clip, saved_pinclip
 
 
 def free_port() -> int:
@@ -88,7 +75,9 @@ def main(argv: list[str] | None = None) -> int:
     if url is None:
         from app import build_demo, launch_kwargs
 
-        model = args.model or random_model(args.shape)
+        model = args.model
+        if model is None:  # a random-weight PiN-CLIP in a scratch folder
+            model = saved_pinclip(random_clip(args.shape), Path(tempfile.mkdtemp(prefix="pinclip-bench-")) / "model")
         demo = build_demo(model)
         demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, **launch_kwargs(free_port()))
         url = demo.local_url

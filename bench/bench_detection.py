@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from common import REPO_ROOT, Figure
+from configuration_pinclip import NOISE_MODES
 
-MODES = ("pin", "random", "none")
 MARGIN_POINTS = 2.0
 
 
@@ -53,10 +53,10 @@ PROTOCOLS = (
 def unseen_accuracy(summary: dict, command: str) -> dict[str, dict]:
     """Each noise mode's unseen-family accuracy `{"mean", "std", "values"}` (fractions), from `ablation.py`'s JSON."""
     accuracy = summary["accuracy"]
-    missing = [mode for mode in MODES if not (accuracy.get(mode) or {}).get("unseen")]
+    missing = [mode for mode in NOISE_MODES if not (accuracy.get(mode) or {}).get("unseen")]
     if missing:
         raise ValueError(f"the ablation summary has no unseen-family accuracy for {', '.join(missing)}: rerun `{command}`")
-    return {mode: accuracy[mode]["unseen"] for mode in MODES}
+    return {mode: accuracy[mode]["unseen"] for mode in NOISE_MODES}
 
 
 def protocol_figure(protocol: Protocol, path: Path) -> Figure:
@@ -77,12 +77,12 @@ def protocol_figure(protocol: Protocol, path: Path) -> Figure:
     return Figure(
         name=protocol.name,
         setup=f"{setup} ({'/'.join(map(str, sorted(seeds)))} seeds)",
-        value=", ".join(f"{mode} {means[mode]:.1f} ± {100 * unseen[mode]['std']:.1f}" for mode in MODES)
+        value=", ".join(f"{mode} {means[mode]:.1f} ± {100 * unseen[mode]['std']:.1f}" for mode in NOISE_MODES)
         + f" (pin − none = {margin:+.1f})",
         target=target,
         passed=means["pin"] == max(means.values()) and margin >= MARGIN_POINTS,
         details=[f"read from {shown}", f"written by `{protocol.command}`",
-                 *(f"{mode}: {', '.join(f'{100 * v:.1f}' for v in unseen[mode]['values'])}" for mode in MODES)],
+                 *(f"{mode}: {', '.join(f'{100 * v:.1f}' for v in unseen[mode]['values'])}" for mode in NOISE_MODES)],
     )
 
 

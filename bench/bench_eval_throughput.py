@@ -26,7 +26,9 @@ from PIL import Image
 
 import torch
 
-from common import CACHE_DIR, Figure, load_average, random_clip, spread, time_interleaved, torch_threads
+from common import (
+    CACHE_DIR, Figure, load_average, random_clip, saved_pinclip, spread, time_interleaved, torch_threads,
+)
 
 TARGET = 3.0
 # The detector `python train.py` writes by default (a random CLIP of this shape, trained on MiniGenImage).
@@ -60,12 +62,7 @@ def image_folder(folder: Path, per_kind: int) -> list[Path]:
 
 def saved_detector(shape: str) -> Path:
     """A saved PiN-CLIP detector (weights, remote code, image processor) built from a random CLIP of `shape`."""
-    from modeling_pinclip import PinClipForImageClassification
-
-    out_dir = CACHE_DIR / f"pinclip-{shape}-detector"
-    if not (out_dir / "config.json").is_file():
-        PinClipForImageClassification.from_clip(str(random_clip(shape))).save_pretrained(out_dir)
-    return out_dir
+    return saved_pinclip(random_clip(shape), CACHE_DIR / f"pinclip-{shape}-detector")
 
 
 def cpu_time() -> float:

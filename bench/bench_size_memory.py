@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from common import CACHE_DIR, REPO_ROOT, Figure, random_clip
+from common import CACHE_DIR, REPO_ROOT, Figure, random_clip, saved_pinclip
 
 TARGET = 0.75
 # OpenAI ViT-L/14's text tower (config.json of openai/clip-vit-large-patch14).
@@ -96,15 +96,6 @@ def weight_bytes(folder: Path) -> int:
     return sum(path.stat().st_size for path in folder.glob("*.safetensors"))
 
 
-def save_pinclip(clip_dir: Path, out_dir: Path) -> Path:
-    """Build PiN-CLIP (`noise_mode="pin"`: the generator is saved too) from `clip_dir` and save it."""
-    from modeling_pinclip import PinClipForImageClassification
-
-    if not (out_dir / "config.json").is_file():
-        PinClipForImageClassification.from_clip(str(clip_dir), noise_mode="pin").save_pretrained(out_dir)
-    return out_dir
-
-
 def pipeline_memory(model_dir: Path, image_path: Path) -> dict:
     """RSS (MiB) of a fresh process after `pipeline(...)` loads `model_dir`, and its peak during one call."""
     completed = subprocess.run(
@@ -132,8 +123,8 @@ def run(quick: bool = False) -> list[Figure]:
     shape, text_tower = ("tiny", QUICK_TEXT_TOWER) if quick else ("vit-l-14", OPENAI_TEXT_TOWER)
     openai_clip = write_openai_shaped_clip(CACHE_DIR / f"clip-{shape}-openai-text-seed0", shape, text_tower)
     test_clip = random_clip(shape)
-    openai_pinclip = save_pinclip(openai_clip, CACHE_DIR / f"pinclip-{shape}-openai-text")
-    test_pinclip = save_pinclip(test_clip, CACHE_DIR / f"pinclip-{shape}")
+    openai_pinclip = saved_pinclip(openai_clip, CACHE_DIR / f"pinclip-{shape}-openai-text", noise_mode="pin")
+    test_pinclip = saved_pinclip(test_clip, CACHE_DIR / f"pinclip-{shape}", noise_mode="pin")
 
     main = size_figure("model size", openai_clip, openai_pinclip, True,
                        f"{shape} vision + {'a small' if quick else 'OpenAI-shaped'} text tower "

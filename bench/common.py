@@ -101,6 +101,16 @@ def random_clip(shape: str, seed: int = 0) -> Path:
     return folder
 
 
+def saved_pinclip(clip_dir: Path, out_dir: Path, **config) -> Path:
+    """`out_dir` holding a PiN-CLIP (weights, remote code, image processor) built from the CLIP checkpoint
+    `clip_dir` with `config` overrides; built once and kept."""
+    from modeling_pinclip import PinClipForImageClassification
+
+    if not (out_dir / "config.json").is_file():
+        PinClipForImageClassification.from_clip(str(clip_dir), **config).save_pretrained(out_dir)
+    return out_dir
+
+
 def machine_facts() -> dict[str, str]:
     """CPU model, cores, library versions and thread settings, for the header of the results."""
     import transformers

@@ -29,11 +29,17 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
 from bench_eval_throughput import DEFAULT_SHAPE, FORMATS, SIZES, cpu_time, image_folder, saved_detector
 from common import CACHE_DIR, load_average
+
+if TYPE_CHECKING:
+    from transformers import Pipeline
+
+    from inference import Detector
 
 BATCH_SIZE = 32
 PARALLEL = 2  # DataLoader workers or decoding threads
@@ -50,7 +56,7 @@ def per_call_ms(function: Callable[[object], object], inputs: list, rounds: int)
     return 1000 * best / len(inputs)
 
 
-def stage_costs(detector, paths: list[Path], rounds: int) -> None:
+def stage_costs(detector: Detector, paths: list[Path], rounds: int) -> None:
     from image_io import load_rgb_image
 
     crop = detector.processor.crop_size
@@ -78,7 +84,7 @@ def stage_costs(detector, paths: list[Path], rounds: int) -> None:
                   f"{model_ms:.3f} |")
 
 
-def threaded_scan(detector, paths: list[Path]) -> None:
+def threaded_scan(detector: Detector, paths: list[Path]) -> None:
     """`Detector.scan`'s work with the DataLoader replaced by a pool of decoding threads (same dataset and collate)."""
     from inference import _ImageFiles, _stack_readable
 
@@ -89,7 +95,7 @@ def threaded_scan(detector, paths: list[Path]) -> None:
             detector.probabilities(detector.preprocessing.per_batch(stacked))
 
 
-def loader_costs(detector, classifier, paths: list[Path], rounds: int) -> None:
+def loader_costs(detector: Detector, classifier: Pipeline, paths: list[Path], rounds: int) -> None:
     ways = {
         "per-image `pipeline` loop": lambda: [classifier(str(path)) for path in paths],
         "`Detector.scan`, in-process": lambda: list(detector.scan(paths, BATCH_SIZE, num_workers=0)),
@@ -119,7 +125,7 @@ def loader_costs(detector, classifier, paths: list[Path], rounds: int) -> None:
           f"(in-process scan CPU {in_process:.2f} ms ÷ {cores}) = {bound:.2f}×; 1-min load average {load_average()}")
 
 
-def worker_start_up(detector, paths: list[Path], rounds: int) -> None:
+def worker_start_up(detector: Detector, paths: list[Path], rounds: int) -> None:
     for workers in (0, PARALLEL):
         wall, cpu = [], []
         for _ in range(rounds + 1):

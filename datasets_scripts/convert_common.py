@@ -257,9 +257,9 @@ def build_report(source: str, raw_dir: str | os.PathLike, plan: ConversionPlan) 
     }
 
 
-def push_to_hub(dataset_dict: datasets.DatasetDict, repo_id: str, push: Callable[..., object] | None = None) -> None:
-    """Upload with `DatasetDict.push_to_hub` (embeds image bytes); `push` replaces it in tests."""
-    (push or dataset_dict.push_to_hub)(repo_id)
+def push_to_hub(dataset_dict: datasets.DatasetDict, repo_id: str) -> None:
+    """Upload with `DatasetDict.push_to_hub`, which embeds the image bytes in the Hub's parquet files."""
+    dataset_dict.push_to_hub(repo_id)
 
 
 def load_converted(raw_dir: str | os.PathLike, rule: LayoutRule, cache_dir: str | None = None) -> datasets.DatasetDict:

@@ -146,6 +146,8 @@ def _torch_generator(seed: int, *keys: str) -> torch.Generator:
 
 @dataclass(frozen=True)
 class Photo:
+    """A bundled photograph the real images are cropped from; `name` is `library/file` (e.g. `skimage/coffee.png`)."""
+
     name: str
     pixels: np.ndarray  # H x W x 3 uint8
 

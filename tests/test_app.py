@@ -221,7 +221,7 @@ def test_model_panel_names_a_local_backbone_without_its_path(model_dir: Path) ->
     for base, shown in (("elsewhere/pinclip-run/random-clip", "random-clip"), ("/data/clip", "clip"),
                         ("openai/clip-vit-large-patch14", "openai/clip-vit-large-patch14")):
         detector.model.config.clip_name_or_path = base
-        assert f"base CLIP `{shown}`" in model_overview(detector, str(model_dir), {})
+        assert f"base CLIP `{shown}`" in model_overview(detector, {})
 
 
 def test_threshold_comes_from_the_model_config(model_dir: Path, tmp_path: Path) -> None:
