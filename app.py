@@ -39,7 +39,8 @@ NO_JPEG = 100  # the JPEG slider's "off" position
 # forward passes beat one at a time by ~5x and beat pooling them into shared batches, and cost little memory.
 PREDICT_CONCURRENCY = 8
 CSV_FOLDERS_KEPT = 16  # batch CSVs kept on disk (Gradio serves its own copies)
-METRIC_COLUMNS = (("acc", "ACC"), ("r_acc", "R.Acc"), ("f_acc", "F.Acc"), ("ap", "AP"), ("auc", "AUC"))
+# The column titles of reporting.py's results tables (reporting does not travel to the Space).
+METRIC_COLUMNS = (("acc", "Acc"), ("r_acc", "R.Acc"), ("f_acc", "F.Acc"), ("ap", "AP"), ("auc", "AUC"))
 logger = logging.getLogger("pinclip.app")
 
 
@@ -72,12 +73,12 @@ def resolve_model(model: str | os.PathLike | None) -> str | None:
     return next((str(path) for path in MODEL_CANDIDATES if path.is_dir()), None)
 
 
-def load_detector(model: str | None) -> tuple[Detector | None, str]:
+def load_detector(model: str | None, trust_remote_code: bool = False) -> tuple[Detector | None, str]:
     """(detector, status line) — (None, what to do) when there is no model or it cannot be loaded."""
     if model is None:
         return None, f"No model yet: create the default one with `{TRAIN_COMMAND}`, then restart the app."
     try:
-        return Detector.load(model), ""
+        return Detector.load(model, trust_remote_code=trust_remote_code), ""
     except Exception:  # noqa: BLE001 - the app must start and say so; the details go to the server log only
         logger.exception("cannot load model %s", model)
         return None, (
@@ -249,11 +250,11 @@ def example_files() -> list[tuple[str, str]]:
     return [(str(path), path.stem.replace("_", " · ", 1)) for path in files]
 
 
-def build_demo(model_path: str | os.PathLike | None = None) -> gr.Blocks:
+def build_demo(model_path: str | os.PathLike | None = None, trust_remote_code: bool = False) -> gr.Blocks:
     """The whole demo for one model (None: `model/` beside the app, as in the Space, else the default training
-    run's folder, whichever exists first)."""
+    run's folder, whichever exists first). `trust_remote_code` as in `inference.load_classifier`."""
     model = resolve_model(model_path)
-    detector, problem = load_detector(model)
+    detector, problem = load_detector(model, trust_remote_code)
     handlers = Handlers(detector, problem)
     gr.set_static_paths([ASSETS_DIR])  # examples load from the app folder whatever the working directory
 
@@ -334,10 +335,13 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", help=f"model folder or Hub id (default: model/ beside app.py as in the Space, "
                         f"else {DEFAULT_MODEL_DIR}, whichever exists)")
+    parser.add_argument("--trust_remote_code", action="store_true",
+                        help="run code shipped with a model that is not PiN-CLIP (its folder or Hub repository); "
+                        "PiN-CLIP detectors load with this repository's class and never need it")
     parser.add_argument("--port", type=int, help="server port (default: $GRADIO_SERVER_PORT or 7860)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
-    build_demo(args.model).launch(**launch_kwargs(args.port))
+    build_demo(args.model, args.trust_remote_code).launch(**launch_kwargs(args.port))
 
 
 if __name__ == "__main__":

@@ -18,10 +18,17 @@ from pathlib import Path
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
-from transformers import AutoImageProcessor, AutoModelForImageClassification, BaseImageProcessor
+from transformers import (
+    AutoImageProcessor,
+    AutoModelForImageClassification,
+    BaseImageProcessor,
+    PreTrainedConfig,
+    PreTrainedModel,
+)
 
 from image_io import ImageLoadError, load_rgb_image
 from labels import fake_label_index
+from modeling_pinclip import PinClipForImageClassification
 from preprocessing import Preprocessing
 
 # Where the default training run (`python train.py`) writes its model.
@@ -66,16 +73,17 @@ class Detector:
         self.preprocessing = Preprocessing(processor)
 
     @classmethod
-    def load(cls, name_or_path: str | os.PathLike, device: str | None = None) -> "Detector":
-        """Load a saved detector (local folder or Hub id; with HF_HUB_OFFLINE=1 only local files are read).
+    def load(
+        cls, name_or_path: str | os.PathLike, device: str | None = None, trust_remote_code: bool = False
+    ) -> "Detector":
+        """Load a saved detector (local folder or Hub id; with HF_HUB_OFFLINE=1 only local files are read), as
+        `load_classifier` does.
 
         The threshold is the config's `detection_threshold` when the model carries one, 0.5 otherwise.
         """
         source = str(name_or_path)
-        device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        model = AutoModelForImageClassification.from_pretrained(source, trust_remote_code=True).to(device)
-        # backend="pil": torchvision is not a dependency, and the PIL backend is what training saved and used.
-        processor = AutoImageProcessor.from_pretrained(source, backend="pil")
+        model, processor = load_classifier(source, trust_remote_code)
+        model = model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         threshold = getattr(model.config, "detection_threshold", None)
         threshold = DEFAULT_THRESHOLD if threshold is None else float(threshold)
         return cls(model, processor, threshold, name=Path(source).name if Path(source).is_dir() else source)
@@ -123,6 +131,25 @@ class Detector:
                 else:
                     p_fake = next(p_fakes)
                     yield ScanResult(item.path, p_fake=p_fake, label=self.label_of(p_fake))
+
+
+def load_classifier(
+    name_or_path: str | os.PathLike, trust_remote_code: bool = False
+) -> tuple[PreTrainedModel, BaseImageProcessor]:
+    """A saved image classifier (local folder or Hub id) in eval mode, and its image processor (PIL backend).
+
+    A PiN-CLIP detector loads with the `modeling_pinclip` class beside this file, so no code from the model's folder
+    or Hub repository runs; any other classifier loads through `AutoModelForImageClassification`, which runs the
+    model's own code only with `trust_remote_code`, as everywhere in transformers.
+    """
+    source = str(name_or_path)
+    config_dict, _ = PreTrainedConfig.get_config_dict(source)  # a plain dict: reading it runs no code
+    if config_dict.get("model_type") == PinClipForImageClassification.config_class.model_type:
+        model = PinClipForImageClassification.from_pretrained(source)
+    else:
+        model = AutoModelForImageClassification.from_pretrained(source, trust_remote_code=trust_remote_code)
+    # backend="pil": torchvision is not a dependency, and the PIL backend is what training saved and used.
+    return model.eval(), AutoImageProcessor.from_pretrained(source, backend="pil")
 
 
 @dataclass

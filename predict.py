@@ -29,6 +29,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("paths", nargs="+", help="image files and/or folders (scanned recursively)")
     parser.add_argument("--model", default=str(DEFAULT_MODEL_DIR), help="model folder or Hub id (default: %(default)s)")
+    parser.add_argument("--trust_remote_code", action="store_true",
+                        help="run code shipped with a model that is not PiN-CLIP (its folder or Hub repository); "
+                        "PiN-CLIP detectors load with this repository's class and never need it")
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--num_workers", type=int, default=2, help="DataLoader workers that decode and preprocess")
     parser.add_argument("--output", default="results.csv", help="results file, .csv or .jsonl (default: %(default)s)")
@@ -78,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"no model at {args.model}: create it with `{TRAIN_COMMAND}` or pass --model", file=sys.stderr)
         return 2
     try:
-        detector = Detector.load(args.model)
+        detector = Detector.load(args.model, trust_remote_code=args.trust_remote_code)
     except Exception as error:  # noqa: BLE001 - a misspelt folder, an offline Hub id, a folder that is no model
         print(f"cannot load the model {args.model}: {error}", file=sys.stderr)
         return 2

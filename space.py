@@ -20,7 +20,11 @@ import gradio as gr
 from huggingface_hub import HfApi
 
 REPO_DIR = Path(__file__).resolve().parent
-APP_FILES = ("app.py", "corruptions.py", "inference.py", "image_io.py", "labels.py", "preprocessing.py")
+# The model classes travel too: the demo loads its PiN-CLIP with them, running no code from the model folder.
+APP_FILES = (
+    "app.py", "configuration_pinclip.py", "corruptions.py", "image_io.py", "inference.py", "labels.py",
+    "modeling_pinclip.py", "preprocessing.py",
+)
 # What the demo imports at run time; versions are taken from this repository's requirements.txt.
 RUNTIME_PACKAGES = ("torch", "transformers", "safetensors", "huggingface_hub", "gradio", "pillow", "numpy", "pyyaml", "tqdm")
 MODEL_DIR_NAME = "model"

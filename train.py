@@ -29,19 +29,14 @@ from accelerate.utils import set_seed
 from PIL import Image
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
-from transformers import (
-    AutoImageProcessor,
-    AutoModelForImageClassification,
-    BaseImageProcessor,
-    PreTrainedConfig,
-    get_scheduler,
-)
+from transformers import BaseImageProcessor, get_scheduler
 
 import reporting
 from clip_checkpoints import write_random_clip
 from corruptions import robustness_grid
 from detection_data import Collator, EvalImages, TrainImages, load_detection_data
 from hub_push import push_folder
+from inference import load_classifier
 from labels import fake_label_index
 from modeling_pinclip import PinClipForImageClassification
 from training_args import (
@@ -71,16 +66,8 @@ def backbone_path(model_args: ModelArguments, args: TrainingArguments, accelerat
 
 def load_detector(name_or_path: str, trust_remote_code: bool) -> tuple[torch.nn.Module, BaseImageProcessor, int]:
     """A saved detector (PiN-CLIP or any image classifier), its image processor and its fake-label index."""
-    # Read config.json as a plain dict: PiN-CLIP loads with the local class, no remote code needed.
-    config_dict, _ = PreTrainedConfig.get_config_dict(name_or_path)
-    if config_dict.get("model_type") == PinClipForImageClassification.config_class.model_type:
-        model = PinClipForImageClassification.from_pretrained(name_or_path)
-    else:
-        model = AutoModelForImageClassification.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)
-    # PIL backend: torchvision is optional (the default backend would warn and fall back to PIL without it), and
-    # the saved processor records the forensic crop
-    processor = AutoImageProcessor.from_pretrained(name_or_path, backend="pil")
-    return model.eval(), processor, fake_label_index(model.config.id2label)
+    model, processor = load_classifier(name_or_path, trust_remote_code)
+    return model, processor, fake_label_index(model.config.id2label)
 
 
 def make_optimizer(model: torch.nn.Module, args: TrainingArguments) -> torch.optim.Optimizer:

@@ -30,8 +30,8 @@ def test_build_space_folder(tiny_model_dir: Path, tmp_path: Path) -> None:
     model_dir = shutil.copytree(tiny_model_dir, tmp_path / "trained")
     (model_dir / "checkpoint-1").mkdir()  # training leftovers in sub-folders stay out of the Space
     folder = space.build_space(model_dir, tmp_path / "space")
-    for name in ("app.py", "corruptions.py", "inference.py", "image_io.py", "labels.py", "preprocessing.py",
-                 "requirements.txt", "README.md", "assets/fake_gan.png"):
+    for name in ("app.py", "configuration_pinclip.py", "corruptions.py", "inference.py", "image_io.py", "labels.py",
+                 "modeling_pinclip.py", "preprocessing.py", "requirements.txt", "README.md", "assets/fake_gan.png"):
         assert (folder / name).is_file(), name
     model_files = {path.name for path in (folder / "model").iterdir()}
     assert {"config.json", "model.safetensors", "preprocessor_config.json", "modeling_pinclip.py"} <= model_files
@@ -55,7 +55,8 @@ def test_space_app_loads_its_bundled_model(tiny_model_dir: Path, tmp_path: Path)
         "assert detector is not None and problem == '', problem\n"
         "assert app.example_files()[0][0].startswith(str(__import__('pathlib').Path('assets').resolve()))\n"
         "assert all(m.__file__.startswith(str(__import__('pathlib').Path.cwd())) for m in "
-        "(app, __import__('inference'), __import__('image_io'), __import__('preprocessing')))\n"
+        "(app, __import__('inference'), __import__('image_io'), __import__('preprocessing'), "
+        "__import__('modeling_pinclip')))\n"
     )
     env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
     result = subprocess.run([sys.executable, "-c", check], cwd=folder, env=env, capture_output=True, text=True,

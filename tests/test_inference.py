@@ -36,3 +36,23 @@ def test_scan_runs_a_processor_that_resizes_whole(tiny_model_dir: Path, tmp_path
     # Resizing changes what the model sees: the crop-only path would have scored different pixels.
     original = Detector.load(tiny_model_dir, device="cpu")
     assert result.p_fake != pytest.approx(original.p_fake(Image.open(path).convert("RGB")), abs=1e-6)
+
+
+def test_loading_runs_no_code_from_the_model_folder_unless_trusted(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """A PiN-CLIP loads with this repository's class; another model's own code runs only with trust_remote_code."""
+    import json
+    import shutil
+
+    folder = shutil.copytree(tiny_model_dir, tmp_path / "pinclip-with-hostile-code")
+    (folder / "modeling_pinclip.py").write_text('raise RuntimeError("code from the model folder ran")\n')
+    reference = Detector.load(tiny_model_dir, device="cpu")
+    image = random_image(40, 40, 1)
+    assert Detector.load(folder, device="cpu").p_fake(image) == reference.p_fake(image)
+
+    # The same folder as a third-party classifier (not model_type "pinclip"): its code is what loads it.
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "model_type": "someone-elses-detector"}))
+    with pytest.raises(ValueError, match="trust_remote_code"):
+        Detector.load(folder, device="cpu")
+    with pytest.raises(RuntimeError, match="code from the model folder ran"):
+        Detector.load(folder, device="cpu", trust_remote_code=True)

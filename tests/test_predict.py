@@ -95,3 +95,22 @@ def test_a_file_name_that_is_not_utf8_gets_its_row(tiny_model_dir: Path, tmp_pat
 def test_a_model_that_cannot_load_is_a_message(scan_tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert predict.main([str(scan_tree), "--model", str(tmp_path / "typo"), "--output", str(tmp_path / "r.csv")]) == 2
     assert f"cannot load the model {tmp_path / 'typo'}" in capsys.readouterr().err
+
+
+def test_a_model_with_its_own_code_needs_trust_remote_code(
+    scan_tree: Path, tiny_model_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    import shutil
+
+    folder = shutil.copytree(tiny_model_dir, tmp_path / "third-party-detector")
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "model_type": "third-party-detector"}))
+    output = tmp_path / "r.csv"
+    assert predict.main([str(scan_tree / "a.png"), "--model", str(folder), "--output", str(output)]) == 2
+    assert "trust_remote_code" in capsys.readouterr().err and not output.exists()
+    arguments = [str(scan_tree / "a.png"), "--model", str(folder), "--output", str(output), "--trust_remote_code"]
+    assert predict.main(arguments) == 0
+    with output.open() as handle:
+        (row,) = csv.DictReader(handle)
+    expected = Detector.load(tiny_model_dir).p_fake(Image.open(scan_tree / "a.png").convert("RGB"))
+    assert float(row["p_fake"]) == pytest.approx(expected, abs=1e-6)
