@@ -54,8 +54,10 @@ def test_converted_training_data_with_an_eval_folder(tmp_path):
         (["Real", "AI", "fake"], datasets.Value("string"), [0, 1, 1]),
         ([0, 1, 0], datasets.ClassLabel(names=["fake", "real"]), [1, 0, 1]),
         ([1, 0], datasets.Value("int64"), [1, 0]),
+        ([0, 1, 1], datasets.ClassLabel(names=["ai", "nature"]), [1, 0, 0]),
+        (["human", "synthetic", "generated", "authentic"], datasets.Value("string"), [0, 1, 1, 0]),
     ],
-    ids=["strings", "reversed-class-names", "integers"],
+    ids=["strings", "reversed-class-names", "integers", "genimage-class-names", "synonyms"],
 )
 def test_labels_are_mapped_by_name(labels, feature, expected):
     normalized = normalize_labels(rows(labels, label_feature=feature), "label")

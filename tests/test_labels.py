@@ -6,7 +6,7 @@ from PIL import Image
 from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
 
 from inference import Detector
-from labels import fake_label_index
+from labels import fake_label_index, label_meaning
 
 
 @pytest.mark.parametrize(
@@ -37,3 +37,25 @@ def test_a_detector_with_other_label_names_scores_the_fake_output():
     scores = detector.score_images([image])[0]
     assert scores["fake"] == pytest.approx(expected) and scores["real"] == pytest.approx(1 - expected)
     assert detector.label_of(scores["fake"]) == ("fake" if expected >= 0.5 else "real")
+
+
+@pytest.mark.parametrize(
+    "name, meaning",
+    [("Not AI", 0), ("non-AI", 0), ("no_ai", 0), ("not fake", 0), ("Real", 0), ("AI generated", 1),
+     ("deepfake", 1), ("LABEL_0", None), ("real or fake", None)],
+)
+def test_label_meaning_reads_negations(name, meaning):
+    assert label_meaning(name) == meaning
+
+
+@pytest.mark.parametrize(
+    "id2label, fake_index",
+    [({0: "Not AI", 1: "LABEL_1"}, 1), ({0: "non_ai", 1: "class_1"}, 1),
+     ({0: "real", 1: "sd", 2: "midjourney"}, None)],
+)
+def test_the_fake_output_when_only_the_real_label_is_named(id2label, fake_index):
+    if fake_index is None:  # three outputs and only the real one named: which is P(fake) cannot be told
+        with pytest.raises(ValueError, match="cannot tell which label means fake"):
+            fake_label_index(id2label)
+    else:
+        assert fake_label_index(id2label) == fake_index

@@ -9,7 +9,7 @@ from safetensors import safe_open
 from transformers import AutoTokenizer, CLIPModel
 
 from configuration_pinclip import PinClipConfig
-from modeling_pinclip import PinClipForImageClassification
+from modeling_pinclip import PinClipForImageClassification, gaussian_kl
 
 pytestmark = pytest.mark.filterwarnings("ignore")
 
@@ -243,3 +243,142 @@ def test_config_labels_and_round_trip(tmp_path):
 def test_from_clip_rejects_unknown_override(tiny_clip_dir):
     with pytest.raises((TypeError, ValueError), match="noise_std"):
         PinClipForImageClassification.from_clip(str(tiny_clip_dir), noise_std=0.1)
+
+
+@pytest.mark.parametrize("activation, floor, std", [("softplus", 0.0, 0.25), ("softplus", 0.1, 0.25), ("abs", 0.1, 0.5)])
+def test_generator_starts_where_random_noise_is(tiny_clip_dir, activation, floor, std):
+    """README: "The generator starts at μ ≈ 0, σ ≈ s", whatever the σ activation and floor."""
+    model = PinClipForImageClassification.from_clip(
+        str(tiny_clip_dir), sigma_activation=activation, sigma_floor=floor, random_noise_std=std
+    ).eval()
+    with torch.no_grad():
+        mu, sigma = model.noise_generator(model(images()).image_embeds, model.prompt_embeds)
+    assert mu.abs().max() < 0.05
+    torch.testing.assert_close(sigma, torch.full_like(sigma, std), atol=0.02, rtol=0)
+
+
+def backbone_gradient(model: PinClipForImageClassification, pixels, labels) -> torch.Tensor:
+    model.zero_grad()
+    torch.manual_seed(123)
+    model(pixels, labels=labels).loss.backward()
+    return model.visual_projection.weight.grad.clone()
+
+
+def test_by_default_the_backbone_learns_only_through_v_plus_noise(tiny_clip_dir):
+    """detach_generator_input (default True): the generator sees a detached v, so the backbone's gradient is that of
+    CE(h(v)) + λ CE(h(v + ε)) with ε a constant; without the detach, gradients also flow back through the generator."""
+    model = PinClipForImageClassification.from_clip(str(tiny_clip_dir)).train()
+    with torch.no_grad():  # a generator that depends visibly on v
+        for head in (model.noise_generator.mu_head, model.noise_generator.sigma_head):
+            head.weight.normal_(std=0.5, generator=torch.Generator().manual_seed(1))
+    pixels, labels = images(), torch.tensor([0, 1, 1, 0])
+    got = backbone_gradient(model, pixels, labels)
+
+    model.zero_grad()
+    v = model.visual_projection(model.vision_model(pixel_values=pixels).pooler_output)
+    mu, sigma = model.noise_generator(v.detach(), model.prompt_embeds)
+    torch.manual_seed(123)
+    eps = mu + sigma * torch.randn(1, *v.shape)[0]
+    (F.cross_entropy(model.classifier(v), labels) + F.cross_entropy(model.classifier(v + eps), labels)).backward()
+    torch.testing.assert_close(got, model.visual_projection.weight.grad)
+
+    model.config.detach_generator_input = False
+    assert not torch.allclose(backbone_gradient(model, pixels, labels), got, atol=1e-6, rtol=1e-4)
+
+
+@pytest.mark.parametrize("mode", ["pin", "random"])
+def test_eval_mode_loss_with_labels_is_plain_ce(tiny_clip_dir, mode):
+    """Trainer's evaluation calls the model in eval mode with labels: eval_loss must be the clean CE, no noise."""
+    model = PinClipForImageClassification.from_clip(str(tiny_clip_dir), noise_mode=mode).eval()
+    labels = torch.tensor([0, 1, 1, 0])
+    with torch.no_grad():
+        out = model(images(), labels=labels)
+    torch.testing.assert_close(out.loss, F.cross_entropy(out.logits, labels))
+    assert out.noise_loss is None and out.noise_sigma_mean is None
+
+
+@pytest.mark.parametrize("injection", ["embedding", "tokens"])
+def test_inference_noise_does_not_touch_the_training_clean_loss(tiny_clip_dir, injection):
+    """inference_noise is for evaluation only: in training the logits and the clean CE are those of the clean v."""
+    model = PinClipForImageClassification.from_clip(
+        str(tiny_clip_dir), inference_noise="mean", noise_injection=injection
+    ).train()
+    with torch.no_grad():
+        model.noise_generator.mu_head.bias.fill_(0.3)
+        labels = torch.tensor([0, 1, 1, 0])
+        out = model(images(), labels=labels)
+        torch.testing.assert_close(out.logits, model.classifier(out.image_embeds))
+        torch.testing.assert_close(out.clean_loss, F.cross_entropy(model.classifier(out.image_embeds), labels))
+
+
+@pytest.mark.parametrize("training", [False, True])
+def test_token_noise_path_embeds_like_clip(tiny_clip_dir, clip, training):
+    """With token injection the last block is run by hand: its pooled CLS embedding must still be CLIP's, and zero
+    noise must give CLIP's logits."""
+    model = PinClipForImageClassification.from_clip(str(tiny_clip_dir), noise_injection="tokens", inference_noise="mean")
+    model.train(training)
+    with torch.no_grad():
+        model.noise_generator.mu_head.weight.zero_()
+        model.noise_generator.mu_head.bias.zero_()
+        expected = clip.get_image_features(pixel_values=images()).pooler_output
+        out = model(images(), labels=torch.tensor([0, 1, 1, 0]))
+    torch.testing.assert_close(out.image_embeds, expected, atol=1e-5, rtol=0)
+    torch.testing.assert_close(out.logits, model.classifier(expected), atol=1e-5, rtol=0)
+
+
+def test_kl_term_is_the_gaussian_kl_to_the_prior():
+    """kl_loss = KL(N(μ, σ²) ‖ N(0, s²)) per dimension, averaged (checked against torch.distributions)."""
+    from torch.distributions import Normal, kl_divergence
+
+    generator = torch.Generator().manual_seed(0)
+    mu, sigma = torch.randn(4, 8, generator=generator), torch.rand(4, 8, generator=generator) + 0.1
+    prior = Normal(torch.zeros_like(mu), torch.full_like(mu, 0.5))
+    torch.testing.assert_close(gaussian_kl(mu, sigma, 0.5), kl_divergence(Normal(mu, sigma), prior).mean())
+    assert gaussian_kl(torch.zeros(3), torch.full((3,), 0.5), 0.5) == 0
+
+
+def test_a_bfloat16_model_is_bfloat16_throughout_and_runs(tiny_clip_dir):
+    """dtype=bfloat16 converts the whole model (head, generator, prompt embeddings), not just the CLIP tower."""
+    model = PinClipForImageClassification.from_clip(str(tiny_clip_dir), dtype=torch.bfloat16).eval()
+    tensors = [*model.parameters(), *model.buffers()]
+    assert {t.dtype for t in tensors if t.is_floating_point()} == {torch.bfloat16}
+    assert model.config.dtype == torch.bfloat16
+    with torch.no_grad():
+        logits = model(images().to(torch.bfloat16)).logits
+    assert logits.dtype == torch.bfloat16 and torch.isfinite(logits.float()).all()
+
+
+def test_lora_r_1_adds_lora(tiny_clip_dir):
+    """lora_r >= 1 is a valid LoRA rank: r = 1 must not silently fall back to full fine-tuning."""
+    model = PinClipForImageClassification.from_clip(str(tiny_clip_dir), lora_r=1)
+    assert model.has_lora and not model.visual_projection.weight.requires_grad
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("classifier_dropout", 1.0), ("class_words", ["real"]), ("prompt_templates", []),
+     ("prompt_templates", ["{} and {}"])],
+)
+def test_more_bad_config_values_name_the_field(field, value):
+    with pytest.raises(ValueError, match=field):
+        PinClipConfig(**{field: value})
+
+
+def test_defaults_are_the_documented_ones():
+    """README's configuration table (and its 's = 0.25 (the default)' results) describe these defaults."""
+    config = PinClipConfig()
+    documented = {
+        "noise_mode": "pin", "noise_injection": "embedding", "inference_noise": "none", "noise_loss_weight": 1.0,
+        "noise_samples": 1, "random_noise_std": 0.25, "sigma_activation": "softplus", "sigma_floor": 0.0,
+        "kl_weight": 0.0, "generator_hidden_size": 256, "generator_num_heads": 4, "detach_generator_input": True,
+        "class_words": ["real", "fake"], "prompt_templates": ["A {} photo"], "lora_r": 0, "lora_alpha": 6,
+        "lora_dropout": 0.0, "lora_target_modules": ["q_proj", "k_proj", "v_proj"], "resize_images": False,
+    }
+    assert {name: getattr(config, name) for name in documented} == documented
+
+
+def test_a_process_that_does_not_write_saves_no_image_processor_either(tiny_clip_dir, tmp_path):
+    """Multi-process saving: only the main process writes; the others must not race it on preprocessor_config.json."""
+    model = PinClipForImageClassification.from_clip(str(tiny_clip_dir))
+    model.save_pretrained(tmp_path / "other", is_main_process=False)
+    assert not (tmp_path / "other" / "preprocessor_config.json").exists()

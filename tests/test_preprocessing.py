@@ -10,7 +10,7 @@ from PIL import Image
 from transformers import AutoImageProcessor
 
 from detection_data import Collator
-from preprocessing import CentreCrop
+from preprocessing import CentreCrop, Preprocessing
 
 
 @pytest.fixture(scope="module")
@@ -68,3 +68,22 @@ def test_collator_gives_the_processors_batch(processor) -> None:
     assert Collator(resizing).preprocessing.centre_crop is None
     resized = Collator(resizing)([(images[1], 0)])["pixel_values"]
     assert torch.equal(resized, resizing(images=[images[1]], return_tensors="pt")["pixel_values"])
+
+
+def test_centre_crop_of_a_non_square_crop_size(processor) -> None:
+    wide = processor.__class__(**{**processor.to_dict(), "crop_size": {"height": 12, "width": 20}})
+    split = CentreCrop.of(wide)
+    assert (split.height, split.width) == (12, 20)
+    for seed, (width, height) in enumerate([(40, 30), (15, 9), (20, 12), (7, 33)]):
+        image = random_image(width, height, seed)
+        expected = wide(images=image, return_tensors="pt")["pixel_values"]
+        assert torch.equal(split.normalize(split.crop(image)[None]), expected), (width, height)
+
+
+def test_a_processor_that_pads_runs_whole(processor) -> None:
+    """do_pad with a pad_size pads the crop out to pad_size: the crop-only split cannot reproduce it."""
+    padding = processor.__class__(**{**processor.to_dict(), "do_pad": True, "pad_size": {"height": 40, "width": 40}})
+    assert CentreCrop.of(padding) is None
+    image = random_image(50, 70, 3)
+    expected = padding(images=image, return_tensors="pt")["pixel_values"]
+    assert expected.shape[-2:] == (40, 40) and torch.equal(Preprocessing(padding)([image]), expected)

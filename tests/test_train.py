@@ -289,6 +289,21 @@ def test_robustness_grid(tiny_model_dir, image_folder, tmp_path):
     assert (out / "robustness.md").read_text().count("| jpeg_q") == 5
 
 
+def test_detection_metric_formulas_on_an_imbalanced_subset():
+    """ACC counts images (it is not the mean of R.Acc and F.Acc), AP and AUC rank by the fake score (not the hard
+    predictions, not the real class), and n counts every image."""
+    import evaluate
+
+    metric = evaluate.load(str(REPO_ROOT / "metrics" / "detection_metric"), keep_in_memory=True)
+    result = metric.compute(predictions=[0, 0, 1, 1, 0], references=[0, 0, 0, 1, 1], scores=[0.1, 0.3, 0.7, 0.9, 0.2])
+    assert result["n"] == 5
+    assert result["acc"] == pytest.approx(3 / 5)
+    assert result["r_acc"] == pytest.approx(2 / 3) and result["f_acc"] == pytest.approx(1 / 2)
+    # by score: 0.9 fake, 0.7 real, 0.3 real, 0.2 fake, 0.1 real: precision 1 at recall 1/2, 2/4 at recall 1
+    assert result["ap"] == pytest.approx(1 / 2 * 1 + 1 / 2 * 2 / 4)
+    assert result["auc"] == pytest.approx(4 / 6)  # fake 0.9 outranks all three reals, fake 0.2 only 0.1
+
+
 def test_detection_metric_single_class_subset():
     import evaluate
 
