@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from detection_data import load_detection_data, normalize_labels
+from detection_data import TrainImages, load_detection_data, normalize_labels, random_crop
 from training_args import DataArguments
 
 
@@ -96,3 +96,67 @@ def test_every_selected_training_subset_must_exist(tmp_path):
     args.train_subsets = ["sdv1.4"]
     with pytest.raises(ValueError, match="no training rows hold all of"):
         load_detection_data(args, need_train=True)
+
+
+def test_each_generator_subset_holds_only_its_own_rows(tmp_path):
+    args = DataArguments(dataset_name=saved(tmp_path, {"test": rows([0, 1, 0, 1, 1], ["sd", "sd", "gan", "gan", "gan"])}))
+    test = load_detection_data(args, need_train=False).test
+    assert list(test) == ["gan", "sd"]
+    assert test["gan"]["generator"] == ["gan"] * 3 and test["gan"]["label"] == [0, 1, 1]
+    assert test["sd"]["generator"] == ["sd"] * 2 and test["sd"]["label"] == [0, 1]
+
+
+@pytest.mark.parametrize("need_train", [False, True])
+def test_data_without_a_test_split_is_refused_not_evaluated(tmp_path, need_train):
+    # train + validation and no test split: evaluating "every split" would report numbers on the training data
+    source = saved(tmp_path, {"train": rows([0, 1], ["sd", "sd"]), "validation": rows([0, 1], ["sd", "sd"])})
+    with pytest.raises(ValueError, match="no test split among"):
+        load_detection_data(DataArguments(dataset_name=source), need_train=need_train)
+
+
+def test_max_samples_keep_exactly_that_many_rows(tmp_path):
+    source = saved(tmp_path, {"train": rows([0, 1, 0, 1, 1], ["sd"] * 5), "test": rows([0, 1, 0, 1], ["sd"] * 4)})
+    data = load_detection_data(DataArguments(dataset_name=source, max_train_samples=3, max_eval_samples=2), True)
+    assert data.train.num_rows == 3 and data.test["sd"].num_rows == 2
+    data = load_detection_data(DataArguments(dataset_name=source, max_train_samples=50, max_eval_samples=50), True)
+    assert data.train.num_rows == 5 and data.test["sd"].num_rows == 4
+
+
+def test_a_validation_split_reported_as_test_data_is_not_also_validation(tmp_path):
+    source = saved(tmp_path, {"train": rows([0, 1], ["sd", "sd"]), "validation": rows([0, 1], ["gan", "gan"])})
+    data = load_detection_data(DataArguments(dataset_name=source, eval_splits=["validation"]), need_train=True)
+    assert list(data.test) == ["gan"] and data.validation == {}
+
+
+def images(pictures: list[Image.Image]) -> datasets.Dataset:
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["real", "fake"])})
+    return datasets.Dataset.from_dict({"image": pictures, "label": [0] * len(pictures)}, features=features)
+
+
+def test_a_small_training_image_is_padded_evenly_like_the_eval_crop():
+    white = Image.new("RGB", (4, 6), (255, 255, 255))
+    crop = np.asarray(random_crop(white, 8, np.random.default_rng(0)))[..., 0]
+    # centred: two zero columns left and right, one zero row above and below
+    assert crop.shape == (8, 8) and (crop[1:7, 2:6] == 255).all() and crop.sum() == 255 * 4 * 6
+
+
+def test_training_flips_about_half_the_images_and_only_when_asked():
+    pixels = np.zeros((8, 8, 3), dtype=np.uint8)
+    pixels[:, :4] = 255  # left half white: a flipped crop starts with a black pixel
+    dataset = images([Image.fromarray(pixels)] * 40)
+
+    def flipped(flip: bool) -> list[bool]:
+        train = TrainImages(dataset, "image", size=8, seed=0, flip=flip)
+        return [np.asarray(train[i][0])[0, 0, 0] == 0 for i in range(len(train))]
+
+    assert not any(flipped(False))
+    assert 10 <= sum(flipped(True)) <= 30
+
+
+def test_crops_repeat_within_an_epoch_and_change_with_it():
+    noise = Image.fromarray(np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8))
+    train = TrainImages(images([noise] * 4), "image", size=8, seed=0, flip=False)
+    first = [np.asarray(train[i][0]) for i in range(4)]
+    assert all(np.array_equal(crop, np.asarray(train[i][0])) for i, crop in enumerate(first))  # exact resume
+    train.epoch = 1
+    assert not any(np.array_equal(crop, np.asarray(train[i][0])) for i, crop in enumerate(first))

@@ -104,3 +104,18 @@ def test_missing_file_and_pixel_limit(tmp_path):
         load_rgb_image(tmp_path / "missing.png")
     with pytest.raises(ImageLoadError, match="pixel limit"):
         load_rgb_image(png_bytes(RGB), max_pixels=100)
+
+
+def test_float_and_32_bit_images_use_their_full_range():
+    ramp = np.linspace(0, 1, 30 * 20, dtype=np.float32).reshape(30, 20)
+    as_float = np.asarray(load_rgb_image(Image.fromarray(ramp)))  # mode F, values in [0, 1]: 1.0 is white
+    assert as_float[0, 0, 0] == 0 and as_float[-1, -1, 0] == 255 and 120 < as_float[15, 10, 0] < 136
+    as_int = np.asarray(load_rgb_image(Image.fromarray((ramp * 255).round().astype(np.int32))))  # mode I, 0-255
+    assert as_int[-1, -1, 0] == 255 and 120 < as_int[15, 10, 0] < 136
+
+
+def test_an_animated_image_given_at_a_later_frame_gives_its_first_frame():
+    frames = [Image.new("RGB", (8, 8), (255, 0, 0)), Image.new("RGB", (8, 8), (0, 0, 255))]
+    opened = Image.open(io.BytesIO(png_bytes(frames[0], "GIF", save_all=True, append_images=frames[1:])))
+    opened.seek(1)
+    assert load_rgb_image(opened).getpixel((0, 0))[0] > 200

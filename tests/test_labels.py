@@ -59,3 +59,35 @@ def test_the_fake_output_when_only_the_real_label_is_named(id2label, fake_index)
             fake_label_index(id2label)
     else:
         assert fake_label_index(id2label) == fake_index
+
+
+def ai_not_ai_detector(threshold: float = 0.5) -> Detector:
+    """A Hub-style classifier whose output 0 is "AI" (fake) and output 1 "Not AI"."""
+    config = ViTConfig(image_size=16, patch_size=8, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                       intermediate_size=32, id2label={0: "AI", 1: "Not AI"}, label2id={"AI": 0, "Not AI": 1})
+    torch.manual_seed(0)
+    return Detector(ViTForImageClassification(config), ViTImageProcessor(size={"height": 16, "width": 16}), threshold)
+
+
+def test_the_scanner_reads_the_fake_output_of_a_detector_with_other_label_names(tmp_path):
+    detector = ai_not_ai_detector()
+    path = tmp_path / "x.png"
+    Image.new("RGB", (20, 20), (120, 30, 200)).save(path)
+    with torch.no_grad():
+        pixels = detector.processor(images=Image.open(path).convert("RGB"), return_tensors="pt")["pixel_values"]
+        expected = detector.model(pixel_values=pixels).logits.softmax(-1)[0, 0].item()
+    assert abs(expected - 0.5) > 1e-3  # the two outputs differ, so reading the wrong one shows
+    (result,) = detector.scan([path])
+    assert result.error is None and result.p_fake == pytest.approx(expected, abs=1e-6)
+
+
+@pytest.mark.parametrize("threshold", [-0.1, 1.5, 50])
+def test_a_threshold_outside_zero_one_is_refused(threshold):
+    with pytest.raises(ValueError, match=r"must be in \[0, 1\]"):
+        ai_not_ai_detector(threshold)
+
+
+def test_a_score_at_the_threshold_counts_as_fake():
+    """The scanner and the demo decide p(fake) >= threshold, as evaluation does (train.score_subsets)."""
+    detector = ai_not_ai_detector(threshold=0.5)
+    assert (detector.label_of(0.5), detector.label_of(0.4999)) == ("fake", "real")

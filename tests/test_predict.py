@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 import predict
-from inference import Detector, find_images
+from inference import Detector, ScanResult, find_images
 
 
 @pytest.fixture(scope="module")
@@ -114,3 +114,23 @@ def test_a_model_with_its_own_code_needs_trust_remote_code(
         (row,) = csv.DictReader(handle)
     expected = Detector.load(tiny_model_dir).p_fake(Image.open(scan_tree / "a.png").convert("RGB"))
     assert float(row["p_fake"]) == pytest.approx(expected, abs=1e-6)
+
+
+def test_find_images_takes_upper_case_extensions_and_skips_hidden_folders(tmp_path: Path) -> None:
+    for name in ("DCIM/IMG_0001.JPG", "DCIM/scan.Png", ".thumbnails/IMG_0001.jpg", "DCIM/.git/objects/x.png"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        Image.new("RGB", (8, 8)).save(tmp_path / name, "PNG")
+    assert [p.relative_to(tmp_path).as_posix() for p in find_images([tmp_path])] == ["DCIM/IMG_0001.JPG", "DCIM/scan.Png"]
+    # a hidden folder named on the command line is scanned: only folders below the named one are skipped
+    assert find_images([tmp_path / ".thumbnails"]) == [tmp_path / ".thumbnails" / "IMG_0001.jpg"]
+
+
+def test_rows_are_on_disk_before_the_scan_ends(tmp_path: Path) -> None:
+    output = tmp_path / "r.csv"
+
+    def results():
+        yield ScanResult("a.png", 0.25, "real")
+        assert "a.png,0.250000,real," in output.read_text()  # a scan killed here keeps its first row
+        yield ScanResult("b.png", 0.75, "fake")
+
+    assert predict.write_results(results(), output) == {"real": 1, "fake": 1}

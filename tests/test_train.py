@@ -455,3 +455,93 @@ def test_the_log_holds_each_steps_rate_and_the_kl_term(minigen_cache, tmp_path):
     (record,) = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert record["lr"] == pytest.approx(1e-3)  # the rate step 1 used, not the next one (0 at the cosine's end)
     assert record["kl_loss"] > 0
+
+
+# ---------------------------------------------------------------------------------------- arguments
+@pytest.mark.parametrize(
+    "argv, message",
+    [(["--push_to_hub"], "--push_to_hub needs --hub_model_id"),
+     (["--seed", "1", "--config"], "--config needs a file name")],
+)
+def test_argument_combinations_that_cannot_work_fail_before_any_work(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        parse_arguments(argv)
+    assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_null_values_in_a_config_file_keep_the_default(tmp_path):
+    config = tmp_path / "run.yaml"
+    config.write_text("max_steps: null\nhub_model_id: ~\nseed: 3\n")
+    _, _, args = parse_arguments([str(config)])
+    assert (args.max_steps, args.hub_model_id, args.seed) == (None, None, 3)
+
+
+# ------------------------------------------------------------------------------- checkpoints, eval-only
+def test_the_latest_checkpoint_is_the_highest_step_not_the_last_name(tmp_path):
+    for name in ("checkpoint-2", "checkpoint-10", "checkpoint-9", "checkpoint-12.tmp"):
+        (tmp_path / "checkpoints" / name).mkdir(parents=True)
+    assert [c.name for c in train.list_checkpoints(tmp_path)] == ["checkpoint-2", "checkpoint-9", "checkpoint-10"]
+    assert train.resolve_checkpoint("latest", tmp_path).name == "checkpoint-10"
+    assert train.resolve_checkpoint("latest", tmp_path / "no-run-yet") is None
+
+
+def test_only_the_newest_checkpoints_are_kept(tmp_path):
+    from accelerate import Accelerator
+
+    accelerator = Accelerator(cpu=True)
+    for step in (2, 4, 8, 10):  # 8 and 10: the newest by step, though "10" < "8" as text
+        train.save_checkpoint(accelerator, tmp_path, step, keep=2, progress={"images_seen": step})
+    assert [c.name for c in train.list_checkpoints(tmp_path)] == ["checkpoint-8", "checkpoint-10"]
+    assert json.loads((tmp_path / "checkpoints" / "checkpoint-10" / train.PROGRESS_FILE).read_text()) == {"images_seen": 10}
+    train.save_checkpoint(accelerator, tmp_path, 12, keep=0, progress={"images_seen": 12})  # 0: keep all
+    assert [c.name for c in train.list_checkpoints(tmp_path)] == ["checkpoint-8", "checkpoint-10", "checkpoint-12"]
+
+
+def test_max_steps_mid_epoch_and_resuming_its_last_checkpoint_train_no_further(minigen_cache, tmp_path):
+    # 12 training images in batches of 4: 3 steps an epoch, so --max_steps 2 ends mid-epoch, at a checkpoint
+    first, resumed = tmp_path / "first", tmp_path / "resumed"
+    quick = ("--max_steps", "2", "--max_train_samples", "12", "--per_device_train_batch_size", "4",
+             "--max_eval_samples", "4", "--random_clip_shape", "tiny")
+    train.main(reduced_args(minigen_cache, first, *quick, "--checkpointing_steps", "2"))
+    shutil.copytree(first / "checkpoints", resumed / "checkpoints")
+    shutil.copytree(first / "random-clip", resumed / "random-clip")
+    train.main(reduced_args(minigen_cache, resumed, *quick, "--resume_from_checkpoint", "latest"))
+    for run in (first, resumed):  # --max_steps stops mid-epoch, and a resume at the last step trains no further
+        training = json.loads((run / "metrics.json").read_text())["training"]
+        assert (training["steps"], training["images_seen"]) == (2, 8), run.name
+    expected, got = load_file(first / "model.safetensors"), load_file(resumed / "model.safetensors")
+    assert all(torch.equal(expected[name], got[name]) for name in expected)
+
+
+def test_eval_only_scores_the_fake_output_of_a_detector_with_other_label_names(image_folder, tmp_path):
+    """A Hub-style detector whose output 0 is "AI": metrics are those of P(fake) = output 0, not output 1."""
+    from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
+
+    config = ViTConfig(image_size=16, patch_size=8, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                       intermediate_size=32, id2label={0: "AI", 1: "Not AI"}, label2id={"AI": 0, "Not AI": 1})
+    torch.manual_seed(0)
+    model = ViTForImageClassification(config).eval()
+    processor = ViTImageProcessor(size={"height": 16, "width": 16})
+    folder = tmp_path / "hub-detector"
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    metrics = train.main(["--eval_only", "--model_name_or_path", str(folder), "--eval_dir", str(image_folder),
+                          "--output_dir", str(tmp_path / "out")])
+    for generator in ("alpha", "beta"):
+        paths = sorted((image_folder / generator).rglob("*.png"))
+        labels = [int(path.parent.name == "1_fake") for path in paths]
+        with torch.no_grad():
+            pixels = processor(images=[Image.open(p).convert("RGB") for p in paths], return_tensors="pt")["pixel_values"]
+            p_fake = model(pixel_values=pixels).logits.softmax(-1)[:, 0].numpy()
+        reported = metrics["subsets"][generator]
+        assert reported["auc"] == pytest.approx(roc_auc_score(labels, p_fake), abs=1e-6)
+        assert reported["ap"] == pytest.approx(average_precision_score(labels, p_fake), abs=1e-6)
+        assert reported["acc"] == pytest.approx(np.mean((p_fake >= 0.5) == np.array(labels)))
+
+
+def test_a_resumed_log_keeps_the_records_up_to_and_including_the_checkpoint_step(tmp_path):
+    log = tmp_path / "train_log.jsonl"
+    log.write_text('{"step": 2, "loss": 1.0}\n{"step": 4, "loss": 0.5}\n{"step": 6, "loss": 0.2}\n{"step": 8, "lo')
+    assert train.log_records_until(log, 4) == [{"step": 2, "loss": 1.0}, {"step": 4, "loss": 0.5}]
+    assert train.log_records_until(log, 8) == [{"step": 2, "loss": 1.0}, {"step": 4, "loss": 0.5}, {"step": 6, "loss": 0.2}]
+    assert train.log_records_until(tmp_path / "missing.jsonl", 4) == []

@@ -1,0 +1,54 @@
+"""reporting: the mean row, the results and robustness tables and the model-index entries, cell by cell."""
+
+import pytest
+
+import reporting
+
+
+def cells(line: str) -> list[str]:
+    return [cell.strip() for cell in line.strip().strip("|").split("|")]
+
+
+def test_the_mean_row_is_the_unweighted_mean_over_the_subsets_that_define_each_metric():
+    subsets = {
+        "a": {"acc": 0.5, "r_acc": 0.4, "f_acc": 0.6, "ap": 0.5, "auc": 0.5, "n": 10},
+        "b": {"acc": 0.6, "r_acc": 0.8, "f_acc": 0.4, "ap": 0.7, "auc": 0.6, "n": 30},
+        "only_fake": {"acc": 1.0, "r_acc": None, "f_acc": 1.0, "ap": None, "auc": None, "n": 2},
+    }
+    mean = reporting.mean_metrics(subsets)
+    assert mean["acc"] == pytest.approx(0.7) and mean["f_acc"] == pytest.approx(2 / 3)
+    assert mean["r_acc"] == pytest.approx(0.6) and mean["ap"] == pytest.approx(0.6) and mean["auc"] == pytest.approx(0.55)
+    assert mean["n"] == 42
+    assert reporting.mean_metrics({"only_fake": subsets["only_fake"]})["r_acc"] is None
+
+
+def test_results_table_puts_each_number_under_its_title():
+    gan = {"acc": 0.71, "r_acc": 0.98, "f_acc": 0.44, "ap": 0.83, "auc": 0.85, "n": 32}
+    only_fake = {"acc": 0.5, "r_acc": None, "f_acc": 0.5, "ap": None, "auc": None, "n": 2}
+    lines = reporting.results_table({"subsets": {"gan": gan, "only_fake": only_fake}, "mean": gan}).splitlines()
+    header = cells(lines[0])
+    assert header == ["subset", "Acc", "R.Acc", "F.Acc", "AP", "AUC", "images"]
+    assert dict(zip(header, cells(lines[2]))) == {
+        "subset": "gan", "Acc": "71.0", "R.Acc": "98.0", "F.Acc": "44.0", "AP": "83.0", "AUC": "85.0", "images": "32"}
+    assert cells(lines[3]) == ["only_fake", "50.0", "–", "50.0", "–", "–", "2"]
+    assert cells(lines[4])[0] == "**mean**" and len(lines) == 5
+
+
+def test_robustness_table_holds_accuracy_per_subset_then_mean_acc_and_mean_ap():
+    def condition(acc_a: float, acc_b: float, mean_ap: float) -> dict:
+        subsets = {"a": {"acc": acc_a, "ap": 0.99}, "b": {"acc": acc_b, "ap": 0.98}}
+        return {"subsets": subsets, "mean": {"acc": (acc_a + acc_b) / 2, "ap": mean_ap}}
+
+    lines = reporting.robustness_table({"clean": condition(0.9, 0.7, 0.95), "jpeg_q50": condition(0.6, 0.5, 0.65)})
+    assert lines.splitlines()[0] == "| condition | a | b | mean Acc | mean AP |"
+    assert lines.splitlines()[2:] == ["| clean | 90.0 | 70.0 | 80.0 | 95.0 |", "| jpeg_q50 | 60.0 | 50.0 | 55.0 | 65.0 |"]
+
+
+def test_model_index_leaves_out_undefined_metrics_and_types_the_others():
+    only_fake = {"acc": 0.5, "r_acc": None, "f_acc": 0.5, "ap": None, "auc": None, "n": 2}
+    both = {"acc": 0.75, "r_acc": 1.0, "f_acc": 0.5, "ap": 0.8, "auc": 0.9, "n": 4}
+    results = reporting.eval_results({"subsets": {"gan": only_fake, "sd": both}, "mean": both}, "Mini", "minigenimage")
+    got = {r.metric_name: (r.metric_type, r.metric_value) for r in results}
+    assert len(results) == 2 + 5 + 5 and "R.Acc (gan)" not in got and "AP (gan)" not in got
+    assert got["Acc (gan)"] == ("accuracy", 0.5) and got["R.Acc (sd)"] == ("accuracy", 1.0)
+    assert got["AP (sd)"] == ("average_precision", 0.8) and got["AUC (mean)"] == ("roc_auc", 0.9)
