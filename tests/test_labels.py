@@ -23,17 +23,21 @@ def test_the_fake_output_of_any_classifier(id2label, fake_index):
         assert fake_label_index(id2label) == fake_index
 
 
-def test_a_detector_with_other_label_names_scores_the_fake_output():
-    """A Hub-style classifier whose labels are "AI" / "Not AI": the scanner and demo read output 0 as P(fake)."""
+def ai_not_ai_detector(threshold: float = 0.5) -> Detector:
+    """A Hub-style classifier whose output 0 is "AI" (fake) and output 1 "Not AI"."""
     config = ViTConfig(image_size=16, patch_size=8, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
                        intermediate_size=32, id2label={0: "AI", 1: "Not AI"}, label2id={"AI": 0, "Not AI": 1})
     torch.manual_seed(0)
-    model = ViTForImageClassification(config)
-    processor = ViTImageProcessor(size={"height": 16, "width": 16})
-    detector = Detector(model, processor)
+    return Detector(ViTForImageClassification(config), ViTImageProcessor(size={"height": 16, "width": 16}), threshold)
+
+
+def test_a_detector_with_other_label_names_scores_the_fake_output():
+    """A Hub-style classifier whose labels are "AI" / "Not AI": the scanner and demo read output 0 as P(fake)."""
+    detector = ai_not_ai_detector()
     image = Image.new("RGB", (20, 20), (120, 30, 200))
     with torch.no_grad():
-        expected = model(**processor(images=image, return_tensors="pt")).logits.softmax(-1)[0, 0].item()
+        pixels = detector.processor(images=image, return_tensors="pt")["pixel_values"]
+        expected = detector.model(pixel_values=pixels).logits.softmax(-1)[0, 0].item()
     scores = detector.score_images([image])[0]
     assert scores["fake"] == pytest.approx(expected) and scores["real"] == pytest.approx(1 - expected)
     assert detector.label_of(scores["fake"]) == ("fake" if expected >= 0.5 else "real")
@@ -59,14 +63,6 @@ def test_the_fake_output_when_only_the_real_label_is_named(id2label, fake_index)
             fake_label_index(id2label)
     else:
         assert fake_label_index(id2label) == fake_index
-
-
-def ai_not_ai_detector(threshold: float = 0.5) -> Detector:
-    """A Hub-style classifier whose output 0 is "AI" (fake) and output 1 "Not AI"."""
-    config = ViTConfig(image_size=16, patch_size=8, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                       intermediate_size=32, id2label={0: "AI", 1: "Not AI"}, label2id={"AI": 0, "Not AI": 1})
-    torch.manual_seed(0)
-    return Detector(ViTForImageClassification(config), ViTImageProcessor(size={"height": 16, "width": 16}), threshold)
 
 
 def test_the_scanner_reads_the_fake_output_of_a_detector_with_other_label_names(tmp_path):
