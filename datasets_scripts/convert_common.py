@@ -143,14 +143,16 @@ class WalkedFile:
 def walk_files(raw_dir: Path) -> Iterator[WalkedFile]:
     """Every entry under `raw_dir` in a deterministic (sorted) order.
 
-    A folder symlink that leads outside the tree is followed (datasets are often assembled from links), each target
-    once. One that leads to a folder of the tree itself, or above it, is reported, not followed: that folder is read
-    at its own path, which is what names its split, generator and subset. Hidden files and folders (`.DS_Store`,
-    `.cache`, ...) are reported, not read.
+    A folder symlink that leads outside the tree is followed (datasets are often assembled from links). One that
+    leads to a folder of the tree itself, or above it (up to `/`), is reported, not followed: that folder is read at
+    its own path, which is what names its split, generator and subset. Every folder is read once, whatever the path
+    that reaches it: one reached again (two links to it, or a link into a folder already read through another) is
+    reported, so no image can land in two splits. Hidden files and folders (`.DS_Store`, `.cache`, ...) are
+    reported, not read.
     """
     root = os.path.realpath(raw_dir)
     own_folders = {os.path.realpath(folder) for folder, _, _ in os.walk(raw_dir)}  # links not followed
-    followed: set[str] = set()
+    read = {root}  # real paths of the folders read so far
     for folder, dirs, files in os.walk(raw_dir, followlinks=True):
         kept = []
         for name in sorted(dirs):
@@ -158,14 +160,12 @@ def walk_files(raw_dir: Path) -> Iterator[WalkedFile]:
             target = os.path.realpath(path)
             if name.startswith("."):
                 yield WalkedFile(path, "hidden folder, not read")
-            elif not path.is_symlink():
-                kept.append(name)
-            elif target in own_folders or root.startswith(target + os.sep):
+            elif path.is_symlink() and (target in own_folders or os.path.commonpath([root, target]) == target):
                 yield WalkedFile(path, "symlink to a folder of this tree or above it, not followed")
-            elif target in followed:
-                yield WalkedFile(path, f"symlink to a folder already read ({target}), not read again")
+            elif target in read:
+                yield WalkedFile(path, f"folder already read ({target}), not read again")
             else:
-                followed.add(target)
+                read.add(target)
                 kept.append(name)
         dirs[:] = kept
         for name in sorted(files):

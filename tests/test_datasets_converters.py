@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import os
 import sys
@@ -318,7 +319,7 @@ def test_folder_symlinks_out_of_the_tree_are_followed_once_and_hidden_entries_re
         "benchmark": "symlink to a folder of this tree or above it, not followed",
         "test/sd/0_real/.DS_Store": "hidden file, not read",
         "test/sd/0_real/up": "symlink to a folder of this tree or above it, not followed",
-        "test/sd/zz_again": f"symlink to a folder already read ({(elsewhere / 'fakes').resolve()}), not read again",
+        "test/sd/zz_again": f"folder already read ({(elsewhere / 'fakes').resolve()}), not read again",
     }
 
 
@@ -377,3 +378,196 @@ def test_in_process_loading_logs_the_skipped_files(tmp_path, caplog):
         folder.load_folder_dataset(raw, cache_dir=str(tmp_path / "hf_cache"))
     assert "2 files skipped" in caplog.text
     assert "generated/generated_3_a.png: no label folder" in caplog.text
+
+
+def test_label_split_folders_and_extensions_match_case_insensitively(tmp_path):
+    raw = tmp_path / "raw"
+    _write(raw / "Test" / "sd" / "Real" / "a.PNG", _image_bytes("PNG", 1))
+    _write(raw / "Test" / "sd" / "FAKE" / "b.JPG", _image_bytes("JPEG", 2))
+    plan = convert_common.plan_conversion(raw, folder.folder_rule("raw"))
+    assert plan.skipped == []
+    assert sorted(plan.entries["test"]) == [
+        ("Test/sd/FAKE/b.JPG", convert_common.Placement("test", 1, "sd", "sd")),
+        ("Test/sd/Real/a.PNG", convert_common.Placement("test", 0, "sd", "sd")),
+    ]
+    # the archive layouts too: GenImage's Val/Nature folders, AIGIBench's and ForenSynths' LSUN class names
+    assert aigibench.aigibench_rule(("Train", "Car", "0_real", "x.png")) == convert_common.Placement(
+        "train", 0, "progan", "Car"
+    )
+    assert forensynths.forensynths_rule(("Horse", "1_FAKE", "x.png")) == convert_common.Placement(
+        "train", 1, "progan", "Horse"
+    )
+    assert genimage.genimage_rule(("ADM", "imagenet_ai", "Val", "Nature", "x.png")) == convert_common.Placement(
+        "validation", 0, "ADM", "imagenet_ai"
+    )
+
+
+def test_a_file_cut_off_in_its_pixel_data_is_skipped(tmp_path):
+    from image_io import ImageLoadError, load_rgb_image
+
+    pixels = np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    for fmt, name in (("PNG", "cut.png"), ("JPEG", "cut.jpg")):
+        buffer = io.BytesIO()
+        Image.fromarray(pixels).save(buffer, format=fmt)
+        data = buffer.getvalue()
+        _write(tmp_path / name, data[: len(data) * 2 // 3])  # header intact: opens, fails only when decoded
+        with Image.open(tmp_path / name) as image:
+            assert image.size == (64, 64)
+        with pytest.raises(ImageLoadError, match="truncated"):
+            load_rgb_image(tmp_path / name)  # what training would do with it, hours into a run
+        assert convert_common.check_image(tmp_path / name).startswith("undecodable"), name
+
+
+def test_folder_symlink_to_a_folder_above_the_root_is_not_followed(tmp_path):
+    data = tmp_path / "data"
+    raw = data / "raw"
+    _leaf(raw / "0_real", 1)
+    _leaf(raw / "1_fake", 2)
+    _leaf(data / "unrelated" / "1_fake", 3)  # beside the tree: never to be read through the link
+    (raw / "links").mkdir()
+    (raw / "links" / "parent").symlink_to(data, target_is_directory=True)
+    plan = convert_common.plan_conversion(raw, folder.folder_rule("raw"))
+    assert [rel for rel, _ in plan.entries["train"]] == [
+        "0_real/0_real_1_a.png", "0_real/0_real_1_b.jpg", "1_fake/1_fake_2_a.png", "1_fake/1_fake_2_b.jpg",
+    ]
+    assert plan.skipped == [
+        {"file": "links/parent", "reason": "symlink to a folder of this tree or above it, not followed"}
+    ]
+
+
+def test_a_file_rewritten_with_the_same_size_is_not_served_from_the_cache(tmp_path):
+    raw, cache = tmp_path / "raw", str(tmp_path / "hf_cache")
+    for label in ("0_real", "1_fake"):
+        (raw / label).mkdir(parents=True)
+        Image.new("RGB", (4, 4), (255, 0, 0)).save(raw / label / "x.bmp")
+        os.utime(raw / label / "x.bmp", ns=(1_000_000_000, 1_000_000_000))
+    assert folder.load_folder_dataset(raw, cache_dir=cache)["train"][0]["image"].getpixel((0, 0)) == (255, 0, 0)
+    Image.new("RGB", (4, 4), (0, 0, 255)).save(raw / "0_real" / "x.bmp")  # BMP: same size whatever the colour
+    os.utime(raw / "0_real" / "x.bmp", ns=(2_000_000_000, 2_000_000_000))
+    assert folder.load_folder_dataset(raw, cache_dir=cache)["train"][0]["image"].getpixel((0, 0)) == (0, 0, 255)
+
+
+def test_the_same_files_read_with_another_layout_rule_are_not_served_from_the_cache(tmp_path):
+    raw, cache = tmp_path / "raw", str(tmp_path / "hf_cache")
+    _leaf(raw / "train" / "car" / "0_real", 1)
+    _leaf(raw / "train" / "car" / "1_fake", 2)
+    assert set(folder.load_folder_dataset(raw, cache_dir=cache)["train"]["generator"]) == {"car"}
+    assert set(forensynths.load_forensynths(raw, cache_dir=cache)["train"]["generator"]) == {"progan"}
+
+
+def test_report_counts_each_class_and_the_output_holds_only_the_dataset(tmp_path):
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    _leaf(raw / "test" / "sd" / "0_real", 1)  # 2 reals
+    _write(raw / "test" / "sd" / "1_fake" / "f.png", _image_bytes("PNG", 2))  # 1 fake
+    _leaf(raw / "test" / "wild" / "deep" / "1_fake", 3)  # 2 fakes, no reals
+    folder.convert_folder(raw, out)
+    report = json.loads((out / "report.json").read_text())
+    assert report["counts"] == {"test": {"sd": {"real": 2, "fake": 1}, "wild/deep": {"real": 0, "fake": 2}}}
+    assert report["counts_by_generator"] == {"test": {"sd": {"real": 2, "fake": 1}, "wild": {"real": 0, "fake": 2}}}
+    assert report["num_images"] == 5 and report["num_skipped"] == 0
+    # the private build cache is dropped: the output is the saved dataset and its report, not a second copy
+    assert sorted(p.name for p in out.iterdir()) == ["dataset_dict.json", "report.json", "test"]
+
+
+def test_in_process_loading_lists_ten_skipped_files_then_how_many_more(tmp_path, caplog):
+    raw = tmp_path / "raw"
+    _leaf(raw / "0_real", 1)
+    _leaf(raw / "1_fake", 2)
+    for i in range(11):
+        _write(raw / "notes" / f"n{i:02d}.png", _image_bytes("PNG", i))  # no label folder
+    with caplog.at_level("WARNING"):
+        folder.load_folder_dataset(raw, cache_dir=str(tmp_path / "hf_cache"))
+    assert "11 files skipped" in caplog.text
+    assert "notes/n09.png: no label folder" in caplog.text and "n10.png" not in caplog.text
+    assert "... and 1 more" in caplog.text
+
+
+def test_load_folder_dataset_names_the_generator_after_the_resolved_folder(tmp_path, monkeypatch):
+    raw = tmp_path / "progan_eval"
+    _leaf(raw / "0_real", 1)
+    _leaf(raw / "1_fake", 2)
+    monkeypatch.chdir(raw)
+    dsd = folder.load_folder_dataset(".", cache_dir=str(tmp_path / "hf_cache"))
+    assert set(dsd["train"]["generator"]) == {"progan_eval"}
+
+
+def test_genimage_accepts_the_short_layout_and_rejects_deeper_ones():
+    assert genimage.genimage_rule(("ADM", "train", "ai", "x.png")) == convert_common.Placement("train", 1, "ADM", "ADM")
+    assert genimage.genimage_rule(("ADM", "val", "nature", "x.png")) == convert_common.Placement(
+        "validation", 0, "ADM", "ADM"
+    )
+    deeper = genimage.genimage_rule(("ADM", "imagenet_ai_0508_adm", "extra", "train", "ai", "x.png"))
+    assert isinstance(deeper, str) and deeper.startswith("unexpected GenImage layout")
+
+
+def test_aigibench_rule_edge_layouts():
+    place = convert_common.Placement
+    # a test generator that happens to share an LSUN class name is still its own generator
+    assert aigibench.aigibench_rule(("test", "car", "1_fake", "x.png")) == place("test", 1, "car", "car")
+    # deeper folders are kept in the subset name; the generator is the first folder
+    assert aigibench.aigibench_rule(("test", "FLUX", "portrait", "0_real", "x.png")) == place(
+        "test", 0, "FLUX", "FLUX/portrait"
+    )
+    # no name folder, or no split folder: skipped with a reason, not crashed on nor guessed
+    for parts in (("train", "0_real", "x.png"), ("FLUX", "1_fake", "x.png")):
+        reason = aigibench.aigibench_rule(parts)
+        assert isinstance(reason, str) and reason.startswith("unexpected AIGIBench layout"), parts
+
+
+def test_forensynths_rule_edge_layouts():
+    place = convert_common.Placement
+    # label folders straight under a train/val folder: ProGAN data without a class folder
+    assert forensynths.forensynths_rule(("train", "0_real", "x.png")) == place("train", 0, "progan", "progan")
+    assert forensynths.forensynths_rule(("val", "1_fake", "x.png")) == place("validation", 1, "progan", "progan")
+    # under test/, a generator folder named like an LSUN class is the generator, not ProGAN training data
+    assert forensynths.forensynths_rule(("test", "car", "1_fake", "x.png")) == place("test", 1, "car", "car")
+    # label folders straight under test/: no generator to name, skipped with a reason
+    reason = forensynths.forensynths_rule(("test", "0_real", "x.png"))
+    assert isinstance(reason, str) and reason.startswith("unexpected ForenSynths layout")
+
+
+def test_folder_symlink_to_the_filesystem_root_is_not_followed(tmp_path):
+    raw = tmp_path / "raw"
+    _leaf(raw / "0_real", 1)
+    _leaf(raw / "1_fake", 2)
+    (raw / "links").mkdir()
+    (raw / "links" / "root").symlink_to("/", target_is_directory=True)
+    walked = list(itertools.islice(convert_common.walk_files(raw), 50))  # bounded: a buggy walk reads the whole disk
+    assert [(w.path.relative_to(raw).as_posix(), w.skip_reason) for w in walked] == [
+        ("0_real/0_real_1_a.png", None),
+        ("0_real/0_real_1_b.jpg", None),
+        ("1_fake/1_fake_2_a.png", None),
+        ("1_fake/1_fake_2_b.jpg", None),
+        ("links/root", "symlink to a folder of this tree or above it, not followed"),
+    ]
+
+
+def test_files_reached_through_two_folder_symlinks_are_read_once(tmp_path):
+    raw, elsewhere = tmp_path / "raw", tmp_path / "elsewhere"
+    _leaf(elsewhere / "sd" / "0_real", 1)
+    _leaf(elsewhere / "sd" / "1_fake", 2)
+    (raw / "test").mkdir(parents=True)
+    (raw / "train").mkdir()
+    (raw / "test" / "all").symlink_to(elsewhere, target_is_directory=True)  # the whole collection as test data
+    (raw / "train" / "sd").symlink_to(elsewhere / "sd", target_is_directory=True)  # ... and one part of it as train
+    plan = convert_common.plan_conversion(raw, folder.folder_rule("raw"))
+    kept = [os.path.realpath(raw / rel) for entries in plan.entries.values() for rel, _ in entries]
+    assert len(kept) == 4 == len(set(kept)), sorted(plan.entries)  # no image in both train and test
+
+
+def test_a_folder_read_through_one_link_is_not_read_again_below_another(tmp_path):
+    raw, elsewhere = tmp_path / "raw", tmp_path / "elsewhere"
+    _leaf(elsewhere / "sd" / "0_real", 1)
+    _leaf(elsewhere / "gan" / "1_fake", 2)
+    (raw / "test").mkdir(parents=True)
+    (raw / "train").mkdir()
+    (raw / "test" / "sd").symlink_to(elsewhere / "sd", target_is_directory=True)  # read first (sorted order)
+    (raw / "train" / "all").symlink_to(elsewhere, target_is_directory=True)  # holds sd again, as a plain folder
+    plan = convert_common.plan_conversion(raw, folder.folder_rule("raw"))
+    assert [rel for rel, _ in plan.entries["test"]] == ["test/sd/0_real/0_real_1_a.png", "test/sd/0_real/0_real_1_b.jpg"]
+    assert [rel for rel, _ in plan.entries["train"]] == [
+        "train/all/gan/1_fake/1_fake_2_a.png", "train/all/gan/1_fake/1_fake_2_b.jpg"
+    ]
+    assert plan.skipped == [
+        {"file": "train/all/sd", "reason": f"folder already read ({(elsewhere / 'sd').resolve()}), not read again"}
+    ]

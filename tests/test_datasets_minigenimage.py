@@ -228,3 +228,133 @@ def test_cli_writes_output_report_and_research_folders(reduced, cache_dir, tmp_p
     assert Counter(zip(back["generator"], back["label"])) == Counter(
         (f, lab) for f in mgi.FAMILIES for lab in (0, 1) for _ in range(n)
     )
+
+
+def test_reals_are_the_listed_photo_crops_and_fakes_are_not(reduced, report):
+    photos = {p.name: p.pixels for p in mgi.load_photos()}
+    for split in ("train", "train_multi", "validation", "test_gan"):
+        crops = {
+            mgi.encode_png(np.ascontiguousarray(photos[name][y : y + s, x : x + s]))
+            for name, y, x, s in report["real_crops"][split]
+        }
+        raw = _raw(reduced[split])
+        reals = {r["image"]["bytes"] for r in raw if r["label"] == 0}
+        fakes = {r["image"]["bytes"] for r in raw if r["label"] == 1}
+        assert reals == crops, split  # label 0 is exactly the untouched photo crops ...
+        assert not fakes & crops, split  # ... and no label-1 image is one
+
+
+def test_fakes_are_generated_from_other_crops_than_the_reals(monkeypatch):
+    monkeypatch.setattr(mgi.gens, "generate", lambda family, model, crops, generator: crops)  # identity "generator"
+    photos = mgi.load_photos()
+    pools = mgi.assign_tiles(photos, 64, seed=0)
+    plans = mgi.plan_splits(photos, pools, dict.fromkeys(mgi.ALL_GENERATORS), TINY, 64, seed=0)
+    pixels = {p.name: p.pixels for p in photos}
+    for split, plan in plans.items():
+        fakes = np.concatenate([fakes for _, _, fakes in plan.parts])
+        reals = np.concatenate([reals for _, reals, _ in plan.parts])
+        sources = np.stack([pixels[name][y : y + s, x : x + s] for name, y, x, s in plan.fake_source_boxes])
+        assert np.array_equal(fakes, sources), split  # each fake comes from the crop the report lists ...
+        real_bytes = {r.tobytes() for r in reals}
+        assert not any(f.tobytes() in real_bytes for f in fakes), split  # ... never from one of the split's reals
+
+
+def test_rows_are_shuffled_not_grouped_by_class_or_generator(reduced):
+    for split in ("train", "train_multi", "validation", "test_tconv"):
+        labels, generators = reduced[split]["label"], reduced[split]["generator"]
+        half = len(labels) // 2
+        assert 0 < sum(labels[:half]) < half, split  # both classes in the first half (a max_samples cut)
+        if len(set(generators)) > 1:
+            assert len(set(generators[:half])) == len(set(generators)), split
+
+
+def test_spread_splits_a_total_as_evenly_as_possible():
+    assert mgi._spread(("a", "b", "c"), 10) == [("a", 4), ("b", 3), ("c", 3)]
+    assert mgi._spread(("a", "b", "c"), 11) == [("a", 4), ("b", 4), ("c", 3)]
+    assert mgi._spread(("a", "b"), 6) == [("a", 3), ("b", 3)]
+
+
+def test_cache_key_changes_with_every_size_field():
+    import dataclasses
+
+    key = mgi.cache_key(0, 64, False, TINY)
+    assert key == mgi.cache_key(0, 64, False, mgi.Sizes(**dataclasses.asdict(TINY)))
+    for name, value in dataclasses.asdict(TINY).items():
+        assert mgi.cache_key(0, 64, False, dataclasses.replace(TINY, **{name: value + 1})) != key, name
+    assert len({key, mgi.cache_key(1, 64, False, TINY), mgi.cache_key(0, 32, False, TINY), mgi.cache_key(0, 64, True, TINY)}) == 4
+
+
+def test_crops_lie_inside_one_tile_of_their_pool():
+    photos = mgi.load_photos()
+    pool = mgi.assign_tiles(photos, 64, seed=0)["test"]
+    crops, boxes = mgi.sample_crops(photos, pool, 300, 64, np.random.default_rng(0))
+    assert crops.shape == (300, 64, 64, 3)
+    names = [p.name for p in photos]
+    for name, y, x, size in boxes:
+        assert size == 64
+        assert any(
+            names[i] == name and top <= y and y + size <= top + tile and left <= x and x + size <= left + tile
+            for i, top, left, tile in pool
+        ), (name, y, x)
+
+
+def test_nearly_flat_crops_are_never_sampled():
+    pixels = np.zeros((96, 192, 3), np.uint8)  # left tile black (like hubble's sky), right tile textured
+    pixels[:, 96:] = np.random.default_rng(0).integers(0, 256, (96, 96, 3), dtype=np.uint8)
+    photos = [mgi.Photo("synthetic/half_black.png", pixels)]
+    crops, boxes = mgi.sample_crops(photos, [(0, 0, 0, 96), (0, 0, 96, 96)], 20, 64, np.random.default_rng(0))
+    assert len(crops) == 20
+    assert all(x >= 96 for _, _, x, _ in boxes)
+    assert all(crop.std() / 255.0 >= mgi.MIN_CROP_STD for crop in crops)
+
+
+def test_every_family_has_its_own_network():
+    def architecture(model) -> str:
+        return repr(model) + repr([tuple(b.shape) for b in model.buffers()])
+
+    networks = {family: architecture(factory()) for family, factory in mgi.gens.FACTORIES.items()}
+    assert set(networks) == set(mgi.ALL_GENERATORS)
+    assert len(set(networks.values())) == len(networks)
+
+
+def test_every_split_and_family_draws_its_own_crops(report):
+    boxes = {}  # (photo, top, left, size) -> first split/table that used it
+    for table in ("real_crops", "fake_source_crops"):
+        for split, split_boxes in report[table].items():
+            for box in split_boxes:
+                owner = boxes.setdefault(tuple(box), (table, split))
+                assert owner == (table, split), (box, owner, (table, split))
+
+
+def test_exported_folders_keep_each_image_under_its_own_label(reduced, tmp_path):
+    part = datasets.DatasetDict({split: reduced[split] for split in ("test_gan", "validation")})
+    assert mgi.export_folders(part, str(tmp_path)) == {split: ds.num_rows for split, ds in part.items()}
+    for split, top in (("test_gan", tmp_path / "test"), ("validation", tmp_path / "validation")):
+        raw = _raw(reduced[split])
+        for label, name in ((0, "0_real"), (1, "1_fake")):
+            expected = Counter((r["generator"], r["image"]["bytes"]) for r in raw if r["label"] == label)
+            got = Counter((p.parent.parent.name, p.read_bytes()) for p in top.glob(f"*/{name}/*.png"))
+            assert got == expected, (split, name)
+
+
+def test_each_family_and_purpose_has_its_own_random_stream(monkeypatch):
+    import dataclasses
+
+    import torch
+
+    # weight init: seeded per family (same seed, same weights; another family, other weights)
+    untrained = dataclasses.replace(TINY, generator_steps=0)
+    crops = np.zeros((2, 64, 64, 3), np.uint8)
+    first = mgi.train_generators(("nearest", "bilinear"), crops, untrained, seed=0, show_progress=False)
+    again = mgi.train_generators(("nearest",), crops, untrained, seed=0, show_progress=False)
+    weight = {family: model.encoder[0].weight for family, model in first.items()}
+    assert torch.equal(weight["nearest"], again["nearest"].encoder[0].weight)
+    assert not torch.equal(weight["nearest"], weight["bilinear"])
+    # sampling noise: seeded per family and split
+    monkeypatch.setattr(mgi.gens, "generate", lambda family, model, batch, generator: torch.rand(batch.shape, generator=generator))
+    noise = {
+        (family, key): mgi.make_fakes(family, None, crops, seed=0, key=key)
+        for family in ("diffusion", "gan") for key in ("train_multi", "test_diffusion")
+    }
+    assert np.array_equal(noise["diffusion", "train_multi"], mgi.make_fakes("diffusion", None, crops, seed=0, key="train_multi"))
+    assert len({array.tobytes() for array in noise.values()}) == len(noise)
