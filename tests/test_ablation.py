@@ -53,3 +53,57 @@ def test_zero_seeds_is_refused(capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit):
         ablation.main(["--ablation_seeds", "0"])
     assert "--ablation_seeds must be at least 1" in capsys.readouterr().err
+
+
+def test_summary_is_mean_and_sample_std_over_seeds_and_the_table_shows_it(fake_training, tmp_path: Path) -> None:
+    # per seed: gan acc 0.5 / 0.6 / 0.7 (also the validation mean), tconv 0.9, test mean (0.9 + gan) / 2
+    summary = ablation.main(["--ablation_seeds", "3", "--modes", "pin", "--output_dir", str(tmp_path)])
+    pin = summary["pin"]
+    assert pin["subsets"]["gan"]["values"] == [0.5, 0.6, 0.7]
+    assert pin["subsets"]["gan"]["mean"] == pytest.approx(0.6) and pin["subsets"]["gan"]["std"] == pytest.approx(0.1)
+    assert pin["subsets"]["tconv"] == {"mean": pytest.approx(0.9), "std": pytest.approx(0.0), "values": [0.9] * 3}
+    assert pin["mean"]["mean"] == pytest.approx(0.75) and pin["mean"]["std"] == pytest.approx(0.05)  # ddof=1
+    assert pin["validation"]["values"] == [0.5, 0.6, 0.7]  # the validation mean, not the test mean
+    assert pin["unseen"]["values"] == [0.5, 0.6, 0.7]  # gan only: tconv was trained on
+    assert json.loads((tmp_path / "ablation.json").read_text())["accuracy"] == json.loads(json.dumps(summary))
+    table = (tmp_path / "ablation.md").read_text()
+    assert table.startswith("Accuracy (%), mean ± std over 3 seeds\n")
+    for line in ("| subset | pin |", "| tconv | 90.0 ± 0.0 |", "| gan | 60.0 ± 10.0 |", "| **test mean** | 75.0 ± 5.0 |",
+                 "| **unseen-family mean** | 60.0 ± 10.0 |", "| validation mean | 60.0 ± 10.0 |"):
+        assert line in table.splitlines(), line
+
+
+def test_one_seed_has_zero_std(fake_training, tmp_path: Path) -> None:
+    summary = ablation.main(["--ablation_seeds", "1", "--modes", "pin", "--output_dir", str(tmp_path)])
+    assert summary["pin"]["mean"] == {"mean": pytest.approx(0.7), "std": 0.0, "values": [pytest.approx(0.7)]}
+    table = (tmp_path / "ablation.md").read_text()
+    assert table.startswith("Accuracy (%), mean ± std over 1 seeds") and "| **test mean** | 70.0 ± 0.0 |" in table
+
+
+def test_no_unseen_family_mean_without_the_training_generators_of_every_run(monkeypatch, tmp_path: Path) -> None:
+    """Without `training.generators` every subset would count as unseen: the row is "–", not the test mean."""
+    def fake_main(argv: list[str]) -> None:
+        out, seed = Path(argv[argv.index("--output_dir") + 1]), int(argv[argv.index("--seed") + 1])
+        metrics = {"subsets": {"tconv": {"acc": 0.9}, "gan": {"acc": 0.5}}, "mean": {"acc": 0.7},
+                   "training": {"generators": ["tconv"] if seed == 0 else None}, "validation": None}
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "metrics.json").write_text(json.dumps(metrics))
+
+    monkeypatch.setattr(ablation.train, "main", fake_main)
+    assert ablation.unseen_mean({"subsets": {"gan": {"acc": 0.5}}, "training": {"generators": None}}) is None
+    summary = ablation.main(["--ablation_seeds", "2", "--modes", "pin", "--output_dir", str(tmp_path)])
+    assert summary["pin"]["unseen"] is None and summary["pin"]["validation"] is None  # seed 1 lacks it: no partial mean
+    table = (tmp_path / "ablation.md").read_text()
+    assert "| **unseen-family mean** | – |" in table and "| validation mean | – |" in table
+
+
+def test_a_run_started_over_with_other_arguments_is_no_longer_finished(fake_training, tmp_path: Path) -> None:
+    """A finished run's folder reused by a run with other arguments that crashed holds neither run: it is trained again."""
+    argv = ["--ablation_seeds", "1", "--modes", "none", "--output_dir", str(tmp_path)]
+    ablation.main(argv)
+    ablation.train.main.fail_none = True
+    with pytest.raises(RuntimeError, match="diverged"):
+        ablation.main(argv + ["--learning_rate", "0.01"])
+    ablation.train.main.fail_none = False
+    ablation.main(argv)
+    assert len(fake_training) == 3 and "--learning_rate" not in fake_training[-1]

@@ -1,5 +1,6 @@
 """The Gradio demo, launched on 127.0.0.1 and driven by gradio_client and by a real (headless Chromium) browser."""
 
+import importlib.util
 import io
 import json
 import shutil
@@ -18,10 +19,13 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 from transformers import AutoImageProcessor, AutoModelForImageClassification
 
+import space
 from app import Handlers, build_demo, launch_kwargs, load_detector, metrics_rows, model_overview, read_card
 from image_io import load_rgb_image
+from inference import DEFAULT_MODEL_DIR
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -277,3 +281,98 @@ def test_browser_uploads_image_and_reads_label(app_url: str, awkward: dict[str, 
             browser.close()
     assert "rotated.jpg" in decision and "(48×40)" in decision
     assert "real" in prediction and "fake" in prediction and "%" in prediction
+
+
+def test_a_space_prefers_its_bundled_model_to_a_training_output(tiny_model_dir: Path, tmp_path: Path) -> None:
+    folder = space.build_space(tiny_model_dir, tmp_path / "space")
+    spec = importlib.util.spec_from_file_location("space_app", folder / "app.py")
+    space_app = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(space_app)
+    (folder / DEFAULT_MODEL_DIR).mkdir(parents=True)  # a training run's output beside it
+    assert space_app.resolve_model(None) == str(folder / "model")
+    shutil.rmtree(folder / "model")
+    assert space_app.resolve_model(None) == str(folder / DEFAULT_MODEL_DIR)
+    assert space_app.resolve_model("someone/detector") == "someone/detector"
+
+
+def test_a_card_without_front_matter_keeps_its_horizontal_rules(model_dir: Path, tmp_path: Path) -> None:
+    folder = shutil.copytree(model_dir, tmp_path / "plain-card")
+    text = "# Card\n\nIntro\n\n---\n\nDetails\n\n---\n\nEnd"
+    (folder / "README.md").write_text(text)
+    assert read_card(str(folder)) == ({}, text)
+
+
+def test_model_panel_rounds_metrics_to_four_places(model_dir: Path, tmp_path: Path) -> None:
+    folder = shutil.copytree(model_dir, tmp_path / "precise")
+    values = {"acc": 0.987654, "r_acc": 0.5, "f_acc": 0.123456, "ap": 0.99999, "auc": 0.25, "n": 7}
+    (folder / "metrics.json").write_text(json.dumps({"subsets": {"test_gan": values}}))
+    assert metrics_rows(str(folder)) == [["test_gan", 7, 0.9877, 0.5, 0.1235, 1.0, 0.25]]
+
+
+def test_model_overview_states_the_models_facts(model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    detector, _ = load_detector(str(model_dir))
+    detector.threshold = 0.9
+    detector.model.config.resize_images = True
+    detector.model.config.clip_name_or_path = "/home/trainer/clip"  # where it was trained; the card names the base
+    text = model_overview(detector, {"base_model": "openai/clip-vit-large-patch14", "datasets": ["minigenimage", "genimage"]})
+    assert "base CLIP `openai/clip-vit-large-patch14`" in text and "**Training data** minigenimage, genimage" in text
+    assert "px, resized" in text and "**Decision** fake when p(fake) ≥ 0.9" in text
+    detector.model.config.resize_images = False
+    assert "px, centre-cropped, not resized" in model_overview(detector, {})
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs" / "random-clip").mkdir(parents=True)  # a relative folder, on disk: its name only
+    detector.model.config.clip_name_or_path = "runs/random-clip"
+    assert "base CLIP `random-clip`" in model_overview(detector, {})
+
+
+@pytest.mark.parametrize("threshold, verdict", [(0.0, "**Decision: AI-generated (fake)**"), (1.01, "**Decision: real**")])
+def test_the_decision_follows_p_fake_and_the_threshold(model_dir: Path, threshold: float, verdict: str) -> None:
+    detector, problem = load_detector(str(model_dir))
+    detector.threshold = threshold
+    image = ASSETS / "fake_gan.png"
+    p_fake = detector.p_fake(Image.open(image).convert("RGB"))
+    probabilities, decision, _ = Handlers(detector, problem).predict(str(image))
+    assert probabilities["fake"] == pytest.approx(p_fake)
+    assert decision.startswith(verdict) and f"p(fake) = {p_fake:.3f}," in decision
+
+
+def test_robustness_preview_scores_the_processed_image(model_dir: Path) -> None:
+    from corruptions import degrade
+    from image_io import load_rgb_image
+
+    detector, problem = load_detector(str(model_dir))
+    path = ASSETS / "fake_gan.png"
+    image = load_rgb_image(path)
+    original, processed = (detector.p_fake(im) for im in (image, degrade(image, 30, 3.0)))
+    assert abs(original - processed) > 1e-4  # the processing moves this image's score
+    label, shift, _ = Handlers(detector, problem).robustness(str(path), 30, 3.0)
+    assert label["fake"] == pytest.approx(processed)
+    assert shift == f"p(fake) {original:.3f} → {processed:.3f} after blur σ=3 then JPEG q=30"
+
+
+def test_robustness_preview_at_the_sliders_rest_positions_changes_nothing(model_dir: Path) -> None:
+    detector, problem = load_detector(str(model_dir))
+    path = ASSETS / "fake_gan.png"
+    p_fake = detector.p_fake(Image.open(path).convert("RGB"))
+    label, shift, _ = Handlers(detector, problem).robustness(str(path), 100, 0)
+    assert label["fake"] == pytest.approx(p_fake, abs=1e-6)  # JPEG 100 is "off", not a re-compression
+    assert shift.endswith("after no processing")
+
+
+def test_a_model_that_cannot_load_is_named_without_its_server_path(tmp_path: Path) -> None:
+    broken = tmp_path / "private" / "broken-model"
+    broken.mkdir(parents=True)
+    (broken / "config.json").write_text("{not json")
+    detector, problem = load_detector(str(broken))
+    assert detector is None and "`broken-model`" in problem and str(tmp_path) not in problem
+
+
+def test_batch_rows_hold_p_fake_to_four_places_and_the_csv_the_same(model_dir: Path) -> None:
+    detector, problem = load_detector(str(model_dir))
+    paths = [str(ASSETS / "real_1.png"), str(ASSETS / "fake_gan.png")]
+    rows, csv_path = Handlers(detector, problem).batch(paths)
+    expected = [round(detector.p_fake(Image.open(path).convert("RGB")), 4) for path in paths]
+    assert [row[1] for row in rows] == pytest.approx(expected, abs=1e-9)
+    assert [row[2] for row in rows] == [detector.label_of(p) for p in expected]
+    lines = Path(csv_path).read_text().splitlines()[1:]
+    assert [float(line.split(",")[1]) for line in lines] == pytest.approx(expected, abs=1e-9)

@@ -94,3 +94,46 @@ def test_build_space_replaces_only_its_own_folders(tiny_model_dir: Path, tmp_pat
     folder = space.build_space(model_dir, tmp_path / "space")
     (folder / "stale.txt").write_text("from an earlier build")
     assert not (space.build_space(model_dir, folder) / "stale.txt").exists()  # a previous Space folder is rebuilt
+
+
+def test_build_space_fills_an_existing_empty_folder(tiny_model_dir: Path, tmp_path: Path) -> None:
+    (tmp_path / "space").mkdir()  # e.g. made by `mkdir` or a fresh `git clone` of the Space repo would not be empty
+    assert (space.build_space(tiny_model_dir, tmp_path / "space") / "app.py").is_file()
+
+
+def test_build_space_refuses_a_folder_with_an_app_but_no_model(tiny_model_dir: Path, tmp_path: Path) -> None:
+    project = tmp_path / "someone-elses-app"
+    project.mkdir()
+    (project / "app.py").write_text("print('mine')\n")
+    with pytest.raises(FileExistsError, match="not a Space folder"):
+        space.build_space(tiny_model_dir, project)
+    assert (project / "app.py").read_text() == "print('mine')\n"
+
+
+def test_build_space_leaves_hidden_files_of_the_model_folder_out(tiny_model_dir: Path, tmp_path: Path) -> None:
+    model_dir = shutil.copytree(tiny_model_dir, tmp_path / "trained")
+    (model_dir / ".DS_Store").write_text("finder")
+    folder = space.build_space(model_dir, tmp_path / "space")
+    assert not (folder / "model" / ".DS_Store").exists() and (folder / "model" / "config.json").is_file()
+
+
+def test_space_requirements_keep_pins_and_add_what_is_missing(tmp_path: Path) -> None:
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("torch==2.13.0\nHuggingface-Hub>=2.4\nPillow>=10\npytest\n")
+    lines = space.runtime_requirements(requirements)
+    assert lines[:3] == ["torch==2.13.0", "Huggingface-Hub>=2.4", "Pillow>=10"]  # pins kept, whatever the spelling
+    assert sorted(lines[3:]) == sorted(set(space.RUNTIME_PACKAGES) - {"torch", "huggingface_hub", "pillow"})
+    assert "pytest" not in lines
+
+
+def test_upload_space_keeps_a_private_space_private(tiny_model_dir: Path, tmp_path: Path) -> None:
+    api = FakeHubApi()
+    space.upload_space(space.build_space(tiny_model_dir, tmp_path / "space"), "someone/demo", api=api, private=True)
+    assert api.calls[0][1]["private"] is True
+
+
+def test_upload_without_a_repo_id_is_refused_before_any_work(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        space.main(["--model", str(tmp_path / "missing"), "--output", str(tmp_path / "space"), "--upload"])
+    assert exit_.value.code == 2 and "--upload needs --repo_id" in capsys.readouterr().err
+    assert not (tmp_path / "space").exists()

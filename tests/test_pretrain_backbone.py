@@ -81,3 +81,17 @@ def test_a_model_larger_than_the_tiles_is_refused(tmp_path: Path, monkeypatch: p
     monkeypatch.setitem(CLIP_SHAPES, "tiny-128", {**CLIP_SHAPES["tiny"], "image_size": 128})
     with pytest.raises(ValueError, match="larger than MiniGenImage's 96-px tiles"):
         pretrain(parse_args(["--output_dir", str(tmp_path), "--shape", "tiny-128"]))
+
+
+def test_the_default_output_folder_names_the_shape() -> None:
+    assert parse_args([]).output_dir == "outputs/pretrained-clip-tiny-64"
+    assert parse_args(["--shape", "tiny"]).output_dir == "outputs/pretrained-clip-tiny"
+
+
+def test_the_summary_records_chance_level_and_the_command(tmp_path: Path) -> None:
+    argv = ["--output_dir", str(tmp_path), "--shape", "tiny", "--epochs", "1", "--crops_per_epoch", "64"]
+    summary = pretrain(parse_args(argv))
+    assert summary["chance_acc"] == 1 / len(load_photos())
+    assert summary["command"] == "python pretrain_backbone.py " + " ".join(argv)
+    assert [entry["epoch"] for entry in summary["history"]] == [1]
+    assert json.loads((tmp_path / "pretraining.json").read_text())["command"] == summary["command"]

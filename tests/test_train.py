@@ -545,3 +545,84 @@ def test_a_resumed_log_keeps_the_records_up_to_and_including_the_checkpoint_step
     assert train.log_records_until(log, 4) == [{"step": 2, "loss": 1.0}, {"step": 4, "loss": 0.5}]
     assert train.log_records_until(log, 8) == [{"step": 2, "loss": 1.0}, {"step": 4, "loss": 0.5}, {"step": 6, "loss": 0.2}]
     assert train.log_records_until(tmp_path / "missing.jsonl", 4) == []
+
+
+# 12 training images in batches of 4: 3 batches an epoch; with 2 batches per optimizer step, an epoch is 2 steps
+# (batches 1+2, then batch 3 alone at the end of the data).
+QUICK = ("--max_train_samples", "12", "--per_device_train_batch_size", "4", "--max_eval_samples", "4",
+         "--random_clip_shape", "tiny", "--warmup_ratio", "0")
+ACCUMULATE = (*QUICK, "--gradient_accumulation_steps", "2", "--max_steps", "3", "--logging_steps", "1")
+
+
+def log_of(run) -> list[dict]:
+    return [json.loads(line) for line in (run / "train_log.jsonl").read_text().splitlines()]
+
+
+def test_gradient_accumulation_counts_optimizer_steps_and_sizes_the_schedule_in_them(minigen_cache, tmp_path):
+    out = tmp_path / "accumulate"
+    train.main(reduced_args(minigen_cache, out, *ACCUMULATE))
+    training = json.loads((out / "metrics.json").read_text())["training"]
+    # 3 optimizer steps: 2 in epoch 0 (12 images), 1 in epoch 1 (8 images); a step is 2 batches of 4
+    assert (training["steps"], training["images_seen"], training["batch"]) == (3, 20, 8)
+    log = log_of(out)
+    assert [(record["step"], record["epoch"]) for record in log] == [(1, 0), (2, 0), (3, 1)]
+    # cosine over the 3 optimizer steps, no warm-up: the rate each step used
+    assert [record["lr"] for record in log] == pytest.approx([1e-3, 0.75e-3, 0.25e-3])
+
+
+def test_each_log_record_averages_the_steps_since_the_previous_one(minigen_cache, tmp_path):
+    every, pairs = tmp_path / "every", tmp_path / "pairs"
+    train.main(reduced_args(minigen_cache, every, *QUICK, "--max_steps", "3", "--logging_steps", "1"))
+    train.main(reduced_args(minigen_cache, pairs, *QUICK, "--max_steps", "3", "--logging_steps", "2"))
+    one, two = log_of(every), log_of(pairs)
+    assert [record["step"] for record in two] == [2, 3]  # every 2 steps, and the last step
+    for name in ("loss", "clean_loss", "noise_loss", "noise_sigma_mean"):
+        assert two[0][name] == pytest.approx((one[0][name] + one[1][name]) / 2, rel=1e-6), name
+        assert two[1][name] == pytest.approx(one[2][name], rel=1e-6), name
+
+
+def test_resuming_mid_epoch_with_gradient_accumulation_is_exact(minigen_cache, tmp_path):
+    full, resumed = tmp_path / "full", tmp_path / "resumed"
+    train.main(reduced_args(minigen_cache, full, *ACCUMULATE, "--checkpointing_steps", "1", "--checkpoints_total_limit", "0"))
+    # checkpoint-1 is after batches 1 and 2 of epoch 0: the resumed run must skip 2 batches, not 1
+    shutil.copytree(full / "checkpoints" / "checkpoint-1", resumed / "checkpoints" / "checkpoint-1")
+    shutil.copytree(full / "random-clip", resumed / "random-clip")
+    train.main(reduced_args(minigen_cache, resumed, *ACCUMULATE, "--resume_from_checkpoint", "latest"))
+    expected, got = load_file(full / "model.safetensors"), load_file(resumed / "model.safetensors")
+    assert all(torch.equal(expected[name], got[name]) for name in expected)
+    assert json.loads((resumed / "metrics.json").read_text())["training"]["images_seen"] == 20
+
+
+def test_a_training_run_with_robustness_reports_it_in_the_card(minigen_cache, tmp_path):
+    out = tmp_path / "robust"
+    train.main(reduced_args(minigen_cache, out, *QUICK, "--max_steps", "1", "--robustness"))
+    assert (out / "robustness.json").is_file()
+    card = (out / "README.md").read_text()
+    assert "## Robustness (mean over test subsets)" in card and "jpeg_q" in card.lower()
+
+
+def test_push_folder_keeps_training_state_local_and_a_private_repo_private(tmp_path: Path, monkeypatch) -> None:
+    for name in ("config.json", "README.md", "train_log.jsonl", "model.safetensors.tmp", "checkpoints/checkpoint-2/x",
+                 "random-clip/config.json", "plots/roc_curves.png"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text("x")
+    FakeHubApi.calls = []
+    monkeypatch.setattr(hub_push, "HfApi", FakeHubApi)
+    url = hub_push.push_folder(tmp_path, "someone/detector", private=True)
+    (_, created), (_, uploaded) = FakeHubApi.calls
+    assert created["private"] is True and created["repo_type"] == "model" and uploaded["repo_type"] == "model"
+    assert uploaded["files"] == ["README.md", "config.json", "plots/roc_curves.png"]
+    assert url == "https://huggingface.co/someone/detector/commit/fake"
+
+
+@pytest.mark.parametrize("max_grad_norm, clipped_steps", [("0.5", 3), ("0", 0)])
+def test_gradients_are_clipped_once_per_optimizer_step_when_asked(minigen_cache, tmp_path, monkeypatch, max_grad_norm,
+                                                                 clipped_steps):
+    from accelerate import Accelerator
+
+    norms = []
+    clip = Accelerator.clip_grad_norm_
+    monkeypatch.setattr(Accelerator, "clip_grad_norm_",
+                        lambda self, parameters, max_norm, **kw: norms.append(max_norm) or clip(self, parameters, max_norm, **kw))
+    train.main(reduced_args(minigen_cache, tmp_path / "run", *ACCUMULATE, "--max_grad_norm", max_grad_norm))
+    assert norms == [float(max_grad_norm)] * clipped_steps
