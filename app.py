@@ -79,8 +79,13 @@ def load_detector(model: str | None, trust_remote_code: bool = False) -> tuple[D
         return None, f"No model yet: create the default one with `{TRAIN_COMMAND}`, then restart the app."
     try:
         return Detector.load(model, trust_remote_code=trust_remote_code), ""
-    except Exception:  # noqa: BLE001 - the app must start and say so; the details go to the server log only
+    except Exception as error:  # noqa: BLE001 - the app must start and say so; the details go to the server log only
         logger.exception("cannot load model %s", model)
+        if "trust_remote_code" in str(error):
+            return None, (
+                f"The model `{Path(model).name}` ships its own code: restart the app with `--trust_remote_code` "
+                "if you trust it (see the server log)."
+            )
         return None, (
             f"Could not load the model `{Path(model).name}` (see the server log). Train the default one with "
             f"`{TRAIN_COMMAND}` or pass `--model` a saved PiN-CLIP folder or Hub id."
@@ -336,8 +341,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--model", help=f"model folder or Hub id (default: model/ beside app.py as in the Space, "
                         f"else {DEFAULT_MODEL_DIR}, whichever exists)")
     parser.add_argument("--trust_remote_code", action="store_true",
-                        help="run code shipped with a model that is not PiN-CLIP (its folder or Hub repository); "
-                        "PiN-CLIP detectors load with this repository's class and never need it")
+                        help="load the model with the code it ships (its folder or Hub repository): a classifier "
+                        "with its own code needs it; a PiN-CLIP loads with this repository's class without it")
     parser.add_argument("--port", type=int, help="server port (default: $GRADIO_SERVER_PORT or 7860)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)

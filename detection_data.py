@@ -7,8 +7,9 @@ Test subsets are the `test_<subset>` splits, else the `test` split (or a folder'
 Preprocessing never resizes by default (resizing blurs the generator's pixel traces). Training takes a random
 crop of the model size (zero padding when the image is smaller) and an optional horizontal flip; evaluation uses
 the model's image processor (centre crop with zero padding). Both end in the same `Collator`
-(`preprocessing.Preprocessing` of the processor), so normalisation is identical. Crops and flips are drawn from a generator seeded by (seed, epoch, image index): the
-data a step sees does not depend on what ran before it, which makes resuming from a checkpoint exact.
+(`preprocessing.Preprocessing` of the processor), so normalisation is identical. Crops and flips are drawn from a
+generator seeded by (seed, epoch, image index): the data a step sees does not depend on what ran before it, which
+makes resuming from a checkpoint exact.
 """
 
 from collections.abc import Callable

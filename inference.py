@@ -138,18 +138,28 @@ def load_classifier(
 ) -> tuple[PreTrainedModel, BaseImageProcessor]:
     """A saved image classifier (local folder or Hub id) in eval mode, and its image processor (PIL backend).
 
-    A PiN-CLIP detector loads with the `modeling_pinclip` class beside this file, so no code from the model's folder
-    or Hub repository runs; any other classifier loads through `AutoModelForImageClassification`, which runs the
-    model's own code only with `trust_remote_code`, as everywhere in transformers.
+    Without `trust_remote_code` no code from the model's folder or Hub repository runs: a PiN-CLIP detector loads
+    with the `modeling_pinclip` class beside this file (and must fit it: a model whose weights do not, saved by
+    another version, raises `ValueError`), any other classifier through the transformers classes. With it, the
+    model and its image processor load with the code they ship, as `trust_remote_code=True` does in transformers.
     """
     source = str(name_or_path)
     config_dict, _ = PreTrainedConfig.get_config_dict(source)  # a plain dict: reading it runs no code
-    if config_dict.get("model_type") == PinClipForImageClassification.config_class.model_type:
-        model = PinClipForImageClassification.from_pretrained(source)
+    is_pinclip = config_dict.get("model_type") == PinClipForImageClassification.config_class.model_type
+    if is_pinclip and not trust_remote_code:
+        model, info = PinClipForImageClassification.from_pretrained(source, output_loading_info=True)
+        # transformers fills missing weights with random ones and only logs it: a detector must not score at random
+        problems = {kind: keys for kind, keys in info.items() if keys and kind != "error_msgs"}
+        if problems or info.get("error_msgs"):
+            raise ValueError(
+                f"{source}: its weights do not fit this repository's PiN-CLIP class ({problems or info['error_msgs']}); "
+                "it was saved by another version: load it with its own code (trust_remote_code)"
+            )
     else:
         model = AutoModelForImageClassification.from_pretrained(source, trust_remote_code=trust_remote_code)
     # backend="pil": torchvision is not a dependency, and the PIL backend is what training saved and used.
-    return model.eval(), AutoImageProcessor.from_pretrained(source, backend="pil")
+    processor = AutoImageProcessor.from_pretrained(source, backend="pil", trust_remote_code=trust_remote_code)
+    return model.eval(), processor
 
 
 @dataclass

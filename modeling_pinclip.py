@@ -236,7 +236,8 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
     # ------------------------------------------------------------------------------------------- processing
     def image_processor(self) -> CLIPImageProcessorPil:
         """The forensic preprocessing: no resize by default (resizing blurs the generator's pixel traces), centre
-        crop that pads small images with zeros, CLIP mean/std. Saved beside the model so pipeline, training and evaluation see identical pixels."""
+        crop that pads small images with zeros, CLIP mean/std. Saved beside the model so pipeline, training and
+        evaluation see identical pixels."""
         size = self.config.image_size
         return CLIPImageProcessorPil(
             do_resize=self.config.resize_images,

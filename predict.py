@@ -30,8 +30,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("paths", nargs="+", help="image files and/or folders (scanned recursively)")
     parser.add_argument("--model", default=str(DEFAULT_MODEL_DIR), help="model folder or Hub id (default: %(default)s)")
     parser.add_argument("--trust_remote_code", action="store_true",
-                        help="run code shipped with a model that is not PiN-CLIP (its folder or Hub repository); "
-                        "PiN-CLIP detectors load with this repository's class and never need it")
+                        help="load the model with the code it ships (its folder or Hub repository): a classifier "
+                        "with its own code needs it; a PiN-CLIP loads with this repository's class without it")
     parser.add_argument("--batch_size", type=int, default=32)
     parser.add_argument("--num_workers", type=int, default=2, help="DataLoader workers that decode and preprocess")
     parser.add_argument("--output", default="results.csv", help="results file, .csv or .jsonl (default: %(default)s)")

@@ -34,7 +34,9 @@ class ModelArguments:
         default="tiny-64", metadata={"help": "Shape of the random CLIP used when no model is given (clip_checkpoints)."}
     )
     trust_remote_code: bool = field(
-        default=False, metadata={"help": "Allow remote code when evaluating a Hub detector that is not PiN-CLIP."}
+        default=False,
+        metadata={"help": "--eval_only: load the model with the code it ships (a classifier with its own code needs "
+                          "it; a PiN-CLIP loads with this repository's class without it)."},
     )
     noise_mode: str = field(default="pin", metadata={"help": "pin (learned noise) | random | none (plain fine-tuning)."})
     noise_injection: str = field(default="embedding", metadata={"help": "embedding | tokens."})

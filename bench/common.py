@@ -101,7 +101,7 @@ def random_clip(shape: str, seed: int = 0) -> Path:
     return folder
 
 
-def saved_pinclip(clip_dir: Path, out_dir: Path, **config) -> Path:
+def saved_pinclip(clip_dir: Path, out_dir: Path, **config: object) -> Path:
     """`out_dir` holding a PiN-CLIP (weights, remote code, image processor) built from the CLIP checkpoint
     `clip_dir` with `config` overrides; built once and kept."""
     from modeling_pinclip import PinClipForImageClassification

@@ -134,7 +134,7 @@ def check_image(path: Path) -> str | None:
 
 @dataclass(frozen=True)
 class WalkedFile:
-    """A file found under the raw root, or an entry not read and why (hidden, a folder symlink loop)."""
+    """A file found under the raw root, or an entry not read and why (hidden, read already, unreadable, ...)."""
 
     path: Path
     skip_reason: str | None = None
@@ -145,15 +145,19 @@ def walk_files(raw_dir: Path) -> Iterator[WalkedFile]:
 
     A folder symlink that leads outside the tree is followed (datasets are often assembled from links). One that
     leads to a folder of the tree itself, or above it (up to `/`), is reported, not followed: that folder is read at
-    its own path, which is what names its split, generator and subset. Every folder is read once, whatever the path
-    that reaches it: one reached again (two links to it, or a link into a folder already read through another) is
-    reported, so no image can land in two splits. Hidden files and folders (`.DS_Store`, `.cache`, ...) are
-    reported, not read.
+    its own path, which is what names its split, generator and subset. Every folder and file is read once, whatever
+    the path that reaches it: one reached again (two links to it, or a link into a folder already read through
+    another) is reported, so no file can land in two splits. Hidden files and folders (`.DS_Store`, `.cache`, ...)
+    and folders that cannot be listed are reported, not read.
     """
     root = os.path.realpath(raw_dir)
     own_folders = {os.path.realpath(folder) for folder, _, _ in os.walk(raw_dir)}  # links not followed
-    read = {root}  # real paths of the folders read so far
-    for folder, dirs, files in os.walk(raw_dir, followlinks=True):
+    read = {root}  # real paths of the folders and files read so far
+    unreadable: list[OSError] = []
+    for folder, dirs, files in os.walk(raw_dir, followlinks=True, onerror=unreadable.append):
+        while unreadable:  # os.walk skips a folder it cannot list: say so
+            error = unreadable.pop(0)
+            yield WalkedFile(Path(error.filename), f"folder cannot be read ({error.strerror or error}), not read")
         kept = []
         for name in sorted(dirs):
             path = Path(folder) / name
@@ -169,7 +173,17 @@ def walk_files(raw_dir: Path) -> Iterator[WalkedFile]:
                 kept.append(name)
         dirs[:] = kept
         for name in sorted(files):
-            yield WalkedFile(Path(folder) / name, "hidden file, not read" if name.startswith(".") else None)
+            path = Path(folder) / name
+            target = os.path.realpath(path)
+            if name.startswith("."):
+                yield WalkedFile(path, "hidden file, not read")
+            elif target in read:
+                yield WalkedFile(path, f"file already read ({target}), not read again")
+            else:
+                read.add(target)
+                yield WalkedFile(path)
+    for error in unreadable:  # the last folders listed
+        yield WalkedFile(Path(error.filename), f"folder cannot be read ({error.strerror or error}), not read")
 
 
 @dataclass

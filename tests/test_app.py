@@ -376,3 +376,24 @@ def test_batch_rows_hold_p_fake_to_four_places_and_the_csv_the_same(model_dir: P
     assert [row[2] for row in rows] == [detector.label_of(p) for p in expected]
     lines = Path(csv_path).read_text().splitlines()[1:]
     assert [float(line.split(",")[1]) for line in lines] == pytest.approx(expected, abs=1e-9)
+
+
+def test_a_model_with_its_own_code_loads_only_when_the_app_is_told_to_trust_it(
+    tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import app
+
+    folder = shutil.copytree(tiny_model_dir, tmp_path / "third-party-detector")
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "model_type": "third-party-detector"}))
+    detector, problem = load_detector(str(folder))
+    assert detector is None and "ships its own code" in problem and "--trust_remote_code" in problem
+    detector, problem = load_detector(str(folder), trust_remote_code=True)
+    assert detector is not None and problem == ""
+
+    built = []
+    monkeypatch.setattr(app, "build_demo", lambda model, trust: built.append((model, trust)) or gr.Blocks())
+    monkeypatch.setattr(gr.Blocks, "launch", lambda self, **kwargs: None)
+    app.main(["--model", str(folder), "--trust_remote_code"])
+    app.main(["--model", str(folder)])
+    assert built == [(str(folder), True), (str(folder), False)]

@@ -571,3 +571,39 @@ def test_a_folder_read_through_one_link_is_not_read_again_below_another(tmp_path
     assert plan.skipped == [
         {"file": "train/all/sd", "reason": f"folder already read ({(elsewhere / 'sd').resolve()}), not read again"}
     ]
+
+
+def test_a_file_reached_through_two_links_is_read_once(tmp_path):
+    raw, outside = tmp_path / "raw", tmp_path / "outside.png"
+    _leaf(raw / "train" / "real", 1)
+    _write(outside, _image_bytes("PNG", 5))
+    (raw / "test" / "real").mkdir(parents=True)
+    (raw / "test" / "real" / "a_link.png").symlink_to(raw / "train" / "real" / "real_1_a.png")
+    (raw / "test" / "real" / "x.png").symlink_to(outside)
+    (raw / "train" / "real" / "x.png").symlink_to(outside)
+    plan = convert_common.plan_conversion(raw, folder.folder_rule("raw"))
+    assert [rel for rel, _ in plan.entries["test"]] == ["test/real/a_link.png", "test/real/x.png"]
+    assert [rel for rel, _ in plan.entries["train"]] == ["train/real/real_1_b.jpg"]  # the two read under test/
+    assert {item["file"] for item in plan.skipped} == {"train/real/real_1_a.png", "train/real/x.png"}
+    assert all(item["reason"].startswith("file already read") for item in plan.skipped)
+
+
+def test_a_folder_that_cannot_be_listed_is_reported_not_silently_left_out(tmp_path, monkeypatch):
+    raw = tmp_path / "raw"
+    _leaf(raw / "train" / "0_real", 1)
+    _leaf(raw / "train" / "1_fake", 2)
+    locked = raw / "train" / "1_fake" / "locked"
+    _leaf(locked, 3)
+    scandir = os.scandir
+
+    def refusing(path="."):  # chmod 000 does not stop root: refuse the listing instead
+        if os.fspath(path) == str(locked):
+            raise PermissionError(13, "Permission denied", str(locked))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refusing)
+    plan = convert_common.plan_conversion(raw, folder.folder_rule("raw"))
+    assert len(plan.entries["train"]) == 4
+    assert plan.skipped == [
+        {"file": "train/1_fake/locked", "reason": "folder cannot be read (Permission denied), not read"}
+    ]

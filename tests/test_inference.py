@@ -48,6 +48,8 @@ def test_loading_runs_no_code_from_the_model_folder_unless_trusted(tiny_model_di
     reference = Detector.load(tiny_model_dir, device="cpu")
     image = random_image(40, 40, 1)
     assert Detector.load(folder, device="cpu").p_fake(image) == reference.p_fake(image)
+    with pytest.raises(RuntimeError, match="code from the model folder ran"):  # trusted: the model's own code
+        Detector.load(folder, device="cpu", trust_remote_code=True)
 
     # The same folder as a third-party classifier (not model_type "pinclip"): its code is what loads it.
     config = json.loads((folder / "config.json").read_text())
@@ -56,3 +58,18 @@ def test_loading_runs_no_code_from_the_model_folder_unless_trusted(tiny_model_di
         Detector.load(folder, device="cpu")
     with pytest.raises(RuntimeError, match="code from the model folder ran"):
         Detector.load(folder, device="cpu", trust_remote_code=True)
+
+
+def test_a_pinclip_whose_weights_do_not_fit_this_class_is_refused_not_scored_at_random(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    folder = shutil.copytree(tiny_model_dir, tmp_path / "pinclip-from-another-version")
+    weights = load_file(folder / "model.safetensors")
+    renamed = {name.replace("classifier.", "head."): tensor for name, tensor in weights.items()}
+    save_file(renamed, folder / "model.safetensors", metadata={"format": "pt"})
+    with pytest.raises(ValueError, match="do not fit this repository's PiN-CLIP class.*classifier.weight"):
+        Detector.load(folder, device="cpu")
