@@ -149,10 +149,10 @@ def load_classifier(
     if is_pinclip and not trust_remote_code:
         model, info = PinClipForImageClassification.from_pretrained(source, output_loading_info=True)
         # transformers fills missing weights with random ones and only logs it: a detector must not score at random
-        problems = {kind: keys for kind, keys in info.items() if keys and kind != "error_msgs"}
-        if problems or info.get("error_msgs"):
+        problems = {kind: keys for kind, keys in info.items() if keys}  # missing, unexpected, mismatched, errors
+        if problems:
             raise ValueError(
-                f"{source}: its weights do not fit this repository's PiN-CLIP class ({problems or info['error_msgs']}); "
+                f"{source}: its weights do not fit this repository's PiN-CLIP class ({problems}); "
                 "it was saved by another version: load it with its own code (trust_remote_code)"
             )
     else:

@@ -186,23 +186,10 @@ def score_subsets(
     return {"subsets": results, "mean": reporting.mean_metrics(results)}, outputs
 
 
-def evaluate_robustness(
-    model: torch.nn.Module,
-    subsets: dict[str, datasets.Dataset],
-    processor: BaseImageProcessor,
-    fake_index: int,
-    accelerator: Accelerator,
-    image_column: str,
-    batch_size: int,
-) -> dict:
-    """Metrics of the clean test subsets and of every JPEG / blur level."""
-    conditions = {}
-    conditions["clean"], _ = score_subsets(model, subsets, processor, fake_index, accelerator, image_column, batch_size)
-    for name, corruption in robustness_grid().items():
-        conditions[name], _ = score_subsets(
-            model, subsets, processor, fake_index, accelerator, image_column, batch_size, corruption
-        )
-    return conditions
+def evaluate_robustness(clean: dict, score: Callable[[Callable[[Image.Image], Image.Image]], dict]) -> dict:
+    """The test metrics per condition: `clean` (already computed: the test images are not scored twice) and
+    `score(corruption)` for every JPEG / blur level."""
+    return {"clean": clean, **{name: score(corruption) for name, corruption in robustness_grid().items()}}
 
 
 def write_evaluation(
@@ -254,7 +241,9 @@ def run_eval_only(
     metrics, outputs = score_subsets(model, data.test, processor, fake_index, accelerator, data_args.image_column, batch)
     robustness = None
     if args.robustness:
-        robustness = evaluate_robustness(model, data.test, processor, fake_index, accelerator, data_args.image_column, batch)
+        robustness = evaluate_robustness(metrics, lambda corruption: score_subsets(
+            model, data.test, processor, fake_index, accelerator, data_args.image_column, batch, corruption
+        )[0])
     output_dir = Path(args.output_dir)
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
@@ -412,7 +401,9 @@ def main(argv: list[str] | None = None) -> dict:
     metrics, outputs = score_subsets(detector, data.test, saved_processor, fake_index, accelerator, column, batch_size)
     robustness = None
     if args.robustness:
-        robustness = evaluate_robustness(detector, data.test, saved_processor, fake_index, accelerator, column, batch_size)
+        robustness = evaluate_robustness(metrics, lambda corruption: score_subsets(
+            detector, data.test, saved_processor, fake_index, accelerator, column, batch_size, corruption
+        )[0])
 
     if accelerator.is_main_process:
         title = f"PiN-CLIP ({config.noise_mode}) on {dataset_title(data_args)}"

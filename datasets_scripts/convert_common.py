@@ -156,8 +156,7 @@ def walk_files(raw_dir: Path) -> Iterator[WalkedFile]:
     unreadable: list[OSError] = []
     for folder, dirs, files in os.walk(raw_dir, followlinks=True, onerror=unreadable.append):
         while unreadable:  # os.walk skips a folder it cannot list: say so
-            error = unreadable.pop(0)
-            yield WalkedFile(Path(error.filename), f"folder cannot be read ({error.strerror or error}), not read")
+            yield _unreadable_folder(unreadable.pop(0))
         kept = []
         for name in sorted(dirs):
             path = Path(folder) / name
@@ -182,8 +181,11 @@ def walk_files(raw_dir: Path) -> Iterator[WalkedFile]:
             else:
                 read.add(target)
                 yield WalkedFile(path)
-    for error in unreadable:  # the last folders listed
-        yield WalkedFile(Path(error.filename), f"folder cannot be read ({error.strerror or error}), not read")
+    yield from map(_unreadable_folder, unreadable)  # those below the last folder listed
+
+
+def _unreadable_folder(error: OSError) -> WalkedFile:
+    return WalkedFile(Path(error.filename), f"folder cannot be read ({error.strerror or error}), not read")
 
 
 @dataclass

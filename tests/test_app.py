@@ -313,7 +313,8 @@ def test_model_overview_states_the_models_facts(model_dir: Path, tmp_path: Path,
     detector, _ = load_detector(str(model_dir))
     detector.threshold = 0.9
     detector.model.config.resize_images = True
-    detector.model.config.clip_name_or_path = "/home/trainer/clip"  # where it was trained; the card names the base
+    # where it was trained (a folder): the card's base_model names the base instead
+    detector.model.config.clip_name_or_path = str(tmp_path / "trainer" / "clip")
     text = model_overview(detector, {"base_model": "openai/clip-vit-large-patch14", "datasets": ["minigenimage", "genimage"]})
     assert "base CLIP `openai/clip-vit-large-patch14`" in text and "**Training data** minigenimage, genimage" in text
     assert "px, resized" in text and "**Decision** fake when p(fake) ≥ 0.9" in text

@@ -542,27 +542,29 @@ def test_folder_symlink_to_the_filesystem_root_is_not_followed(tmp_path):
     ]
 
 
-def test_files_reached_through_two_folder_symlinks_are_read_once(tmp_path):
+def _tree_of_two_links(tmp_path: Path, leaves: tuple[str, ...], test_link: tuple[str, str],
+                       train_link: tuple[str, str]) -> tuple[Path, Path]:
+    """`raw/test/<name>` and `raw/train/<name>` linked to folders of `elsewhere`, which holds `leaves`."""
     raw, elsewhere = tmp_path / "raw", tmp_path / "elsewhere"
-    _leaf(elsewhere / "sd" / "0_real", 1)
-    _leaf(elsewhere / "sd" / "1_fake", 2)
-    (raw / "test").mkdir(parents=True)
-    (raw / "train").mkdir()
-    (raw / "test" / "all").symlink_to(elsewhere, target_is_directory=True)  # the whole collection as test data
-    (raw / "train" / "sd").symlink_to(elsewhere / "sd", target_is_directory=True)  # ... and one part of it as train
+    for seed, leaf in enumerate(leaves, start=1):
+        _leaf(elsewhere / leaf, seed)
+    for split, (name, target) in (("test", test_link), ("train", train_link)):
+        (raw / split).mkdir(parents=True)
+        (raw / split / name).symlink_to(elsewhere / target, target_is_directory=True)
+    return raw, elsewhere
+
+
+def test_files_reached_through_two_folder_symlinks_are_read_once(tmp_path):
+    # the whole collection as test data, and one part of it as train
+    raw, _ = _tree_of_two_links(tmp_path, ("sd/0_real", "sd/1_fake"), ("all", ""), ("sd", "sd"))
     plan = convert_common.plan_conversion(raw, folder.folder_rule("raw"))
     kept = [os.path.realpath(raw / rel) for entries in plan.entries.values() for rel, _ in entries]
     assert len(kept) == 4 == len(set(kept)), sorted(plan.entries)  # no image in both train and test
 
 
 def test_a_folder_read_through_one_link_is_not_read_again_below_another(tmp_path):
-    raw, elsewhere = tmp_path / "raw", tmp_path / "elsewhere"
-    _leaf(elsewhere / "sd" / "0_real", 1)
-    _leaf(elsewhere / "gan" / "1_fake", 2)
-    (raw / "test").mkdir(parents=True)
-    (raw / "train").mkdir()
-    (raw / "test" / "sd").symlink_to(elsewhere / "sd", target_is_directory=True)  # read first (sorted order)
-    (raw / "train" / "all").symlink_to(elsewhere, target_is_directory=True)  # holds sd again, as a plain folder
+    # test/sd is read first (sorted order); train/all holds sd again, as a plain folder
+    raw, elsewhere = _tree_of_two_links(tmp_path, ("sd/0_real", "gan/1_fake"), ("sd", "sd"), ("all", ""))
     plan = convert_common.plan_conversion(raw, folder.folder_rule("raw"))
     assert [rel for rel, _ in plan.entries["test"]] == ["test/sd/0_real/0_real_1_a.png", "test/sd/0_real/0_real_1_b.jpg"]
     assert [rel for rel, _ in plan.entries["train"]] == [
