@@ -11,6 +11,7 @@ versions this repository pins, a README whose front matter makes it a Gradio Spa
 from __future__ import annotations
 
 import argparse
+import json
 import re
 import shutil
 import sys
@@ -28,6 +29,8 @@ APP_FILES = (
 # What the demo imports at run time; versions are taken from this repository's requirements.txt.
 RUNTIME_PACKAGES = ("torch", "transformers", "safetensors", "huggingface_hub", "gradio", "pillow", "numpy", "pyyaml", "tqdm")
 MODEL_DIR_NAME = "model"
+# Spaces run Python 3.10 unless told otherwise; transformers 5.21 and later (required above) need 3.11.
+SPACE_PYTHON = "3.11"
 
 
 def runtime_requirements(requirements: Path = REPO_DIR / "requirements.txt") -> list[str]:
@@ -44,16 +47,20 @@ def runtime_requirements(requirements: Path = REPO_DIR / "requirements.txt") -> 
 
 def space_readme(title: str, model_name: str) -> str:
     """README.md with the front matter the Hub reads to run the folder as a Gradio Space."""
+    # JSON strings are YAML strings: a title with ': ', '#', '[' or a word such as `yes` stays the text it is.
     return (
         "---\n"
-        f"title: {title}\n"
+        f"title: {json.dumps(title, ensure_ascii=False)}\n"
         "emoji: 🔍\n"
         "colorFrom: indigo\n"
         "colorTo: gray\n"
         "sdk: gradio\n"
         f"sdk_version: {gr.__version__}\n"
+        f'python_version: "{SPACE_PYTHON}"\n'
         "app_file: app.py\n"
         "pinned: false\n"
+        "short_description: Is this image AI-generated? A PiN-CLIP detector\n"
+        "tags:\n- ai-generated-image-detection\n- image-forensics\n- clip\n"
         "---\n\n"
         f"# {title}\n\n"
         f"Demo of the PiN-CLIP AI-generated image detector `{model_name}` (in `{MODEL_DIR_NAME}/`): upload an image "
@@ -114,7 +121,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.upload and not args.repo_id:
         parser.error("--upload needs --repo_id USER/NAME")
-    folder = build_space(args.model, args.output, args.title)
+    try:
+        folder = build_space(args.model, args.output, args.title)
+    except (FileNotFoundError, FileExistsError, ValueError) as error:
+        parser.exit(2, f"space.py: error: {error}\n")
     print(f"Space folder written to {folder}; try it with `python {folder / 'app.py'}`")
     if args.upload:
         print(f"uploaded: {upload_space(folder, args.repo_id, private=args.private)}")

@@ -137,3 +137,33 @@ def test_upload_without_a_repo_id_is_refused_before_any_work(tmp_path: Path, cap
         space.main(["--model", str(tmp_path / "missing"), "--output", str(tmp_path / "space"), "--upload"])
     assert exit_.value.code == 2 and "--upload needs --repo_id" in capsys.readouterr().err
     assert not (tmp_path / "space").exists()
+
+
+@pytest.mark.parametrize("title", ["PiN-CLIP: AI image detector", "[beta] detector", "Detector #2", "yes", "No"])
+def test_space_title_stays_the_text_given(title: str) -> None:
+    # Unquoted, these break the front matter (': ', '[') or turn into something else (a comment, a boolean).
+    front = yaml.safe_load(space.space_readme(title, "my-detector").split("---")[1])
+    assert front["title"] == title and front["sdk"] == "gradio"
+
+
+def test_space_asks_for_the_python_its_requirements_need(tiny_model_dir: Path, tmp_path: Path) -> None:
+    # The Hub runs Spaces on Python 3.10 unless the front matter says otherwise; transformers 5.21+ needs 3.11.
+    folder = space.build_space(tiny_model_dir, tmp_path / "space")
+    front = yaml.safe_load((folder / "README.md").read_text().split("---")[1])
+    assert front["python_version"] == "3.11" and isinstance(front["python_version"], str)
+    assert len(front["short_description"]) <= 60  # the Hub's limit
+
+
+def test_space_cli_reports_user_errors_without_a_traceback(tiny_model_dir: Path, tmp_path: Path,
+                                                           capsys: pytest.CaptureFixture) -> None:
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "todo.txt").write_text("mine")
+    for argv, message in (
+        (["--model", str(tmp_path / "missing"), "--output", str(tmp_path / "space")], "not a saved model folder"),
+        (["--model", str(tiny_model_dir), "--output", str(tmp_path / "notes")], "not a Space folder"),
+    ):
+        with pytest.raises(SystemExit) as exit_:
+            space.main(argv)
+        error = capsys.readouterr().err
+        assert exit_.value.code == 2 and message in error and "Traceback" not in error
+    assert (tmp_path / "notes" / "todo.txt").read_text() == "mine"
