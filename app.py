@@ -73,6 +73,15 @@ def resolve_model(model: str | os.PathLike | None) -> str | None:
     return next((str(path) for path in MODEL_CANDIDATES if path.is_dir()), None)
 
 
+def display_name(name_or_path: str) -> str:
+    """How the app names a model or backbone: a Hub id (`name` or `owner/name`) as it is, a local folder by its own
+    name only, so that no server path leaves the app."""
+    path = Path(name_or_path)
+    if path.is_absolute() or path.exists() or name_or_path.count("/") > 1:
+        return path.resolve().name if path.exists() else path.name
+    return name_or_path
+
+
 def load_detector(model: str | None, trust_remote_code: bool = False) -> tuple[Detector | None, str]:
     """(detector, status line) — (None, what to do) when there is no model or it cannot be loaded."""
     if model is None:
@@ -83,11 +92,11 @@ def load_detector(model: str | None, trust_remote_code: bool = False) -> tuple[D
         logger.exception("cannot load model %s", model)
         if "trust_remote_code" in str(error):
             return None, (
-                f"The model `{Path(model).name}` ships its own code: restart the app with `--trust_remote_code` "
+                f"The model `{display_name(model)}` ships its own code: restart the app with `--trust_remote_code` "
                 "if you trust it (see the server log)."
             )
         return None, (
-            f"Could not load the model `{Path(model).name}` (see the server log). Train the default one with "
+            f"Could not load the model `{display_name(model)}` (see the server log). Train the default one with "
             f"`{TRAIN_COMMAND}` or pass `--model` a saved PiN-CLIP folder or Hub id."
         )
 
@@ -106,12 +115,21 @@ def _model_file(model: str, name: str) -> Path | None:
         return None
 
 
+def _read_text(path: Path) -> str | None:
+    """A model file's text, or None (logged) when it cannot be read as UTF-8: the panel then leaves that part out."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        logger.warning("model panel: cannot read %s (%s)", path.name, error)
+        return None
+
+
 def read_card(model: str) -> tuple[dict, str]:
-    """The model card's YAML front matter and body (both empty when there is no card)."""
+    """The model card's YAML front matter and body (both empty when there is no card or it cannot be read)."""
     path = _model_file(model, "README.md")
-    if path is None:
+    text = None if path is None else _read_text(path)
+    if text is None:
         return {}, ""
-    text = path.read_text(encoding="utf-8")
     parts = text.split("---", 2)
     if not text.startswith("---") or len(parts) < 3:  # no front matter, or one that is never closed
         return {}, text.strip()
@@ -124,34 +142,44 @@ def read_card(model: str) -> tuple[dict, str]:
 
 
 def metrics_rows(model: str) -> list[list]:
-    """Per-generator test results from `metrics.json` (one row per subset, then the mean)."""
+    """Per-generator test results from `metrics.json` (one row per subset, then the mean); none when the file is
+    missing or not the layout `train.py` writes (logged)."""
     path = _model_file(model, "metrics.json")
-    if path is None:
+    text = None if path is None else _read_text(path)
+    if text is None:
         return []
-    metrics = json.loads(path.read_text(encoding="utf-8"))
-    subsets = dict(metrics.get("subsets", {}))
-    if "mean" in metrics:
-        subsets["mean"] = metrics["mean"]
-    return [
-        # a metric is None where it is undefined (AP or real accuracy on a subset with no reals): an empty cell
-        [name, values.get("n", "")] + [None if values.get(key) is None else round(float(values[key]), 4)
-                                        for key, _ in METRIC_COLUMNS]
-        for name, values in subsets.items()
-    ]
+    try:
+        metrics = json.loads(text)
+        subsets = dict(metrics.get("subsets", {}))
+        if "mean" in metrics:
+            subsets["mean"] = metrics["mean"]
+        return [
+            # a metric is None where it is undefined (AP or real accuracy on a subset with no reals): an empty cell
+            [name, values.get("n", "")] + [None if values.get(key) is None else round(float(values[key]), 4)
+                                            for key, _ in METRIC_COLUMNS]
+            for name, values in subsets.items()
+        ]
+    except (ValueError, TypeError, AttributeError) as error:  # not JSON, or not {"subsets": {name: {metric: number}}}
+        logger.warning("model panel: %s is not a metrics file of train.py (%s)", path.name, error)
+        return []
+
+
+def card_model_name(card: dict) -> str | None:
+    """The model's name in its card (`model-index`), which `train.py` writes: a Space's folder is always `model/`."""
+    index = card.get("model-index")
+    entry = index[0] if isinstance(index, list) and index else None
+    name = entry.get("name") if isinstance(entry, dict) else None
+    return str(name) if name else None
 
 
 def model_overview(detector: Detector, card: dict) -> str:
     """Markdown facts about the loaded model: base CLIP, training data, noise, input size, threshold."""
     config = detector.model.config
     datasets = card.get("datasets") or []
-    base = card.get("base_model") or getattr(config, "clip_name_or_path", None) or "unknown"
-    # A base model given as a local folder is shown by name only: no server path leaves the app. A Hub id is
-    # `name` or `owner/name`; anything longer, absolute or present on disk is a folder.
-    local = Path(str(base)).is_absolute() or Path(str(base)).exists() or str(base).count("/") > 1
-    base = Path(str(base)).name if local else base
+    base = display_name(str(card.get("base_model") or getattr(config, "clip_name_or_path", None) or "unknown"))
     resize = "resized" if getattr(config, "resize_images", False) else "centre-cropped, not resized"
     lines = [
-        f"**Model** `{detector.name}` · base CLIP `{base}`",
+        f"**Model** `{card_model_name(card) or detector.name}` · base CLIP `{base}`",
         f"**Training data** {', '.join(map(str, datasets if isinstance(datasets, list) else [datasets])) or 'see the model card'}",
         f"**Noise** `{getattr(config, 'noise_mode', '?')}` (injection `{getattr(config, 'noise_injection', '?')}`)",
         f"**Input** {getattr(config, 'image_size', '?')} px, {resize}",
@@ -232,7 +260,7 @@ class Handlers:
         detector = self._require_model()
         rows = []
         for result in detector.scan(paths, batch_size=16):
-            p_fake = None if result.p_fake is None else round(result.p_fake, 4)
+            p_fake = None if result.p_fake is None else round(result.p_fake, 6)  # as predict.py writes it
             rows.append([Path(result.path).name, p_fake, result.label or "", result.error or ""])
         # One folder per request, so concurrent users never overwrite each other's download; Gradio serves its
         # own copy of the file, so earlier requests' folders are removed rather than left to pile up.
@@ -255,11 +283,17 @@ def example_files() -> list[tuple[str, str]]:
     return [(str(path), path.stem.replace("_", " · ", 1)) for path in files]
 
 
-def build_demo(model_path: str | os.PathLike | None = None, trust_remote_code: bool = False) -> gr.Blocks:
+def build_demo(model_path: str | os.PathLike | None = None, trust_remote_code: bool = False,
+               strict: bool = False) -> gr.Blocks:
     """The whole demo for one model (None: `model/` beside the app, as in the Space, else the default training
-    run's folder, whichever exists first). `trust_remote_code` as in `inference.load_classifier`."""
+    run's folder, whichever exists first). `trust_remote_code` as in `inference.load_classifier`.
+
+    A model that cannot be loaded gives a demo that says why, or with `strict` a `ValueError` with the same words.
+    """
     model = resolve_model(model_path)
     detector, problem = load_detector(model, trust_remote_code)
+    if strict and detector is None:
+        raise ValueError(problem)
     handlers = Handlers(detector, problem)
     gr.set_static_paths([ASSETS_DIR])  # examples load from the app folder whatever the working directory
 
@@ -286,8 +320,10 @@ def build_demo(model_path: str | os.PathLike | None = None, trust_remote_code: b
                         )
                 with gr.Column():
                     label = gr.Label(num_top_classes=2, label="Prediction", elem_id="prediction")
-                    decision = gr.Markdown(elem_id="decision")
-                    seen = gr.Image(label="Image as the model reads it (RGB, EXIF-rotated, first frame)", interactive=False, height=260)
+                    decision = gr.Markdown(label="Decision", elem_id="decision")
+                    # PNG, not Gradio's default WebP: a lossy preview would add artefacts the model never saw.
+                    seen = gr.Image(label="Image as the model reads it (RGB, EXIF-rotated, first frame)", interactive=False,
+                                    height=260, format="png")
             with gr.Accordion("Robustness preview: does processing move the score?", open=True):
                 with gr.Row():
                     jpeg = gr.Slider(30, NO_JPEG, value=NO_JPEG, step=5, label="JPEG quality (100 = no re-compression)")
@@ -296,7 +332,7 @@ def build_demo(model_path: str | os.PathLike | None = None, trust_remote_code: b
                     robust_label = gr.Label(num_top_classes=2, label="Prediction after processing")
                     with gr.Column():
                         robust_shift = gr.Markdown(elem_id="robust-shift")
-                        robust_image = gr.Image(label="Processed image", interactive=False, height=200)
+                        robust_image = gr.Image(label="Processed image", interactive=False, height=200, format="png")
 
         with gr.Tab("Batch"):
             batch_files = gr.File(label="Images", file_count="multiple", type="filepath")
@@ -346,7 +382,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, help="server port (default: $GRADIO_SERVER_PORT or 7860)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO)
-    build_demo(args.model, args.trust_remote_code).launch(**launch_kwargs(args.port))
+    try:
+        # A model named on the command line must load: a typo should not start a demo that only shows an error.
+        demo = build_demo(args.model, args.trust_remote_code, strict=args.model is not None)
+    except ValueError as error:
+        parser.exit(2, f"app.py: error: {error}\n")
+    demo.launch(**launch_kwargs(args.port))
 
 
 if __name__ == "__main__":

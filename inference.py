@@ -139,16 +139,17 @@ def load_classifier(
     """A saved image classifier (local folder or Hub id) in eval mode, and its image processor (PIL backend).
 
     Without `trust_remote_code` no code from the model's folder or Hub repository runs: a PiN-CLIP detector loads
-    with the `modeling_pinclip` class beside this file (and must fit it: a model whose weights do not, saved by
-    another version, raises `ValueError`), any other classifier through the transformers classes. With it, the
-    model and its image processor load with the code they ship, as `trust_remote_code=True` does in transformers.
+    with the `modeling_pinclip` class beside this file (and must fit it exactly: a model saved by another version
+    raises `ValueError`), any other classifier through the transformers classes. With it, the model and its image
+    processor load with the code they ship, as `trust_remote_code=True` does in transformers. Either way a model
+    whose file lacks some of its weights (a CLIP backbone without a trained head, for one) raises `ValueError`.
     """
     source = str(name_or_path)
     config_dict, _ = PreTrainedConfig.get_config_dict(source)  # a plain dict: reading it runs no code
     is_pinclip = config_dict.get("model_type") == PinClipForImageClassification.config_class.model_type
+    # transformers fills missing weights with random ones and only logs it: a detector must not score at random.
     if is_pinclip and not trust_remote_code:
         model, info = PinClipForImageClassification.from_pretrained(source, output_loading_info=True)
-        # transformers fills missing weights with random ones and only logs it: a detector must not score at random
         problems = {kind: keys for kind, keys in info.items() if keys}  # missing, unexpected, mismatched, errors
         if problems:
             raise ValueError(
@@ -156,7 +157,16 @@ def load_classifier(
                 "it was saved by another version: load it with its own code (trust_remote_code)"
             )
     else:
-        model = AutoModelForImageClassification.from_pretrained(source, trust_remote_code=trust_remote_code)
+        model, info = AutoModelForImageClassification.from_pretrained(
+            source, trust_remote_code=trust_remote_code, output_loading_info=True
+        )
+        # Unused weights in the file (a pretraining head, say) are common and harmless; absent ones are not.
+        problems = {kind: info[kind] for kind in ("missing_keys", "mismatched_keys") if info.get(kind)}
+        if problems:
+            raise ValueError(
+                f"{source}: its weights do not cover the model ({problems}): those parts would score at random; "
+                "is it a trained classifier?"
+            )
     # backend="pil": torchvision is not a dependency, and the PIL backend is what training saved and used.
     processor = AutoImageProcessor.from_pretrained(source, backend="pil", trust_remote_code=trust_remote_code)
     return model.eval(), processor

@@ -73,3 +73,25 @@ def test_a_pinclip_whose_weights_do_not_fit_this_class_is_refused_not_scored_at_
     save_file(renamed, folder / "model.safetensors", metadata={"format": "pt"})
     with pytest.raises(ValueError, match="do not fit this repository's PiN-CLIP class.*classifier.weight"):
         Detector.load(folder, device="cpu")
+
+
+def test_a_classifier_whose_file_lacks_its_head_is_refused(tiny_clip_dir: Path, tiny_model_dir: Path,
+                                                           tmp_path: Path) -> None:
+    """A CLIP checkpoint labelled real/fake is no detector: transformers would give it a random head."""
+    import json
+    import shutil
+
+    from transformers import CLIPForImageClassification
+
+    folder = shutil.copytree(tiny_clip_dir, tmp_path / "clip-labelled-real-fake")
+    config = json.loads((folder / "config.json").read_text())
+    labels = {"id2label": {"0": "real", "1": "fake"}, "label2id": {"real": 0, "fake": 1}}
+    (folder / "config.json").write_text(json.dumps({**config, **labels, "architectures": ["CLIPForImageClassification"]}))
+    with pytest.raises(ValueError, match="do not cover the model.*classifier"):
+        Detector.load(folder, device="cpu")
+
+    # The same architecture saved whole (head included) is a classifier like any other and loads.
+    CLIPForImageClassification.from_pretrained(folder).save_pretrained(tmp_path / "trained-clip-classifier")
+    shutil.copy(tiny_model_dir / "preprocessor_config.json", tmp_path / "trained-clip-classifier")
+    detector = Detector.load(tmp_path / "trained-clip-classifier", device="cpu")
+    assert 0.0 <= detector.p_fake(random_image(40, 40, 2)) <= 1.0
