@@ -57,6 +57,11 @@ class PinClipConfig(PreTrainedConfig):
     """
 
     model_type = "pinclip"
+    # Outputs that are not predictions: transformers' Trainer leaves them out of `EvalPrediction.predictions`.
+    keys_to_ignore_at_inference = [
+        "hidden_states", "attentions", "image_embeds", "clean_loss", "noise_loss", "kl_loss", "noise_mu_norm",
+        "noise_sigma_mean",
+    ]
     sub_configs_defaults = {"vision_config": CLIPVisionConfig, "text_config": CLIPTextConfig}
 
     vision_config: dict | CLIPVisionConfig | None = None
@@ -93,6 +98,20 @@ class PinClipConfig(PreTrainedConfig):
         if self.label2id is None:
             self.label2id = {name: int(idx) for idx, name in self.id2label.items()}
         super().__post_init__(**kwargs)
+        self.validate_pinclip()
+
+    @classmethod
+    def from_dict(cls, config_dict: dict[str, Any], **kwargs: Any) -> Any:
+        """As in transformers, then validated: `from_pretrained(..., noise_mode=...)` sets its overrides on the
+        config after construction, which `__post_init__` never sees."""
+        result = super().from_dict(config_dict, **kwargs)
+        (result[0] if isinstance(result, tuple) else result).validate_pinclip()
+        return result
+
+    def validate(self) -> None:
+        """transformers' checks plus `validate_pinclip`; `save_pretrained` runs it, so a config changed by attribute
+        assignment is checked before it is written."""
+        super().validate()
         self.validate_pinclip()
 
     def validate_pinclip(self) -> None:
@@ -140,10 +159,10 @@ class PinClipConfig(PreTrainedConfig):
                 f"PinClipConfig.class_words={self.class_words!r} must name one word per label {self.id2label}"
             )
         templates = self.prompt_templates
-        if not templates or any(not isinstance(t, str) or t.count("{}") != 1 for t in templates):
+        if not templates or any(not isinstance(t, str) or t.count("{}") != 1 or not _formats(t) for t in templates):
             raise ValueError(
                 f"PinClipConfig.prompt_templates={self.prompt_templates!r} must be a non-empty list of strings "
-                "that each contain exactly one '{}' for the class word"
+                "that each contain exactly one '{}' for the class word (write other braces as '{{' and '}}')"
             )
         targets = self.lora_target_modules
         if not isinstance(targets, (list, tuple)) or not targets or not all(isinstance(t, str) for t in targets):
@@ -158,6 +177,15 @@ class PinClipConfig(PreTrainedConfig):
     def image_size(self) -> int:
         size = self.vision_config.image_size
         return size if isinstance(size, int) else int(size[0])
+
+
+def _formats(template: str) -> bool:
+    """Whether `template.format(word)` works: `{x}` or a lone `{` would fail only when the prompts are built."""
+    try:
+        template.format("word")
+    except (KeyError, IndexError, ValueError):
+        return False
+    return True
 
 
 PinClipConfig.register_for_auto_class()

@@ -18,25 +18,32 @@ import dataclasses
 import math
 import os
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import AutoTokenizer, CLIPModel, CLIPVisionModel
+from transformers import AutoTokenizer, CLIPModel, CLIPVisionModel, PreTrainedConfig
 from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 from transformers.modeling_outputs import ImageClassifierOutput
 from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 from transformers.models.clip.modeling_clip import CLIPPreTrainedModel
 
 try:  # loaded as remote code (a package made by transformers): the relative import is what gets shipped
-    from .configuration_pinclip import PinClipConfig
+    from .configuration_pinclip import INFERENCE_NOISES, PinClipConfig
 except ImportError:  # imported from a checkout of this repository
-    from configuration_pinclip import PinClipConfig
+    from configuration_pinclip import INFERENCE_NOISES, PinClipConfig
 
 try:  # LoRA fine-tuning only: merged models load and run without peft.
     from peft import LoraConfig, get_peft_model
 except ImportError:
     LoraConfig = get_peft_model = None
+
+# `from_clip` takes these config fields from the checkpoint itself.
+FIELDS_FROM_CLIP = frozenset({"vision_config", "text_config", "projection_dim"})
+# What `save_pretrained(..., push_to_hub=True)` passes on to `push_to_hub`.
+HUB_KWARGS = ("repo_id", "commit_message", "commit_description", "private", "token", "revision", "create_pr", "tags")
 
 
 @dataclass
@@ -150,6 +157,7 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
     accepts_loss_kwargs = False
 
     def __init__(self, config: PinClipConfig):
+        config.validate_pinclip()  # a config changed after construction (attribute assignment) is checked here
         super().__init__(config)
         vision_config = config.vision_config
         self.vision_model = CLIPVisionModel._from_config(vision_config)
@@ -177,6 +185,15 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
         unknown = sorted(set(overrides) - known_fields)
         if unknown:
             raise ValueError(f"unknown PinClipConfig field(s) {unknown}; see PinClipConfig's docstring for the fields")
+        from_checkpoint = sorted(set(overrides) & FIELDS_FROM_CLIP)
+        if from_checkpoint:
+            raise ValueError(f"PinClipConfig field(s) {from_checkpoint} come from the CLIP checkpoint and cannot be overridden")
+        clip_type = PreTrainedConfig.get_config_dict(clip_name_or_path)[0].get("model_type")
+        if clip_type != "clip":
+            raise ValueError(
+                f"{clip_name_or_path} is not a CLIP checkpoint (model_type {clip_type!r}); from_clip needs a CLIPModel "
+                "such as openai/clip-vit-large-patch14 (reload a saved PiN-CLIP with from_pretrained)"
+            )
         clip = CLIPModel.from_pretrained(clip_name_or_path, dtype=dtype or torch.float32)
         tokenizer = AutoTokenizer.from_pretrained(clip_name_or_path)
         config = PinClipConfig(
@@ -209,6 +226,17 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
         """The CLIP vision model, with LoRA layers in place when LoRA is active."""
         return self.vision_model.get_base_model() if self.has_lora else self.vision_model
 
+    def get_input_embeddings(self) -> nn.Module:
+        return self.vision_tower.get_input_embeddings()
+
+    def activation_checkpointing_enable(self, *args: Any, **kwargs: Any) -> None:
+        """As in transformers (also reached through `gradient_checkpointing_enable`); with LoRA the patch embeddings'
+        output also requires grad, since reentrant checkpointing computes no gradient for a block whose inputs do
+        not, and every input of a LoRA tower's block comes from frozen weights."""
+        super().activation_checkpointing_enable(*args, **kwargs)
+        if self.has_lora:
+            self.enable_input_require_grads()
+
     def add_lora(self) -> "PinClipForImageClassification":
         """Wrap the vision tower with LoRA (config's `lora_*` fields) and freeze the rest of CLIP."""
         if get_peft_model is None:
@@ -225,6 +253,8 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
         )
         self.vision_model = get_peft_model(self.vision_model, lora)
         self.visual_projection.requires_grad_(False)
+        if self.is_activation_checkpointing:
+            self.enable_input_require_grads()  # see activation_checkpointing_enable
         return self
 
     def merge_lora(self) -> "PinClipForImageClassification":
@@ -255,6 +285,9 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
         A `state_dict` given for a LoRA model (Accelerate's `state_dict=accelerator.get_state_dict(model)`) holds the
         LoRA model's own keys: it is loaded into the copy, which is then merged and saved.
         """
+        # The Hub upload comes last, so that it holds the image processor too (transformers would push first).
+        push_to_hub = kwargs.pop("push_to_hub", False)
+        hub_kwargs = {name: kwargs.pop(name) for name in HUB_KWARGS if name in kwargs}
         model = self
         if self.has_lora:
             model = copy.deepcopy(self)
@@ -268,6 +301,9 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
         super(PinClipForImageClassification, model).save_pretrained(save_directory, *args, **kwargs)
         if kwargs.get("is_main_process", True):
             self.image_processor().save_pretrained(save_directory)
+            if push_to_hub:
+                repo_id = hub_kwargs.pop("repo_id", None) or Path(save_directory).name
+                self.push_to_hub(repo_id, **hub_kwargs)
 
     # ---------------------------------------------------------------------------------------------- forward
     def _noise(self, queries: torch.Tensor, samples: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -302,29 +338,41 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
         pixel_values: torch.Tensor,
         labels: torch.Tensor | None = None,
         output_hidden_states: bool | None = None,
-        **kwargs,  # e.g. `return_dict`/`num_items_in_batch` from transformers' callers: this head needs none
-    ) -> PinClipOutput:
+        output_attentions: bool | None = None,
+        return_dict: bool | None = None,
+        **kwargs,  # e.g. `num_items_in_batch` from transformers' Trainer: this loss is a batch mean and needs none
+    ) -> PinClipOutput | tuple:
         r"""
         labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
             0 = real, 1 = fake. In training mode the loss is clean CE + λ · noisy CE (+ KL); in eval mode plain CE.
         """
         config = self.config
+        if config.inference_noise not in INFERENCE_NOISES:  # set after the model was built: never sample by mistake
+            raise ValueError(f"PinClipConfig.inference_noise={config.inference_noise!r}; choose one of {INFERENCE_NOISES}")
+        if output_attentions is None:
+            output_attentions = config.output_attentions
+        if return_dict is None:
+            return_dict = config.return_dict
         inject = self.training and labels is not None and config.noise_mode != "none"
         eval_noise = not self.training and config.inference_noise != "none"
         samples = config.noise_samples if inject else 1
-        hidden_states = None
+        hidden_states = attentions = None
         if output_hidden_states is None:
             output_hidden_states = config.output_hidden_states
 
         if config.noise_injection == "tokens" and (inject or eval_noise):
+            if output_attentions:
+                raise ValueError("output_attentions is not available while noise is injected into the tokens")
             features, states = self._tokens_before_last_block(pixel_values)
             image_embeds = self._embed_tokens(features)
             to_embeds = self._embed_tokens
             if output_hidden_states:  # the clean last block's output completes CLIP's tuple
                 hidden_states = states + (self.vision_tower.encoder.layers[-1](features, None),)
         else:
-            vision_outputs = self.vision_model(pixel_values=pixel_values, output_hidden_states=output_hidden_states)
-            hidden_states = vision_outputs.hidden_states
+            vision_outputs = self.vision_model(
+                pixel_values=pixel_values, output_hidden_states=output_hidden_states, output_attentions=output_attentions
+            )
+            hidden_states, attentions = vision_outputs.hidden_states, vision_outputs.attentions
             image_embeds = features = self.visual_projection(vision_outputs.pooler_output)
             to_embeds = nn.Identity()
 
@@ -336,23 +384,24 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
             noisy_embeds = to_embeds(noisy_features).view(samples, *image_embeds.shape)
 
         logits = self.classifier(noisy_embeds[0] if eval_noise else self.dropout(image_embeds))
-        output = PinClipOutput(logits=logits, hidden_states=hidden_states, image_embeds=image_embeds)
-        if labels is None:
-            return output
-        labels = labels.to(logits.device).long()
-        output.clean_loss = F.cross_entropy(logits, labels)
-        output.loss = output.clean_loss
-        if inject:
+        losses = {}
+        if labels is not None:
+            labels = labels.to(logits.device).long().view(-1)  # (B,) or (B, 1), as transformers' heads accept
+            losses["clean_loss"] = losses["loss"] = F.cross_entropy(logits, labels)
+        if labels is not None and inject:
             noisy_logits = self.classifier(self.dropout(noisy_embeds))
-            output.noise_loss = F.cross_entropy(noisy_logits.flatten(0, 1), labels.repeat(samples))
-            output.loss = output.loss + config.noise_loss_weight * output.noise_loss
+            losses["noise_loss"] = F.cross_entropy(noisy_logits.flatten(0, 1), labels.repeat(samples))
+            losses["loss"] = losses["loss"] + config.noise_loss_weight * losses["noise_loss"]
             if config.kl_weight > 0:
-                output.kl_loss = gaussian_kl(mu, sigma, float(config.random_noise_std))
-                output.loss = output.loss + config.kl_weight * output.kl_loss
-            output.noise_mu_norm = mu.detach().norm(dim=-1).mean()
-            output.noise_sigma_mean = sigma.detach().mean()
-        return output
-
+                losses["kl_loss"] = gaussian_kl(mu, sigma, float(config.random_noise_std))
+                losses["loss"] = losses["loss"] + config.kl_weight * losses["kl_loss"]
+            losses["noise_mu_norm"] = mu.detach().norm(dim=-1).mean()
+            losses["noise_sigma_mean"] = sigma.detach().mean()
+        # Built whole, in field order: `return_dict=False` then gives (loss, logits, ...) as transformers' heads do.
+        output = PinClipOutput(
+            logits=logits, hidden_states=hidden_states, attentions=attentions, image_embeds=image_embeds, **losses
+        )
+        return output if return_dict else output.to_tuple()
 
 def gaussian_kl(mu: torch.Tensor, sigma: torch.Tensor, prior_std: float) -> torch.Tensor:
     """KL(N(μ, σ²) ‖ N(0, s²)) per dimension, averaged over dimensions and batch (scale-free in the width)."""

@@ -382,3 +382,99 @@ def test_a_process_that_does_not_write_saves_no_image_processor_either(tiny_clip
     model = PinClipForImageClassification.from_clip(str(tiny_clip_dir))
     model.save_pretrained(tmp_path / "other", is_main_process=False)
     assert not (tmp_path / "other" / "preprocessor_config.json").exists()
+
+
+def test_overrides_given_to_from_pretrained_are_validated(tiny_model_dir, tmp_path):
+    from transformers import AutoConfig
+
+    # transformers sets from_pretrained's keyword overrides on the config after it was built
+    for name, value in (("noise_mode", "bogus"), ("inference_noise", "Mean"), ("noise_samples", 0),
+                        ("random_noise_std", -1.0)):
+        with pytest.raises(ValueError, match=f"PinClipConfig.{name}="):
+            PinClipForImageClassification.from_pretrained(tiny_model_dir, **{name: value})
+        with pytest.raises(ValueError, match=f"PinClipConfig.{name}="):
+            AutoConfig.from_pretrained(tiny_model_dir, trust_remote_code=True, **{name: value})
+    assert PinClipForImageClassification.from_pretrained(tiny_model_dir, inference_noise="mean").config.inference_noise == "mean"
+
+
+def test_a_config_changed_by_assignment_is_checked_before_it_is_used_or_saved(tiny_model_dir, tmp_path):
+    config = PinClipConfig()
+    config.noise_mode = "bogus"
+    with pytest.raises(ValueError, match="PinClipConfig.noise_mode='bogus'"):
+        PinClipForImageClassification(config)
+    with pytest.raises(ValueError, match="PinClipConfig.noise_mode='bogus'"):
+        config.save_pretrained(tmp_path / "config")
+    assert not (tmp_path / "config" / "config.json").exists()
+    model = PinClipForImageClassification.from_pretrained(tiny_model_dir).eval()
+    model.config.inference_noise = "Mean"  # a typo must not turn on random sampling at evaluation
+    with pytest.raises(ValueError, match="inference_noise='Mean'"):
+        model(images(2, model.config.image_size))
+
+
+def test_a_template_that_cannot_be_formatted_is_refused_up_front():
+    for template in ("A {} photo {x}", "A {} photo {", "{} {0}"):
+        with pytest.raises(ValueError, match="prompt_templates"):
+            PinClipConfig(prompt_templates=[template])
+    assert PinClipConfig(prompt_templates=["A {} photo {{x}}"]).prompts == ["A real photo {x}", "A fake photo {x}"]
+
+
+def test_from_clip_refuses_fields_of_the_checkpoint_and_checkpoints_that_are_not_clip(tiny_clip_dir, tiny_model_dir):
+    for name, value in (("projection_dim", 32), ("vision_config", {}), ("text_config", {})):
+        with pytest.raises(ValueError, match=f"{name}.*come from the CLIP checkpoint"):
+            PinClipForImageClassification.from_clip(str(tiny_clip_dir), **{name: value})
+    with pytest.raises(ValueError, match="not a CLIP checkpoint \\(model_type 'pinclip'\\)"):
+        PinClipForImageClassification.from_clip(str(tiny_model_dir))
+
+
+def test_return_dict_false_gives_a_tuple_and_labels_may_be_a_column(tiny_clip_dir):
+    model = PinClipForImageClassification.from_clip(str(tiny_clip_dir)).train()
+    pixels, labels = images(4, model.config.image_size), torch.tensor([0, 1, 1, 0])
+    torch.manual_seed(0)
+    output = model(pixels, labels=labels)
+    torch.manual_seed(0)
+    loss, logits, *_ = model(pixels, labels=labels.view(-1, 1), return_dict=False)
+    torch.testing.assert_close(loss, output.loss)
+    torch.testing.assert_close(logits, output.logits)
+
+
+def test_trainer_predictions_are_the_logits_only():
+    # Trainer drops these keys from EvalPrediction.predictions; anything else the output carries would be stacked
+    # next to the logits and break the usual `np.argmax(predictions, axis=1)`.
+    from modeling_pinclip import PinClipOutput
+
+    fields = {field.name for field in __import__("dataclasses").fields(PinClipOutput)}
+    assert fields - set(PinClipConfig.keys_to_ignore_at_inference) == {"loss", "logits"}
+
+
+@pytest.mark.parametrize("order", ["checkpointing first", "lora first"])
+def test_lora_trains_under_reentrant_activation_checkpointing(tiny_clip_dir, order):
+    model = PinClipForImageClassification.from_clip(str(tiny_clip_dir), lora_r=0 if order == "checkpointing first" else 4)
+    model.train()
+    model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": True})
+    if order == "checkpointing first":
+        model.config.lora_r = 4
+        model.add_lora()
+    model(images(2, model.config.image_size), labels=torch.tensor([0, 1])).loss.backward()
+    lora_b = [param for name, param in model.named_parameters() if "lora_B" in name]
+    assert lora_b and all(param.grad is not None and param.grad.abs().sum() > 0 for param in lora_b)
+
+
+def test_save_pretrained_with_push_to_hub_uploads_the_image_processor(tiny_model_dir, tmp_path, monkeypatch):
+    from transformers.utils import hub
+
+    uploaded = {}
+
+    class FakeApi:
+        def create_repo(self, repo_id, **kwargs):
+            return type("Repo", (), {"repo_id": repo_id})()
+
+    def record_upload(self, working_dir, repo_id, files_timestamps, **kwargs):
+        uploaded[repo_id] = sorted(path.name for path in Path(working_dir).iterdir())
+
+    monkeypatch.setattr(hub, "hf_api", lambda: FakeApi())
+    monkeypatch.setattr(hub.PushToHubMixin, "_upload_modified_files", record_upload)
+    monkeypatch.setattr(hub, "create_and_tag_model_card", lambda *args, **kwargs: type("Card", (), {"save": lambda self, path: None})())
+    model = PinClipForImageClassification.from_pretrained(tiny_model_dir)
+    model.save_pretrained(tmp_path / "detector", push_to_hub=True, repo_id="someone/detector", private=True)
+    assert {"config.json", "model.safetensors", "preprocessor_config.json", "modeling_pinclip.py"} <= set(uploaded["someone/detector"])
+    assert (tmp_path / "detector" / "preprocessor_config.json").is_file()
