@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import shutil
+import tempfile
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 logger = logging.getLogger(__name__)
 
 LABEL_NAMES = ["real", "fake"]
+REPORT_NAME = "report.json"
 FEATURES = datasets.Features(
     {
         "image": datasets.Image(),
@@ -298,37 +300,81 @@ def convert(
     rule: LayoutRule,
     push_to_hub_id: str | None = None,
 ) -> datasets.DatasetDict:
-    """Convert `raw_dir` with `rule`, write `output_dir` (load_from_disk-able) and its report.json."""
-    plan = plan_conversion(raw_dir, rule)
+    """Convert `raw_dir` with `rule`, write `output_dir` (load_from_disk-able) and its report.json.
+
+    `output_dir` must not overlap `raw_dir` and must be new, empty or an earlier conversion's output (whose dataset
+    is then replaced): nothing else in it is ever deleted or mixed with the new dataset.
+    """
     out = Path(output_dir)
+    check_output_dir(raw_dir, out)
+    plan = plan_conversion(raw_dir, rule)
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
-    # a private datasets cache per output, so the saved copy never shares Arrow files with a stale run
-    dataset_dict = plan_to_dataset_dict(raw_dir, plan, cache_dir=str(out / ".cache"))
-    dataset_dict.save_to_disk(str(out / "data.tmp"))
-    del dataset_dict
-    _replace_dataset(out)
-    (out / "report.json").write_text(json.dumps(build_report(source, raw_dir, plan), indent=1))
+    # The build (datasets cache included) happens in a folder of its own, removed whatever happens.
+    build = Path(tempfile.mkdtemp(prefix=".pinclip-build-", dir=out))
+    try:
+        dataset_dict = plan_to_dataset_dict(raw_dir, plan, cache_dir=str(build / "cache"))
+        dataset_dict.save_to_disk(str(build / "data"))
+        del dataset_dict
+        (build / "data" / REPORT_NAME).write_text(json.dumps(build_report(source, raw_dir, plan), indent=1))
+        _replace_dataset(out, build / "data")
+    finally:
+        shutil.rmtree(build, ignore_errors=True)
+        if created and not any(out.iterdir()):
+            out.rmdir()
     result = datasets.load_from_disk(str(out))
     if push_to_hub_id:
         push_to_hub(result, push_to_hub_id)
     return result
 
 
-def _replace_dataset(out: Path) -> None:
-    """Move the freshly saved dataset from `out/data.tmp` into `out` and drop the build cache.
+def check_output_dir(raw_dir: str | os.PathLike, output_dir: str | os.PathLike) -> None:
+    """Refuse an output folder that overlaps the raw tree or holds anything but an earlier conversion's output."""
+    raw, out = Path(raw_dir).resolve(), Path(output_dir).resolve()
+    if os.path.commonpath([raw, out]) in (str(raw), str(out)):
+        raise ValueError(
+            f"output {output_dir} and raw folder {raw_dir} overlap (one is inside the other): the dataset would "
+            "replace or be read as raw files; write it to a folder of its own"
+        )
+    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and _previous_splits(out) is None)):
+        raise FileExistsError(
+            f"output {output_dir} exists and is not an earlier output of this converter (its report.json and "
+            "dataset_dict.json): choose a new or empty folder; nothing in it was changed"
+        )
 
-    Only a previous dataset's own files (its `dataset_dict.json` and split folders) are removed,
-    so an output directory that holds other files is never wiped.
+
+def _previous_splits(out: Path) -> list[str] | None:
+    """The split folders of the dataset an earlier conversion wrote into `out`, or None when it holds none."""
+    try:
+        report = json.loads((out / REPORT_NAME).read_text())
+        splits = json.loads((out / "dataset_dict.json").read_text())["splits"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    is_report = isinstance(report, dict) and {"source", "num_images", "counts"} <= set(report)
+    names_ok = isinstance(splits, list) and all(isinstance(s, str) and s and "/" not in s and s not in (".", "..")
+                                                for s in splits)
+    return splits if is_report and names_ok else None
+
+
+def _replace_dataset(out: Path, new: Path) -> None:
+    """Move the freshly saved dataset (and report) from `new` into `out`, replacing an earlier conversion's.
+
+    Only the earlier dataset's own files (split folders, dataset_dict.json, report.json) are removed, and only once
+    it is certain that every new file can take its place: other files in `out` stay as they are.
     """
-    previous = out / "dataset_dict.json"
-    if previous.is_file():
-        for split in json.loads(previous.read_text()).get("splits", []):
-            shutil.rmtree(out / split, ignore_errors=True)
-        previous.unlink()
-    for item in (out / "data.tmp").iterdir():
+    previous = _previous_splits(out) or []
+    owned = {*previous, "dataset_dict.json", REPORT_NAME}
+    in_the_way = sorted(item.name for item in new.iterdir() if (out / item.name).exists() and item.name not in owned)
+    if in_the_way:
+        raise FileExistsError(f"output {out} already holds {in_the_way}, which are not this converter's: not replaced")
+    for name in owned:
+        target = out / name
+        if target.is_dir() and not target.is_symlink():
+            shutil.rmtree(target)
+        elif target.exists() or target.is_symlink():
+            target.unlink()
+    for item in new.iterdir():
         os.replace(item, out / item.name)
-    (out / "data.tmp").rmdir()
-    shutil.rmtree(out / ".cache", ignore_errors=True)
 
 
 def cli(convert_fn: Callable[..., datasets.DatasetDict], description: str, argv: list[str] | None = None) -> int:
@@ -338,8 +384,11 @@ def cli(convert_fn: Callable[..., datasets.DatasetDict], description: str, argv:
     parser.add_argument("--output_dir", required=True)
     parser.add_argument("--push_to_hub", default=None, metavar="REPO_ID")
     args = parser.parse_args(argv)
-    dataset_dict = convert_fn(args.raw_dir, args.output_dir, args.push_to_hub)
-    report = json.loads((Path(args.output_dir) / "report.json").read_text())
+    try:
+        dataset_dict = convert_fn(args.raw_dir, args.output_dir, args.push_to_hub)
+    except (FileNotFoundError, FileExistsError, ValueError) as error:  # the user's folders: a message, not a traceback
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
+    report = json.loads((Path(args.output_dir) / REPORT_NAME).read_text())
     print(dataset_dict)
     print(f"{report['num_images']} images written, {report['num_skipped']} files skipped (see report.json)")
     return 0

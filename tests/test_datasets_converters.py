@@ -609,3 +609,80 @@ def test_a_folder_that_cannot_be_listed_is_reported_not_silently_left_out(tmp_pa
     assert plan.skipped == [
         {"file": "train/1_fake/locked", "reason": "folder cannot be read (Permission denied), not read"}
     ]
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+@pytest.mark.parametrize("where", ["the raw folder", "inside the raw folder", "above the raw folder"])
+def test_an_output_that_overlaps_the_raw_tree_is_refused_and_nothing_is_touched(tmp_path, where):
+    data = tmp_path / "data"
+    _leaf(data / "train" / "0_real", 1)
+    _leaf(data / "train" / "1_fake", 2)
+    raw, out = {"the raw folder": (data, data), "inside the raw folder": (data, data / "converted"),
+                "above the raw folder": (data / "train", data)}[where]
+    before = _files(data)
+    for _ in range(2):  # a second run must not take the first one's leftovers for an earlier dataset
+        with pytest.raises(ValueError, match="overlap"):
+            folder.convert_folder(raw, out)
+    assert _files(data) == before and not (data / "converted").exists()
+
+
+def test_an_output_folder_holding_other_things_is_refused_untouched(tmp_path):
+    raw = tmp_path / "raw"
+    _leaf(raw / "0_real", 1)
+    _leaf(raw / "1_fake", 2)
+    home = tmp_path / "home"  # e.g. --output_dir ~ : a datasets/model cache and anything else must survive
+    _write(home / ".cache" / "huggingface" / "model.safetensors", b"weights")
+    _write(home / "notes.txt", b"mine")
+    single = tmp_path / "single-dataset"  # an earlier datasets.Dataset, not a conversion
+    datasets.Dataset.from_dict({"x": [1, 2, 3]}).save_to_disk(str(single))
+    for out in (home, single):
+        before = _files(out)
+        with pytest.raises(FileExistsError, match="not an earlier output of this converter"):
+            folder.convert_folder(raw, out)
+        assert _files(out) == before
+    assert datasets.load_from_disk(str(single))["x"] == [1, 2, 3]
+
+
+def test_a_rerun_replaces_its_own_earlier_dataset_and_keeps_the_rest(tmp_path):
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    _leaf(raw / "train" / "0_real", 1)
+    _leaf(raw / "train" / "1_fake", 2)
+    _leaf(raw / "test" / "sd" / "0_real", 3)
+    _leaf(raw / "test" / "sd" / "1_fake", 4)
+    folder.convert_folder(raw, out)
+    _write(out / "NOTES.md", b"my notes")
+    import shutil
+
+    shutil.rmtree(raw / "test")  # the new conversion has no test split: the old one must not linger
+    result = folder.convert_folder(raw, out)
+    assert set(result) == {"train"} and result["train"].num_rows == 4
+    assert sorted(p.name for p in out.iterdir()) == ["NOTES.md", "dataset_dict.json", "report.json", "train"]
+    assert set(datasets.load_from_disk(str(out))) == {"train"}
+
+
+def test_a_new_split_in_the_way_of_a_folder_that_is_not_ours_keeps_the_earlier_dataset(tmp_path):
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    _leaf(raw / "test" / "sd" / "0_real", 1)
+    _leaf(raw / "test" / "sd" / "1_fake", 2)
+    folder.convert_folder(raw, out)
+    _write(out / "train" / "mine.txt", b"not a split of the dataset")
+    _leaf(raw / "train" / "0_real", 3)
+    _leaf(raw / "train" / "1_fake", 4)
+    with pytest.raises(FileExistsError, match="\\['train'\\]"):
+        folder.convert_folder(raw, out)
+    assert (out / "train" / "mine.txt").read_bytes() == b"not a split of the dataset"
+    assert set(datasets.load_from_disk(str(out))) == {"test"}
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".pinclip-build")]
+
+
+def test_converter_cli_reports_user_errors_with_status_2_and_leaves_no_folder(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    for raw, message in ((tmp_path / "missing", "raw directory not found"), (tmp_path / "empty", "no usable images")):
+        with pytest.raises(SystemExit) as exit_:
+            folder.main([str(raw), "--output_dir", str(tmp_path / "out")])
+        error = capsys.readouterr().err
+        assert exit_.value.code == 2 and message in error and "Traceback" not in error
+        assert not (tmp_path / "out").exists()
