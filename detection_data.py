@@ -169,12 +169,17 @@ def select_rows(dataset: datasets.Dataset, wanted: dict[str, list[str] | None]) 
     return kept
 
 
-def truncate(dataset: datasets.Dataset, limit: int | None) -> datasets.Dataset:
-    return dataset.select(range(min(limit, len(dataset)))) if limit else dataset
+def truncate(dataset: datasets.Dataset, limit: int | None, seed: int) -> datasets.Dataset:
+    """`limit` rows drawn at random (seeded), as transformers' example scripts do: the first rows of a converted
+    folder are all of one class, so taking them would train or test on reals only."""
+    if not limit or limit >= len(dataset):
+        return dataset
+    return dataset.shuffle(seed=seed).select(range(limit)).flatten_indices()
 
 
-def load_detection_data(data_args: DataArguments, need_train: bool) -> DetectionData:
-    """Load the train split (when training), the validation subsets and the test subsets."""
+def load_detection_data(data_args: DataArguments, need_train: bool, seed: int = 0) -> DetectionData:
+    """Load the train split (when training), the validation subsets and the test subsets (`seed`: which rows
+    `max_train_samples` / `max_eval_samples` keep)."""
     prepare = lambda ds: normalize_labels(ds, data_args.label_column)  # noqa: E731
     use_folders = data_args.train_dir is not None or data_args.eval_dir is not None
     source = None if use_folders and data_args.dataset_name is None else load_source(
@@ -186,7 +191,10 @@ def load_detection_data(data_args: DataArguments, need_train: bool) -> Detection
     test_names = eval_split_names(list(eval_source), data_args)
     data = DetectionData()
     if need_train:
-        train_source = load_folder(data_args.train_dir) if data_args.train_dir else source
+        same_folder = data_args.eval_dir is not None and data_args.train_dir is not None and (
+            Path(data_args.train_dir).resolve() == Path(data_args.eval_dir).resolve()
+        )
+        train_source = eval_source if same_folder else load_folder(data_args.train_dir) if data_args.train_dir else source
         if train_source is None or data_args.train_split not in train_source and len(train_source) != 1:
             raise ValueError(f"no training split {data_args.train_split!r}: give --train_dir or --train_split")
         split = data_args.train_split if data_args.train_split in train_source else next(iter(train_source))
@@ -200,12 +208,16 @@ def load_detection_data(data_args: DataArguments, need_train: bool) -> Detection
         train = select_rows(
             train_source[split], {data_args.generator_column: data_args.train_generators, "subset": data_args.train_subsets}
         )
-        data.train = truncate(prepare(train), data_args.max_train_samples)
+        data.train = truncate(prepare(train), data_args.max_train_samples, seed)
+        classes = set(data.train.unique("label"))
+        if classes != {0, 1}:
+            only = ", ".join(LABEL_NAMES[label] for label in sorted(classes)) or "no"
+            raise ValueError(f"the training data holds {only} images only: a detector needs both real and fake ones")
         if data_args.validation_split in train_source and data_args.validation_split not in reported:
             validation = prepare(train_source[data_args.validation_split])
             data.validation = group_by_generator(validation, data_args.generator_column, "validation")
     subsets = test_subsets(eval_source, data_args)
-    data.test = {name: truncate(prepare(ds), data_args.max_eval_samples) for name, ds in subsets.items()}
+    data.test = {name: truncate(prepare(ds), data_args.max_eval_samples, seed) for name, ds in subsets.items()}
     return data
 
 

@@ -9,11 +9,15 @@ from huggingface_hub import HfApi
 UPLOAD_IGNORE = ["checkpoints/**", "random-clip/**", "train_log.jsonl", "*.tmp"]
 
 
-def push_folder(folder: str | Path, repo_id: str, private: bool = False) -> str:
-    """Create `repo_id` if needed and upload `folder` in one `upload_folder` call; returns the commit URL."""
-    api = HfApi()
-    api.create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
-    commit = api.upload_folder(
+def create_model_repo(repo_id: str, private: bool = False) -> None:
+    """Create `repo_id` (kept as it is when it exists). `train.py` calls it before training, as transformers' Trainer
+    does, so that a missing login or network fails in seconds rather than after the run."""
+    HfApi().create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+
+
+def push_folder(folder: str | Path, repo_id: str) -> str:
+    """Upload `folder` to the existing model repo `repo_id` in one `upload_folder` call; returns the commit URL."""
+    commit = HfApi().upload_folder(
         folder_path=str(folder),
         repo_id=repo_id,
         repo_type="model",

@@ -35,7 +35,7 @@ import reporting
 from clip_checkpoints import write_random_clip
 from corruptions import robustness_grid
 from detection_data import Collator, EvalImages, TrainImages, load_detection_data
-from hub_push import push_folder
+from hub_push import create_model_repo, push_folder
 from inference import load_classifier
 from labels import fake_label_index
 from modeling_pinclip import PinClipForImageClassification
@@ -66,7 +66,10 @@ def backbone_path(model_args: ModelArguments, args: TrainingArguments, accelerat
 
 def load_detector(name_or_path: str, trust_remote_code: bool) -> tuple[torch.nn.Module, BaseImageProcessor, int]:
     """A saved detector (PiN-CLIP or any image classifier), its image processor and its fake-label index."""
-    model, processor = load_classifier(name_or_path, trust_remote_code)
+    try:
+        model, processor = load_classifier(name_or_path, trust_remote_code)
+    except OSError as error:  # not a model folder, or a Hub id that cannot be fetched: say which, without a traceback
+        raise ValueError(f"cannot load the detector {name_or_path} ({error})") from error
     return model, processor, fake_label_index(model.config.id2label)
 
 
@@ -156,7 +159,7 @@ def predict(
     loader = accelerator.prepare_data_loader(loader)
     labels, scores = [], []
     for batch in tqdm(loader, desc=desc, leave=False, disable=not accelerator.is_local_main_process):
-        logits = model(pixel_values=batch["pixel_values"]).logits.float()
+        logits = model(pixel_values=batch["pixel_values"].to(model.dtype)).logits.float()  # a bf16 detector reads bf16
         fake_probability = logits.softmax(dim=-1)[:, fake_index]
         gathered_scores, gathered_labels = accelerator.gather_for_metrics((fake_probability, batch["labels"]))
         scores += gathered_scores.cpu().tolist()
@@ -206,6 +209,9 @@ def write_evaluation(
         reporting.write_json(output_dir / "robustness.json", robustness)
         (output_dir / "robustness.md").write_text(reporting.robustness_table(robustness))
         reporting.plot_robustness(robustness, plots / "robustness.png")
+    else:  # an earlier run's grid in this folder would pass for this model's (and be uploaded with it)
+        for stale in (output_dir / "robustness.json", output_dir / "robustness.md", plots / "robustness.png"):
+            stale.unlink(missing_ok=True)
 
 
 def dataset_title(data_args: DataArguments) -> str:
@@ -234,9 +240,9 @@ def run_eval_only(
     model_args: ModelArguments, data_args: DataArguments, args: TrainingArguments, accelerator: Accelerator, started: float
 ) -> dict:
     """Evaluate a saved detector (local folder or Hub id) on the test subsets and write the reports."""
-    data = load_detection_data(data_args, need_train=False)
+    data = load_detection_data(data_args, need_train=False, seed=args.seed)
     model, processor, fake_index = load_detector(model_args.model_name_or_path, model_args.trust_remote_code)
-    model = accelerator.prepare_model(model, evaluation_mode=True)
+    model = model.to(accelerator.device)  # not prepare_model: its autocast would score another model than the saved one
     batch = args.per_device_eval_batch_size
     metrics, outputs = score_subsets(model, data.test, processor, fake_index, accelerator, data_args.image_column, batch)
     robustness = None
@@ -270,6 +276,11 @@ def main(argv: list[str] | None = None) -> dict:
     if args.eval_only:
         return run_eval_only(model_args, data_args, args, accelerator, started)
 
+    if args.push_to_hub and accelerator.is_main_process:
+        try:
+            create_model_repo(args.hub_model_id, private=args.hub_private_repo)
+        except Exception as error:  # noqa: BLE001 - offline, no login, no rights: before training, not after it
+            raise ValueError(f"--push_to_hub: cannot create {args.hub_model_id} on the Hub ({error})") from error
     output_dir = Path(args.output_dir)
     if not args.resume_from_checkpoint and list_checkpoints(output_dir):
         raise ValueError(
@@ -277,11 +288,14 @@ def main(argv: list[str] | None = None) -> dict:
             "--resume_from_checkpoint latest, or start over in another --output_dir (or after removing that folder)"
         )
     with accelerator.main_process_first():  # the main process builds / caches the data, the others read it
-        data = load_detection_data(data_args, need_train=True)
+        data = load_detection_data(data_args, need_train=True, seed=args.seed)
 
     # Model: the same `from_clip` path for a random tiny CLIP and for openai/clip-vit-large-patch14.
     clip = backbone_path(model_args, args, accelerator)
-    model = PinClipForImageClassification.from_clip(clip, **model_args.config_overrides())
+    try:
+        model = PinClipForImageClassification.from_clip(clip, **model_args.config_overrides())
+    except OSError as error:  # not a CLIP folder, or a Hub id that cannot be fetched
+        raise ValueError(f"--model_name_or_path {clip}: cannot load it ({error})") from error
     processor = model.image_processor()
     config = model.config
 
@@ -393,7 +407,9 @@ def main(argv: list[str] | None = None) -> dict:
         accelerator.unwrap_model(model).save_pretrained(output_dir)
     accelerator.wait_for_everyone()
     detector, saved_processor, fake_index = load_detector(str(output_dir), trust_remote_code=False)
-    detector = accelerator.prepare_model(detector, evaluation_mode=True)
+    # Not prepare_model: under `accelerate launch --mixed_precision` it would evaluate in autocast, i.e. score another
+    # model than the saved fp32 one that users download.
+    detector = detector.to(accelerator.device)
     column, batch_size = data_args.image_column, args.per_device_eval_batch_size
     validation = None
     if data.validation:
@@ -431,7 +447,7 @@ def main(argv: list[str] | None = None) -> dict:
             repo_id=args.hub_model_id, extra=robust_text, training_data=training_data(data_args),
         )
         if args.push_to_hub:
-            url = push_folder(output_dir, args.hub_model_id, private=args.hub_private_repo)
+            url = push_folder(output_dir, args.hub_model_id)
             accelerator.print(f"uploaded to {url}")
         if validation:
             accelerator.print(f"validation: mean acc {reporting.percent(validation['mean']['acc'])} %")

@@ -11,6 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
 from transformers import HfArgumentParser, SchedulerType
 
 MINIGENIMAGE = "minigenimage"
@@ -98,8 +100,8 @@ class DataArguments:
     generator_column: str = field(
         default="generator", metadata={"help": "Column naming the source; a single test split is grouped by it."}
     )
-    max_train_samples: int | None = field(default=None, metadata={"help": "Truncate the training set (debugging)."})
-    max_eval_samples: int | None = field(default=None, metadata={"help": "Truncate every test subset (debugging)."})
+    max_train_samples: int | None = field(default=None, metadata={"help": "Train on this many rows, drawn at random with --seed (debugging)."})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "Test on this many rows of every subset, drawn at random with --seed (debugging)."})
     minigenimage_reduced: bool = field(default=False, metadata={"help": "Small, fast MiniGenImage (tests)."})
     minigenimage_cache_dir: str | None = field(default=None, metadata={"help": "Where MiniGenImage is cached."})
     minigenimage_seed: int = field(default=0, metadata={"help": "Seed of the MiniGenImage build."})
@@ -180,6 +182,15 @@ def expand_config(argv: list[str]) -> list[str]:
     return argv
 
 
+def is_hub_id(name: str) -> bool:
+    """Whether `name` can be a Hub repo id (`name` or `owner/name`); a path such as /data/clip or ./model cannot."""
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return True
+
+
 def check_arguments(model_args: ModelArguments, data_args: DataArguments, args: TrainingArguments) -> list[str]:
     """Problems with the given paths, values and argument combinations, each naming the argument."""
     problems = []
@@ -187,6 +198,9 @@ def check_arguments(model_args: ModelArguments, data_args: DataArguments, args: 
         value = getattr(data_args, name)
         if value is not None and not Path(value).is_dir():
             problems.append(f"--{name} {value}: no such directory")
+    model = model_args.model_name_or_path
+    if model and not Path(model).is_dir() and not is_hub_id(model):
+        problems.append(f"--model_name_or_path {model}: no such folder (and not a Hub id)")
     if args.eval_only and not model_args.model_name_or_path:
         problems.append("--eval_only needs --model_name_or_path (a saved detector folder or Hub id)")
     if args.push_to_hub and not args.hub_model_id:

@@ -160,3 +160,32 @@ def test_crops_repeat_within_an_epoch_and_change_with_it():
     assert all(np.array_equal(crop, np.asarray(train[i][0])) for i, crop in enumerate(first))  # exact resume
     train.epoch = 1
     assert not any(np.array_equal(crop, np.asarray(train[i][0])) for i, crop in enumerate(first))
+
+
+def test_the_same_folder_as_training_and_test_data_is_refused(tmp_path, monkeypatch):
+    tree = image_tree(tmp_path / "flat")
+    monkeypatch.chdir(tmp_path)
+    for train_dir, eval_dir in ((tree, tree), ("flat", str(tmp_path / "flat" / ".." / "flat"))):
+        with pytest.raises(ValueError, match="both the training and the test data"):
+            load_detection_data(DataArguments(train_dir=train_dir, eval_dir=eval_dir), need_train=True)
+
+
+def test_max_samples_draw_rows_at_random_not_the_first_ones(tmp_path):
+    # a converter writes each subset reals first: the first rows would be one class only
+    labels = [0] * 20 + [1] * 20
+    source = saved(tmp_path, {"train": rows(labels, ["sd"] * 40), "test": rows(labels, ["sd"] * 40)})
+    draws = [load_detection_data(DataArguments(dataset_name=source, max_train_samples=8, max_eval_samples=8), True, seed)
+             for seed in (0, 1)]
+    for data in draws:
+        assert data.train.num_rows == 8 and set(data.train["label"]) == {0, 1} and set(data.test["sd"]["label"]) == {0, 1}
+    again = load_detection_data(DataArguments(dataset_name=source, max_train_samples=8, max_eval_samples=8), True, 0)
+    assert again.train["label"] == draws[0].train["label"]  # the seed decides which rows
+    assert draws[0].train["label"] != draws[1].train["label"] or draws[0].test["sd"]["label"] != draws[1].test["sd"]["label"]
+
+
+@pytest.mark.parametrize("labels, only", [([0, 0, 0], "real"), ([1, 1], "fake")])
+def test_training_data_of_one_class_is_refused(tmp_path, labels, only):
+    source = saved(tmp_path, {"train": rows(labels, ["sd"] * len(labels)), "test": rows([0, 1], ["sd"] * 2)})
+    with pytest.raises(ValueError, match=f"holds {only} images only"):
+        load_detection_data(DataArguments(dataset_name=source), need_train=True)
+    assert load_detection_data(DataArguments(dataset_name=source), need_train=False).test["sd"].num_rows == 2

@@ -608,7 +608,8 @@ def test_push_folder_keeps_training_state_local_and_a_private_repo_private(tmp_p
         (tmp_path / name).write_text("x")
     FakeHubApi.calls = []
     monkeypatch.setattr(hub_push, "HfApi", FakeHubApi)
-    url = hub_push.push_folder(tmp_path, "someone/detector", private=True)
+    hub_push.create_model_repo("someone/detector", private=True)
+    url = hub_push.push_folder(tmp_path, "someone/detector")
     (_, created), (_, uploaded) = FakeHubApi.calls
     assert created["private"] is True and created["repo_type"] == "model" and uploaded["repo_type"] == "model"
     assert uploaded["files"] == ["README.md", "config.json", "plots/roc_curves.png"]
@@ -626,3 +627,61 @@ def test_gradients_are_clipped_once_per_optimizer_step_when_asked(minigen_cache,
                         lambda self, parameters, max_norm, **kw: norms.append(max_norm) or clip(self, parameters, max_norm, **kw))
     train.main(reduced_args(minigen_cache, tmp_path / "run", *ACCUMULATE, "--max_grad_norm", max_grad_norm))
     assert norms == [float(max_grad_norm)] * clipped_steps
+
+
+def test_a_rerun_without_robustness_drops_the_earlier_grid(tiny_model_dir, image_folder, tmp_path):
+    out = tmp_path / "eval"
+    common = ["--eval_only", "--model_name_or_path", str(tiny_model_dir), "--eval_dir", str(image_folder),
+              "--output_dir", str(out)]
+    train.main(common + ["--robustness"])
+    assert (out / "robustness.json").is_file() and (out / "plots" / "robustness.png").is_file()
+    train.main(common)
+    assert not [path.name for path in (out / "robustness.json", out / "robustness.md", out / "plots" / "robustness.png")
+                if path.exists()]
+    assert (out / "metrics.json").is_file()
+
+
+def test_evaluation_scores_the_saved_model_even_under_mixed_precision(tiny_model_dir, image_folder, tmp_path, monkeypatch):
+    from accelerate.state import AcceleratorState
+
+    scores = []
+    predict = train.predict
+    monkeypatch.setattr(train, "predict", lambda *args, **kwargs: _record(scores, predict(*args, **kwargs)))
+    common = ["--eval_only", "--model_name_or_path", str(tiny_model_dir), "--eval_dir", str(image_folder)]
+    train.main(common + ["--output_dir", str(tmp_path / "fp32")])
+    full, scores[:] = list(scores), []
+    AcceleratorState._reset_state(reset_partial_state=True)
+    monkeypatch.setenv("ACCELERATE_MIXED_PRECISION", "bf16")  # what `accelerate launch --mixed_precision bf16` sets
+    try:
+        train.main(common + ["--output_dir", str(tmp_path / "bf16")])
+    finally:
+        AcceleratorState._reset_state(reset_partial_state=True)
+    assert len(full) == 2 and scores == full  # bit for bit: the fp32 model users download, not an autocast one
+
+
+def _record(store: list, output: dict) -> dict:
+    store.append(output["scores"])
+    return output
+
+
+def test_a_missing_model_folder_is_refused_before_any_data_is_loaded(tmp_path, capsys):
+    for argv in (["--model_name_or_path", str(tmp_path / "no_such_model")],
+                 ["--eval_only", "--model_name_or_path", "./no_such_model", "--eval_dir", str(tmp_path)]):
+        with pytest.raises(SystemExit) as exit_:
+            parse_arguments(argv)
+        assert exit_.value.code == 2 and "no such folder (and not a Hub id)" in capsys.readouterr().err
+    parse_arguments(["--model_name_or_path", "openai/clip-vit-large-patch14"])  # a Hub id is fetched later
+
+
+def test_push_to_hub_that_cannot_reach_the_hub_fails_before_training(minigen_cache, tmp_path, monkeypatch):
+    class OfflineHubApi(FakeHubApi):
+        def create_repo(self, repo_id, **kwargs):
+            raise ConnectionError("offline mode is enabled")
+
+    monkeypatch.setattr(hub_push, "HfApi", OfflineHubApi)
+    monkeypatch.setattr(train, "load_detection_data", lambda *a, **k: pytest.fail("data loaded before the Hub check"))
+    with pytest.raises(ValueError, match="--push_to_hub: cannot create someone/x on the Hub .*offline"):
+        train.main(reduced_args(minigen_cache, tmp_path / "out", "--push_to_hub", "--hub_model_id", "someone/x"))
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
