@@ -26,7 +26,7 @@ from transformers import (
     PreTrainedModel,
 )
 
-from image_io import ImageLoadError, load_rgb_image
+from image_io import ImageLoadError, load_rgb_image, to_rgb
 from labels import fake_label_index
 from modeling_pinclip import PinClipForImageClassification
 from preprocessing import Preprocessing
@@ -99,12 +99,18 @@ class Detector:
         return FAKE if p_fake >= self.threshold else REAL
 
     def score_images(self, images: Sequence[Image.Image]) -> list[dict[str, float]]:
-        """`{"real": p, "fake": p}` of each RGB image, in one batch (P(real) = 1 - P(fake))."""
-        p_fakes = self.probabilities(self.preprocessing(images))[:, self.fake_index].tolist()
+        """`{"real": p, "fake": p}` of each PIL image, in one batch (P(real) = 1 - P(fake)).
+
+        Any mode is read as `image_io.load_rgb_image` reads a file's (16-bit rescaled, alpha dropped); EXIF orientation
+        is not applied here: open files with `load_rgb_image`, which applies it.
+        """
+        if not images:
+            return []
+        p_fakes = self.probabilities(self.preprocessing([to_rgb(image) for image in images]))[:, self.fake_index].tolist()
         return [{REAL: 1.0 - p_fake, FAKE: p_fake} for p_fake in p_fakes]
 
     def p_fake(self, image: Image.Image) -> float:
-        """Probability that one RGB image is AI-generated."""
+        """Probability that one PIL image is AI-generated (see `score_images`)."""
         return self.score_images([image])[0][FAKE]
 
     def scan(self, paths: Sequence[str | os.PathLike], batch_size: int = 32, num_workers: int = 0) -> Iterator[ScanResult]:
@@ -212,16 +218,22 @@ def _single_thread_worker(_: int) -> None:
 
 
 def find_images(paths: Iterable[str | os.PathLike]) -> list[Path]:
-    """Files named in `paths` plus, for folders, every image file below them (recursively, sorted, hidden skipped)."""
+    """Files named in `paths` plus, for folders, every image file below them: recursively, following folder links
+    (each real folder once), sorted, hidden files and folders skipped. A broken link is kept, so its row says so."""
     found: list[Path] = []
     for path in map(Path, paths):
         if not path.is_dir():
             found.append(path)  # named explicitly: scanned (or reported) whatever its extension
             continue
-        below = (
-            p for p in path.rglob("*")
-            if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-            and not any(part.startswith(".") for part in p.relative_to(path).parts)
-        )
+        below, seen = [], set()
+        for folder, folders, files in os.walk(path, followlinks=True):
+            real = os.path.realpath(folder)
+            if real in seen:  # reached again through a link (or a link loop): its files are listed once
+                folders.clear()
+                continue
+            seen.add(real)
+            folders[:] = sorted(name for name in folders if not name.startswith("."))  # a walk order of our own
+            below += [Path(folder, name) for name in files
+                      if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS]
         found.extend(sorted(below))
     return found

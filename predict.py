@@ -2,10 +2,11 @@
 
     python predict.py photos/ extra.jpg --output results.csv      # or results.jsonl
 
-Folders are walked recursively in sorted order (files Pillow can open, hidden files skipped); a file named on
-the command line is always scanned. A file that cannot be read gets a row with the reason in `error` and an
+Folders are walked recursively in sorted order (files Pillow can open, hidden files skipped, folder links followed,
+each real folder once); a file named on the command line is always scanned. A file that cannot be read gets a row with the reason in `error` and an
 empty `p_fake` instead of stopping the run. Rows are written as they are scored, so an interrupted scan keeps
-what it did.
+what it did. Exit status: 0 when a file was scored, 1 when none could be, 2 for arguments or a model that cannot
+work.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import argparse
 import csv
 import json
 import sys
+import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
@@ -38,8 +40,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if Path(args.output).suffix.lower() not in (".csv", ".jsonl"):
         parser.error(f"--output must end in .csv or .jsonl, got {args.output!r}")
-    if not Path(args.output).resolve().parent.is_dir():
-        parser.error(f"--output {args.output}: folder {Path(args.output).parent} does not exist")
+    output = Path(args.output)
+    if output.is_dir():
+        parser.error(f"--output {args.output} is a folder: name a .csv or .jsonl file")
+    if not output.resolve().parent.is_dir():
+        parser.error(f"--output {args.output}: folder {output.parent} does not exist")
+    try:  # found now, not after the model has loaded
+        tempfile.TemporaryFile(dir=output.resolve().parent).close()
+    except OSError as error:
+        parser.error(f"--output {args.output}: cannot write into its folder ({error.strerror})")
     if args.batch_size < 1 or args.num_workers < 0:
         parser.error("--batch_size must be >= 1 and --num_workers >= 0")
     return args
@@ -89,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     counts = write_results(tqdm(results, total=len(files), unit="img", desc="scanning"), Path(args.output))
     summary = ", ".join(f"{count} {key}" for key, count in sorted(counts.items()))
     print(f"{len(files)} files → {args.output} ({summary}; threshold {detector.threshold:g})")
+    if set(counts) == {"error"}:  # a misspelt path, say: scripts must not take this for a finished scan
+        print("no file could be scored: see the error column", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -95,3 +95,12 @@ def test_a_classifier_whose_file_lacks_its_head_is_refused(tiny_clip_dir: Path, 
     shutil.copy(tiny_model_dir / "preprocessor_config.json", tmp_path / "trained-clip-classifier")
     detector = Detector.load(tmp_path / "trained-clip-classifier", device="cpu")
     assert 0.0 <= detector.p_fake(random_image(40, 40, 2)) <= 1.0
+
+
+def test_score_images_takes_any_pil_mode_and_an_empty_list(tiny_model_dir: Path) -> None:
+    detector = Detector.load(tiny_model_dir, device="cpu")
+    rgb = random_image(40, 40, 3)
+    assert detector.score_images([]) == []
+    assert detector.p_fake(rgb.convert("RGBA")) == detector.p_fake(rgb)  # alpha dropped, as load_rgb_image does
+    grey = rgb.convert("L")
+    assert detector.p_fake(grey) == detector.p_fake(grey.convert("RGB"))

@@ -134,3 +134,37 @@ def test_rows_are_on_disk_before_the_scan_ends(tmp_path: Path) -> None:
         yield ScanResult("b.png", 0.75, "fake")
 
     assert predict.write_results(results(), output) == {"real": 1, "fake": 1}
+
+
+def test_find_images_follows_folder_links_once_and_keeps_broken_file_links(tmp_path: Path) -> None:
+    root, elsewhere = tmp_path / "photos", tmp_path / "elsewhere"
+    (root / "a").mkdir(parents=True)
+    elsewhere.mkdir()
+    Image.new("RGB", (8, 8)).save(root / "a" / "x.png")
+    Image.new("RGB", (8, 8)).save(elsewhere / "y.png")
+    (root / "b-link").symlink_to(elsewhere, target_is_directory=True)  # a folder outside the tree: scanned
+    (root / "c-loop").symlink_to(root, target_is_directory=True)  # back to the top: not scanned again
+    (root / "d-again").symlink_to(elsewhere, target_is_directory=True)  # the same real folder twice: once
+    (root / "gone.png").symlink_to(tmp_path / "deleted.png")  # a broken link gets a row that says so
+    found = [path.relative_to(root).as_posix() for path in find_images([root])]
+    assert found == ["a/x.png", "b-link/y.png", "gone.png"]
+
+
+def test_output_that_is_a_folder_or_not_writable_is_refused_before_the_scan(tmp_path: Path, capsys) -> None:
+    (tmp_path / "d.csv").mkdir()
+    # /proc takes no new files, even from root (which a permission bit would not stop)
+    cases = [(tmp_path / "d.csv", "is a folder")] + ([(Path("/proc/o.csv"), "cannot write")] if Path("/proc").is_dir() else [])
+    for output, message in cases:
+        with pytest.raises(SystemExit) as exit_:
+            predict.parse_args([str(tmp_path), "--output", str(output)])
+        assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_a_scan_where_no_file_could_be_scored_exits_1(tiny_model_dir: Path, tmp_path: Path, capsys) -> None:
+    output = tmp_path / "out.csv"
+    assert predict.main([str(tmp_path / "misspelt_folder"), "--model", str(tiny_model_dir), "--output", str(output)]) == 1
+    assert "no file could be scored" in capsys.readouterr().err
+    assert read_rows(output)["misspelt_folder"]["error"] == "no such file"
+    Image.new("RGB", (8, 8)).save(tmp_path / "ok.png")
+    assert predict.main([str(tmp_path / "ok.png"), str(tmp_path / "misspelt_folder"), "--model", str(tiny_model_dir),
+                         "--output", str(output), "--num_workers", "0"]) == 0
