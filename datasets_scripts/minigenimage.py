@@ -456,6 +456,25 @@ def export_folders(dataset_dict: datasets.DatasetDict, directory: str) -> dict[s
     return written
 
 
+# The demo's examples: the training family, one it half-catches and the hardest (README, "Results on MiniGenImage").
+EXAMPLE_FAMILIES = ("tconv", "gan", "diffusion")
+
+
+def export_examples(dataset_dict: datasets.DatasetDict, directory: str | Path) -> list[Path]:
+    """The demo's example images: for each of `EXAMPLE_FAMILIES`, the first real (`real_<n>.png`) and the first fake
+    (`fake_<family>.png`) of its test split, in row order (chosen by position, not by what a detector says)."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for number, family in enumerate(EXAMPLE_FAMILIES, start=1):
+        raw = dataset_dict[f"test_{family}"].cast_column("image", datasets.Image(decode=False))
+        labels = raw["label"]
+        for label, name in ((0, f"real_{number}.png"), (1, f"fake_{family}.png")):
+            (directory / name).write_bytes(raw[labels.index(label)]["image"]["bytes"])  # stored PNG bytes
+            written.append(directory / name)
+    return written
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--output_dir", required=True)
@@ -464,6 +483,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--reduced", action="store_true", help="tiny build for tests (seconds)")
     parser.add_argument("--cache_dir", default=None)
     parser.add_argument("--export_folders", default=None, metavar="DIR")
+    parser.add_argument("--export_examples", default=None, metavar="DIR", help="the demo's six example images")
     parser.add_argument("--push_to_hub", default=None, metavar="REPO_ID")
     args = parser.parse_args(argv)
     dataset_dict = build_minigenimage(
@@ -472,6 +492,8 @@ def main(argv: list[str] | None = None) -> int:
     print(dataset_dict)
     if args.export_folders:
         export_folders(dataset_dict, args.export_folders)
+    if args.export_examples:
+        export_examples(dataset_dict, args.export_examples)
     if args.push_to_hub:
         push_to_hub(dataset_dict, args.push_to_hub)
     return 0

@@ -358,3 +358,18 @@ def test_each_family_and_purpose_has_its_own_random_stream(monkeypatch):
     }
     assert np.array_equal(noise["diffusion", "train_multi"], mgi.make_fakes("diffusion", None, crops, seed=0, key="train_multi"))
     assert len({array.tobytes() for array in noise.values()}) == len(noise)
+
+
+def test_export_examples_writes_the_first_real_and_fake_of_each_example_family(reduced, tmp_path):
+    from datasets_scripts.minigenimage import EXAMPLE_FAMILIES, export_examples
+
+    written = export_examples(reduced, tmp_path / "assets")
+    assert [path.name for path in written] == ["real_1.png", "fake_tconv.png", "real_2.png", "fake_gan.png",
+                                               "real_3.png", "fake_diffusion.png"]
+    assert EXAMPLE_FAMILIES == ("tconv", "gan", "diffusion")
+    for number, family in enumerate(EXAMPLE_FAMILIES, start=1):
+        rows = _raw(reduced[f"test_{family}"])
+        first = {label: next(row for row in rows if row["label"] == label) for label in (0, 1)}
+        assert (tmp_path / "assets" / f"real_{number}.png").read_bytes() == first[0]["image"]["bytes"]
+        assert (tmp_path / "assets" / f"fake_{family}.png").read_bytes() == first[1]["image"]["bytes"]
+        assert first[1]["generator"] == family
