@@ -6,6 +6,7 @@ mean row. Every number in a table is read from the metrics dictionaries written 
 
 import json
 import math
+import shlex
 from pathlib import Path
 
 import matplotlib
@@ -196,6 +197,18 @@ def public_name(source: str) -> str:
     return Path(source).name if Path(source).is_dir() else source
 
 
+def public_command(command: str) -> str:
+    """`command` as the model card shows it: every absolute or home-relative path (also in `--flag=PATH`) by its last
+    component, so that no user name or machine layout is published; relative paths and Hub ids stay."""
+    def public(token: str) -> str:
+        flag, equals, value = token.partition("=") if token.startswith("--") else ("", "", token)
+        if value.startswith(("/", "~")):
+            value = Path(value).name or value
+        return flag + equals + value
+
+    return shlex.join(public(token) for token in shlex.split(command))
+
+
 def write_model_card(
     output_dir: Path,
     metrics: dict,
@@ -231,7 +244,7 @@ def write_model_card(
         card_data,
         template_str=CARD_TEMPLATE,
         model_name=model_name,
-        repo_id=repo_id or str(output_dir),
+        repo_id=repo_id or public_name(str(output_dir)),
         image_size=config.image_size,
         backbone=f"`{public_name(backbone)}`" + (" (a local folder)" if local_backbone else ""),
         lora_note=lora if config.lora_r else " (fully fine-tuned)",
@@ -244,7 +257,7 @@ def write_model_card(
         hyperparameters=", ".join(f"{k} = {v}" for k, v in training.items() if k != "train_split"),
         results_table=results_table(metrics),
         extra=extra,
-        command=command,
+        command=public_command(command),
     )
     card.save(output_dir / "README.md")
     return card

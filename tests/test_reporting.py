@@ -52,3 +52,14 @@ def test_model_index_leaves_out_undefined_metrics_and_types_the_others():
     assert len(results) == 2 + 5 + 5 and "R.Acc (gan)" not in got and "AP (gan)" not in got
     assert got["Acc (gan)"] == ("accuracy", 0.5) and got["R.Acc (sd)"] == ("accuracy", 1.0)
     assert got["AP (sd)"] == ("average_precision", 0.8) and got["AUC (mean)"] == ("roc_auc", 0.9)
+
+
+def test_public_command_names_absolute_and_home_paths_by_their_last_component():
+    from reporting import public_command
+
+    command = ("python train.py --dataset_name /home/alice/data/genimage --output_dir=/tmp/run 'x y' "
+               "--model_name_or_path openai/clip-vit-large-patch14 --eval_dir ~/wild --train_dir data/train")
+    assert public_command(command) == (
+        "python train.py --dataset_name genimage --output_dir=run 'x y' "
+        "--model_name_or_path openai/clip-vit-large-patch14 --eval_dir wild --train_dir data/train"
+    )
