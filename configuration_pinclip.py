@@ -9,6 +9,7 @@ This file is remote code: it travels to the Hub alone, so it imports nothing fro
 """
 
 import math
+import string
 from dataclasses import field
 from typing import Any
 
@@ -159,7 +160,7 @@ class PinClipConfig(PreTrainedConfig):
                 f"PinClipConfig.class_words={self.class_words!r} must name one word per label {self.id2label}"
             )
         templates = self.prompt_templates
-        if not templates or any(not isinstance(t, str) or t.count("{}") != 1 or not _formats(t) for t in templates):
+        if not templates or any(not isinstance(t, str) or not _one_class_word_field(t) for t in templates):
             raise ValueError(
                 f"PinClipConfig.prompt_templates={self.prompt_templates!r} must be a non-empty list of strings "
                 "that each contain exactly one '{}' for the class word (write other braces as '{{' and '}}')"
@@ -179,13 +180,15 @@ class PinClipConfig(PreTrainedConfig):
         return size if isinstance(size, int) else int(size[0])
 
 
-def _formats(template: str) -> bool:
-    """Whether `template.format(word)` works: `{x}` or a lone `{` would fail only when the prompts are built."""
+def _one_class_word_field(template: str) -> bool:
+    """Whether `template` has exactly one replacement field, `{}`, and formats: `{x}`, a lone `{` or `{{}}` (literal
+    braces, no class word: real and fake prompts would be identical) would fail or mislead only later."""
     try:
+        fields = [name for _, name, _, _ in string.Formatter().parse(template) if name is not None]
         template.format("word")
     except (KeyError, IndexError, ValueError):
         return False
-    return True
+    return fields == [""]
 
 
 PinClipConfig.register_for_auto_class()

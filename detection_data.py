@@ -212,7 +212,8 @@ def load_detection_data(data_args: DataArguments, need_train: bool, seed: int = 
         classes = set(data.train.unique("label"))
         if classes != {0, 1}:
             only = ", ".join(LABEL_NAMES[label] for label in sorted(classes)) or "no"
-            raise ValueError(f"the training data holds {only} images only: a detector needs both real and fake ones")
+            drawn = f" (in the {data_args.max_train_samples} rows --max_train_samples drew)" if data_args.max_train_samples else ""
+            raise ValueError(f"the training data holds {only} images only{drawn}: a detector needs both real and fake ones")
         if data_args.validation_split in train_source and data_args.validation_split not in reported:
             validation = prepare(train_source[data_args.validation_split])
             data.validation = group_by_generator(validation, data_args.generator_column, "validation")

@@ -23,6 +23,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from huggingface_hub import create_repo
 from torch import nn
 from transformers import AutoTokenizer, CLIPModel, CLIPVisionModel, PreTrainedConfig
 from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
@@ -42,8 +43,8 @@ except ImportError:
 
 # `from_clip` takes these config fields from the checkpoint itself.
 FIELDS_FROM_CLIP = frozenset({"vision_config", "text_config", "projection_dim"})
-# What `save_pretrained(..., push_to_hub=True)` passes on to `push_to_hub`.
-HUB_KWARGS = ("repo_id", "commit_message", "commit_description", "private", "token", "revision", "create_pr", "tags")
+# The Hub arguments of `save_pretrained(..., push_to_hub=True)`, as transformers takes them.
+HUB_KWARGS = ("repo_id", "commit_message", "commit_description", "private", "token", "revision", "create_pr")
 
 
 @dataclass
@@ -285,9 +286,17 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
         A `state_dict` given for a LoRA model (Accelerate's `state_dict=accelerator.get_state_dict(model)`) holds the
         LoRA model's own keys: it is loaded into the copy, which is then merged and saved.
         """
-        # The Hub upload comes last, so that it holds the image processor too (transformers would push first).
-        push_to_hub = kwargs.pop("push_to_hub", False)
+        # transformers would upload before the image processor is written: the upload is done here, last, of the files
+        # this call wrote into `save_directory` (as transformers does: the ones modified since the call started).
+        push_to_hub = kwargs.pop("push_to_hub", False) and kwargs.get("is_main_process", True)
         hub_kwargs = {name: kwargs.pop(name) for name in HUB_KWARGS if name in kwargs}
+        if push_to_hub:
+            os.makedirs(save_directory, exist_ok=True)
+            repo_id = create_repo(
+                hub_kwargs.get("repo_id") or Path(save_directory).name, exist_ok=True,
+                private=hub_kwargs.get("private"), token=hub_kwargs.get("token"),
+            ).repo_id
+            files_timestamps = self._get_files_timestamps(save_directory)
         model = self
         if self.has_lora:
             model = copy.deepcopy(self)
@@ -301,9 +310,12 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
         super(PinClipForImageClassification, model).save_pretrained(save_directory, *args, **kwargs)
         if kwargs.get("is_main_process", True):
             self.image_processor().save_pretrained(save_directory)
-            if push_to_hub:
-                repo_id = hub_kwargs.pop("repo_id", None) or Path(save_directory).name
-                self.push_to_hub(repo_id, **hub_kwargs)
+        if push_to_hub:
+            self._upload_modified_files(
+                save_directory, repo_id, files_timestamps, commit_message=hub_kwargs.get("commit_message"),
+                token=hub_kwargs.get("token"), create_pr=hub_kwargs.get("create_pr", False),
+                revision=hub_kwargs.get("revision"), commit_description=hub_kwargs.get("commit_description"),
+            )
 
     # ---------------------------------------------------------------------------------------------- forward
     def _noise(self, queries: torch.Tensor, samples: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -183,12 +183,13 @@ def expand_config(argv: list[str]) -> list[str]:
 
 
 def is_hub_id(name: str) -> bool:
-    """Whether `name` can be a Hub repo id (`name` or `owner/name`); a path such as /data/clip or ./model cannot."""
+    """Whether `name` can be a Hub repo id (`name` or `owner/name`): a path such as /data/clip or ./model cannot, nor
+    `outputs/missing-run` when a local folder `outputs` exists (a folder path with a typo, not a Hub owner)."""
     try:
         validate_repo_id(name)
     except HFValidationError:
         return False
-    return True
+    return "/" not in name or not Path(name.split("/")[0]).is_dir()
 
 
 def check_arguments(model_args: ModelArguments, data_args: DataArguments, args: TrainingArguments) -> list[str]:

@@ -34,6 +34,7 @@ logger = logging.getLogger(__name__)
 
 LABEL_NAMES = ["real", "fake"]
 REPORT_NAME = "report.json"
+BUILD_PREFIX = ".pinclip-build-"  # the converter's temporary folder inside the output
 FEATURES = datasets.Features(
     {
         "image": datasets.Image(),
@@ -308,10 +309,12 @@ def convert(
     out = Path(output_dir)
     check_output_dir(raw_dir, out)
     plan = plan_conversion(raw_dir, rule)
-    created = not out.exists()
+    created = [folder for folder in (out, *out.parents) if not folder.exists()]  # deepest first
     out.mkdir(parents=True, exist_ok=True)
+    for stale in out.glob(f"{BUILD_PREFIX}*"):  # left by a killed run: `finally` below never ran
+        shutil.rmtree(stale, ignore_errors=True)
     # The build (datasets cache included) happens in a folder of its own, removed whatever happens.
-    build = Path(tempfile.mkdtemp(prefix=".pinclip-build-", dir=out))
+    build = Path(tempfile.mkdtemp(prefix=BUILD_PREFIX, dir=out))
     try:
         dataset_dict = plan_to_dataset_dict(raw_dir, plan, cache_dir=str(build / "cache"))
         dataset_dict.save_to_disk(str(build / "data"))
@@ -320,8 +323,9 @@ def convert(
         _replace_dataset(out, build / "data")
     finally:
         shutil.rmtree(build, ignore_errors=True)
-        if created and not any(out.iterdir()):
-            out.rmdir()
+        for folder in created:  # a failed run leaves no folder it made
+            if folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
     result = datasets.load_from_disk(str(out))
     if push_to_hub_id:
         push_to_hub(result, push_to_hub_id)
@@ -336,7 +340,9 @@ def check_output_dir(raw_dir: str | os.PathLike, output_dir: str | os.PathLike) 
             f"output {output_dir} and raw folder {raw_dir} overlap (one is inside the other): the dataset would "
             "replace or be read as raw files; write it to a folder of its own"
         )
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and _previous_splits(out) is None)):
+    # a killed run's build folder is ours (and removed): it does not make an empty output "hold something"
+    holds = out.is_dir() and any(not item.name.startswith(BUILD_PREFIX) for item in out.iterdir())
+    if out.exists() and (not out.is_dir() or (holds and _previous_splits(out) is None)):
         raise FileExistsError(
             f"output {output_dir} exists and is not an earlier output of this converter (its report.json and "
             "dataset_dict.json): choose a new or empty folder; nothing in it was changed"
@@ -364,7 +370,9 @@ def _replace_dataset(out: Path, new: Path) -> None:
     """
     previous = _previous_splits(out) or []
     owned = {*previous, "dataset_dict.json", REPORT_NAME}
-    in_the_way = sorted(item.name for item in new.iterdir() if (out / item.name).exists() and item.name not in owned)
+    in_the_way = sorted(  # lexists: a broken link is in the way too
+        item.name for item in new.iterdir() if os.path.lexists(out / item.name) and item.name not in owned
+    )
     if in_the_way:
         raise FileExistsError(f"output {out} already holds {in_the_way}, which are not this converter's: not replaced")
     for name in owned:

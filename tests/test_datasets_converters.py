@@ -686,3 +686,32 @@ def test_converter_cli_reports_user_errors_with_status_2_and_leaves_no_folder(tm
         error = capsys.readouterr().err
         assert exit_.value.code == 2 and message in error and "Traceback" not in error
         assert not (tmp_path / "out").exists()
+
+
+def test_a_broken_link_in_the_way_of_a_new_split_keeps_the_earlier_dataset(tmp_path):
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    _leaf(raw / "test" / "sd" / "0_real", 1)
+    _leaf(raw / "test" / "sd" / "1_fake", 2)
+    folder.convert_folder(raw, out)
+    (out / "train").symlink_to(tmp_path / "missing")
+    _leaf(raw / "train" / "0_real", 3)
+    _leaf(raw / "train" / "1_fake", 4)
+    with pytest.raises(FileExistsError, match="\\['train'\\]"):
+        folder.convert_folder(raw, out)
+    assert set(datasets.load_from_disk(str(out))) == {"test"}
+
+
+def test_a_killed_runs_build_folder_does_not_block_the_output_and_is_removed(tmp_path):
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    _leaf(raw / "0_real", 1)
+    _leaf(raw / "1_fake", 2)
+    _write(out / ".pinclip-build-killed" / "cache" / "x.arrow", b"left behind")
+    assert folder.convert_folder(raw, out)["train"].num_rows == 4
+    assert sorted(p.name for p in out.iterdir()) == ["dataset_dict.json", "report.json", "train"]
+
+
+def test_a_failed_conversion_removes_the_parent_folders_it_made(tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no usable images"):
+        folder.convert_folder(tmp_path / "empty", tmp_path / "new" / "deeper" / "out")
+    assert not (tmp_path / "new").exists()

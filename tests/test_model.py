@@ -412,10 +412,11 @@ def test_a_config_changed_by_assignment_is_checked_before_it_is_used_or_saved(ti
 
 
 def test_a_template_that_cannot_be_formatted_is_refused_up_front():
-    for template in ("A {} photo {x}", "A {} photo {", "{} {0}"):
+    for template in ("A {} photo {x}", "A {} photo {", "{} {0}", "A {{}} photo", "A photo"):
         with pytest.raises(ValueError, match="prompt_templates"):
             PinClipConfig(prompt_templates=[template])
     assert PinClipConfig(prompt_templates=["A {} photo {{x}}"]).prompts == ["A real photo {x}", "A fake photo {x}"]
+    assert PinClipConfig(prompt_templates=["A {} photo {{}}"]).prompts == ["A real photo {}", "A fake photo {}"]
 
 
 def test_from_clip_refuses_fields_of_the_checkpoint_and_checkpoints_that_are_not_clip(tiny_clip_dir, tiny_model_dir):
@@ -459,22 +460,29 @@ def test_lora_trains_under_reentrant_activation_checkpointing(tiny_clip_dir, ord
     assert lora_b and all(param.grad is not None and param.grad.abs().sum() > 0 for param in lora_b)
 
 
-def test_save_pretrained_with_push_to_hub_uploads_the_image_processor(tiny_model_dir, tmp_path, monkeypatch):
+def test_save_pretrained_with_push_to_hub_uploads_what_it_wrote_with_the_image_processor(tiny_model_dir, tmp_path,
+                                                                                       monkeypatch):
+    import modeling_pinclip
     from transformers.utils import hub
 
-    uploaded = {}
+    created, uploaded = {}, {}
 
-    class FakeApi:
-        def create_repo(self, repo_id, **kwargs):
-            return type("Repo", (), {"repo_id": repo_id})()
+    def fake_create_repo(repo_id, **kwargs):
+        created[repo_id] = kwargs
+        return type("Repo", (), {"repo_id": repo_id})()
 
     def record_upload(self, working_dir, repo_id, files_timestamps, **kwargs):
-        uploaded[repo_id] = sorted(path.name for path in Path(working_dir).iterdir())
+        changed = [p.name for p in Path(working_dir).iterdir() if files_timestamps.get(p.name) != p.stat().st_mtime]
+        uploaded[repo_id] = (Path(working_dir), sorted(changed), kwargs)
 
-    monkeypatch.setattr(hub, "hf_api", lambda: FakeApi())
+    monkeypatch.setattr(modeling_pinclip, "create_repo", fake_create_repo)
     monkeypatch.setattr(hub.PushToHubMixin, "_upload_modified_files", record_upload)
-    monkeypatch.setattr(hub, "create_and_tag_model_card", lambda *args, **kwargs: type("Card", (), {"save": lambda self, path: None})())
+    (tmp_path / "detector").mkdir()
+    (tmp_path / "detector" / "notes.txt").write_text("not part of the model")  # there before: not uploaded
     model = PinClipForImageClassification.from_pretrained(tiny_model_dir)
-    model.save_pretrained(tmp_path / "detector", push_to_hub=True, repo_id="someone/detector", private=True)
-    assert {"config.json", "model.safetensors", "preprocessor_config.json", "modeling_pinclip.py"} <= set(uploaded["someone/detector"])
-    assert (tmp_path / "detector" / "preprocessor_config.json").is_file()
+    model.save_pretrained(tmp_path / "detector", push_to_hub=True, repo_id="someone/detector", private=True,
+                          commit_message="first")
+    folder, files, kwargs = uploaded["someone/detector"]
+    assert folder == tmp_path / "detector" and created["someone/detector"]["private"] is True
+    assert {"config.json", "model.safetensors", "preprocessor_config.json", "modeling_pinclip.py"} <= set(files)
+    assert "notes.txt" not in files and kwargs["commit_message"] == "first"

@@ -667,7 +667,8 @@ def _record(store: list, output: dict) -> dict:
 
 def test_a_missing_model_folder_is_refused_before_any_data_is_loaded(tmp_path, capsys):
     for argv in (["--model_name_or_path", str(tmp_path / "no_such_model")],
-                 ["--eval_only", "--model_name_or_path", "./no_such_model", "--eval_dir", str(tmp_path)]):
+                 ["--eval_only", "--model_name_or_path", "./no_such_model", "--eval_dir", str(tmp_path)],
+                 ["--eval_only", "--model_name_or_path", "tests/no-such-run", "--eval_dir", str(tmp_path)]):
         with pytest.raises(SystemExit) as exit_:
             parse_arguments(argv)
         assert exit_.value.code == 2 and "no such folder (and not a Hub id)" in capsys.readouterr().err
