@@ -54,13 +54,13 @@ def backbone_path(model_args: ModelArguments, args: TrainingArguments, accelerat
     if model_args.model_name_or_path:
         return model_args.model_name_or_path
     folder = Path(args.output_dir) / "random-clip"
-    source = {"shape": model_args.random_clip_shape, "seed": args.seed}
-    marker = folder / "random_clip.json"  # which random CLIP this is: reused (resume) only if it is the one asked for
     with accelerator.main_process_first():
-        if accelerator.is_main_process and not (marker.is_file() and json.loads(marker.read_text()) == source):
+        if accelerator.is_main_process:
+            # Written anew by every run (a rerun or resume in the same folder too), never reused: building it draws
+            # from the global RNG that the head and noise generator are initialised from next, so a run that skipped
+            # it would start from other weights than a run into a fresh folder.
             shutil.rmtree(folder, ignore_errors=True)
             write_random_clip(folder, shape=model_args.random_clip_shape, seed=args.seed)
-            marker.write_text(json.dumps(source) + "\n")
     return str(folder)
 
 

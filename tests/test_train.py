@@ -687,3 +687,14 @@ def test_push_to_hub_that_cannot_reach_the_hub_fails_before_training(minigen_cac
     from accelerate.state import AcceleratorState
 
     AcceleratorState._reset_state(reset_partial_state=True)
+
+
+def test_a_rerun_into_the_same_folder_gives_the_weights_of_a_fresh_run(minigen_cache, tmp_path):
+    # the folder keeps the first run's random-clip/: the rerun must not start from other initial weights
+    quick = ("--max_steps", "1", "--max_train_samples", "8", "--per_device_train_batch_size", "4",
+             "--max_eval_samples", "4", "--random_clip_shape", "tiny")
+    fresh, rerun = tmp_path / "fresh", tmp_path / "rerun"
+    for out in (fresh, rerun, rerun):
+        train.main(reduced_args(minigen_cache, out, *quick))
+    expected, got = load_file(fresh / "model.safetensors"), load_file(rerun / "model.safetensors")
+    assert all(torch.equal(expected[name], got[name]) for name in expected)
