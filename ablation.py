@@ -9,14 +9,17 @@ the only number used to choose settings. Written to OUT/ablation.md and OUT/abla
 reads the latter).
 
 A run that finished is kept: rerunning the same command (after a crash, or with more `--ablation_seeds`) trains only
-the runs whose folder lacks a finished run of the same `train.py` arguments (`ablation_run.json` beside its
-`metrics.json`); delete a run's folder to train it again. A run that crashed after saving checkpoints
+the runs whose folder lacks a finished run of the same settings (`ablation_run.json` beside its `metrics.json`: the
+parsed `train.py` arguments, so a config file's contents count and `--x=1` equals `--x 1`, and the files of a local
+`--model_name_or_path` folder, so a backbone written again is a new run); delete a run's folder to train it again. A run that crashed after saving checkpoints
 (`--checkpointing_steps`) continues from them when `--resume_from_checkpoint latest` is passed through; otherwise
 `train.py` refuses to start over on top of them.
 """
 
 import argparse
+import dataclasses
 import json
+import shlex
 import sys
 from pathlib import Path
 
@@ -24,14 +27,20 @@ import numpy as np
 from accelerate.state import AcceleratorState
 
 import train
+from training_args import parse_arguments
 from configuration_pinclip import NOISE_MODES
 
-RUN_RECORD = "ablation_run.json"  # the train.py arguments of a finished run
+RUN_RECORD = "ablation_run.json"  # the settings of a finished run
+# train.py arguments the ablation sets for every run itself
+OWN_TRAIN_ARGUMENTS = ("--noise_mode", "--seed", "--output_dir")
+# Where a run is written and how it gets done (continued from a checkpoint or not), not what it trains.
+NOT_WHAT_IS_TRAINED = ("output_dir", "resume_from_checkpoint")
 
 
 def mean_std(values: list[float]) -> dict:
-    """Mean and sample standard deviation (ddof=1; 0 for one seed) of per-seed values, which are kept."""
-    std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
+    """Mean and sample standard deviation (ddof=1; None for one seed, where it is undefined) of per-seed values,
+    which are kept."""
+    std = float(np.std(values, ddof=1)) if len(values) > 1 else None
     return {"mean": float(np.mean(values)), "std": std, "values": values}
 
 
@@ -45,7 +54,8 @@ def ablation_table(summary: dict) -> str:
         cells = []
         for mode in modes:
             stats = summary[mode][key] if key else summary[mode]["subsets"][row]
-            cells.append(f"{100 * stats['mean']:.1f} ± {100 * stats['std']:.1f}" if stats else "–")
+            spread = "–" if not stats or stats["std"] is None else f"{100 * stats['std']:.1f}"
+            cells.append(f"{100 * stats['mean']:.1f} ± {spread}" if stats else "–")
         lines.append(f"| {row} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -57,18 +67,19 @@ def unseen_mean(metrics: dict) -> float | None:
     return float(np.mean(unseen)) if seen and unseen else None
 
 
-def what_is_trained(run_args: list[str]) -> list[str]:
-    """A run's train.py arguments without `--resume_from_checkpoint X` (or `=X`), which changes how a run gets done,
-    not what."""
-    kept, skip_value = [], False
-    for token in run_args:
-        if skip_value:
-            skip_value = False
-        elif token == "--resume_from_checkpoint":
-            skip_value = True
-        elif not token.startswith("--resume_from_checkpoint="):
-            kept.append(token)
-    return kept
+def what_is_trained(run_args: list[str]) -> dict:
+    """A run's settings: its parsed train.py arguments (config files read) without `NOT_WHAT_IS_TRAINED`, and the
+    size and modification time of every file of a local `--model_name_or_path` folder."""
+    settings = {}
+    for arguments in parse_arguments(run_args):
+        settings.update(dataclasses.asdict(arguments))
+    for name in NOT_WHAT_IS_TRAINED:
+        settings.pop(name)
+    backbone = settings.get("model_name_or_path")
+    if backbone and Path(backbone).is_dir():
+        settings["backbone_files"] = {path.name: [path.stat().st_size, path.stat().st_mtime_ns]
+                                      for path in sorted(Path(backbone).iterdir()) if path.is_file()}
+    return json.loads(json.dumps(settings))  # as the record reads back (tuples become lists)
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -79,6 +90,12 @@ def main(argv: list[str] | None = None) -> dict:
     own, train_args = parser.parse_known_args(argv)
     if own.ablation_seeds < 1:
         parser.error(f"--ablation_seeds must be at least 1, got {own.ablation_seeds}")
+    if len(set(own.modes)) < len(own.modes):
+        parser.error(f"--modes names a mode twice: {' '.join(own.modes)}")
+    ignored = [token for token in train_args if token.split("=")[0] in OWN_TRAIN_ARGUMENTS]
+    if ignored:
+        parser.error(f"{' '.join(ignored)}: the ablation sets --noise_mode, --seed and each run's --output_dir itself "
+                     "(use --modes, --ablation_seeds and --output_dir)")
     out = Path(own.output_dir)
     runs: dict[str, list[dict]] = {}
     for mode in own.modes:
@@ -105,7 +122,7 @@ def main(argv: list[str] | None = None) -> dict:
             "unseen": mean_std(unseen) if len(unseen) == len(results) else None,
             "validation": mean_std(validation) if validation else None,
         }
-    command = "python ablation.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    command = "python ablation.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     table = ablation_table(summary)
     out.mkdir(parents=True, exist_ok=True)
     (out / "ablation.json").write_text(json.dumps({"command": command, "accuracy": summary}, indent=2) + "\n")

@@ -70,20 +70,27 @@ def protocol_figure(protocol: Protocol, path: Path) -> Figure:
         return Figure(protocol.name, setup, f"not measured: no {shown}", target, None,
                       [f"write it with `{protocol.command}` (pin/random/none × 3 seeds on MiniGenImage, ≈ 20 min on 2 "
                        f"cores), or point {protocol.env_var} at its summary, then rerun"])
-    unseen = unseen_accuracy(json.loads(path.read_text()), protocol.command)
+    summary = json.loads(path.read_text())
+    unseen = unseen_accuracy(summary, protocol.command)
     means = {mode: 100 * stats["mean"] for mode, stats in unseen.items()}
     margin = means["pin"] - means["none"]
     seeds = {len(stats["values"]) for stats in unseen.values()}
     return Figure(
         name=protocol.name,
         setup=f"{setup} ({'/'.join(map(str, sorted(seeds)))} seeds)",
-        value=", ".join(f"{mode} {means[mode]:.1f} ± {100 * unseen[mode]['std']:.1f}" for mode in NOISE_MODES)
+        value=", ".join(f"{mode} {means[mode]:.1f} ± {spread(unseen[mode]['std'])}" for mode in NOISE_MODES)
         + f" (pin − none = {margin:+.1f})",
         target=target,
         passed=means["pin"] == max(means.values()) and margin >= MARGIN_POINTS,
-        details=[f"read from {shown}", f"written by `{protocol.command}`",
+        # the command the summary records: another ablation than the standard one is shown as what it is
+        details=[f"read from {shown}", f"written by `{summary.get('command', 'an unknown command')}`",
                  *(f"{mode}: {', '.join(f'{100 * v:.1f}' for v in unseen[mode]['values'])}" for mode in NOISE_MODES)],
     )
+
+
+def spread(std: float | None) -> str:
+    """A sample std in points, or "–" where one seed leaves it undefined."""
+    return "–" if std is None else f"{100 * std:.1f}"
 
 
 def run(quick: bool = False, ablation: Path | None = None, pretrained_ablation: Path | None = None) -> list[Figure]:

@@ -73,11 +73,11 @@ def test_summary_is_mean_and_sample_std_over_seeds_and_the_table_shows_it(fake_t
         assert line in table.splitlines(), line
 
 
-def test_one_seed_has_zero_std(fake_training, tmp_path: Path) -> None:
+def test_one_seed_has_no_std(fake_training, tmp_path: Path) -> None:
     summary = ablation.main(["--ablation_seeds", "1", "--modes", "pin", "--output_dir", str(tmp_path)])
-    assert summary["pin"]["mean"] == {"mean": pytest.approx(0.7), "std": 0.0, "values": [pytest.approx(0.7)]}
+    assert summary["pin"]["mean"] == {"mean": pytest.approx(0.7), "std": None, "values": [pytest.approx(0.7)]}
     table = (tmp_path / "ablation.md").read_text()
-    assert table.startswith("Accuracy (%), mean ± std over 1 seeds") and "| **test mean** | 70.0 ± 0.0 |" in table
+    assert table.startswith("Accuracy (%), mean ± std over 1 seeds") and "| **test mean** | 70.0 ± – |" in table
 
 
 def test_no_unseen_family_mean_without_the_training_generators_of_every_run(monkeypatch, tmp_path: Path) -> None:
@@ -107,3 +107,54 @@ def test_a_run_started_over_with_other_arguments_is_no_longer_finished(fake_trai
     ablation.train.main.fail_none = False
     ablation.main(argv)
     assert len(fake_training) == 3 and "--learning_rate" not in fake_training[-1]
+
+
+def test_a_config_file_edited_between_two_runs_trains_again(fake_training, tmp_path: Path) -> None:
+    config = tmp_path / "run.yaml"
+    config.write_text("max_steps: 2\n")
+    argv = [str(config), "--ablation_seeds", "1", "--modes", "none", "--output_dir", str(tmp_path / "abl")]
+    ablation.main(argv)
+    ablation.main(argv)
+    assert len(fake_training) == 1  # unchanged: kept
+    config.write_text("max_steps: 4\n")
+    ablation.main(argv)
+    assert len(fake_training) == 2
+
+
+def test_the_same_settings_spelled_otherwise_are_the_same_run(fake_training, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    ablation.main(["--ablation_seeds", "1", "--modes", "none", "--output_dir", "abl", "--max_steps", "2"])
+    ablation.main(["--ablation_seeds", "1", "--modes", "none", "--output_dir", str(tmp_path / "abl"), "--max_steps=2"])
+    assert len(fake_training) == 1
+
+
+def test_a_backbone_folder_written_again_is_a_new_run(fake_training, tmp_path: Path) -> None:
+    import os
+
+    backbone = tmp_path / "pretrained"
+    backbone.mkdir()
+    (backbone / "model.safetensors").write_bytes(b"first")
+    argv = ["--ablation_seeds", "1", "--modes", "none", "--output_dir", str(tmp_path / "abl"),
+            "--model_name_or_path", str(backbone)]
+    ablation.main(argv)
+    ablation.main(argv)
+    assert len(fake_training) == 1
+    (backbone / "model.safetensors").write_bytes(b"again")
+    os.utime(backbone / "model.safetensors", ns=(1, 1))
+    ablation.main(argv)
+    assert len(fake_training) == 2
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--seed", "5"], "--seed"), (["--noise_mode=pin"], "--noise_mode=pin"), (["--modes", "pin", "pin"], "twice"),
+])
+def test_arguments_the_ablation_would_override_or_double_are_refused(argv, message, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        ablation.main(argv)
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_the_recorded_command_quotes_what_needs_quoting(fake_training, tmp_path: Path) -> None:
+    out = tmp_path / "with space"
+    ablation.main(["--ablation_seeds", "1", "--modes", "none", "--output_dir", str(out)])
+    assert json.loads((out / "ablation.json").read_text())["command"].endswith(f"--output_dir '{out}'")

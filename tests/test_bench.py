@@ -87,3 +87,16 @@ def test_a_partial_run_keeps_the_full_results_and_a_crash_stays_in_its_row(tmp_p
     rows = [line for line in (tmp_path / "PARTIAL_OUTPUT").read_text().splitlines() if line.startswith("| ")]
     assert len(rows) == 3 and rows[2].count(" | ") == 4  # header, fine, broken: five cells each
     assert "error: ValueError: bad shape \\| expected 3 got 4" in rows[2]
+
+
+def test_detection_names_the_ablation_it_read_and_an_undefined_std(tmp_path: Path) -> None:
+    from ablation import mean_std
+
+    command = "python ablation.py --ablation_seeds 1 --max_steps 2"
+    summary = {"command": command,
+               "accuracy": {mode: {"unseen": mean_std([value])} for mode, value in (("pin", 0.8), ("random", 0.7),
+                                                                                     ("none", 0.75))}}
+    path = tmp_path / "ablation.json"
+    path.write_text(json.dumps(summary))
+    figure, _ = detection_run(ablation=path, pretrained_ablation=tmp_path / "absent.json")
+    assert "pin 80.0 ± –" in figure.value and f"written by `{command}`" in figure.details
