@@ -18,7 +18,10 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
+import shutil
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -29,12 +32,13 @@ from torch.nn import functional as F
 from transformers import CLIPModel, get_scheduler
 from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
-from clip_checkpoints import write_random_clip
+from clip_checkpoints import CLIP_SHAPES, write_random_clip
 from datasets_scripts.minigenimage import CROP_SIZE, Box, Photo, assign_tiles, load_photos, sample_crops
 
 # CLIP's normalisation: the same mean/std the saved image processors apply.
 CLIP_MEAN = torch.tensor(OPENAI_CLIP_MEAN).view(1, 3, 1, 1)
 CLIP_STD = torch.tensor(OPENAI_CLIP_STD).view(1, 3, 1, 1)
+SUMMARY_NAME = "pretraining.json"  # written last: a folder with it holds a finished pretraining
 
 
 class PhotoClassifier(nn.Module):
@@ -74,19 +78,49 @@ def pretrain(args: argparse.Namespace) -> dict:
     """Pretrain, save the CLIP checkpoint in `args.output_dir`, and return the summary written next to it."""
     started = time.time()
     output_dir = Path(args.output_dir)
-    write_random_clip(output_dir, shape=args.shape, seed=args.seed)
-    clip = CLIPModel.from_pretrained(output_dir)
-    crop_size = clip.config.vision_config.image_size
+    check_output_dir(output_dir)
     photos = load_photos()
     # The benchmark's own tile pools (its crop size and seed, whatever the model's input size): train tiles only
     # for training, validation tiles only to report how well the content task is learned.
     pools = assign_tiles(photos, CROP_SIZE, args.minigenimage_seed)
     tile = pools["train"][0][3]
+    crop_size = CLIP_SHAPES[args.shape]["image_size"]
     if crop_size > tile:
         raise ValueError(
             f"--shape {args.shape} takes {crop_size}-px images, larger than MiniGenImage's {tile}-px tiles: its crops "
             "would reach into validation and test tiles"
         )
+    # Built beside the output and renamed into place at the end: an interrupted run leaves no random CLIP that
+    # `train.py --model_name_or_path` would take for a pretrained one.
+    output_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
+    try:
+        summary = _pretrain_into(staging, args, photos, pools, crop_size, started)
+        shutil.rmtree(output_dir, ignore_errors=True)  # an earlier pretraining output (check_output_dir)
+        os.replace(staging, output_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return summary
+
+
+def check_output_dir(output_dir: Path) -> None:
+    """Refuse an output folder that holds anything but an earlier output of this script (its pretraining.json)."""
+    if output_dir.exists() and (
+        not output_dir.is_dir() or (any(output_dir.iterdir()) and not (output_dir / SUMMARY_NAME).is_file())
+    ):
+        raise FileExistsError(
+            f"--output_dir {output_dir} holds something other than an earlier pretrain_backbone.py output: "
+            "choose a new or empty folder; nothing in it was changed"
+        )
+
+
+def _pretrain_into(
+    output_dir: Path, args: argparse.Namespace, photos: list[Photo], pools: dict[str, list[Box]], crop_size: int,
+    started: float,
+) -> dict:
+    """Write the random CLIP into `output_dir`, pretrain it there and save it with its summary."""
+    write_random_clip(output_dir, shape=args.shape, seed=args.seed)
+    clip = CLIPModel.from_pretrained(output_dir)
     rng = np.random.default_rng(args.seed)
     torch.manual_seed(args.seed)
     held_out = photo_crops(photos, pools["validation"], 1024, crop_size, rng)
@@ -125,7 +159,7 @@ def pretrain(args: argparse.Namespace) -> dict:
         "history": history,
         "seconds": round(time.time() - started, 1),
     }
-    (output_dir / "pretraining.json").write_text(json.dumps(summary, indent=2) + "\n")
+    (output_dir / SUMMARY_NAME).write_text(json.dumps(summary, indent=2) + "\n")
     return summary
 
 
@@ -134,7 +168,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--output_dir", default=None, help="default: outputs/pretrained-clip-SHAPE")
-    parser.add_argument("--shape", default="tiny-64", help="random CLIP shape (clip_checkpoints.CLIP_SHAPES)")
+    parser.add_argument("--shape", default="tiny-64", choices=sorted(CLIP_SHAPES),
+                        help="random CLIP shape; its input must fit MiniGenImage's tiles (tiny, tiny-64)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--minigenimage_seed", type=int, default=0, help="must match the benchmark build's seed")
     parser.add_argument("--epochs", type=int, default=10)
@@ -148,9 +183,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if args.learning_rate <= 0:
         parser.error(f"--learning_rate must be positive, got {args.learning_rate}")
     args.output_dir = args.output_dir or f"outputs/pretrained-clip-{args.shape}"
+    try:
+        check_output_dir(Path(args.output_dir))
+    except FileExistsError as error:
+        parser.error(str(error))
     args.argv = argv
     return args
 
 
 if __name__ == "__main__":
-    print(json.dumps({k: v for k, v in pretrain(parse_args()).items() if k != "history"}, indent=2))
+    try:
+        result = pretrain(parse_args())
+    except ValueError as error:  # a shape whose input is larger than the benchmark's tiles
+        print(f"pretrain_backbone.py: error: {error}", file=sys.stderr)
+        sys.exit(2)
+    print(json.dumps({k: v for k, v in result.items() if k != "history"}, indent=2))

@@ -80,7 +80,8 @@ def test_crops_come_from_the_benchmarks_own_train_tiles(tmp_path: Path, monkeypa
 def test_a_model_larger_than_the_tiles_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(CLIP_SHAPES, "tiny-128", {**CLIP_SHAPES["tiny"], "image_size": 128})
     with pytest.raises(ValueError, match="larger than MiniGenImage's 96-px tiles"):
-        pretrain(parse_args(["--output_dir", str(tmp_path), "--shape", "tiny-128"]))
+        pretrain(parse_args(["--output_dir", str(tmp_path / "out"), "--shape", "tiny-128"]))
+    assert not any(tmp_path.iterdir())  # refused before anything was written
 
 
 def test_the_default_output_folder_names_the_shape() -> None:
@@ -95,3 +96,35 @@ def test_the_summary_records_chance_level_and_the_command(tmp_path: Path) -> Non
     assert summary["command"] == "python pretrain_backbone.py " + " ".join(argv)
     assert [entry["epoch"] for entry in summary["history"]] == [1]
     assert json.loads((tmp_path / "pretraining.json").read_text())["command"] == summary["command"]
+
+
+def test_an_output_folder_holding_something_else_is_refused_untouched(tmp_path: Path, capsys) -> None:
+    detector = tmp_path / "my-detector"
+    detector.mkdir()
+    (detector / "model.safetensors").write_bytes(b"trained weights")
+    with pytest.raises(SystemExit) as exit_:
+        parse_args(["--output_dir", str(detector)])
+    assert exit_.value.code == 2 and "holds something other than" in capsys.readouterr().err
+    assert (detector / "model.safetensors").read_bytes() == b"trained weights"
+
+
+def test_an_interrupted_run_leaves_no_checkpoint_and_a_rerun_replaces_its_own_output(tmp_path, monkeypatch) -> None:
+    import pretrain_backbone
+
+    out = tmp_path / "pretrained"
+    argv = ["--output_dir", str(out), "--shape", "tiny", "--epochs", "1", "--crops_per_epoch", "64"]
+    real = pretrain_backbone._pretrain_into
+
+    def killed(output_dir, *args):
+        pretrain_backbone.write_random_clip(output_dir, shape="tiny")
+        raise KeyboardInterrupt  # after the random CLIP was written, before any training
+
+    monkeypatch.setattr(pretrain_backbone, "_pretrain_into", killed)
+    with pytest.raises(KeyboardInterrupt):
+        pretrain(parse_args(argv))
+    assert sorted(tmp_path.iterdir()) == []  # no random CLIP that train.py would take for a pretrained one
+    monkeypatch.setattr(pretrain_backbone, "_pretrain_into", real)
+    pretrain(parse_args(argv))
+    (out / "stale.txt").write_text("from the first run")
+    pretrain(parse_args(argv))  # its own earlier output: replaced whole
+    assert (out / "pretraining.json").is_file() and (out / "config.json").is_file() and not (out / "stale.txt").exists()
