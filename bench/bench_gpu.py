@@ -251,6 +251,12 @@ def table(device: torch.device, settings: Settings, lora: bool, train: Timings, 
     return "\n".join(lines) + "\n"
 
 
+def print_medians(what: str, timings: Timings) -> None:
+    """The medians measured so far, printed at once: a run stopped by gpu.sh's time limit later still reports them."""
+    medians = ", ".join(f"{name} {1000 * timings.median(name):.1f} ms" for name in timings.seconds)
+    print(f"    median {what}: {medians}", flush=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda", help="cuda (default) or cpu")
@@ -272,9 +278,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{time.perf_counter() - started:.0f} s] random {settings.shape} CLIP written; timing training",
               flush=True)
         train = time_interleaved(training_steps(clip_dir, settings, device, lora), rounds=settings.rounds, warmup=1)
+        print_medians("training step", train)
         print(f"[{time.perf_counter() - started:.0f} s] timing inference", flush=True)
         calls, flops = inference_calls(clip_dir, settings, device)
         infer = time_interleaved(calls, rounds=settings.rounds, warmup=1)
+        print_medians("inference batch", infer)
         print(f"[{time.perf_counter() - started:.0f} s] compiling and timing the bf16 deployment form", flush=True)
         calls, deploy_flops, compile_note = deployment_calls(clip_dir, settings, device)
         deploy = time_interleaved(calls, rounds=settings.rounds, warmup=1)

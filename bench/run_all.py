@@ -5,6 +5,9 @@
     python bench/run_all.py --only inference,size
     python bench/run_all.py --threads 0   # torch's default threads (one per core): for a machine nobody else uses
 
+Exit status: 2 when a benchmark crashed (its row holds the error), else 1 when a full run misses a target, else 0
+(a --quick smoke run's numbers mean nothing, so only a crash fails it).
+
 The figures and their setups are described in each `bench/bench_*.py`; how they are measured in `common.py`.
 """
 
@@ -39,6 +42,7 @@ BENCHES: dict[str, Callable[..., list[Figure]]] = {
 }
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results.md"
 QUICK_OUTPUT = CACHE_DIR / "results-quick.md"
+CRASHED = "(crashed)"  # the setup of a benchmark's row when it raised
 PARTIAL_OUTPUT = CACHE_DIR / "results-partial.md"  # an --only run: never replaces the full suite's results.md
 
 
@@ -49,7 +53,7 @@ def run_bench(name: str, quick: bool) -> list[Figure]:
         figures = BENCHES[name](quick=quick)
     except Exception as error:  # noqa: BLE001 - one broken benchmark must not hide the others' results
         traceback.print_exc()
-        figures = [Figure(name=name, setup="(crashed)", value=f"error: {type(error).__name__}: {error}",
+        figures = [Figure(name=name, setup=CRASHED, value=f"error: {type(error).__name__}: {error}",
                           target="", passed=False)]
     gc.collect()  # the next benchmark should not share the machine with this one's models
     print(f"[{name}] done in {time.perf_counter() - started:.0f} s", flush=True)
@@ -120,7 +124,10 @@ def main(argv: list[str] | None = None) -> int:
     output.write_text(text)
     print(text)
     print(f"written to {output}")
-    return 0 if all(f.passed is not False for f in figures) else 1
+    if any(figure.setup == CRASHED for figure in figures):
+        return 2
+    # a smoke run's numbers mean nothing: only a crash fails it
+    return 0 if args.quick or all(f.passed is not False for f in figures) else 1
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ validation split and on every `test_<family>` split.  A good benchmark shows hig
 train family and clearly lower accuracy on unseen families.
 
     python datasets_scripts/family_gap.py [--seed 0] [--epochs 10] [--reduced]
+
+`--seed` seeds both the benchmark build and the CNN: another seed builds (and caches) another MiniGenImage.
 """
 
 from __future__ import annotations
@@ -82,7 +84,8 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[float,
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of both the MiniGenImage build (another seed is another benchmark) and the CNN")
     parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--reduced", action="store_true")
     parser.add_argument("--cache_dir", default=None)

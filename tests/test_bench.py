@@ -80,10 +80,10 @@ def test_a_partial_run_keeps_the_full_results_and_a_crash_stays_in_its_row(tmp_p
     monkeypatch.setattr(run_all, "BENCHES", {"fine": lambda quick: [fine], "broken": crashing})
     for name in ("DEFAULT_OUTPUT", "QUICK_OUTPUT", "PARTIAL_OUTPUT"):
         monkeypatch.setattr(run_all, name, tmp_path / name)
-    assert run_all.main(["--only", "fine,broken"]) == 1
+    assert run_all.main(["--only", "fine,broken"]) == 2  # a crash: status 2, whatever the targets
     assert run_all.main(["--quick", "--only", "fine"]) == 0
     assert sorted(path.name for path in tmp_path.iterdir()) == ["PARTIAL_OUTPUT"]
-    assert run_all.main(["--only", "fine,broken"]) == 1
+    assert run_all.main(["--quick", "--only", "fine,broken"]) == 2
     rows = [line for line in (tmp_path / "PARTIAL_OUTPUT").read_text().splitlines() if line.startswith("| ")]
     assert len(rows) == 3 and rows[2].count(" | ") == 4  # header, fine, broken: five cells each
     assert "error: ValueError: bad shape \\| expected 3 got 4" in rows[2]
@@ -100,3 +100,15 @@ def test_detection_names_the_ablation_it_read_and_an_undefined_std(tmp_path: Pat
     path.write_text(json.dumps(summary))
     figure, _ = detection_run(ablation=path, pretrained_ablation=tmp_path / "absent.json")
     assert "pin 80.0 ± –" in figure.value and f"written by `{command}`" in figure.details
+
+
+def test_a_missed_target_fails_a_full_run_but_not_a_smoke_run(tmp_path: Path, monkeypatch) -> None:
+    import run_all
+    from common import Figure
+
+    missed = Figure(name="slow", setup="s", value="0.50×", target="≥ 1×", passed=False)
+    monkeypatch.setattr(run_all, "BENCHES", {"slow": lambda quick: [missed]})
+    for name in ("DEFAULT_OUTPUT", "QUICK_OUTPUT", "PARTIAL_OUTPUT"):
+        monkeypatch.setattr(run_all, name, tmp_path / name)
+    assert run_all.main([]) == 1
+    assert run_all.main(["--quick"]) == 0  # tiny models, few rounds: its numbers mean nothing
