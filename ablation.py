@@ -132,4 +132,8 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except (ValueError, FileNotFoundError) as error:  # a run's data or arguments cannot work: as train.py says it
+        print(f"ablation.py: error: {error}", file=sys.stderr)
+        sys.exit(2)

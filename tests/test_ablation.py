@@ -1,6 +1,9 @@
 """ablation.py: runs every mode × seed through train.main, keeps finished runs, and summarises them."""
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -158,3 +161,14 @@ def test_the_recorded_command_quotes_what_needs_quoting(fake_training, tmp_path:
     out = tmp_path / "with space"
     ablation.main(["--ablation_seeds", "1", "--modes", "none", "--output_dir", str(out)])
     assert json.loads((out / "ablation.json").read_text())["command"].endswith(f"--output_dir '{out}'")
+
+
+def test_a_run_that_cannot_work_is_a_message_with_status_2(tmp_path: Path) -> None:
+    repo = Path(__file__).resolve().parents[1]
+    result = subprocess.run(
+        [sys.executable, "ablation.py", "--ablation_seeds", "1", "--modes", "none", "--output_dir", str(tmp_path),
+         "--dataset_name", str(tmp_path / "not-converted-yet")],
+        cwd=repo, capture_output=True, text=True, timeout=300, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert result.returncode == 2 and "ablation.py: error: --dataset_name" in result.stderr
+    assert "Traceback" not in result.stderr
