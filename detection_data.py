@@ -12,6 +12,7 @@ generator seeded by (seed, epoch, image index): the data a step sees does not de
 makes resuming from a checkpoint exact.
 """
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,10 +23,14 @@ import torch
 from PIL import Image
 from transformers import BaseImageProcessor
 
-from image_io import load_rgb_image
+from image_io import ImageLoadError, load_rgb_image
 from labels import LABEL_NAMES, LABEL_SYNONYMS
 from preprocessing import Preprocessing
 from training_args import MINIGENIMAGE, DataArguments
+
+logger = logging.getLogger(__name__)
+# What other datasets call their model-selection split, tried when the default `validation` is absent.
+VALIDATION_ALIASES = ("validation", "valid", "val", "dev")
 
 
 @dataclass
@@ -81,17 +86,25 @@ def normalize_labels(dataset: datasets.Dataset, label_column: str) -> datasets.D
         # strings become the class names of a ClassLabel, mapped by name below like any named classes
         feature = datasets.ClassLabel(names=sorted(names))
         dataset = dataset.cast_column("label", feature)
+    if isinstance(feature, (datasets.ClassLabel, datasets.Value)):
+        ids = dataset.unique("label")
+        if None in ids or (isinstance(feature, datasets.ClassLabel) and any(i < 0 for i in ids)):
+            raise ValueError("some rows have no label")  # a ClassLabel stores a missing one as -1
     if isinstance(feature, datasets.ClassLabel):
         if feature.names == LABEL_NAMES:
             return dataset
         unknown = [name for name in feature.names if name.lower() not in LABEL_SYNONYMS]
         if unknown:
             raise ValueError(f"label names {feature.names}: cannot tell real from fake for {unknown}")
-        # align_labels_with_mapping, not cast_column: a cast would keep the ids and silently flip the classes
-        mapping = {name: LABEL_SYNONYMS[name.lower()] for name in feature.names}
-        dataset = dataset.align_labels_with_mapping(mapping, "label")
+        # each id to the id of its class name, not cast_column: a cast would keep the ids and silently flip the classes
+        # (align_labels_with_mapping, too, fails on a subset of one class: its ClassLabel keeps one name)
+        new_ids = [LABEL_SYNONYMS[name.lower()] for name in feature.names]
+        features = dataset.features.copy()
+        features["label"] = datasets.ClassLabel(names=LABEL_NAMES)
+        return dataset.map(lambda labels: {"label": [new_ids[label] for label in labels]}, input_columns="label",
+                           batched=True, features=features)
     elif isinstance(feature, datasets.Value) and feature.dtype.startswith(("int", "uint")):
-        unexpected = sorted(value for value in dataset.unique("label") if value not in (0, 1))
+        unexpected = sorted(value for value in ids if value not in (0, 1))
         if unexpected:
             raise ValueError(f"integer labels must be 0 = real or 1 = fake; found {unexpected}")
     else:
@@ -104,8 +117,8 @@ def group_by_generator(dataset: datasets.Dataset, generator_column: str, fallbac
     if generator_column not in dataset.column_names:
         return {fallback: dataset}
     generators = dataset.unique(generator_column)
-    if None in generators:
-        missing = sum(value is None for value in dataset[generator_column])
+    if None in generators or "" in generators:
+        missing = sum(value is None or value == "" for value in dataset[generator_column])
         raise ValueError(
             f"{missing} rows have no {generator_column!r}: to report per generator, every row (reals included) needs "
             "the generator of its subset; fill it in, or give --generator_column a name the data lacks to report "
@@ -128,6 +141,9 @@ def eval_split_names(splits: list[str], data_args: DataArguments) -> list[str]:
         return list(data_args.eval_splits)
     prefixed = [name for name in splits if name.startswith(data_args.test_split_prefix)]
     if prefixed:
+        if "test" in splits:  # never dropped silently
+            logger.warning(f"split 'test' is not evaluated: the {data_args.test_split_prefix}* splits {prefixed} are the "
+                           "test data; name the splits to evaluate with --eval_splits")
         return prefixed
     if "test" in splits:
         return ["test"]
@@ -155,7 +171,7 @@ def select_rows(dataset: datasets.Dataset, wanted: dict[str, list[str] | None]) 
     for column, values in wanted.items():
         if column not in dataset.column_names:
             raise ValueError(f"cannot filter on {column!r}: the training data has columns {dataset.column_names}")
-        found = set(dataset.unique(column))
+        found = set(map(str, dataset.unique(column)))  # the command line gives strings; a column may hold numbers
         if values - found:
             raise ValueError(
                 f"no training rows with {column} {sorted(values - found)}; the training data has {sorted(map(str, found))}"
@@ -163,7 +179,8 @@ def select_rows(dataset: datasets.Dataset, wanted: dict[str, list[str] | None]) 
     if not wanted:
         return dataset
     columns = list(wanted)
-    kept = dataset.filter(lambda *row: all(value in wanted[c] for c, value in zip(columns, row)), input_columns=columns)
+    kept = dataset.filter(lambda *row: all(str(value) in wanted[c] for c, value in zip(columns, row)),
+                          input_columns=columns)
     if len(kept) == 0:
         raise ValueError(f"no training rows hold all of {({c: sorted(v) for c, v in wanted.items()})} at once")
     return kept
@@ -214,8 +231,11 @@ def load_detection_data(data_args: DataArguments, need_train: bool, seed: int = 
             only = ", ".join(LABEL_NAMES[label] for label in sorted(classes)) or "no"
             drawn = f" (in the {data_args.max_train_samples} rows --max_train_samples drew)" if data_args.max_train_samples else ""
             raise ValueError(f"the training data holds {only} images only{drawn}: a detector needs both real and fake ones")
-        if data_args.validation_split in train_source and data_args.validation_split not in reported:
-            validation = prepare(train_source[data_args.validation_split])
+        validation_split = data_args.validation_split
+        if validation_split not in train_source and validation_split == VALIDATION_ALIASES[0]:
+            validation_split = next((name for name in VALIDATION_ALIASES if name in train_source), validation_split)
+        if validation_split in train_source and validation_split not in reported:
+            validation = prepare(train_source[validation_split])
             data.validation = group_by_generator(validation, data_args.generator_column, "validation")
     subsets = test_subsets(eval_source, data_args)
     data.test = {name: truncate(prepare(ds), data_args.max_eval_samples, seed) for name, ds in subsets.items()}
@@ -231,41 +251,65 @@ def random_crop(image: Image.Image, size: int, rng: np.random.Generator) -> Imag
     return image.crop((left, top, left + size, top + size))  # PIL fills outside the image with zeros
 
 
-class TrainImages(torch.utils.data.Dataset):
-    """Training examples as (cropped PIL image, label); set `epoch` before each epoch."""
+class ImageRows(torch.utils.data.Dataset):
+    """(RGB image, label) of each row, opened by `image_io.load_rgb_image` from the stored bytes or path.
 
-    def __init__(self, dataset: datasets.Dataset, image_column: str, size: int, seed: int, flip: bool):
-        self.dataset, self.image_column = dataset, image_column
-        self.size, self.seed, self.flip = size, seed, flip
-        self.epoch = 0
+    An image column of `datasets.Image` type is read undecoded: datasets would otherwise decode it with Pillow first,
+    and a corrupt image would stop the run with Pillow's error, naming neither the row nor the file. An image that
+    cannot be read raises `ImageLoadError` (a ValueError: train.py's exit status 2) naming `name` and the row.
+    """
+
+    def __init__(self, dataset: datasets.Dataset, image_column: str, name: str):
+        if image_column not in dataset.column_names:
+            raise ValueError(f"no image column {image_column!r} in {name}: the data has columns {dataset.column_names}")
+        feature = dataset.features[image_column]
+        if isinstance(feature, datasets.Image) and feature.decode:
+            dataset = dataset.cast_column(image_column, datasets.Image(decode=False))
+        self.dataset, self.image_column, self.name = dataset, image_column, name
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def __getitem__(self, index: int) -> tuple[Image.Image, int]:
         row = self.dataset[index]
-        rng = np.random.default_rng([self.seed, self.epoch, index])
-        image = random_crop(load_rgb_image(row[self.image_column]), self.size, rng)
-        if self.flip and rng.random() < 0.5:
-            image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        try:
+            image = load_rgb_image(row[self.image_column])
+        except ImageLoadError as error:
+            raise ImageLoadError(f"{self.name}, row {index}: {error}") from None
         return image, int(row["label"])
 
 
-class EvalImages(torch.utils.data.Dataset):
+class TrainImages(ImageRows):
+    """Training examples as (cropped PIL image, label); set `epoch` before each epoch."""
+
+    def __init__(self, dataset: datasets.Dataset, image_column: str, size: int, seed: int, flip: bool,
+                 name: str = "training data"):
+        super().__init__(dataset, image_column, name)
+        self.size, self.seed, self.flip = size, seed, flip
+        self.epoch = 0
+
+    def __getitem__(self, index: int) -> tuple[Image.Image, int]:
+        image, label = super().__getitem__(index)
+        rng = np.random.default_rng([self.seed, self.epoch, index])
+        image = random_crop(image, self.size, rng)
+        if self.flip and rng.random() < 0.5:
+            image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        return image, label
+
+
+class EvalImages(ImageRows):
     """Evaluation examples as (PIL image, label), optionally degraded (robustness protocol) before preprocessing."""
 
     def __init__(
-        self, dataset: datasets.Dataset, image_column: str, corruption: Callable[[Image.Image], Image.Image] | None = None
+        self, dataset: datasets.Dataset, image_column: str, corruption: Callable[[Image.Image], Image.Image] | None = None,
+        name: str = "test data",
     ):
-        self.dataset, self.image_column, self.corruption = dataset, image_column, corruption
-
-    def __len__(self) -> int:
-        return len(self.dataset)
+        super().__init__(dataset, image_column, name)
+        self.corruption = corruption
 
     def __getitem__(self, index: int) -> tuple[Image.Image, int]:
-        row = self.dataset[index]
-        image = load_rgb_image(row[self.image_column])
-        return (self.corruption(image) if self.corruption else image), int(row["label"])
+        image, label = super().__getitem__(index)
+        return (self.corruption(image) if self.corruption else image), label
 
 
 class Collator:

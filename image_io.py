@@ -40,11 +40,21 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
-def load_rgb_image(source: "str | Path | bytes | Image.Image", max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:
-    """Open a path, raw bytes or PIL image as 8-bit RGB: first frame of animations, EXIF orientation applied.
+def load_rgb_image(source: "str | Path | bytes | dict | Image.Image", max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:
+    """Open a path, raw bytes, PIL image or undecoded `datasets.Image` value (`{"bytes", "path"}`) as 8-bit RGB:
+    first frame of animations, EXIF orientation applied.
 
-    Raises `ImageLoadError` for missing, empty, truncated, undecodable or over-`max_pixels` inputs.
+    Raises `ImageLoadError` for missing (None), empty, truncated, undecodable or over-`max_pixels` inputs.
     """
+    if source is None:
+        raise ImageLoadError("image: missing (None)")
+    if isinstance(source, dict):  # stored bytes first; a path when the dataset keeps only paths
+        stored = source.get("bytes")
+        if stored is None and not source.get("path"):
+            raise ImageLoadError("image: missing (neither bytes nor a path)")
+        return load_rgb_image(stored if stored is not None else source["path"], max_pixels)
+    if not isinstance(source, (str, Path, bytes, bytearray, memoryview, Image.Image)):
+        raise ImageLoadError(f"image: a {type(source).__name__} is not an image, bytes or a path")
     name = str(source) if isinstance(source, (str, Path)) else "image"
     if isinstance(source, Image.Image):
         image = source

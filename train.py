@@ -154,7 +154,8 @@ def predict(
 ) -> dict[str, list]:
     """Labels and P(fake) of every image, sharded over processes and gathered so each image counts once."""
     loader = DataLoader(
-        EvalImages(dataset, image_column, corruption), batch_size=batch_size, collate_fn=Collator(processor)
+        EvalImages(dataset, image_column, corruption, name=f"subset {desc!r}"), batch_size=batch_size,
+        collate_fn=Collator(processor)
     )
     loader = accelerator.prepare_data_loader(loader)
     labels, scores = [], []
@@ -299,7 +300,8 @@ def main(argv: list[str] | None = None) -> dict:
     processor = model.image_processor()
     config = model.config
 
-    train_images = TrainImages(data.train, data_args.image_column, config.image_size, args.seed, args.horizontal_flip)
+    train_images = TrainImages(data.train, data_args.image_column, config.image_size, args.seed, args.horizontal_flip,
+                               name=f"training split {data_args.train_split!r}")
     train_loader = DataLoader(
         train_images,
         batch_size=args.per_device_train_batch_size,

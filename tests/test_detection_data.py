@@ -189,3 +189,79 @@ def test_training_data_of_one_class_is_refused(tmp_path, labels, only):
     with pytest.raises(ValueError, match=f"holds {only} images only"):
         load_detection_data(DataArguments(dataset_name=source), need_train=True)
     assert load_detection_data(DataArguments(dataset_name=source), need_train=False).test["sd"].num_rows == 2
+
+
+def png_bytes(seed: int = 0) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    Image.fromarray(np.random.default_rng(seed).integers(0, 256, (8, 8, 3), dtype=np.uint8)).save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+def test_a_corrupt_or_missing_image_names_its_split_and_row_not_pillow(tmp_path):
+    from detection_data import EvalImages
+
+    good = png_bytes()
+    data = {"image": [{"bytes": good, "path": None}, {"bytes": good[:60], "path": "cut.png"},
+                      {"bytes": b"", "path": None}, None],
+            "label": [0, 1, 0, 1]}
+    dataset = datasets.Dataset.from_dict(data, features=datasets.Features(
+        {"image": datasets.Image(), "label": datasets.ClassLabel(names=["real", "fake"])}))
+    train = TrainImages(dataset, "image", size=8, seed=0, flip=False, name="training split 'train'")
+    assert train[0][0].size == (8, 8)
+    for index, problem in ((1, "truncated or corrupt"), (2, "missing|empty"), (3, "missing")):
+        with pytest.raises(ValueError, match=f"training split 'train', row {index}: image: .*({problem})"):
+            train[index]
+    with pytest.raises(ValueError, match="subset 'sd', row 1: image: truncated"):
+        EvalImages(dataset, "image", name="subset 'sd'")[1]
+
+
+@pytest.mark.parametrize("feature", [datasets.Image(decode=False), None], ids=["undecoded-image", "bytes-path-struct"])
+def test_undecoded_image_columns_are_read(feature):
+    good = png_bytes(1)
+    features = {"label": datasets.ClassLabel(names=["real", "fake"])}
+    if feature is not None:
+        features["image"] = feature
+    dataset = datasets.Dataset.from_dict({"image": [{"bytes": good, "path": "a.png"}], "label": [1]},
+                                         features=datasets.Features(features) if feature is not None else None)
+    image, label = TrainImages(dataset, "image", size=8, seed=0, flip=False)[0]
+    assert label == 1 and np.array_equal(np.asarray(image), np.asarray(Image.open(__import__("io").BytesIO(good))))
+
+
+def test_a_test_subset_of_fakes_with_string_labels_is_evaluated(tmp_path):
+    source = saved(tmp_path, {"test_mj": rows(["fake", "fake"], ["mj", "mj"], datasets.Value("string")),
+                              "test_sd": rows(["real", "fake"], ["sd", "sd"], datasets.Value("string"))})
+    test = load_detection_data(DataArguments(dataset_name=source), need_train=False).test
+    assert test["mj"]["label"] == [1, 1] and test["mj"].features["label"].names == ["real", "fake"]
+    assert test["sd"]["label"] == [0, 1]
+
+
+@pytest.mark.parametrize("labels, feature", [([None, 2, 0], datasets.Value("int64")),
+                                             ([-1, 0, 1], datasets.ClassLabel(names=["fake", "real"]))])
+def test_missing_labels_are_named_whatever_else_is_wrong(labels, feature):
+    with pytest.raises(ValueError, match="some rows have no label"):
+        normalize_labels(rows(labels, label_feature=feature), "label")
+
+
+def test_numeric_generators_can_be_selected_and_empty_ones_are_refused(tmp_path):
+    numeric = rows([0, 1, 0, 1], label_feature=None).add_column("generator", [1, 1, 2, 2])
+    source = saved(tmp_path, {"train": numeric, "test": rows([0, 1], ["sd", "sd"])})
+    data = load_detection_data(DataArguments(dataset_name=source, train_generators=["1"]), need_train=True)
+    assert data.train["generator"] == [1, 1]
+    with pytest.raises(ValueError, match="1 rows have no 'generator'"):
+        load_detection_data(DataArguments(dataset_name=saved(tmp_path / "b", {"test": rows([0, 1], ["sd", ""])})),
+                            need_train=False)
+
+
+def test_a_test_split_beside_prefixed_ones_is_named_in_a_warning(tmp_path, caplog):
+    source = saved(tmp_path, {"test": rows([0, 1], ["mj", "mj"]), "test_sd": rows([0, 1], ["sd", "sd"])})
+    with caplog.at_level("WARNING"):
+        assert list(load_detection_data(DataArguments(dataset_name=source), need_train=False).test) == ["sd"]
+    assert "split 'test' is not evaluated" in caplog.text
+
+
+def test_a_split_named_valid_is_the_validation_data(tmp_path):
+    source = saved(tmp_path, {"train": rows([0, 1], ["sd", "sd"]), "valid": rows([0, 1], ["sd", "sd"]),
+                              "test": rows([0, 1], ["sd", "sd"])})
+    assert list(load_detection_data(DataArguments(dataset_name=source), need_train=True).validation) == ["sd"]
