@@ -83,7 +83,11 @@ def what_is_trained(run_args: list[str]) -> dict:
 
 
 def main(argv: list[str] | None = None) -> dict:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0],
+        epilog="Any other argument goes to every train.py run (see `python train.py --help`), except --noise_mode, "
+        "--seed and --output_dir, which the ablation sets.",
+    )
     parser.add_argument("--ablation_seeds", type=int, default=3, help="seeds 0 .. N-1 for every mode")
     parser.add_argument("--modes", nargs="+", default=list(NOISE_MODES), choices=NOISE_MODES)
     parser.add_argument("--output_dir", default="outputs/ablation-minigenimage")

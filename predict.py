@@ -34,8 +34,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--trust_remote_code", action="store_true",
                         help="load the model with the code it ships (its folder or Hub repository): a classifier "
                         "with its own code needs it; a PiN-CLIP loads with this repository's class without it")
-    parser.add_argument("--batch_size", type=int, default=32)
-    parser.add_argument("--num_workers", type=int, default=2, help="DataLoader workers that decode and preprocess")
+    parser.add_argument("--batch_size", type=int, default=32, help="images per model call (default: %(default)s)")
+    parser.add_argument("--num_workers", type=int, default=2,
+                        help="DataLoader workers that decode and preprocess (default: %(default)s)")
     parser.add_argument("--output", default="results.csv", help="results file, .csv or .jsonl (default: %(default)s)")
     args = parser.parse_args(argv)
     if Path(args.output).suffix.lower() not in (".csv", ".jsonl"):

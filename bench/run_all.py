@@ -1,7 +1,7 @@
 """Run the whole benchmark suite and write `bench/results.md`: the machine, then every figure with its target.
 
     python bench/run_all.py            # full run, about 9 minutes on 2 cores; writes bench/results.md
-    python bench/run_all.py --quick    # smoke run on tiny models (~1–2 minutes); writes .cache/bench/results-quick.md
+    python bench/run_all.py --quick    # smoke run on tiny models (under a minute); writes .cache/bench/results-quick.md
     python bench/run_all.py --only inference,size
     python bench/run_all.py --threads 0   # torch's default threads (one per core): for a machine nobody else uses
 
