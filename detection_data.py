@@ -21,6 +21,7 @@ import datasets
 import numpy as np
 import torch
 from PIL import Image
+from tqdm.auto import tqdm
 from transformers import BaseImageProcessor
 
 from image_io import ImageLoadError, load_rgb_image
@@ -277,6 +278,18 @@ class ImageRows(torch.utils.data.Dataset):
         except ImageLoadError as error:
             raise ImageLoadError(f"{self.name}, row {index}: {error}") from None
         return image, int(row["label"])
+
+
+def check_images(subsets: dict[str, datasets.Dataset], image_column: str, kind: str) -> None:
+    """Open every image of `subsets` once and raise `ImageLoadError` naming the first that cannot be read.
+
+    `train.py` runs it on the validation and test data before training: a corrupt test image would otherwise stop
+    the run only at evaluation, after all the training.
+    """
+    for name, dataset in subsets.items():
+        rows = ImageRows(dataset.select_columns([image_column, "label"]), image_column, f"{kind} subset {name!r}")
+        for index in tqdm(range(len(rows)), desc=f"checking {kind} images: {name}", leave=False, mininterval=2):
+            rows[index]
 
 
 class TrainImages(ImageRows):

@@ -34,7 +34,7 @@ from transformers import BaseImageProcessor, get_scheduler
 import reporting
 from clip_checkpoints import write_random_clip
 from corruptions import robustness_grid
-from detection_data import Collator, EvalImages, TrainImages, load_detection_data
+from detection_data import Collator, EvalImages, TrainImages, check_images, load_detection_data
 from hub_push import create_model_repo, push_folder
 from inference import load_classifier
 from labels import fake_label_index
@@ -290,6 +290,9 @@ def main(argv: list[str] | None = None) -> dict:
         )
     with accelerator.main_process_first():  # the main process builds / caches the data, the others read it
         data = load_detection_data(data_args, need_train=True, seed=args.seed)
+    if accelerator.is_main_process:  # an unreadable evaluation image stops the run now, not after training
+        check_images(data.validation, data_args.image_column, "validation")
+        check_images(data.test, data_args.image_column, "test")
 
     # Model: the same `from_clip` path for a random tiny CLIP and for openai/clip-vit-large-patch14.
     clip = backbone_path(model_args, args, accelerator)

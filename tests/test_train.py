@@ -698,3 +698,27 @@ def test_a_rerun_into_the_same_folder_gives_the_weights_of_a_fresh_run(minigen_c
         train.main(reduced_args(minigen_cache, out, *quick))
     expected, got = load_file(fresh / "model.safetensors"), load_file(rerun / "model.safetensors")
     assert all(torch.equal(expected[name], got[name]) for name in expected)
+
+
+def test_an_unreadable_test_image_stops_the_run_before_training(tmp_path, monkeypatch):
+    import datasets
+    from PIL import Image as PILImage
+
+    def png(seed: int) -> bytes:
+        buffer = __import__("io").BytesIO()
+        PILImage.fromarray(np.random.default_rng(seed).integers(0, 256, (16, 16, 3), dtype=np.uint8)).save(buffer, "PNG")
+        return buffer.getvalue()
+
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["real", "fake"]),
+                                  "generator": datasets.Value("string")})
+    good = {"image": [{"bytes": png(i), "path": None} for i in range(4)], "label": [0, 1, 0, 1], "generator": ["sd"] * 4}
+    broken = {**good, "image": good["image"][:2] + [{"bytes": png(9)[:50], "path": None}] + good["image"][3:]}
+    datasets.DatasetDict({"train": datasets.Dataset.from_dict(good, features=features),
+                          "test": datasets.Dataset.from_dict(broken, features=features)}).save_to_disk(str(tmp_path / "data"))
+    monkeypatch.setattr(train, "make_optimizer", lambda *a: pytest.fail("training started"))
+    with pytest.raises(ValueError, match="test subset 'sd', row 2: image: truncated or corrupt"):
+        train.main(["--dataset_name", str(tmp_path / "data"), "--output_dir", str(tmp_path / "out"),
+                    "--random_clip_shape", "tiny", "--max_steps", "1"])
+    from accelerate.state import AcceleratorState
+
+    AcceleratorState._reset_state(reset_partial_state=True)
