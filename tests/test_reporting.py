@@ -57,7 +57,7 @@ def test_model_index_leaves_out_undefined_metrics_and_types_the_others():
 def test_public_command_names_absolute_and_home_paths_by_their_last_component():
     from reporting import public_command
 
-    command = ("python train.py --dataset_name /home/alice/data/genimage --output_dir=/tmp/run 'x y' "
+    command = ("python train.py --dataset_name /srv/alice/data/genimage --output_dir=/scratch/run 'x y' "
                "--model_name_or_path openai/clip-vit-large-patch14 --eval_dir ~/wild --train_dir data/train")
     assert public_command(command) == (
         "python train.py --dataset_name genimage --output_dir=run 'x y' "
