@@ -11,9 +11,9 @@ reads the latter).
 A run that finished is kept: rerunning the same command (after a crash, or with more `--ablation_seeds`) trains only
 the runs whose folder lacks a finished run of the same settings (`ablation_run.json` beside its `metrics.json`: the
 parsed `train.py` arguments, so a config file's contents count and `--x=1` equals `--x 1`, and the files of a local
-`--model_name_or_path` folder, so a backbone written again is a new run); delete a run's folder to train it again. A run that crashed after saving checkpoints
-(`--checkpointing_steps`) continues from them when `--resume_from_checkpoint latest` is passed through; otherwise
-`train.py` refuses to start over on top of them.
+`--model_name_or_path` folder, so a backbone written again is a new run); delete a run's folder to train it again.
+A run that crashed after saving checkpoints (`--checkpointing_steps`) continues from them when
+`--resume_from_checkpoint latest` is passed through; otherwise `train.py` refuses to start over on top of them.
 """
 
 import argparse
@@ -27,8 +27,8 @@ import numpy as np
 from accelerate.state import AcceleratorState
 
 import train
-from training_args import parse_arguments
 from configuration_pinclip import NOISE_MODES
+from training_args import parse_arguments
 
 RUN_RECORD = "ablation_run.json"  # the settings of a finished run
 # train.py arguments the ablation sets for every run itself
@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> dict:
         parser.error(f"--modes names a mode twice: {' '.join(own.modes)}")
     ignored = [token for token in train_args if token.split("=")[0] in OWN_TRAIN_ARGUMENTS]
     if ignored:
-        parser.error(f"{' '.join(ignored)}: the ablation sets --noise_mode, --seed and each run's --output_dir itself "
+        parser.error(f"{' '.join(ignored)}: the ablation sets {', '.join(OWN_TRAIN_ARGUMENTS)} of every run itself "
                      "(use --modes, --ablation_seeds and --output_dir)")
     out = Path(own.output_dir)
     runs: dict[str, list[dict]] = {}

@@ -26,7 +26,7 @@ from PIL import Image
 
 from corruptions import degrade
 from image_io import ImageLoadError, load_rgb_image
-from inference import DEFAULT_MODEL_DIR, FAKE, TRAIN_COMMAND, Detector
+from inference import DEFAULT_MODEL_DIR, FAKE, TRAIN_COMMAND, Detector, display_name
 
 APP_DIR = Path(__file__).resolve().parent
 ASSETS_DIR = APP_DIR / "assets"
@@ -71,15 +71,6 @@ def resolve_model(model: str | os.PathLike | None) -> str | None:
     if model:
         return str(model)
     return next((str(path) for path in MODEL_CANDIDATES if path.is_dir()), None)
-
-
-def display_name(name_or_path: str) -> str:
-    """How the app names a model or backbone: a Hub id (`name` or `owner/name`) as it is, a local folder by its own
-    name only, so that no server path leaves the app."""
-    path = Path(name_or_path)
-    if path.is_absolute() or path.exists() or name_or_path.count("/") > 1:
-        return path.resolve().name if path.exists() else path.name
-    return name_or_path
 
 
 def load_detector(model: str | None, trust_remote_code: bool = False) -> tuple[Detector | None, str]:

@@ -86,7 +86,7 @@ class Detector:
         model = model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         threshold = getattr(model.config, "detection_threshold", None)
         threshold = DEFAULT_THRESHOLD if threshold is None else float(threshold)
-        return cls(model, processor, threshold, name=Path(source).name if Path(source).is_dir() else source)
+        return cls(model, processor, threshold, name=display_name(source))
 
     @torch.inference_mode()
     def probabilities(self, pixel_values: torch.Tensor) -> torch.Tensor:
@@ -137,6 +137,15 @@ class Detector:
                 else:
                     p_fake = next(p_fakes)
                     yield ScanResult(item.path, p_fake=p_fake, label=self.label_of(p_fake))
+
+
+def display_name(name_or_path: str) -> str:
+    """How a model or backbone is named to users: a Hub id (`name` or `owner/name`) as it is, a local folder by its
+    own name only, so that no server path leaves the demo."""
+    path = Path(name_or_path)
+    if path.is_absolute() or path.exists() or name_or_path.count("/") > 1:
+        return Path(os.path.abspath(path)).name  # `./` or `a/..` named by the folder, a link by its own name
+    return name_or_path
 
 
 def load_classifier(

@@ -415,6 +415,7 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
         )
         return output if return_dict else output.to_tuple()
 
+
 def gaussian_kl(mu: torch.Tensor, sigma: torch.Tensor, prior_std: float) -> torch.Tensor:
     """KL(N(μ, σ²) ‖ N(0, s²)) per dimension, averaged over dimensions and batch (scale-free in the width)."""
     variance_ratio = (sigma / prior_std) ** 2

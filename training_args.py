@@ -100,8 +100,12 @@ class DataArguments:
     generator_column: str = field(
         default="generator", metadata={"help": "Column naming the source; a single test split is grouped by it."}
     )
-    max_train_samples: int | None = field(default=None, metadata={"help": "Train on this many rows, drawn at random with --seed (debugging)."})
-    max_eval_samples: int | None = field(default=None, metadata={"help": "Test on this many rows of every subset, drawn at random with --seed (debugging)."})
+    max_train_samples: int | None = field(
+        default=None, metadata={"help": "Train on this many rows, drawn at random with --seed (debugging)."}
+    )
+    max_eval_samples: int | None = field(
+        default=None, metadata={"help": "Test on this many rows of every subset, drawn at random with --seed (debugging)."}
+    )
     minigenimage_reduced: bool = field(default=False, metadata={"help": "Small, fast MiniGenImage (tests)."})
     minigenimage_cache_dir: str | None = field(default=None, metadata={"help": "Where MiniGenImage is cached."})
     minigenimage_seed: int = field(default=0, metadata={"help": "Seed of the MiniGenImage build."})

@@ -379,7 +379,7 @@ def _replace_dataset(out: Path, new: Path) -> None:
         target = out / name
         if target.is_dir() and not target.is_symlink():
             shutil.rmtree(target)
-        elif target.exists() or target.is_symlink():
+        elif os.path.lexists(target):  # a file, or a link (never followed)
             target.unlink()
     for item in new.iterdir():
         os.replace(item, out / item.name)
