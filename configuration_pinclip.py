@@ -19,6 +19,7 @@ NOISE_MODES = ("pin", "random", "none")
 NOISE_INJECTIONS = ("embedding", "tokens")
 INFERENCE_NOISES = ("none", "mean", "sample")
 SIGMA_ACTIVATIONS = ("softplus", "abs")
+NOISE_SCALES = ("absolute", "feature_rms")
 LABELS = {0: "real", 1: "fake"}
 
 
@@ -35,6 +36,9 @@ class PinClipConfig(PreTrainedConfig):
             generator) or `"none"` (plain fine-tuning). The three rows of the paper's ablation.
         noise_injection (`str`): `"embedding"` adds the noise to the projected image embedding; `"tokens"` adds
             per-token noise to the patch tokens entering the last vision block.
+        noise_scale (`str`): `"absolute"`: ε is added as drawn; `"feature_rms"`: ε is multiplied by each feature
+            vector's root-mean-square (detached), so μ, σ and s are fractions of the feature's own size and the
+            backbone cannot outgrow the noise by enlarging its features.
         inference_noise (`str`): noise at evaluation: `"none"`, `"mean"` (add μ) or `"sample"` (add μ + σz).
         noise_loss_weight (`float`): λ in `L = CE(clean) + λ · mean_j CE(noisy_j)`.
         noise_samples (`int`): m, the number of noise samples per image in training.
@@ -70,6 +74,7 @@ class PinClipConfig(PreTrainedConfig):
     projection_dim: int = 768
     noise_mode: str = "pin"
     noise_injection: str = "embedding"
+    noise_scale: str = "absolute"
     inference_noise: str = "none"
     noise_loss_weight: float | int = 1.0
     noise_samples: int = 1
@@ -120,6 +125,7 @@ class PinClipConfig(PreTrainedConfig):
         choices = {
             "noise_mode": NOISE_MODES,
             "noise_injection": NOISE_INJECTIONS,
+            "noise_scale": NOISE_SCALES,
             "inference_noise": INFERENCE_NOISES,
             "sigma_activation": SIGMA_ACTIVATIONS,
         }

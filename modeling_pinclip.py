@@ -6,7 +6,7 @@ Forward pass (x an image, y in {0 real, 1 fake}):
     T     = frozen CLIP text embeddings of the class prompts (a buffer: no text tower is kept)
     a     = CrossAttention(query=v, key=T, value=T)
     mu    = W_mu a ;  sigma = act(W_s a) + sigma_floor
-    eps_j = mu + sigma * z_j,  z_j ~ N(0, I)
+    eps_j = (mu + sigma * z_j) * r,  z_j ~ N(0, I);  r = 1, or RMS(v) (detached) with noise_scale="feature_rms"
     loss  = CE(h(v), y) + lambda * mean_j CE(h(v + eps_j), y)  [+ kl_weight * KL(N(mu, sigma^2) || N(0, s^2 I))]
 
 This file is remote code: it travels to the Hub alone, so it imports nothing from this repository but its
@@ -329,6 +329,13 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
         z = torch.randn((samples, *queries.shape), device=queries.device, dtype=queries.dtype)
         return mu, sigma, mu + sigma * z
 
+    def _noise_unit(self, features: torch.Tensor) -> torch.Tensor | float:
+        """What one unit of noise is in feature space: 1, or each feature vector's RMS (`noise_scale="feature_rms"`).
+        Detached: the backbone must not shrink its features to shrink the noise, nor grow them to escape it."""
+        if self.config.noise_scale == "absolute":
+            return 1.0
+        return features.detach().pow(2).mean(dim=-1, keepdim=True).sqrt()
+
     def _tokens_before_last_block(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
         """The tokens entering the last vision block, and every hidden state up to them (CLIP's `hidden_states`)."""
         tower = self.vision_tower
@@ -392,7 +399,7 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
             mu, sigma, eps = self._noise(features, samples)
             if eval_noise and config.inference_noise == "mean":
                 eps = mu.unsqueeze(0)
-            noisy_features = (features.unsqueeze(0) + eps).flatten(0, 1)
+            noisy_features = (features.unsqueeze(0) + eps * self._noise_unit(features)).flatten(0, 1)
             noisy_embeds = to_embeds(noisy_features).view(samples, *image_embeds.shape)
 
         logits = self.classifier(noisy_embeds[0] if eval_noise else self.dropout(image_embeds))

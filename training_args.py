@@ -42,6 +42,10 @@ class ModelArguments:
     )
     noise_mode: str = field(default="pin", metadata={"help": "pin (learned noise) | random | none (plain fine-tuning)."})
     noise_injection: str = field(default="embedding", metadata={"help": "embedding | tokens."})
+    noise_scale: str = field(
+        default="absolute",
+        metadata={"help": "absolute | feature_rms (noise in units of each feature vector's RMS: s is a fraction)."},
+    )
     noise_loss_weight: float = field(default=1.0, metadata={"help": "λ, weight of the noisy cross-entropy."})
     noise_samples: int = field(default=1, metadata={"help": "m, noise samples per image."})
     random_noise_std: float = field(
@@ -61,8 +65,9 @@ class ModelArguments:
     def config_overrides(self) -> dict:
         """The `PinClipConfig` fields these arguments set, for `PinClipForImageClassification.from_clip`."""
         names = (
-            "noise_mode", "noise_injection", "noise_loss_weight", "noise_samples", "random_noise_std", "sigma_floor",
-            "kl_weight", "classifier_dropout", "lora_r", "lora_alpha", "lora_dropout", "lora_target_modules",
+            "noise_mode", "noise_injection", "noise_scale", "noise_loss_weight", "noise_samples", "random_noise_std",
+            "sigma_floor", "kl_weight", "classifier_dropout", "lora_r", "lora_alpha", "lora_dropout",
+            "lora_target_modules",
         )
         return {name: getattr(self, name) for name in names}
 

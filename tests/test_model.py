@@ -64,6 +64,62 @@ def test_inference_noise_mean_changes_logits_by_mu(tiny_clip_dir):
     torch.testing.assert_close(out.logits, expected)
 
 
+def noise_shift(model: PinClipForImageClassification, pixels: torch.Tensor) -> torch.Tensor:
+    """Logits with one drawn noise (`inference_noise="sample"`, seed 0) minus the clean logits."""
+    with torch.no_grad():
+        model.config.inference_noise = "none"
+        clean = model(pixels).logits
+        model.config.inference_noise = "sample"
+        torch.manual_seed(0)
+        return model(pixels).logits - clean
+
+
+@pytest.mark.parametrize("mode", ["pin", "random"])
+def test_feature_rms_noise_grows_with_the_features_and_absolute_noise_does_not(tiny_clip_dir, mode):
+    """The backbone outgrows absolute noise by enlarging its features (bench/NOTES.md §5); with
+    noise_scale="feature_rms" the noise's effect on the logits grows with them."""
+    pixels, factor = images(), 8.0
+    for scale, expected_growth in (("absolute", 1.0), ("feature_rms", factor)):
+        model = PinClipForImageClassification.from_clip(str(tiny_clip_dir), noise_mode=mode, noise_scale=scale).eval()
+        shift = noise_shift(model, pixels)
+        with torch.no_grad():
+            model.visual_projection.weight.mul_(factor)  # every embedding `factor` times larger
+        torch.testing.assert_close(noise_shift(model, pixels), shift * expected_growth, atol=1e-4, rtol=1e-4)
+
+
+def test_feature_rms_noise_is_the_drawn_noise_times_each_embeddings_rms(tiny_clip_dir):
+    model = PinClipForImageClassification.from_clip(
+        str(tiny_clip_dir), noise_mode="random", noise_scale="feature_rms", random_noise_std=0.5
+    ).eval()
+    pixels = images()
+    with torch.no_grad():
+        embeds = model(pixels).image_embeds
+        torch.manual_seed(0)
+        drawn = 0.5 * torch.randn_like(embeds)
+        rms = embeds.pow(2).mean(dim=-1, keepdim=True).sqrt()
+        expected = model.classifier(embeds + drawn * rms) - model.classifier(embeds)
+    torch.testing.assert_close(noise_shift(model, pixels), expected, atol=1e-5, rtol=1e-5)
+
+
+def test_feature_rms_token_noise_is_the_drawn_noise_times_each_tokens_rms(tiny_clip_dir):
+    model = PinClipForImageClassification.from_clip(
+        str(tiny_clip_dir), noise_mode="random", noise_scale="feature_rms", noise_injection="tokens"
+    ).eval()
+    model.config.inference_noise = "sample"
+    seen = []
+    embed_tokens = model._embed_tokens
+    model._embed_tokens = lambda tokens: seen.append(tokens) or embed_tokens(tokens)
+    pixels = images()
+    with torch.no_grad():
+        torch.manual_seed(0)
+        model(pixels)
+        clean, _ = model._tokens_before_last_block(pixels)
+    torch.manual_seed(0)
+    drawn = 0.25 * torch.randn_like(clean)
+    rms = clean.pow(2).mean(dim=-1, keepdim=True).sqrt()
+    torch.testing.assert_close(seen[-1] - clean, drawn * rms, atol=1e-5, rtol=1e-5)
+
+
 @pytest.mark.parametrize("mode", ["pin", "random"])
 def test_training_loss_is_clean_plus_weighted_noisy_ce(tiny_clip_dir, mode):
     weight, samples = 0.7, 3
@@ -205,7 +261,8 @@ def test_saved_weights_hold_no_text_tower_and_no_lora(tiny_clip_dir, tmp_path):
      ("sigma_activation", "relu"), ("noise_samples", 0), ("random_noise_std", -1.0),
      ("generator_num_heads", 3), ("prompt_templates", ["no placeholder"]), ("lora_dropout", 1.5),
      ("noise_loss_weight", float("nan")), ("kl_weight", float("inf")), ("lora_r", 2.5), ("prompt_templates", [1]),
-     ("resize_images", "false"), ("lora_target_modules", "q_proj"), ("id2label", {0: "fake", 1: "real"})],
+     ("resize_images", "false"), ("lora_target_modules", "q_proj"), ("id2label", {0: "fake", 1: "real"}),
+     ("noise_scale", "relative")],
 )
 def test_bad_config_value_names_the_field(field, value):
     with pytest.raises(ValueError, match=field):
@@ -368,7 +425,8 @@ def test_defaults_are_the_documented_ones():
     """README's configuration table (and its 's = 0.25 (the default)' results) describe these defaults."""
     config = PinClipConfig()
     documented = {
-        "noise_mode": "pin", "noise_injection": "embedding", "inference_noise": "none", "noise_loss_weight": 1.0,
+        "noise_mode": "pin", "noise_injection": "embedding", "noise_scale": "absolute", "inference_noise": "none",
+        "noise_loss_weight": 1.0,
         "noise_samples": 1, "random_noise_std": 0.25, "sigma_activation": "softplus", "sigma_floor": 0.0,
         "kl_weight": 0.0, "generator_hidden_size": 256, "generator_num_heads": 4, "detach_generator_input": True,
         "class_words": ["real", "fake"], "prompt_templates": ["A {} photo"], "lora_r": 0, "lora_alpha": 6,
