@@ -12,6 +12,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 from bench_detection import run as detection_run  # noqa: E402
 from bench_inference import attention_flops, counted_flops, vit_flops  # noqa: E402
 from common import Timings, time_interleaved  # noqa: E402
+from profile_noise_effect import noise_effect  # noqa: E402
+
+from modeling_pinclip import PinClipForImageClassification  # noqa: E402
 
 
 def test_ratio_is_the_median_of_per_round_ratios() -> None:
@@ -112,3 +115,25 @@ def test_a_missed_target_fails_a_full_run_but_not_a_smoke_run(tmp_path: Path, mo
         monkeypatch.setattr(run_all, name, tmp_path / name)
     assert run_all.main([]) == 1
     assert run_all.main(["--quick"]) == 0  # tiny models, few rounds: its numbers mean nothing
+
+
+@pytest.mark.parametrize("scale", ["absolute", "feature_rms"])
+def test_noise_effect_measures_the_margin_shift_of_the_models_own_noise(tiny_clip_dir: Path, scale: str) -> None:
+    """`random` noise N(0, s²I) shifts the margin (fake − real) by (w_fake − w_real)·ε: a normal of std
+    s·‖w_fake − w_real‖ (times the embedding's RMS with feature_rms), whose median |.| is 0.674 of that std, with
+    no lean towards either decision."""
+    std = 0.5
+    model = PinClipForImageClassification.from_clip(
+        str(tiny_clip_dir), noise_mode="random", random_noise_std=std, noise_scale=scale
+    )
+    pixels = torch.randn(64, 3, 32, 32, generator=torch.Generator().manual_seed(0))
+    effect = noise_effect(model, pixels, draws=64)
+    weight = model.classifier.weight.detach()
+    rms = effect["embedding_rms"] if scale == "feature_rms" else 1.0
+    expected_shift = 0.674 * std * rms * float((weight[1] - weight[0]).norm())
+    assert effect["shift"] == pytest.approx(expected_shift, rel=0.1)
+    assert abs(effect["towards"]) < 0.1 * expected_shift
+    assert 0 <= effect["flipped"] <= 1
+    with torch.no_grad():
+        model.classifier.bias.copy_(torch.tensor([0.0, 1e3]))  # every margin +1000: no draw flips a decision
+    assert noise_effect(model, pixels, draws=4)["flipped"] == 0
