@@ -45,18 +45,22 @@ def noise_effect(
     towards the clean decision (positive: the noise pushes each image further to the side it is already on, as a
     learned μ that helps the classifier does); the share of (image, draw) pairs whose decision the noise flips."""
     model.eval()
-    model.config.inference_noise = "none"
-    clean = model(pixels)
-    margin = clean.logits[:, 1] - clean.logits[:, 0]
-    model.config.inference_noise = "sample"
-    torch.manual_seed(seed)
-    shifts, towards, flips = [], [], 0
-    for _ in range(draws):
-        noisy = model(pixels).logits
-        noisy_margin = noisy[:, 1] - noisy[:, 0]
-        shifts.extend((noisy_margin - margin).abs().tolist())
-        towards.extend(((noisy_margin - margin) * margin.sign()).tolist())
-        flips += int(((noisy_margin > 0) != (margin > 0)).sum())
+    setting = model.config.inference_noise
+    try:
+        model.config.inference_noise = "none"
+        clean = model(pixels)
+        margin = clean.logits[:, 1] - clean.logits[:, 0]
+        model.config.inference_noise = "sample"
+        torch.manual_seed(seed)
+        shifts, towards, flips = [], [], 0
+        for _ in range(draws):
+            noisy = model(pixels).logits
+            noisy_margin = noisy[:, 1] - noisy[:, 0]
+            shifts.extend((noisy_margin - margin).abs().tolist())
+            towards.extend(((noisy_margin - margin) * margin.sign()).tolist())
+            flips += int(((noisy_margin > 0) != (margin > 0)).sum())
+    finally:
+        model.config.inference_noise = setting  # the caller's model is left as it was given
     embeds = clean.image_embeds
     return {
         "embedding_norm": statistics.median(embeds.norm(dim=-1).tolist()),

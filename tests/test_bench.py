@@ -134,6 +134,7 @@ def test_noise_effect_measures_the_margin_shift_of_the_models_own_noise(tiny_cli
     assert effect["shift"] == pytest.approx(expected_shift, rel=0.1)
     assert abs(effect["towards"]) < 0.1 * expected_shift
     assert 0 <= effect["flipped"] <= 1
+    assert model.config.inference_noise == "none"  # left as given
     with torch.no_grad():
         model.classifier.bias.copy_(torch.tensor([0.0, 1e3]))  # every margin +1000: no draw flips a decision
     assert noise_effect(model, pixels, draws=4)["flipped"] == 0
