@@ -32,9 +32,9 @@ from transformers.models.clip.image_processing_pil_clip import CLIPImageProcesso
 from transformers.models.clip.modeling_clip import CLIPPreTrainedModel
 
 try:  # loaded as remote code (a package made by transformers): the relative import is what gets shipped
-    from .configuration_pinclip import INFERENCE_NOISES, PinClipConfig
+    from .configuration_pinclip import INFERENCE_NOISES, NOISE_SCALES, PinClipConfig
 except ImportError:  # imported from a checkout of this repository
-    from configuration_pinclip import INFERENCE_NOISES, PinClipConfig
+    from configuration_pinclip import INFERENCE_NOISES, NOISE_SCALES, PinClipConfig
 
 try:  # LoRA fine-tuning only: merged models load and run without peft.
     from peft import LoraConfig, get_peft_model
@@ -366,8 +366,10 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
             0 = real, 1 = fake. In training mode the loss is clean CE + λ · noisy CE (+ KL); in eval mode plain CE.
         """
         config = self.config
-        if config.inference_noise not in INFERENCE_NOISES:  # set after the model was built: never sample by mistake
-            raise ValueError(f"PinClipConfig.inference_noise={config.inference_noise!r}; choose one of {INFERENCE_NOISES}")
+        # Set after the model was built (attribute assignment): a typo must never sample or scale noise by mistake.
+        for name, allowed in (("inference_noise", INFERENCE_NOISES), ("noise_scale", NOISE_SCALES)):
+            if getattr(config, name) not in allowed:
+                raise ValueError(f"PinClipConfig.{name}={getattr(config, name)!r}; choose one of {allowed}")
         if output_attentions is None:
             output_attentions = config.output_attentions
         if return_dict is None:

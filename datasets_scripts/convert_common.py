@@ -16,6 +16,7 @@ module does the rest, identically for every source:
 from __future__ import annotations
 
 import argparse
+import collections
 import hashlib
 import json
 import logging
@@ -146,20 +147,21 @@ class WalkedFile:
 def walk_files(raw_dir: Path) -> Iterator[WalkedFile]:
     """Every entry under `raw_dir` in a deterministic (sorted) order.
 
-    A folder symlink that leads outside the tree is followed (datasets are often assembled from links). One that
-    leads to a folder of the tree itself, or above it (up to `/`), is reported, not followed: that folder is read at
-    its own path, which is what names its split, generator and subset. Every folder and file is read once, whatever
-    the path that reaches it: one reached again (two links to it, or a link into a folder already read through
-    another) is reported, so no file can land in two splits. Hidden files and folders (`.DS_Store`, `.cache`, ...)
-    and folders that cannot be listed are reported, not read.
+    A folder symlink that leads outside the tree is followed (datasets are often assembled from links), also when
+    another link leads to the same folder: where a file may appear twice is `plan_conversion`'s rule, which knows
+    the split and generator each path names. One that leads to a folder of the tree itself, or above it (up to `/`),
+    is reported, not followed: that folder is read at its own path, which is what names its split, generator and
+    subset. A link back to a folder on its own path (a loop outside the tree) is reported, not followed. Hidden
+    files and folders (`.DS_Store`, `.cache`, ...) and folders that cannot be listed are reported, not read.
     """
     root = os.path.realpath(raw_dir)
     own_folders = {os.path.realpath(folder) for folder, _, _ in os.walk(raw_dir)}  # links not followed
-    read = {root}  # real paths of the folders and files read so far
     unreadable: list[OSError] = []
     for folder, dirs, files in os.walk(raw_dir, followlinks=True, onerror=unreadable.append):
         while unreadable:  # os.walk skips a folder it cannot list: say so
             yield _unreadable_folder(unreadable.pop(0))
+        # the real folders on the way down to this one: a link to any of them would loop
+        on_path = {os.path.realpath(up) for up in (Path(folder), *Path(folder).parents) if up.is_relative_to(raw_dir)}
         kept = []
         for name in sorted(dirs):
             path = Path(folder) / name
@@ -168,22 +170,14 @@ def walk_files(raw_dir: Path) -> Iterator[WalkedFile]:
                 yield WalkedFile(path, "hidden folder, not read")
             elif path.is_symlink() and (target in own_folders or os.path.commonpath([root, target]) == target):
                 yield WalkedFile(path, "symlink to a folder of this tree or above it, not followed")
-            elif target in read:
-                yield WalkedFile(path, f"folder already read ({target}), not read again")
+            elif target in on_path:
+                yield WalkedFile(path, f"symlink loop (back to {target}), not followed")
             else:
-                read.add(target)
                 kept.append(name)
         dirs[:] = kept
         for name in sorted(files):
             path = Path(folder) / name
-            target = os.path.realpath(path)
-            if name.startswith("."):
-                yield WalkedFile(path, "hidden file, not read")
-            elif target in read:
-                yield WalkedFile(path, f"file already read ({target}), not read again")
-            else:
-                read.add(target)
-                yield WalkedFile(path)
+            yield WalkedFile(path, "hidden file, not read") if name.startswith(".") else WalkedFile(path)
     yield from map(_unreadable_folder, unreadable)  # those below the last folder listed
 
 
@@ -198,6 +192,11 @@ class ConversionPlan:
     entries: dict[str, list[tuple[str, Placement]]] = field(default_factory=dict)
     skipped: list[dict[str, str]] = field(default_factory=list)
 
+    def why(self, shown: int = 3) -> str:
+        """The commonest reasons for skipping, `"; e.g. 12 × reason, ..."`, or "" when nothing was skipped."""
+        counts = collections.Counter(item["reason"] for item in self.skipped).most_common(shown)
+        return "; commonest reasons: " + ", ".join(f"{n} × {reason}" for reason, n in counts) if counts else ""
+
     def fingerprint(self, raw_dir: Path) -> str:
         """Changes when the root folder or any kept file's path, size or mtime changes (keys the datasets cache)."""
         digest = hashlib.sha256(f"{raw_dir.resolve()}\n".encode())
@@ -209,23 +208,48 @@ class ConversionPlan:
 
 
 def plan_conversion(raw_dir: str | os.PathLike, rule: LayoutRule) -> ConversionPlan:
-    """Apply the layout rule and the image checks to every file under `raw_dir`."""
+    """Apply the layout rule and the image checks to every file under `raw_dir`.
+
+    Each real file (links resolved) is converted once per generator of one split: a real set that several test
+    generators share through links counts for each of them, as it would as copies, but no file is read twice for one
+    generator, lands in two splits or carries two labels. The first path in sorted order keeps it.
+    """
     root = Path(raw_dir)
     if not root.is_dir():
         raise FileNotFoundError(f"raw directory not found: {root}")
     plan = ConversionPlan()
+    first_seen: dict[str, tuple[str, Placement]] = {}  # real path → the first path and placement that kept it
+    generators_of: dict[str, set[str]] = {}  # real path → the generators it was kept for
     for walked in walk_files(root):
         rel = walked.path.relative_to(root)
-        if walked.skip_reason is not None:
-            plan.skipped.append({"file": rel.as_posix(), "reason": walked.skip_reason})
-            continue
-        placement = rule(rel.parts)
-        reason = placement if isinstance(placement, str) else check_image(walked.path)
+        reason = walked.skip_reason
+        if reason is None:
+            placement = rule(rel.parts)
+            target = os.path.realpath(walked.path)
+            if isinstance(placement, str):
+                reason = placement
+            elif target in first_seen:
+                reason = _repeat_reason(placement, *first_seen[target], generators_of[target])
+            else:
+                reason = check_image(walked.path)
         if reason is not None:
             plan.skipped.append({"file": rel.as_posix(), "reason": reason})
             continue
+        first_seen.setdefault(target, (rel.as_posix(), placement))
+        generators_of.setdefault(target, set()).add(placement.generator)
         plan.entries.setdefault(placement.split, []).append((rel.as_posix(), placement))
     return plan
+
+
+def _repeat_reason(placement: Placement, first_path: str, first: Placement, generators: set[str]) -> str | None:
+    """Why a file already kept once (at `first_path`, as `first`) is not kept again here, or None to keep it."""
+    if placement.split != first.split:
+        return f"file already read into split {first.split!r} ({first_path}): no file lands in two splits"
+    if placement.label != first.label:
+        return f"file already read as {LABEL_NAMES[first.label]} ({first_path}): one file cannot be both"
+    if placement.generator in generators:
+        return f"file already read for generator {placement.generator!r} ({first_path}), not read again"
+    return None  # the same split and label, another generator: a shared real (or fake) set
 
 
 def _rows(raw_dir: str, entries: list[tuple[str, Placement]]) -> Iterator[dict]:
@@ -242,7 +266,7 @@ def _rows(raw_dir: str, entries: list[tuple[str, Placement]]) -> Iterator[dict]:
 def plan_to_dataset_dict(raw_dir: str | os.PathLike, plan: ConversionPlan, cache_dir: str | None = None) -> datasets.DatasetDict:
     """Stream each split's files into Arrow (datasets cache), one row at a time."""
     if not plan.entries:
-        raise ValueError(f"no usable images found under {raw_dir} ({len(plan.skipped)} files skipped)")
+        raise ValueError(f"no usable images found under {raw_dir} ({len(plan.skipped)} files skipped{plan.why()})")
     base = plan.fingerprint(Path(raw_dir))
     splits = {}
     for split in sorted(plan.entries):
@@ -398,7 +422,8 @@ def cli(convert_fn: Callable[..., datasets.DatasetDict], description: str, argv:
         parser.exit(2, f"{parser.prog}: error: {error}\n")
     report = json.loads((Path(args.output_dir) / REPORT_NAME).read_text())
     print(dataset_dict)
-    print(f"{report['num_images']} images written, {report['num_skipped']} files skipped (see report.json)")
+    why = ConversionPlan(skipped=report["skipped"]).why()
+    print(f"{report['num_images']} images written, {report['num_skipped']} files skipped{why} (see report.json)")
     return 0
 
 

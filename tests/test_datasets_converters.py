@@ -302,7 +302,8 @@ def test_folder_symlinks_out_of_the_tree_are_followed_once_and_hidden_entries_re
     _leaf(raw / "test" / "sd" / "0_real", 1)
     _leaf(elsewhere / "fakes", 2, marker="1_fake")
     (raw / "test" / "sd" / "1_fake").symlink_to(elsewhere / "fakes", target_is_directory=True)  # read
-    (raw / "test" / "sd" / "zz_again").symlink_to(elsewhere / "fakes", target_is_directory=True)  # read already
+    (raw / "test" / "sd" / "zz_again").mkdir()
+    (raw / "test" / "sd" / "zz_again" / "1_fake").symlink_to(elsewhere / "fakes", target_is_directory=True)  # again
     (raw / "benchmark").symlink_to(raw / "test", target_is_directory=True)  # sorts first: test stays test
     (raw / "test" / "sd" / "0_real" / "up").symlink_to(raw, target_is_directory=True)  # a loop back to the root
     _leaf(raw / ".trash" / "1_fake", 3)
@@ -319,7 +320,8 @@ def test_folder_symlinks_out_of_the_tree_are_followed_once_and_hidden_entries_re
         "benchmark": "symlink to a folder of this tree or above it, not followed",
         "test/sd/0_real/.DS_Store": "hidden file, not read",
         "test/sd/0_real/up": "symlink to a folder of this tree or above it, not followed",
-        "test/sd/zz_again": f"folder already read ({(elsewhere / 'fakes').resolve()}), not read again",
+        **{f"test/sd/zz_again/1_fake/1_fake_2_{x}": f"file already read for generator 'sd' (test/sd/1_fake/1_fake_2_{x}), "
+           "not read again" for x in ("a.png", "b.jpg")},
     }
 
 
@@ -571,8 +573,55 @@ def test_a_folder_read_through_one_link_is_not_read_again_below_another(tmp_path
         "train/all/gan/1_fake/1_fake_2_a.png", "train/all/gan/1_fake/1_fake_2_b.jpg"
     ]
     assert plan.skipped == [
-        {"file": "train/all/sd", "reason": f"folder already read ({(elsewhere / 'sd').resolve()}), not read again"}
+        {"file": f"train/all/sd/0_real/0_real_1_{x}",
+         "reason": f"file already read into split 'test' (test/sd/0_real/0_real_1_{x}): no file lands in two splits"}
+        for x in ("a.png", "b.jpg")
     ]
+
+
+def test_a_real_set_shared_by_two_test_generators_counts_for_both(tmp_path):
+    """Test generators often share one set of reals; linked in, as copied in, each generator keeps it (it gave
+    the second generator no reals at all, and so no R.Acc, AP or AUC, when every real folder was read once)."""
+    raw, shared = tmp_path / "raw", tmp_path / "shared"
+    _leaf(shared, 1, marker="0_real")
+    for seed, generator in enumerate(("gan", "sd"), start=2):
+        _leaf(raw / "test" / generator / "1_fake", seed)
+        (raw / "test" / generator / "0_real").symlink_to(shared, target_is_directory=True)
+    (raw / "train" / "sd").mkdir(parents=True)
+    (raw / "train" / "sd" / "0_real").symlink_to(shared, target_is_directory=True)  # a test image: not trained on
+    (raw / "train" / "sd" / "1_fake").symlink_to(shared, target_is_directory=True)  # a real: never also a fake
+    (raw / "test" / "sd" / "1_fake" / "loop").symlink_to(raw / "test", target_is_directory=True)
+    (shared / "loop").symlink_to(shared, target_is_directory=True)  # a loop outside the tree
+    plan = convert_common.plan_conversion(raw, folder.folder_rule("raw"))
+    assert list(plan.entries) == ["test"]
+    reals = {(placement.generator, Path(rel).name) for rel, placement in plan.entries["test"] if placement.label == 0}
+    assert reals == {(g, f"0_real_1_{x}") for g in ("gan", "sd") for x in ("a.png", "b.jpg")}
+    reasons = {item["file"]: item["reason"] for item in plan.skipped}
+    assert reasons["train/sd/0_real/0_real_1_a.png"] == (
+        "file already read into split 'test' (test/gan/0_real/0_real_1_a.png): no file lands in two splits"
+    )
+    assert reasons["train/sd/1_fake/0_real_1_b.jpg"].startswith("file already read into split 'test'")
+    assert reasons["test/gan/0_real/loop"] == f"symlink loop (back to {shared.resolve()}), not followed"
+    assert reasons["test/sd/1_fake/loop"] == "symlink to a folder of this tree or above it, not followed"
+
+
+def test_a_file_with_two_labels_or_twice_in_one_generator_is_kept_once(tmp_path):
+    raw, shared = tmp_path / "raw", tmp_path / "shared"
+    _leaf(shared, 1, marker="x")
+    (raw / "test" / "sd").mkdir(parents=True)
+    (raw / "test" / "sd" / "0_real").symlink_to(shared, target_is_directory=True)
+    (raw / "test" / "sd" / "1_fake").symlink_to(shared, target_is_directory=True)
+    (raw / "test" / "sd" / "v2").mkdir()
+    (raw / "test" / "sd" / "v2" / "0_real").symlink_to(shared, target_is_directory=True)
+    plan = convert_common.plan_conversion(raw, folder.folder_rule("raw"))
+    assert [rel for rel, _ in plan.entries["test"]] == ["test/sd/0_real/x_1_a.png", "test/sd/0_real/x_1_b.jpg"]
+    reasons = {item["file"]: item["reason"] for item in plan.skipped}
+    assert reasons == {
+        **{f"test/sd/1_fake/x_1_{x}": f"file already read as real (test/sd/0_real/x_1_{x}): one file cannot be both"
+           for x in ("a.png", "b.jpg")},
+        **{f"test/sd/v2/0_real/x_1_{x}": f"file already read for generator 'sd' (test/sd/0_real/x_1_{x}), not read again"
+           for x in ("a.png", "b.jpg")},
+    }
 
 
 def test_a_file_reached_through_two_links_is_read_once(tmp_path):
@@ -715,3 +764,19 @@ def test_a_failed_conversion_removes_the_parent_folders_it_made(tmp_path):
     with pytest.raises(ValueError, match="no usable images"):
         folder.convert_folder(tmp_path / "empty", tmp_path / "new" / "deeper" / "out")
     assert not (tmp_path / "new").exists()
+
+
+def test_the_cli_says_why_files_were_skipped(tmp_path, capsys):
+    """A wrong root (here one folder too deep for GenImage's layout) used to say only 'no usable images ... (N files
+    skipped)', and the failed run leaves no report.json to look in."""
+    raw = tmp_path / "GenImage"
+    _leaf(raw / "wrapper" / "sd" / "imagenet_ai" / "val" / "ai", 1)
+    with pytest.raises(SystemExit) as exit_:
+        genimage.main([str(raw), "--output_dir", str(tmp_path / "out")])
+    error = capsys.readouterr().err
+    assert exit_.value.code == 2
+    assert "2 files skipped; commonest reasons: 2 × " in error and "layout" in error
+    _leaf(raw / "sd" / "imagenet_ai" / "val" / "ai", 2)
+    _write(raw / "sd" / "notes.txt", b"not an image")
+    assert genimage.main([str(raw), "--output_dir", str(tmp_path / "out")]) == 0
+    assert "2 images written, 3 files skipped; commonest reasons: 2 × " in capsys.readouterr().out

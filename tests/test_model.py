@@ -467,6 +467,10 @@ def test_a_config_changed_by_assignment_is_checked_before_it_is_used_or_saved(ti
     model.config.inference_noise = "Mean"  # a typo must not turn on random sampling at evaluation
     with pytest.raises(ValueError, match="inference_noise='Mean'"):
         model(images(2, model.config.image_size))
+    model.config.inference_noise = "mean"
+    model.config.noise_scale = "rms"  # was taken for feature_rms
+    with pytest.raises(ValueError, match="noise_scale='rms'"):
+        model(images(2, model.config.image_size))
 
 
 def test_a_template_that_cannot_be_formatted_is_refused_up_front():
