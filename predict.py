@@ -56,8 +56,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def csv_row(result: ScanResult) -> dict[str, str]:
-    """CSV has no null: missing values are empty cells, and p_fake has a fixed precision."""
-    p_fake = "" if result.p_fake is None else f"{result.p_fake:.6f}"
+    """CSV has no null: missing values are empty cells. p_fake keeps 9 significant digits, which give back the
+    float32 probability exactly: rounding to fixed decimals tied scores (AP, AUC computed from the file differed
+    from train.py's) and wrote 0.4999996 as 0.500000 beside the label real."""
+    p_fake = "" if result.p_fake is None else f"{result.p_fake:.9g}"
     return {"path": result.path, "p_fake": p_fake, "label": result.label or "", "error": result.error or ""}
 
 

@@ -619,8 +619,8 @@ def test_a_file_with_two_labels_or_twice_in_one_generator_is_kept_once(tmp_path)
     assert reasons == {
         **{f"test/sd/1_fake/x_1_{x}": f"file already read as real (test/sd/0_real/x_1_{x}): one file cannot be both"
            for x in ("a.png", "b.jpg")},
-        **{f"test/sd/v2/0_real/x_1_{x}": f"file already read for generator 'sd' (test/sd/0_real/x_1_{x}), not read again"
-           for x in ("a.png", "b.jpg")},
+        **{f"test/sd/v2/0_real/x_1_{x}":
+           f"file already read for generator 'sd' (test/sd/0_real/x_1_{x}), not read again" for x in ("a.png", "b.jpg")},
     }
 
 

@@ -130,7 +130,7 @@ def test_rows_are_on_disk_before_the_scan_ends(tmp_path: Path) -> None:
 
     def results():
         yield ScanResult("a.png", 0.25, "real")
-        assert "a.png,0.250000,real," in output.read_text()  # a scan killed here keeps its first row
+        assert "a.png,0.25,real," in output.read_text()  # a scan killed here keeps its first row
         yield ScanResult("b.png", 0.75, "fake")
 
     assert predict.write_results(results(), output) == {"real": 1, "fake": 1}
@@ -168,3 +168,14 @@ def test_a_scan_where_no_file_could_be_scored_exits_1(tiny_model_dir: Path, tmp_
     Image.new("RGB", (8, 8)).save(tmp_path / "ok.png")
     assert predict.main([str(tmp_path / "ok.png"), str(tmp_path / "misspelt_folder"), "--model", str(tiny_model_dir),
                          "--output", str(output), "--num_workers", "0"]) == 0
+
+
+@pytest.mark.parametrize("p_fake", [0.4999996, 8.79999988e-05, 1.0 - 2.0**-24, 0.5, 1e-30])
+def test_csv_p_fake_gives_back_the_float32_probability_and_agrees_with_its_label(p_fake):
+    """Six fixed decimals wrote 0.4999996 as 0.500000 beside `real` and tied small scores (AP from the CSV differed
+    from train.py's)."""
+    probability = float(np.float32(p_fake))  # what Detector.probabilities gives: float32 softmax values
+    label = "fake" if probability >= 0.5 else "real"
+    row = predict.csv_row(ScanResult(path="x.png", p_fake=probability, label=label))
+    assert np.float32(float(row["p_fake"])) == np.float32(probability)
+    assert (float(row["p_fake"]) >= 0.5) == (label == "fake")
