@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
-from PIL import Image
+from PIL import Image, ImageFile
 from torch.utils.data import DataLoader, Dataset
 from transformers import (
     AutoImageProcessor,
@@ -36,11 +36,18 @@ DEFAULT_MODEL_DIR = Path("outputs") / "pinclip-minigenimage"
 TRAIN_COMMAND = "python train.py"
 DEFAULT_THRESHOLD = 0.5
 REAL, FAKE = "real", "fake"
-# Folders are scanned for every extension Pillow can open (not its save-only formats, such as PDF; MPO files open
-# through the JPEG plugin); files named explicitly are always scanned.
+def _is_stub(factory: object) -> bool:
+    return isinstance(factory, type) and issubclass(factory, ImageFile.StubImageFile)
+
+
+# Folders are scanned for every extension Pillow can open and decode itself: not its save-only formats (PDF), nor
+# the stubs that only identify a file (HDF5, GRIB, BUFR, WMF) or MPEG's header reader, which would put videos and
+# data files (.mpg, .h5, ...) into a scan to be read whole and fail. MPO files open through the JPEG plugin. Files
+# named explicitly are always scanned.
 IMAGE_EXTENSIONS = frozenset(
     ext.lower() for ext, image_format in Image.registered_extensions().items()
-    if image_format in Image.OPEN or image_format == "MPO"
+    if image_format == "MPO" or (image_format in Image.OPEN and image_format != "MPEG"
+                                 and not _is_stub(Image.OPEN[image_format][0]))
 )
 
 

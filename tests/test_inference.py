@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from inference import Detector
+from inference import Detector, find_images
 from test_preprocessing import random_image
 
 
@@ -104,3 +104,13 @@ def test_score_images_takes_any_pil_mode_and_an_empty_list(tiny_model_dir: Path)
     assert detector.p_fake(rgb.convert("RGBA")) == detector.p_fake(rgb)  # alpha dropped, as load_rgb_image does
     grey = rgb.convert("L")
     assert detector.p_fake(grey) == detector.p_fake(grey.convert("RGB"))
+
+
+def test_a_folder_scan_leaves_out_videos_and_data_files_pillow_cannot_decode(tmp_path):
+    """Pillow registers .mpg (a header reader) and .h5/.grib/.bufr/.wmf (stubs): a scan read such files whole, a
+    1.5 GB video included, only to report them undecodable."""
+    Image.new("RGB", (8, 8)).save(tmp_path / "a.png")
+    for name in ("clip.mpg", "clip.MPEG", "data.h5", "data.hdf", "w.grib", "w.bufr", "m.wmf", "m.emf"):
+        (tmp_path / name).write_bytes(b"\0" * 64)
+    assert find_images([tmp_path]) == [tmp_path / "a.png"]
+    assert find_images([tmp_path / "clip.mpg"]) == [tmp_path / "clip.mpg"]  # named explicitly: still reported
