@@ -53,44 +53,55 @@ def load_rgb_image(source: "str | Path | bytes | dict | Image.Image", max_pixels
         if stored is None and not source.get("path"):
             raise ImageLoadError("image: missing (neither bytes nor a path)")
         return load_rgb_image(stored if stored is not None else source["path"], max_pixels)
-    if not isinstance(source, (str, Path, bytes, bytearray, memoryview, Image.Image)):
-        raise ImageLoadError(f"image: a {type(source).__name__} is not an image, bytes or a path")
-    name = str(source) if isinstance(source, (str, Path)) else "image"
     if isinstance(source, Image.Image):
-        image = source
-    else:
-        if isinstance(source, (str, Path)):
-            path = Path(source)
-            if not path.is_file():
-                raise ImageLoadError(f"{name}: no such file")
-            data = path.read_bytes()
-        else:
-            data = bytes(source)
-        if not data:
-            raise ImageLoadError(f"{name}: empty file (0 bytes)")
-        try:
-            with warnings.catch_warnings():
-                # Pillow warns above its own limit; `max_pixels` decides below (it may be higher or lower).
-                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-                image = Image.open(io.BytesIO(data))
-        except Image.DecompressionBombError:  # over twice Pillow's limit: refused whatever max_pixels says
-            raise ImageLoadError(
-                f"{name}: refused, over twice Pillow's {Image.MAX_IMAGE_PIXELS} pixel limit (decompression-bomb check)"
-            ) from None
-        except UnidentifiedImageError:
-            raise ImageLoadError(f"{name}: not a recognised image file") from None
-        except (OSError, SyntaxError, ValueError) as error:  # header cut short or malformed
-            raise ImageLoadError(f"{name}: truncated or corrupt image data ({error})") from None
+        return _to_upright_rgb(source, "image", max_pixels, owned=False)
+    if isinstance(source, (str, Path)):
+        path = Path(source)
+        if not path.is_file():
+            raise ImageLoadError(f"{path}: no such file")
+        if path.stat().st_size == 0:
+            raise ImageLoadError(f"{path}: empty file (0 bytes)")
+        # Decoded from the open file, not read whole first: Pillow reads what the header says it needs, so a
+        # non-image (a video named .jpg, say) is refused without its size in memory.
+        with path.open("rb") as handle:
+            return _to_upright_rgb(_open(handle, str(path)), str(path), max_pixels, owned=True)
+    if not isinstance(source, (bytes, bytearray, memoryview)):
+        raise ImageLoadError(f"image: a {type(source).__name__} is not an image, bytes or a path")
+    if not len(source):
+        raise ImageLoadError("image: empty file (0 bytes)")
+    return _to_upright_rgb(_open(io.BytesIO(source), "image"), "image", max_pixels, owned=True)
+
+
+def _open(stream: "io.BufferedIOBase", name: str) -> Image.Image:
+    """Pillow's lazy open (the header only), its errors as `ImageLoadError`."""
+    try:
+        with warnings.catch_warnings():
+            # Pillow warns above its own limit; `max_pixels` decides in `_to_upright_rgb` (it may be higher or lower).
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            return Image.open(stream)
+    except Image.DecompressionBombError:  # over twice Pillow's limit: refused whatever max_pixels says
+        raise ImageLoadError(
+            f"{name}: refused, over twice Pillow's {Image.MAX_IMAGE_PIXELS} pixel limit (decompression-bomb check)"
+        ) from None
+    except UnidentifiedImageError:
+        raise ImageLoadError(f"{name}: not a recognised image file") from None
+    except (OSError, SyntaxError, ValueError) as error:  # header cut short or malformed
+        raise ImageLoadError(f"{name}: truncated or corrupt image data ({error})") from None
+
+
+def _to_upright_rgb(image: Image.Image, name: str, max_pixels: int, owned: bool) -> Image.Image:
+    """Decode the first frame, apply the EXIF orientation (in place when `owned`: no full-size copy of an upright
+    image; a caller's image is transposed into a copy) and convert to RGB."""
     width, height = image.size
     if width * height > max_pixels:
         raise ImageLoadError(f"{name}: {width}x{height} is larger than the {max_pixels} pixel limit")
     try:
         image.seek(0)  # animated GIF/PNG/WebP: the first frame
         image.load()
-        if isinstance(source, Image.Image):
-            image = ImageOps.exif_transpose(image)  # a copy: the caller's image stays as it was
+        if owned:
+            ImageOps.exif_transpose(image, in_place=True)
         else:
-            ImageOps.exif_transpose(image, in_place=True)  # the image is ours: no full-size copy when upright
+            image = ImageOps.exif_transpose(image)
         return to_rgb(image)
     except MemoryError:
         raise

@@ -1,6 +1,9 @@
 """load_rgb_image: every odd input becomes 8-bit RGB or a clear ImageLoadError."""
 
+import gc
 import io
+import tracemalloc
+import warnings
 
 import numpy as np
 import pytest
@@ -119,3 +122,30 @@ def test_an_animated_image_given_at_a_later_frame_gives_its_first_frame():
     opened = Image.open(io.BytesIO(png_bytes(frames[0], "GIF", save_all=True, append_images=frames[1:])))
     opened.seek(1)
     assert load_rgb_image(opened).getpixel((0, 0))[0] > 200
+
+
+def test_a_large_file_that_is_no_image_is_refused_without_reading_it_whole(tmp_path):
+    """The file was read into memory before Pillow saw its header: a video named .jpg cost its size per worker."""
+    path = tmp_path / "video.jpg"
+    with path.open("wb") as handle:
+        handle.truncate(64 * 2**20)  # 64 MiB of zeros (sparse: no disk used)
+    tracemalloc.start()
+    try:
+        with pytest.raises(ImageLoadError, match="not a recognised image file"):
+            load_rgb_image(path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 4 * 2**20
+
+
+def test_an_image_file_is_closed_once_loaded(tmp_path):
+    path = tmp_path / "a.png"
+    Image.new("RGBA", (6, 4), (1, 2, 3, 4)).save(path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ResourceWarning)
+        image = load_rgb_image(path)
+        gc.collect()
+    assert image.mode == "RGB" and image.getpixel((0, 0)) == (1, 2, 3)
+    path.unlink()  # nothing holds it open
+    assert image.crop((0, 0, 2, 2)).size == (2, 2)
