@@ -67,7 +67,8 @@ def write_results(results: Iterable[ScanResult], output: Path) -> dict[str, int]
     """Stream results into a CSV or JSON-lines file; returns counts per label (and `error`)."""
     counts: dict[str, int] = {}
     as_csv = output.suffix.lower() == ".csv"
-    # A file name that is not valid UTF-8 (a Latin-1 name, say) is written as its original bytes, not refused mid-scan.
+    # A file name that is not valid UTF-8 (a Latin-1 name, say) is not refused mid-scan: CSV gets its original bytes,
+    # JSON (UTF-8 by definition) a `\udcXX` escape per such byte, which json.loads + os.fsencode turn back into them.
     with output.open("w", newline="", encoding="utf-8", errors="surrogateescape") as handle:
         writer = csv.DictWriter(handle, fieldnames=FIELDS) if as_csv else None
         if writer is not None:

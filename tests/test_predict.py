@@ -90,6 +90,10 @@ def test_a_file_name_that_is_not_utf8_gets_its_row(tiny_model_dir: Path, tmp_pat
     assert predict.main([str(folder), "--model", str(tiny_model_dir), "--output", str(output)]) == 0
     lines = output.read_bytes().splitlines()
     assert len(lines) == 3 and b"lat\xe9.png" in lines[1] and lines[2].startswith(os.fsencode(folder / "z.png"))
+    jsonl = tmp_path / "r.jsonl"
+    assert predict.main([str(folder), "--model", str(tiny_model_dir), "--output", str(jsonl)]) == 0
+    rows = [json.loads(line) for line in jsonl.read_text(encoding="utf-8").splitlines()]  # valid UTF-8 JSON
+    assert os.fsencode(rows[0]["path"]) == os.fsencode(folder) + b"/lat\xe9.png" and rows[0]["p_fake"] is not None
 
 
 def test_a_model_that_cannot_load_is_a_message(scan_tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
