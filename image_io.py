@@ -57,8 +57,9 @@ def load_rgb_image(source: "str | Path | bytes | dict | Image.Image", max_pixels
         return _to_upright_rgb(source, "image", max_pixels, owned=False)
     if isinstance(source, (str, Path)):
         path = Path(source)
-        if not path.is_file():
-            raise ImageLoadError(f"{path}: no such file")
+        if not path.is_file():  # opening a FIFO or a device would block or never end: refused like a folder
+            kind = "no such file" if not path.exists() else "a folder" if path.is_dir() else "not a regular file"
+            raise ImageLoadError(f"{path}: {kind}")
         if path.stat().st_size == 0:
             raise ImageLoadError(f"{path}: empty file (0 bytes)")
         # Decoded from the open file, not read whole first: Pillow reads what the header says it needs, so a

@@ -2,6 +2,7 @@
 
 import gc
 import io
+import os
 import tracemalloc
 import warnings
 
@@ -105,6 +106,11 @@ def test_pixel_limit_may_exceed_pillows(monkeypatch):
 def test_missing_file_and_pixel_limit(tmp_path):
     with pytest.raises(ImageLoadError, match="no such file"):
         load_rgb_image(tmp_path / "missing.png")
+    with pytest.raises(ImageLoadError, match="folder.png: a folder"):
+        load_rgb_image((tmp_path / "folder.png").mkdir() or tmp_path / "folder.png")
+    os.mkfifo(tmp_path / "fifo.png")  # opening it would wait for a writer forever
+    with pytest.raises(ImageLoadError, match="fifo.png: not a regular file"):
+        load_rgb_image(tmp_path / "fifo.png")
     with pytest.raises(ImageLoadError, match="pixel limit"):
         load_rgb_image(png_bytes(RGB), max_pixels=100)
 
