@@ -26,7 +26,7 @@ from PIL import Image
 
 from corruptions import degrade
 from image_io import ImageLoadError, load_rgb_image
-from inference import DEFAULT_MODEL_DIR, FAKE, TRAIN_COMMAND, Detector, display_name
+from inference import DEFAULT_MODEL_DIR, FAKE, TRAIN_COMMAND, Detector, display_name, p_fake_text
 
 APP_DIR = Path(__file__).resolve().parent
 ASSETS_DIR = APP_DIR / "assets"
@@ -251,7 +251,8 @@ class Handlers:
         detector = self._require_model()
         rows = []
         for result in detector.scan(paths, batch_size=16):
-            p_fake = None if result.p_fake is None else round(result.p_fake, 6)  # as predict.py writes it
+            # as predict.py writes it: rounder values would tie scores and could read 0.5 beside "real"
+            p_fake = None if result.p_fake is None else float(p_fake_text(result.p_fake))
             rows.append([Path(result.path).name, p_fake, result.label or "", result.error or ""])
         # One folder per request, so concurrent users never overwrite each other's download; Gradio serves its
         # own copy of the file, so earlier requests' folders are removed rather than left to pile up.
@@ -263,7 +264,7 @@ class Handlers:
         with csv_path.open("w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(["file", "p_fake", "label", "error"])
-            writer.writerows(rows)
+            writer.writerows([name, p_fake_text(p_fake), label, error] for name, p_fake, label, error in rows)
         return rows, str(csv_path)
 
 

@@ -146,6 +146,12 @@ class Detector:
                     yield ScanResult(item.path, p_fake=p_fake, label=self.label_of(p_fake))
 
 
+def p_fake_text(p_fake: float | None) -> str:
+    """p_fake as written to result files: 9 significant digits give back the float32 probability exactly, so a file
+    agrees with its label at any threshold and keeps ties and rankings (AP, AUC) as computed. "" when not scored."""
+    return "" if p_fake is None else f"{p_fake:.9g}"
+
+
 def display_name(name_or_path: str) -> str:
     """How a model or backbone is named to users: a Hub id (`name` or `owner/name`) as it is, a local folder by its
     own name only, so that no server path leaves the demo."""

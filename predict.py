@@ -22,7 +22,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from inference import DEFAULT_MODEL_DIR, TRAIN_COMMAND, Detector, ScanResult, find_images
+from inference import DEFAULT_MODEL_DIR, TRAIN_COMMAND, Detector, ScanResult, find_images, p_fake_text
 
 FIELDS = ("path", "p_fake", "label", "error")
 
@@ -56,11 +56,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def csv_row(result: ScanResult) -> dict[str, str]:
-    """CSV has no null: missing values are empty cells. p_fake keeps 9 significant digits, which give back the
-    float32 probability exactly: rounding to fixed decimals tied scores (AP, AUC computed from the file differed
-    from train.py's) and wrote 0.4999996 as 0.500000 beside the label real."""
-    p_fake = "" if result.p_fake is None else f"{result.p_fake:.9g}"
-    return {"path": result.path, "p_fake": p_fake, "label": result.label or "", "error": result.error or ""}
+    """CSV has no null: missing values are empty cells. p_fake as `inference.p_fake_text` writes it (six fixed
+    decimals tied small scores and wrote 0.4999996 as 0.500000 beside the label real)."""
+    return {"path": result.path, "p_fake": p_fake_text(result.p_fake), "label": result.label or "",
+            "error": result.error or ""}
 
 
 def write_results(results: Iterable[ScanResult], output: Path) -> dict[str, int]:
