@@ -172,7 +172,8 @@ def model_overview(detector: Detector, card: dict) -> str:
     lines = [
         f"**Model** `{card_model_name(card) or detector.name}` · base CLIP `{base}`",
         f"**Training data** {', '.join(map(str, datasets if isinstance(datasets, list) else [datasets])) or 'see the model card'}",
-        f"**Noise** `{getattr(config, 'noise_mode', '?')}` (injection `{getattr(config, 'noise_injection', '?')}`)",
+        f"**Noise** `{getattr(config, 'noise_mode', '?')}` (injection `{getattr(config, 'noise_injection', '?')}`, "
+        f"scale `{getattr(config, 'noise_scale', 'absolute')}`)",
         f"**Input** {getattr(config, 'image_size', '?')} px, {resize}",
         f"**Decision** fake when p(fake) ≥ {detector.threshold:g}",
     ]

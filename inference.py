@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
-from PIL import Image, ImageFile
+from PIL import EpsImagePlugin, Image, ImageFile
 from torch.utils.data import DataLoader, Dataset
 from transformers import (
     AutoImageProcessor,
@@ -36,18 +36,25 @@ DEFAULT_MODEL_DIR = Path("outputs") / "pinclip-minigenimage"
 TRAIN_COMMAND = "python train.py"
 DEFAULT_THRESHOLD = 0.5
 REAL, FAKE = "real", "fake"
-def _is_stub(factory: object) -> bool:
-    return isinstance(factory, type) and issubclass(factory, ImageFile.StubImageFile)
 
 
-# Folders are scanned for every extension Pillow can open and decode itself: not its save-only formats (PDF), nor
-# the stubs that only identify a file (HDF5, GRIB, BUFR, WMF) or MPEG's header reader, which would put videos and
-# data files (.mpg, .h5, ...) into a scan to be read whole and fail. MPO files open through the JPEG plugin. Files
-# named explicitly are always scanned.
+def _decodable(image_format: str) -> bool:
+    """Pillow opens and decodes this format itself: not a stub that only identifies a file (HDF5, GRIB, BUFR, WMF),
+    nor MPEG's header reader, and EPS only when Ghostscript, which decodes it, is installed."""
+    factory = Image.OPEN[image_format][0] if image_format in Image.OPEN else None
+    if factory is None or image_format == "MPEG":
+        return False
+    if isinstance(factory, type) and issubclass(factory, ImageFile.StubImageFile):
+        return False
+    return image_format != "EPS" or bool(EpsImagePlugin.has_ghostscript())
+
+
+# Folders are scanned for every extension Pillow decodes itself: a video or data file it only identifies (.mpg,
+# .h5, ...) would be read only to fail. Save-only formats (PDF) are not in Image.OPEN; MPO files open through the
+# JPEG plugin. Files named explicitly are always scanned.
 IMAGE_EXTENSIONS = frozenset(
     ext.lower() for ext, image_format in Image.registered_extensions().items()
-    if image_format == "MPO" or (image_format in Image.OPEN and image_format != "MPEG"
-                                 and not _is_stub(Image.OPEN[image_format][0]))
+    if image_format == "MPO" or _decodable(image_format)
 )
 
 

@@ -334,7 +334,8 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
         Detached: the backbone must not shrink its features to shrink the noise, nor grow them to escape it."""
         if self.config.noise_scale == "absolute":
             return 1.0
-        return features.detach().pow(2).mean(dim=-1, keepdim=True).sqrt()
+        # in float32: squares of fp16 activations above ~256 overflow to inf
+        return features.detach().float().pow(2).mean(dim=-1, keepdim=True).sqrt().to(features.dtype)
 
     def _tokens_before_last_block(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
         """The tokens entering the last vision block, and every hidden state up to them (CLIP's `hidden_states`)."""

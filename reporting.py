@@ -176,7 +176,7 @@ image processor records it.
 
 - backbone: {{ backbone }}{{ lora_note }}
 - data: {{ dataset_name }}, split `{{ train_split }}`
-- noise: `{{ noise_mode }}` (injection `{{ noise_injection }}`, λ = {{ noise_loss_weight }}, s = {{ random_noise_std }})
+- noise: `{{ noise_mode }}` (injection `{{ noise_injection }}`, λ = {{ noise_loss_weight }}, s = {{ random_noise_std }}, scale `{{ noise_scale }}`)
 - {{ hyperparameters }}
 
 ## Results ({{ dataset_name }})
@@ -252,6 +252,7 @@ def write_model_card(
         train_split=training.get("train_split", "train"),
         noise_mode=config.noise_mode,
         noise_injection=config.noise_injection,
+        noise_scale=config.noise_scale,
         noise_loss_weight=config.noise_loss_weight,
         random_noise_std=config.random_noise_std,
         hyperparameters=", ".join(f"{k} = {v}" for k, v in training.items() if k != "train_split"),

@@ -319,6 +319,8 @@ def test_model_overview_states_the_models_facts(model_dir: Path, tmp_path: Path,
     assert "px, resized" in text and "**Decision** fake when p(fake) ≥ 0.9" in text
     detector.model.config.resize_images = False
     assert "px, centre-cropped, not resized" in model_overview(detector, {})
+    detector.model.config.noise_scale = "feature_rms"  # s is then a fraction of the features' RMS: say so
+    assert "scale `feature_rms`" in model_overview(detector, {})
     monkeypatch.chdir(tmp_path)
     (tmp_path / "runs" / "random-clip").mkdir(parents=True)  # a relative folder, on disk: its name only
     detector.model.config.clip_name_or_path = "runs/random-clip"

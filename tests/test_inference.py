@@ -3,9 +3,9 @@
 from pathlib import Path
 
 import pytest
-from PIL import Image
+from PIL import EpsImagePlugin, Image
 
-from inference import Detector, find_images
+from inference import IMAGE_EXTENSIONS, Detector, find_images
 from test_preprocessing import random_image
 
 
@@ -114,3 +114,5 @@ def test_a_folder_scan_leaves_out_videos_and_data_files_pillow_cannot_decode(tmp
         (tmp_path / name).write_bytes(b"\0" * 64)
     assert find_images([tmp_path]) == [tmp_path / "a.png"]
     assert find_images([tmp_path / "clip.mpg"]) == [tmp_path / "clip.mpg"]  # named explicitly: still reported
+    # EPS is decoded by Ghostscript, an outside program: scanned only where it is installed
+    assert (".eps" in IMAGE_EXTENSIONS) == bool(EpsImagePlugin.has_ghostscript())

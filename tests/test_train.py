@@ -156,6 +156,7 @@ def test_push_to_hub_uploads_one_folder_with_card(trained_run):
     assert "someone/pinclip-test" in card.text
     assert card.data.datasets == ["minigenimage"] and card.data.base_model is None  # the backbone is a local folder
     assert "- backbone: `random-clip` (a local folder) (fully fine-tuned)" in card.text
+    assert "s = 0.25, scale `absolute`)" in card.text
     assert str(out / "random-clip") not in card.text
     assert str(out.parent) not in card.text and "--output_dir out " in card.text  # the command, without local paths
 
