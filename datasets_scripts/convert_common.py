@@ -138,7 +138,7 @@ def check_image(path: Path) -> str | None:
 
 @dataclass(frozen=True)
 class WalkedFile:
-    """A file found under the raw root, or an entry not read and why (hidden, read already, unreadable, ...)."""
+    """A file found under the raw root, or an entry not read and why (hidden, a looping link, unreadable, ...)."""
 
     path: Path
     skip_reason: str | None = None
@@ -193,9 +193,10 @@ class ConversionPlan:
     skipped: list[dict[str, str]] = field(default_factory=list)
 
     def why(self, shown: int = 3) -> str:
-        """The commonest reasons for skipping, `"; e.g. 12 × reason, ..."`, or "" when nothing was skipped."""
-        counts = collections.Counter(item["reason"] for item in self.skipped).most_common(shown)
-        return "; commonest reasons: " + ", ".join(f"{n} × {reason}" for reason, n in counts) if counts else ""
+        """`"; commonest reasons: 12 × <reason>, ..."`, or "" when nothing was skipped. Reasons are counted without
+        what they say in brackets (the path that kept a file, a decoder's details), which differs from file to file."""
+        kinds = collections.Counter(item["reason"].split(" (")[0] for item in self.skipped).most_common(shown)
+        return "; commonest reasons: " + ", ".join(f"{n} × {reason}" for reason, n in kinds) if kinds else ""
 
     def fingerprint(self, raw_dir: Path) -> str:
         """Changes when the root folder or any kept file's path, size or mtime changes (keys the datasets cache)."""
@@ -212,7 +213,8 @@ def plan_conversion(raw_dir: str | os.PathLike, rule: LayoutRule) -> ConversionP
 
     Each real file (links resolved) is converted once per generator of one split: a real set that several test
     generators share through links counts for each of them, as it would as copies, but no file is read twice for one
-    generator, lands in two splits or carries two labels. The first path in sorted order keeps it.
+    generator, lands in two splits or carries two labels. The first path in walk order keeps it (folders sorted by
+    name, a folder's files before its subfolders), so which split keeps a file linked into two is alphabetical.
     """
     root = Path(raw_dir)
     if not root.is_dir():
@@ -220,6 +222,7 @@ def plan_conversion(raw_dir: str | os.PathLike, rule: LayoutRule) -> ConversionP
     plan = ConversionPlan()
     first_seen: dict[str, tuple[str, Placement]] = {}  # real path → the first path and placement that kept it
     generators_of: dict[str, set[str]] = {}  # real path → the generators it was kept for
+    refused: dict[str, str] = {}  # real path → why check_image refused it: decoded once, however many links
     for walked in walk_files(root):
         rel = walked.path.relative_to(root)
         reason = walked.skip_reason
@@ -230,8 +233,12 @@ def plan_conversion(raw_dir: str | os.PathLike, rule: LayoutRule) -> ConversionP
                 reason = placement
             elif target in first_seen:
                 reason = _repeat_reason(placement, *first_seen[target], generators_of[target])
+            elif target in refused:
+                reason = refused[target]
             else:
                 reason = check_image(walked.path)
+                if reason is not None:
+                    refused[target] = reason
         if reason is not None:
             plan.skipped.append({"file": rel.as_posix(), "reason": reason})
             continue

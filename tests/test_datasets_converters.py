@@ -297,7 +297,7 @@ def test_empty_tree_is_a_clear_error(tmp_path):
         folder.convert_folder(tmp_path / "empty", tmp_path / "out")
 
 
-def test_folder_symlinks_out_of_the_tree_are_followed_once_and_hidden_entries_reported(tmp_path):
+def test_folder_symlinks_out_of_the_tree_are_followed_and_hidden_entries_reported(tmp_path):
     raw, elsewhere = tmp_path / "raw", tmp_path / "elsewhere"
     _leaf(raw / "test" / "sd" / "0_real", 1)
     _leaf(elsewhere / "fakes", 2, marker="1_fake")
@@ -564,7 +564,7 @@ def test_files_reached_through_two_folder_symlinks_are_read_once(tmp_path):
     assert len(kept) == 4 == len(set(kept)), sorted(plan.entries)  # no image in both train and test
 
 
-def test_a_folder_read_through_one_link_is_not_read_again_below_another(tmp_path):
+def test_files_read_through_one_link_are_not_read_again_below_another(tmp_path):
     # test/sd is read first (sorted order); train/all holds sd again, as a plain folder
     raw, elsewhere = _tree_of_two_links(tmp_path, ("sd/0_real", "gan/1_fake"), ("sd", "sd"), ("all", ""))
     plan = convert_common.plan_conversion(raw, folder.folder_rule("raw"))
@@ -780,3 +780,24 @@ def test_the_cli_says_why_files_were_skipped(tmp_path, capsys):
     _write(raw / "sd" / "notes.txt", b"not an image")
     assert genimage.main([str(raw), "--output_dir", str(tmp_path / "out")]) == 0
     assert "2 images written, 3 files skipped; commonest reasons: 2 × " in capsys.readouterr().out
+
+
+def test_skip_reasons_are_counted_by_kind_and_a_bad_file_is_decoded_once(tmp_path, monkeypatch, capsys):
+    raw, shared = tmp_path / "raw", tmp_path / "shared"
+    _leaf(shared, 1, marker="x")
+    _write(shared / "broken.png", _image_bytes("PNG", 3)[:40])
+    _leaf(raw / "test" / "sd" / "1_fake", 2)
+    (raw / "test" / "gan").mkdir(parents=True)
+    for generator in ("gan", "sd"):
+        (raw / "test" / generator / "0_real").symlink_to(shared, target_is_directory=True)
+    (raw / "train" / "sd").mkdir(parents=True)
+    (raw / "train" / "sd" / "0_real").symlink_to(shared, target_is_directory=True)
+    checked = []
+    check_image = convert_common.check_image
+    monkeypatch.setattr(convert_common, "check_image", lambda path: checked.append(path.name) or check_image(path))
+    assert folder.main([str(raw), "--output_dir", str(tmp_path / "out")]) == 0
+    assert checked.count("broken.png") == 1  # refused once, not decoded again through every link
+    out = capsys.readouterr().out
+    # the paths in brackets differ per file; the kinds are what the count is about
+    assert "6 images written, 5 files skipped; commonest reasons: 3 × undecodable: " in out
+    assert ", 2 × file already read into split 'test' (see report.json)" in out
