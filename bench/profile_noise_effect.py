@@ -6,7 +6,8 @@ margin (fake − real) on them, and how far one draw of the model's own training
 shifts that margin, over several draws. If the shift is small against the margin, the noise no longer changes what
 the classifier learns from: the backbone has outgrown it.
 
-    python bench/profile_noise_effect.py outputs/ablation-minigenimage/pin-seed0 outputs/ablation-minigenimage/none-seed0
+    python bench/profile_noise_effect.py outputs/ablation-minigenimage/pin-seed0 \
+        outputs/ablation-minigenimage/none-seed0
 """
 
 from __future__ import annotations
@@ -39,29 +40,35 @@ def validation_pixels(model_dir: str, images: int, seed: int) -> torch.Tensor:
 
 @torch.no_grad()
 def noise_effect(
-    model: PinClipForImageClassification, pixels: torch.Tensor, draws: int = 8, seed: int = 0
+    model: PinClipForImageClassification, pixels: torch.Tensor, draws: int = 8, seed: int = 0, batch_size: int = 64
 ) -> dict[str, float]:
     """Medians over images (and draws) of the embedding's norm and RMS, |margin| and |margin shift|; the mean shift
     towards the clean decision (positive: the noise pushes each image further to the side it is already on, as a
-    learned μ that helps the classifier does); the share of (image, draw) pairs whose decision the noise flips."""
+    learned μ that helps the classifier does); the share of (image, draw) pairs whose decision the noise flips.
+    The model's mode, its `inference_noise` and the global RNG are left as they were."""
+
+    def forward(noise: str) -> tuple[torch.Tensor, torch.Tensor]:
+        model.config.inference_noise = noise
+        outputs = [model(batch) for batch in pixels.split(batch_size)]
+        return torch.cat([o.logits for o in outputs]), torch.cat([o.image_embeds for o in outputs])
+
+    was_training, setting = model.training, model.config.inference_noise
     model.eval()
-    setting = model.config.inference_noise
     try:
-        model.config.inference_noise = "none"
-        clean = model(pixels)
-        margin = clean.logits[:, 1] - clean.logits[:, 0]
-        model.config.inference_noise = "sample"
-        torch.manual_seed(seed)
-        shifts, towards, flips = [], [], 0
-        for _ in range(draws):
-            noisy = model(pixels).logits
-            noisy_margin = noisy[:, 1] - noisy[:, 0]
-            shifts.extend((noisy_margin - margin).abs().tolist())
-            towards.extend(((noisy_margin - margin) * margin.sign()).tolist())
-            flips += int(((noisy_margin > 0) != (margin > 0)).sum())
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)
+            logits, embeds = forward("none")
+            margin = logits[:, 1] - logits[:, 0]
+            shifts, towards, flips = [], [], 0
+            for _ in range(draws):
+                noisy, _ = forward("sample")
+                noisy_margin = noisy[:, 1] - noisy[:, 0]
+                shifts.extend((noisy_margin - margin).abs().tolist())
+                towards.extend(((noisy_margin - margin) * margin.sign()).tolist())
+                flips += int(((noisy_margin > 0) != (margin > 0)).sum())
     finally:
-        model.config.inference_noise = setting  # the caller's model is left as it was given
-    embeds = clean.image_embeds
+        model.config.inference_noise = setting
+        model.train(was_training)
     return {
         "embedding_norm": statistics.median(embeds.norm(dim=-1).tolist()),
         "embedding_rms": statistics.median(embeds.pow(2).mean(dim=-1).sqrt().tolist()),

@@ -127,7 +127,10 @@ def test_noise_effect_measures_the_margin_shift_of_the_models_own_noise(tiny_cli
         str(tiny_clip_dir), noise_mode="random", random_noise_std=std, noise_scale=scale
     )
     pixels = torch.randn(64, 3, 32, 32, generator=torch.Generator().manual_seed(0))
-    effect = noise_effect(model, pixels, draws=64)
+    rng = torch.get_rng_state()
+    model.train()
+    effect = noise_effect(model, pixels, draws=64, batch_size=16)
+    assert model.training and torch.equal(torch.get_rng_state(), rng)  # the caller's mode and RNG are left alone
     weight = model.classifier.weight.detach()
     rms = effect["embedding_rms"] if scale == "feature_rms" else 1.0
     expected_shift = 0.674 * std * rms * float((weight[1] - weight[0]).norm())
