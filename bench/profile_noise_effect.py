@@ -4,7 +4,7 @@ For each saved PiN-CLIP folder: the image embeddings of MiniGenImage validation 
 margin (fake − real) on them, and how far one draw of the model's own training noise (`pin`: its generator's μ + σz;
 `random` and `none`: N(0, s²I), s = `random_noise_std`; times each embedding's RMS with `noise_scale="feature_rms"`)
 shifts that margin, over several draws. If the shift is small against the margin, the noise no longer changes what
-the classifier learns from: the backbone has outgrown it.
+the classifier learns from: the backbone has outgrown it, or the generator has shrunk it.
 
     python bench/profile_noise_effect.py outputs/ablation-minigenimage/pin-seed0 \
         outputs/ablation-minigenimage/none-seed0
