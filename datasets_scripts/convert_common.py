@@ -192,12 +192,6 @@ class ConversionPlan:
     entries: dict[str, list[tuple[str, Placement]]] = field(default_factory=dict)
     skipped: list[dict[str, str]] = field(default_factory=list)
 
-    def why(self, shown: int = 3) -> str:
-        """`"; commonest reasons: 12 × <reason>, ..."`, or "" when nothing was skipped. Reasons are counted without
-        what they say in brackets (the path that kept a file, a decoder's details), which differs from file to file."""
-        kinds = collections.Counter(item["reason"].split(" (")[0] for item in self.skipped).most_common(shown)
-        return "; commonest reasons: " + ", ".join(f"{n} × {reason}" for reason, n in kinds) if kinds else ""
-
     def fingerprint(self, raw_dir: Path) -> str:
         """Changes when the root folder or any kept file's path, size or mtime changes (keys the datasets cache)."""
         digest = hashlib.sha256(f"{raw_dir.resolve()}\n".encode())
@@ -206,6 +200,14 @@ class ConversionPlan:
                 stat = (raw_dir / rel).stat()
                 digest.update(f"{split}|{rel}|{placement}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
         return digest.hexdigest()
+
+
+def commonest_reasons(skipped: list[dict[str, str]], shown: int = 3) -> str:
+    """`"; commonest reasons: 12 × <reason>, ..."` for a plan's or report's skipped files, "" when there are none.
+    Reasons are counted without what they say in brackets (the path that kept a file, a decoder's details), which
+    differs from file to file."""
+    kinds = collections.Counter(item["reason"].split(" (")[0] for item in skipped).most_common(shown)
+    return "; commonest reasons: " + ", ".join(f"{n} × {reason}" for reason, n in kinds) if kinds else ""
 
 
 def plan_conversion(raw_dir: str | os.PathLike, rule: LayoutRule) -> ConversionPlan:
@@ -220,8 +222,7 @@ def plan_conversion(raw_dir: str | os.PathLike, rule: LayoutRule) -> ConversionP
     if not root.is_dir():
         raise FileNotFoundError(f"raw directory not found: {root}")
     plan = ConversionPlan()
-    first_seen: dict[str, tuple[str, Placement]] = {}  # real path → the first path and placement that kept it
-    generators_of: dict[str, set[str]] = {}  # real path → the generators it was kept for
+    kept: dict[str, tuple[str, Placement, set[str]]] = {}  # real path → first path and placement, generators kept for
     refused: dict[str, str] = {}  # real path → why check_image refused it: decoded once, however many links
     for walked in walk_files(root):
         rel = walked.path.relative_to(root)
@@ -231,8 +232,8 @@ def plan_conversion(raw_dir: str | os.PathLike, rule: LayoutRule) -> ConversionP
             target = os.path.realpath(walked.path)
             if isinstance(placement, str):
                 reason = placement
-            elif target in first_seen:
-                reason = _repeat_reason(placement, *first_seen[target], generators_of[target])
+            elif target in kept:
+                reason = _repeat_reason(placement, *kept[target])
             elif target in refused:
                 reason = refused[target]
             else:
@@ -242,8 +243,7 @@ def plan_conversion(raw_dir: str | os.PathLike, rule: LayoutRule) -> ConversionP
         if reason is not None:
             plan.skipped.append({"file": rel.as_posix(), "reason": reason})
             continue
-        first_seen.setdefault(target, (rel.as_posix(), placement))
-        generators_of.setdefault(target, set()).add(placement.generator)
+        kept.setdefault(target, (rel.as_posix(), placement, set()))[2].add(placement.generator)
         plan.entries.setdefault(placement.split, []).append((rel.as_posix(), placement))
     return plan
 
@@ -273,7 +273,7 @@ def _rows(raw_dir: str, entries: list[tuple[str, Placement]]) -> Iterator[dict]:
 def plan_to_dataset_dict(raw_dir: str | os.PathLike, plan: ConversionPlan, cache_dir: str | None = None) -> datasets.DatasetDict:
     """Stream each split's files into Arrow (datasets cache), one row at a time."""
     if not plan.entries:
-        raise ValueError(f"no usable images found under {raw_dir} ({len(plan.skipped)} files skipped{plan.why()})")
+        raise ValueError(f"no usable images found under {raw_dir} ({len(plan.skipped)} files skipped{commonest_reasons(plan.skipped)})")
     base = plan.fingerprint(Path(raw_dir))
     splits = {}
     for split in sorted(plan.entries):
@@ -429,7 +429,7 @@ def cli(convert_fn: Callable[..., datasets.DatasetDict], description: str, argv:
         parser.exit(2, f"{parser.prog}: error: {error}\n")
     report = json.loads((Path(args.output_dir) / REPORT_NAME).read_text())
     print(dataset_dict)
-    why = ConversionPlan(skipped=report["skipped"]).why()
+    why = commonest_reasons(report["skipped"])
     print(f"{report['num_images']} images written, {report['num_skipped']} files skipped{why} (see report.json)")
     return 0
 
