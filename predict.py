@@ -2,11 +2,11 @@
 
     python predict.py photos/ extra.jpg --output results.csv      # or results.jsonl
 
-Folders are walked recursively in sorted order (files Pillow can open, hidden files skipped, folder links followed,
-each real folder once); a file named on the command line is always scanned. A file that cannot be read gets a row
-with the reason in `error` and an empty `p_fake` instead of stopping the run. Rows are written as they are scored, so an interrupted scan keeps
-what it did. Exit status: 0 when a file was scored, 1 when none could be, 2 for arguments or a model that cannot
-work.
+Folders are walked recursively in sorted order (files Pillow decodes itself, hidden files skipped, folder links
+followed, each real folder once); a file named on the command line is always scanned. A file that cannot be read
+gets a row with the reason in `error` and an empty `p_fake` instead of stopping the run. Rows are written as they
+are scored, so an interrupted scan keeps what it did. Exit status: 0 when a file was scored, 1 when none could be,
+2 for arguments or a model that cannot work.
 """
 
 from __future__ import annotations

@@ -18,6 +18,8 @@ from huggingface_hub import EvalResult, ModelCard, ModelCardData  # noqa: E402
 from sklearn.metrics import roc_curve  # noqa: E402
 from transformers import PreTrainedConfig  # noqa: E402
 
+from inference import display_name  # noqa: E402
+
 METRIC_KEYS = ("acc", "r_acc", "f_acc", "ap", "auc")
 METRIC_TITLES = {"acc": "Acc", "r_acc": "R.Acc", "f_acc": "F.Acc", "ap": "AP", "auc": "AUC"}
 MODEL_INDEX_TYPES = {"acc": "accuracy", "r_acc": "accuracy", "f_acc": "accuracy", "ap": "average_precision", "auc": "roc_auc"}
@@ -191,12 +193,6 @@ Reproduce with:
 """
 
 
-def public_name(source: str) -> str:
-    """A model or data source as reports and the model card name it: a Hub id as it is, a local folder by its name
-    only (no local path is published)."""
-    return Path(source).name if Path(source).is_dir() else source
-
-
 def public_command(command: str) -> str:
     """`command` as the model card shows it: every absolute or home-relative path (also in `--flag=PATH`) by its last
     component, so that no user name or machine layout is published; relative paths and Hub ids stay."""
@@ -244,9 +240,9 @@ def write_model_card(
         card_data,
         template_str=CARD_TEMPLATE,
         model_name=model_name,
-        repo_id=repo_id or public_name(str(output_dir)),
+        repo_id=repo_id or display_name(str(output_dir)),
         image_size=config.image_size,
-        backbone=f"`{public_name(backbone)}`" + (" (a local folder)" if local_backbone else ""),
+        backbone=f"`{display_name(backbone)}`" + (" (a local folder)" if local_backbone else ""),
         lora_note=lora if config.lora_r else " (fully fine-tuned)",
         dataset_name=dataset_name,
         train_split=training.get("train_split", "train"),

@@ -36,7 +36,7 @@ from clip_checkpoints import write_random_clip
 from corruptions import robustness_grid
 from detection_data import Collator, EvalImages, TrainImages, check_images, load_detection_data
 from hub_push import create_model_repo, push_folder
-from inference import load_classifier
+from inference import display_name, load_classifier
 from labels import fake_label_index
 from modeling_pinclip import PinClipForImageClassification
 from training_args import (
@@ -220,13 +220,13 @@ def dataset_title(data_args: DataArguments) -> str:
         return f"folder {Path(data_args.eval_dir).name}"
     name = data_args.dataset_name or MINIGENIMAGE
     if name != MINIGENIMAGE:
-        return reporting.public_name(name)
+        return display_name(name)
     return "MiniGenImage" + (" (reduced)" if data_args.minigenimage_reduced else "")
 
 
 def training_data(data_args: DataArguments) -> str:
     """The training data as the model card names it: a Hub dataset id or MiniGenImage; a local folder by its name."""
-    return reporting.public_name(data_args.train_dir or data_args.dataset_name or MINIGENIMAGE)
+    return display_name(data_args.train_dir or data_args.dataset_name or MINIGENIMAGE)
 
 
 def summary(metrics: dict, output_dir: Path, seconds: float) -> str:
@@ -448,7 +448,7 @@ def main(argv: list[str] | None = None) -> dict:
             robust_text = "\n## Robustness (mean over test subsets)\n\n" + reporting.robustness_table(robustness)
         reporting.write_model_card(
             output_dir, metrics, config, dataset_title(data_args),
-            reporting.public_name(data_args.dataset_name or MINIGENIMAGE), training, command,
+            display_name(data_args.dataset_name or MINIGENIMAGE), training, command,
             repo_id=args.hub_model_id, extra=robust_text, training_data=training_data(data_args),
         )
         if args.push_to_hub:

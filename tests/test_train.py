@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 import hub_push
-import reporting
+from inference import display_name
 import train
 from training_args import parse_arguments
 
@@ -447,8 +447,8 @@ def test_the_random_backbone_follows_shape_and_seed_in_a_reused_folder(tmp_path)
 
 
 def test_reports_name_a_local_dataset_folder_not_its_path(tmp_path):
-    assert reporting.public_name(str(tmp_path)) == tmp_path.name
-    assert reporting.public_name("HorizonTEL/AIGIBench") == "HorizonTEL/AIGIBench"
+    assert display_name(str(tmp_path)) == tmp_path.name
+    assert display_name("HorizonTEL/AIGIBench") == "HorizonTEL/AIGIBench"
 
 
 def test_the_log_holds_each_steps_rate_and_the_kl_term(minigen_cache, tmp_path):
