@@ -44,6 +44,11 @@ def mean_std(values: list[float]) -> dict:
     return {"mean": float(np.mean(values)), "std": std, "values": values}
 
 
+def spread(std: float | None) -> str:
+    """A sample std (a fraction) in points, or "–" where one seed leaves it undefined."""
+    return "–" if std is None else f"{100 * std:.1f}"
+
+
 def ablation_table(summary: dict) -> str:
     """Markdown: one row per test subset, then the test, unseen-family and validation means; a column per mode."""
     modes = list(summary)
@@ -54,8 +59,7 @@ def ablation_table(summary: dict) -> str:
         cells = []
         for mode in modes:
             stats = summary[mode][key] if key else summary[mode]["subsets"][row]
-            spread = "–" if not stats or stats["std"] is None else f"{100 * stats['std']:.1f}"
-            cells.append(f"{100 * stats['mean']:.1f} ± {spread}" if stats else "–")
+            cells.append(f"{100 * stats['mean']:.1f} ± {spread(stats['std'])}" if stats else "–")
         lines.append(f"| {row} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

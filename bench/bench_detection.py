@@ -19,7 +19,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from common import REPO_ROOT, Figure
+from common import REPO_ROOT, Figure  # first: it puts the repository root on sys.path
+
+from ablation import spread
 from configuration_pinclip import NOISE_MODES
 
 MARGIN_POINTS = 2.0
@@ -86,11 +88,6 @@ def protocol_figure(protocol: Protocol, path: Path) -> Figure:
         details=[f"read from {shown}", f"written by `{summary.get('command', 'an unknown command')}`",
                  *(f"{mode}: {', '.join(f'{100 * v:.1f}' for v in unseen[mode]['values'])}" for mode in NOISE_MODES)],
     )
-
-
-def spread(std: float | None) -> str:
-    """A sample std in points, or "–" where one seed leaves it undefined."""
-    return "–" if std is None else f"{100 * std:.1f}"
 
 
 def run(quick: bool = False, ablation: Path | None = None, pretrained_ablation: Path | None = None) -> list[Figure]:
