@@ -25,17 +25,20 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
     A 16-bit mode (`I;16*`) always spans 0-65535, so one pixel value gives one grey in every image. Modes `I`
     (32-bit integers) and `F` (floats) say nothing about their range: values up to 1 (`F` only), 255 or else 65535
-    are taken as the full range, judged from the image's maximum.
+    are taken as the full range, judged from the image's largest finite value. NaN becomes black, +inf white.
     """
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
         values = np.asarray(image, dtype=np.float64)
-        peak = values.max(initial=0)
+        finite = np.isfinite(values)
+        peak = values.max(initial=0, where=finite)
         if image.mode.startswith("I;16"):
             top = 65535.0
         elif image.mode == "F" and peak <= 1.0:
             top = 1.0
         else:
             top = 255.0 if peak <= 255 else 65535.0
+        if not finite.all():  # one NaN pixel would otherwise turn the whole cast into garbage
+            values = np.nan_to_num(values, nan=0.0, posinf=top, neginf=0.0)
         image = Image.fromarray(np.clip(values / top * 255.0 + 0.5, 0, 255).astype(np.uint8), mode="L")
     return image if image.mode == "RGB" else image.convert("RGB")
 
@@ -97,7 +100,11 @@ def _to_upright_rgb(image: Image.Image, name: str, max_pixels: int, owned: bool)
     if width * height > max_pixels:
         raise ImageLoadError(f"{name}: {width}x{height} is larger than the {max_pixels} pixel limit")
     try:
-        image.seek(0)  # animated GIF/PNG/WebP: the first frame
+        # Animated GIF/PNG/WebP: back to the first frame if a caller moved on. Only then: Pillow numbers a PSD's
+        # frames (its layers) from 1 and holds the flattened image right after opening, where seek(0) would fail.
+        first_frame = getattr(image, "_min_frame", 0)
+        if image.tell() != first_frame:
+            image.seek(first_frame)
         image.load()
         if owned:
             ImageOps.exif_transpose(image, in_place=True)

@@ -248,13 +248,15 @@ def _single_thread_worker(_: int) -> None:
 
 def find_images(paths: Iterable[str | os.PathLike]) -> list[Path]:
     """Files named in `paths` plus, for folders, every image file below them: recursively, following folder links
-    (each real folder once), sorted, hidden files and folders skipped. A broken link is kept, so its row says so."""
+    (each real folder once, across all of `paths`: `photos photos/2024` lists 2024's files once), sorted, hidden
+    files and folders skipped. A broken link is kept, so its row says so."""
     found: list[Path] = []
+    seen: set[str] = set()
     for path in map(Path, paths):
         if not path.is_dir():
             found.append(path)  # named explicitly: scanned (or reported) whatever its extension
             continue
-        below, seen = [], set()
+        below = []
         for folder, folders, files in os.walk(path, followlinks=True):
             real = os.path.realpath(folder)
             if real in seen:  # reached again through a link (or a link loop): its files are listed once

@@ -15,7 +15,6 @@ import argparse
 import csv
 import json
 import sys
-import tempfile
 from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
@@ -42,14 +41,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if Path(args.output).suffix.lower() not in (".csv", ".jsonl"):
         parser.error(f"--output must end in .csv or .jsonl, got {args.output!r}")
     output = Path(args.output)
-    if output.is_dir():
-        parser.error(f"--output {args.output} is a folder: name a .csv or .jsonl file")
-    if not output.resolve().parent.is_dir():
-        parser.error(f"--output {args.output}: folder {output.parent} does not exist")
-    try:  # found now, not after the model has loaded
-        tempfile.TemporaryFile(dir=output.resolve().parent).close()
+    try:  # found now, not after the model has loaded and the scan has run
+        if output.is_dir():
+            parser.error(f"--output {args.output} is a folder: name a .csv or .jsonl file")
+        if not output.resolve().parent.is_dir():
+            parser.error(f"--output {args.output}: folder {output.parent} does not exist")
+        existed = output.exists()
+        with output.open("a"):  # the file itself (a name too long, a read-only file), left as it was
+            pass
+        if not existed:
+            output.unlink()
     except OSError as error:
-        parser.error(f"--output {args.output}: cannot write into its folder ({error.strerror})")
+        parser.error(f"--output {args.output}: cannot write it ({error.strerror})")
     if args.batch_size < 1 or args.num_workers < 0:
         parser.error("--batch_size must be >= 1 and --num_workers >= 0")
     return args

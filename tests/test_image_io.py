@@ -150,3 +150,29 @@ def test_an_image_file_is_closed_once_loaded(tmp_path):
     image = load_rgb_image(path)
     assert len(os.listdir("/proc/self/fd")) == open_files  # the handle is closed, not left to the garbage collector
     assert image.mode == "RGB" and image.getpixel((0, 0)) == (1, 2, 3)
+
+
+def psd_bytes(pixels: np.ndarray) -> bytes:
+    """A flattened 8-bit RGB Photoshop file, written by hand (Pillow reads PSD but cannot save it): header, three
+    empty sections (colour mode data, image resources, layers), then raw planar channels."""
+    height, width, channels = pixels.shape
+    header = b"8BPS" + (1).to_bytes(2, "big") + bytes(6) + channels.to_bytes(2, "big")
+    header += height.to_bytes(4, "big") + width.to_bytes(4, "big") + (8).to_bytes(2, "big") + (3).to_bytes(2, "big")
+    return header + bytes(12) + bytes(2) + pixels.transpose(2, 0, 1).tobytes()
+
+
+def test_a_photoshop_file_gives_its_flattened_image(tmp_path):
+    # Pillow numbers a PSD's frames from 1: seeking to frame 0 "for animations" refused every PSD as corrupt
+    pixels = np.asarray(RGB)
+    path = tmp_path / "layered.psd"
+    path.write_bytes(psd_bytes(pixels))
+    assert np.array_equal(np.asarray(load_rgb_image(path)), pixels)
+    assert np.array_equal(np.asarray(load_rgb_image(Image.open(path))), pixels)
+
+
+def test_non_finite_float_pixels_do_not_blacken_the_image():
+    values = np.full((8, 8), 0.8, dtype=np.float32)
+    values[0, 0], values[0, 1], values[0, 2] = np.nan, np.inf, -np.inf
+    rgb = np.asarray(load_rgb_image(Image.fromarray(values)))[..., 0]
+    assert rgb[0, 0] == 0 and rgb[0, 1] == 255 and rgb[0, 2] == 0  # NaN black, +inf white, -inf black
+    assert (rgb.ravel()[3:] == 204).all()  # 0.8 of the range, as without them

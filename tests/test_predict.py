@@ -152,16 +152,29 @@ def test_find_images_follows_folder_links_once_and_keeps_broken_file_links(tmp_p
     (root / "gone.png").symlink_to(tmp_path / "deleted.png")  # a broken link gets a row that says so
     found = [path.relative_to(root).as_posix() for path in find_images([root])]
     assert found == ["a/x.png", "b-link/y.png", "gone.png"]
+    # each real folder once across arguments too: a folder, then one inside it or a link to one (was listed twice)
+    found = [path.relative_to(root).as_posix() for path in find_images([root, root / "a", root / "d-again"])]
+    assert found == ["a/x.png", "b-link/y.png", "gone.png"]
+    assert find_images([root / "a", root]) == [root / "a" / "x.png", root / "b-link" / "y.png", root / "gone.png"]
 
 
 def test_output_that_is_a_folder_or_not_writable_is_refused_before_the_scan(tmp_path: Path, capsys) -> None:
     (tmp_path / "d.csv").mkdir()
     # /proc takes no new files, even from root (which a permission bit would not stop)
     cases = [(tmp_path / "d.csv", "is a folder")] + ([(Path("/proc/o.csv"), "cannot write")] if Path("/proc").is_dir() else [])
+    cases.append((tmp_path / ("a" * 300 + ".csv"), "cannot write it (File name too long)"))  # was a traceback
     for output, message in cases:
         with pytest.raises(SystemExit) as exit_:
             predict.parse_args([str(tmp_path), "--output", str(output)])
         assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_checking_the_output_leaves_an_existing_file_as_it_was_and_creates_none(tmp_path: Path) -> None:
+    kept, new = tmp_path / "old.csv", tmp_path / "new.jsonl"
+    kept.write_text("path,p_fake\nx.png,0.5\n")
+    for output in (kept, new):
+        predict.parse_args([str(tmp_path), "--output", str(output)])
+    assert kept.read_text() == "path,p_fake\nx.png,0.5\n" and not new.exists()
 
 
 def test_a_scan_where_no_file_could_be_scored_exits_1(tiny_model_dir: Path, tmp_path: Path, capsys) -> None:
