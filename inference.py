@@ -27,7 +27,7 @@ from transformers import (
 )
 
 from image_io import ImageLoadError, load_rgb_image, to_rgb
-from labels import fake_label_index
+from labels import FakeOutput
 from modeling_pinclip import PinClipForImageClassification
 from preprocessing import Preprocessing
 
@@ -83,7 +83,7 @@ class Detector:
         self.device = next(model.parameters()).device
         # Hub detectors disagree on which index is "fake" and what it is called: read it from the label names.
         # The detector then speaks of "real" and "fake" whatever the model's own names.
-        self.fake_index = fake_label_index(model.config.id2label)
+        self.fake_output = FakeOutput.of(model.config)
         self.preprocessing = Preprocessing(processor)
 
     @classmethod
@@ -103,10 +103,10 @@ class Detector:
         return cls(model, processor, threshold, name=display_name(source))
 
     @torch.inference_mode()
-    def probabilities(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """A `(B, 3, H, W)` batch → `(B, num_labels)` class probabilities on the CPU."""
+    def fake_probabilities(self, pixel_values: torch.Tensor) -> torch.Tensor:
+        """A `(B, 3, H, W)` batch → `(B,)` P(fake) on the CPU."""
         logits = self.model(pixel_values=pixel_values.to(self.device, self.model.dtype)).logits
-        return logits.float().softmax(dim=-1).cpu()
+        return self.fake_output.probability(logits.float()).cpu()
 
     def label_of(self, p_fake: float) -> str:
         """The decision at the model's threshold."""
@@ -120,7 +120,7 @@ class Detector:
         """
         if not images:
             return []
-        p_fakes = self.probabilities(self.preprocessing([to_rgb(image) for image in images]))[:, self.fake_index].tolist()
+        p_fakes = self.fake_probabilities(self.preprocessing([to_rgb(image) for image in images])).tolist()
         return [{REAL: 1.0 - p_fake, FAKE: p_fake} for p_fake in p_fakes]
 
     def p_fake(self, image: Image.Image) -> float:
@@ -144,7 +144,7 @@ class Detector:
         for items, stacked in loader:
             p_fakes = iter([])  # a batch whose files were all unreadable has nothing to score
             if stacked is not None:
-                p_fakes = iter(self.probabilities(self.preprocessing.per_batch(stacked))[:, self.fake_index].tolist())
+                p_fakes = iter(self.fake_probabilities(self.preprocessing.per_batch(stacked)).tolist())
             for item in items:
                 if item.error is not None:
                     yield ScanResult(item.path, error=item.error)

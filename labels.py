@@ -1,11 +1,12 @@
 """What real/fake labels mean, whatever a dataset or a detector on the Hub calls them: 0 = real, 1 = fake.
 
-Training data maps its label names with `LABEL_SYNONYMS`; a detector's outputs are read through `fake_label_index`,
-so a model whose labels are "AI" / "Not AI" or "artificial" / "human" is scored the right way round everywhere
-(evaluation, the scanner, the demo). The demo's Space carries this file.
+Training data maps its label names with `LABEL_SYNONYMS`; a detector's outputs are read through `FakeOutput`, so a
+model whose labels are "AI" / "Not AI" or "artificial" / "human", or whose one logit is "real", is scored the right
+way round everywhere (evaluation, the scanner, the demo). The demo's Space carries this file.
 """
 
 import re
+from dataclasses import dataclass
 
 LABEL_NAMES = ["real", "fake"]
 # Folder and Hub datasets name the classes in many ways; each maps to 0 = real or 1 = fake.
@@ -38,3 +39,33 @@ def fake_label_index(id2label: dict) -> int:
     if not fakes and len(reals) == 1 and len(meanings) == 2:
         return next(index for index in meanings if index != reals[0])
     raise ValueError(f"cannot tell which label means fake in id2label={id2label}")
+
+
+@dataclass(frozen=True)
+class FakeOutput:
+    """Which logit of a classifier gives P(fake), and how, as `pipeline("image-classification")` reads it: softmax
+    over the labels (PiN-CLIP: output 1), or the sigmoid of that logit for a multi-label config (`problem_type`) or a
+    single-logit model, whose one label may name the real class (then P(fake) = 1 - sigmoid)."""
+
+    index: int
+    sigmoid: bool = False
+    of_real: bool = False
+
+    @classmethod
+    def of(cls, config) -> "FakeOutput":
+        """From a model config's `id2label` and `problem_type`; `ValueError` when the names do not tell."""
+        id2label = config.id2label
+        if len(id2label) == 1:  # a softmax over one logit is always 1: its sigmoid is P(that label)
+            (index, name), = id2label.items()
+            meaning = label_meaning(str(name))
+            if meaning is None:
+                raise ValueError(f"cannot tell whether the single output of id2label={id2label} means fake or real")
+            return cls(int(index), sigmoid=True, of_real=meaning == 0)
+        return cls(fake_label_index(id2label), sigmoid=config.problem_type == "multi_label_classification")
+
+    def probability(self, logits):
+        """`(B, num_labels)` float logits (a torch tensor) → `(B,)` P(fake)."""
+        if not self.sigmoid:
+            return logits.softmax(dim=-1)[:, self.index]
+        p_label = logits[:, self.index].sigmoid()
+        return 1 - p_label if self.of_real else p_label

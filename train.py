@@ -37,7 +37,7 @@ from corruptions import robustness_grid
 from detection_data import Collator, EvalImages, TrainImages, check_images, load_detection_data
 from hub_push import create_model_repo, push_folder
 from inference import display_name, load_classifier
-from labels import fake_label_index
+from labels import FakeOutput
 from modeling_pinclip import PinClipForImageClassification
 from training_args import (
     CHECKPOINT_PREFIX, MINIGENIMAGE, DataArguments, ModelArguments, TrainingArguments, parse_arguments,
@@ -64,13 +64,13 @@ def backbone_path(model_args: ModelArguments, args: TrainingArguments, accelerat
     return str(folder)
 
 
-def load_detector(name_or_path: str, trust_remote_code: bool) -> tuple[torch.nn.Module, BaseImageProcessor, int]:
-    """A saved detector (PiN-CLIP or any image classifier), its image processor and its fake-label index."""
+def load_detector(name_or_path: str, trust_remote_code: bool) -> tuple[torch.nn.Module, BaseImageProcessor, FakeOutput]:
+    """A saved detector (PiN-CLIP or any image classifier), its image processor and how its logits give P(fake)."""
     try:
         model, processor = load_classifier(name_or_path, trust_remote_code)
     except OSError as error:  # not a model folder, or a Hub id that cannot be fetched: say which, without a traceback
         raise ValueError(f"cannot load the detector {name_or_path} ({error})") from error
-    return model, processor, fake_label_index(model.config.id2label)
+    return model, processor, FakeOutput.of(model.config)
 
 
 def make_optimizer(model: torch.nn.Module, args: TrainingArguments) -> torch.optim.Optimizer:
@@ -145,7 +145,7 @@ def predict(
     model: torch.nn.Module,
     dataset: datasets.Dataset,
     processor: BaseImageProcessor,
-    fake_index: int,
+    fake_output: FakeOutput,
     accelerator: Accelerator,
     image_column: str,
     batch_size: int,
@@ -161,7 +161,7 @@ def predict(
     labels, scores = [], []
     for batch in tqdm(loader, desc=desc, leave=False, disable=not accelerator.is_local_main_process):
         logits = model(pixel_values=batch["pixel_values"].to(model.dtype)).logits.float()  # a bf16 detector reads bf16
-        fake_probability = logits.softmax(dim=-1)[:, fake_index]
+        fake_probability = fake_output.probability(logits)
         gathered_scores, gathered_labels = accelerator.gather_for_metrics((fake_probability, batch["labels"]))
         scores += gathered_scores.cpu().tolist()
         labels += gathered_labels.cpu().tolist()
@@ -172,7 +172,7 @@ def score_subsets(
     model: torch.nn.Module,
     subsets: dict[str, datasets.Dataset],
     processor: BaseImageProcessor,
-    fake_index: int,
+    fake_output: FakeOutput,
     accelerator: Accelerator,
     image_column: str,
     batch_size: int,
@@ -182,7 +182,7 @@ def score_subsets(
     metric = detection_metric()
     results, outputs = {}, {}
     for name, dataset in subsets.items():
-        out = predict(model, dataset, processor, fake_index, accelerator, image_column, batch_size, corruption, name)
+        out = predict(model, dataset, processor, fake_output, accelerator, image_column, batch_size, corruption, name)
         predictions = [int(score >= 0.5) for score in out["scores"]]  # the 0.5 threshold: never tuned on test
         result = metric.compute(predictions=predictions, references=out["labels"], scores=out["scores"])
         results[name] = {key: value for key, value in result.items() if key != "note" or value}
@@ -242,14 +242,14 @@ def run_eval_only(
 ) -> dict:
     """Evaluate a saved detector (local folder or Hub id) on the test subsets and write the reports."""
     data = load_detection_data(data_args, need_train=False, seed=args.seed)
-    model, processor, fake_index = load_detector(model_args.model_name_or_path, model_args.trust_remote_code)
+    model, processor, fake_output = load_detector(model_args.model_name_or_path, model_args.trust_remote_code)
     model = model.to(accelerator.device)  # not prepare_model: its autocast would score another model than the saved one
     batch = args.per_device_eval_batch_size
-    metrics, outputs = score_subsets(model, data.test, processor, fake_index, accelerator, data_args.image_column, batch)
+    metrics, outputs = score_subsets(model, data.test, processor, fake_output, accelerator, data_args.image_column, batch)
     robustness = None
     if args.robustness:
         robustness = evaluate_robustness(metrics, lambda corruption: score_subsets(
-            model, data.test, processor, fake_index, accelerator, data_args.image_column, batch, corruption
+            model, data.test, processor, fake_output, accelerator, data_args.image_column, batch, corruption
         )[0])
     output_dir = Path(args.output_dir)
     if accelerator.is_main_process:
@@ -411,19 +411,19 @@ def main(argv: list[str] | None = None) -> dict:
     if accelerator.is_main_process:
         accelerator.unwrap_model(model).save_pretrained(output_dir)
     accelerator.wait_for_everyone()
-    detector, saved_processor, fake_index = load_detector(str(output_dir), trust_remote_code=False)
+    detector, saved_processor, fake_output = load_detector(str(output_dir), trust_remote_code=False)
     # Not prepare_model: under `accelerate launch --mixed_precision` it would evaluate in autocast, i.e. score another
     # model than the saved fp32 one that users download.
     detector = detector.to(accelerator.device)
     column, batch_size = data_args.image_column, args.per_device_eval_batch_size
     validation = None
     if data.validation:
-        validation, _ = score_subsets(detector, data.validation, saved_processor, fake_index, accelerator, column, batch_size)
-    metrics, outputs = score_subsets(detector, data.test, saved_processor, fake_index, accelerator, column, batch_size)
+        validation, _ = score_subsets(detector, data.validation, saved_processor, fake_output, accelerator, column, batch_size)
+    metrics, outputs = score_subsets(detector, data.test, saved_processor, fake_output, accelerator, column, batch_size)
     robustness = None
     if args.robustness:
         robustness = evaluate_robustness(metrics, lambda corruption: score_subsets(
-            detector, data.test, saved_processor, fake_index, accelerator, column, batch_size, corruption
+            detector, data.test, saved_processor, fake_output, accelerator, column, batch_size, corruption
         )[0])
 
     if accelerator.is_main_process:

@@ -61,7 +61,7 @@ def stage_costs(detector: Detector, paths: list[Path], rounds: int) -> None:
 
     crop = detector.processor.crop_size
     batch = torch.randn(BATCH_SIZE, 3, crop["height"], crop["width"])
-    model_ms = per_call_ms(lambda _: detector.probabilities(batch), [None] * 5, rounds) / BATCH_SIZE
+    model_ms = per_call_ms(lambda _: detector.fake_probabilities(batch), [None] * 5, rounds) / BATCH_SIZE
     processor = detector.processor
 
     def processor_preprocessing(image) -> None:  # what the `pipeline` loop runs
@@ -92,7 +92,7 @@ def threaded_scan(detector: Detector, paths: list[Path]) -> None:
     batches = [range(start, min(start + BATCH_SIZE, len(paths))) for start in range(0, len(paths), BATCH_SIZE)]
     with ThreadPoolExecutor(PARALLEL) as pool:
         for _, stacked in pool.map(lambda batch: _stack_readable([files[i] for i in batch]), batches):
-            detector.probabilities(detector.preprocessing.per_batch(stacked))
+            detector.fake_probabilities(detector.preprocessing.per_batch(stacked))
 
 
 def loader_costs(detector: Detector, classifier: Pipeline, paths: list[Path], rounds: int) -> None:

@@ -6,7 +6,7 @@ from PIL import Image
 from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
 
 from inference import Detector
-from labels import fake_label_index, label_meaning
+from labels import FakeOutput, fake_label_index, label_meaning
 
 
 @pytest.mark.parametrize(
@@ -87,3 +87,36 @@ def test_a_score_at_the_threshold_counts_as_fake():
     """The scanner and the demo decide p(fake) >= threshold, as evaluation does (train.score_subsets)."""
     detector = ai_not_ai_detector(threshold=0.5)
     assert (detector.label_of(0.5), detector.label_of(0.4999)) == ("fake", "real")
+
+
+@pytest.mark.parametrize(
+    "id2label, problem_type",
+    [({0: "AI generated"}, None), ({0: "real photo"}, None), ({0: "Not AI", 1: "AI"}, "multi_label_classification"),
+     ({0: "AI", 1: "Not AI"}, "single_label_classification")],
+)
+def test_p_fake_is_the_score_the_pipeline_gives_the_fake_label(tmp_path, id2label, problem_type):
+    """One logit, or a multi-label config: the pipeline takes sigmoids (a softmax over one logit is always 1, which
+    called every image fake); a single logit named real gives P(fake) = 1 - its sigmoid."""
+    from transformers import pipeline
+
+    config = ViTConfig(image_size=16, patch_size=8, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                       intermediate_size=32, id2label=id2label, label2id={v: k for k, v in id2label.items()},
+                       problem_type=problem_type)
+    torch.manual_seed(0)
+    model = ViTForImageClassification(config).eval()
+    torch.nn.init.normal_(model.classifier.bias, std=2.0)  # scores far from 0.5 and from each other
+    processor = ViTImageProcessor(size={"height": 16, "width": 16})
+    detector = Detector(model, processor)
+    classify = pipeline("image-classification", model=model, image_processor=processor)
+    for colour in [(120, 30, 200), (10, 240, 90)]:
+        image = Image.new("RGB", (20, 20), colour)
+        scores = {item["label"]: item["score"] for item in classify(image, top_k=None)}
+        fake = next(name for name in scores if label_meaning(name) == 1) if len(scores) > 1 else None
+        expected = scores[fake] if fake else (scores[id2label[0]] if label_meaning(id2label[0]) else 1 - scores[id2label[0]])
+        assert detector.p_fake(image) == pytest.approx(expected, abs=1e-6)
+
+
+def test_a_single_output_whose_name_says_neither_is_refused():
+    config = ViTConfig(id2label={0: "LABEL_0"}, label2id={"LABEL_0": 0})
+    with pytest.raises(ValueError, match="single output.*means fake or real"):
+        FakeOutput.of(config)
