@@ -44,7 +44,7 @@ class DetectionData:
 
 
 def load_source(name: str | None, config_name: str | None, data_args: DataArguments) -> datasets.DatasetDict:
-    """A `DatasetDict` from MiniGenImage, a `save_to_disk` folder or the Hub."""
+    """A `DatasetDict` from MiniGenImage, a `save_to_disk` folder, a folder `datasets.load_dataset` reads, or the Hub."""
     if name in (None, MINIGENIMAGE):
         from datasets_scripts.minigenimage import build_minigenimage
 
@@ -53,8 +53,14 @@ def load_source(name: str | None, config_name: str | None, data_args: DataArgume
             reduced=data_args.minigenimage_reduced,
             cache_dir=data_args.minigenimage_cache_dir,
         )
-    if Path(name).is_dir():
-        loaded = datasets.load_from_disk(name)
+    folder = Path(name)
+    if folder.is_dir():
+        # `save_to_disk` output, or files `load_dataset` reads (a Hub dataset repository downloaded whole: parquet)
+        from_disk = (folder / "dataset_dict.json").is_file() or (folder / "state.json").is_file()
+        try:
+            loaded = datasets.load_from_disk(name) if from_disk else datasets.load_dataset(name, config_name)
+        except Exception as error:  # noqa: BLE001 - datasets raises anything (an empty saved split: IndexError)
+            raise ValueError(f"--dataset_name {name}: cannot load this folder ({type(error).__name__}: {error})") from error
         return loaded if isinstance(loaded, datasets.DatasetDict) else datasets.DatasetDict({"test": loaded})
     try:
         return datasets.load_dataset(name, config_name)
@@ -78,6 +84,8 @@ def normalize_labels(dataset: datasets.Dataset, label_column: str) -> datasets.D
     if label_column not in dataset.column_names:
         raise ValueError(f"no label column {label_column!r}: the data has columns {dataset.column_names}")
     if label_column != "label":
+        # a `label` column beside the named one (a content class, say) is not the real/fake label: it gives way
+        dataset = dataset.remove_columns([name for name in ["label"] if name in dataset.column_names])
         dataset = dataset.rename_column(label_column, "label")
     feature = dataset.features["label"]
     if isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string"):
@@ -115,7 +123,7 @@ def normalize_labels(dataset: datasets.Dataset, label_column: str) -> datasets.D
 
 def group_by_generator(dataset: datasets.Dataset, generator_column: str, fallback: str) -> dict[str, datasets.Dataset]:
     """One subset per generator value (reals carry the generator of their subset); `fallback` when there is none."""
-    if generator_column not in dataset.column_names:
+    if generator_column not in dataset.column_names or len(dataset) == 0:  # an empty split stays in sight
         return {fallback: dataset}
     generators = dataset.unique(generator_column)
     if None in generators or "" in generators:
@@ -190,7 +198,7 @@ def select_rows(dataset: datasets.Dataset, wanted: dict[str, list[str] | None]) 
 def truncate(dataset: datasets.Dataset, limit: int | None, seed: int) -> datasets.Dataset:
     """`limit` rows drawn at random (seeded), as transformers' example scripts do: the first rows of a converted
     folder are all of one class, so taking them would train or test on reals only."""
-    if not limit or limit >= len(dataset):
+    if limit is None or limit >= len(dataset):
         return dataset
     return dataset.shuffle(seed=seed).select(range(limit)).flatten_indices()
 
@@ -228,8 +236,10 @@ def load_detection_data(data_args: DataArguments, need_train: bool, seed: int = 
         )
         data.train = truncate(prepare(train), data_args.max_train_samples, seed)
         classes = set(data.train.unique("label"))
+        if not classes:
+            raise ValueError(f"the training split {split!r} holds no rows")
         if classes != {0, 1}:
-            only = ", ".join(LABEL_NAMES[label] for label in sorted(classes)) or "no"
+            only = ", ".join(LABEL_NAMES[label] for label in sorted(classes))
             drawn = f" (in the {data_args.max_train_samples} rows --max_train_samples drew)" if data_args.max_train_samples else ""
             raise ValueError(f"the training data holds {only} images only{drawn}: a detector needs both real and fake ones")
         validation_split = data_args.validation_split
@@ -239,6 +249,10 @@ def load_detection_data(data_args: DataArguments, need_train: bool, seed: int = 
             validation = prepare(train_source[validation_split])
             data.validation = group_by_generator(validation, data_args.generator_column, "validation")
     subsets = test_subsets(eval_source, data_args)
+    empty = [name for name, subset in {**data.validation, **subsets}.items() if len(subset) == 0]
+    if empty:  # found now, not when its metrics fail after the training
+        raise ValueError(f"evaluation subset(s) {', '.join(empty)} hold no rows: leave them out with --eval_splits, "
+                         "or fill them")
     data.test = {name: truncate(prepare(ds), data_args.max_eval_samples, seed) for name, ds in subsets.items()}
     return data
 

@@ -265,3 +265,51 @@ def test_a_split_named_valid_is_the_validation_data(tmp_path):
     source = saved(tmp_path, {"train": rows([0, 1], ["sd", "sd"]), "valid": rows([0, 1], ["sd", "sd"]),
                               "test": rows([0, 1], ["sd", "sd"])})
     assert list(load_detection_data(DataArguments(dataset_name=source), need_train=True).validation) == ["sd"]
+
+
+def test_a_label_column_named_beside_a_label_column_is_the_label(tmp_path):
+    """Many datasets keep a content class in `label` beside the real/fake column: naming the latter used to fail
+    with "New column name label already in the dataset"."""
+    content = datasets.ClassLabel(names=["cat", "dog", "car"])
+    split = rows([2, 0, 1, 1], ["sd"] * 4, label_feature=content).add_column("is_fake", [0, 1, 1, 0])
+    data = load_detection_data(DataArguments(dataset_name=saved(tmp_path, {"train": split, "test": split}),
+                                             label_column="is_fake", eval_splits=["test"]), need_train=False)
+    assert data.test["sd"]["label"] == [0, 1, 1, 0]
+
+
+@pytest.mark.parametrize("generators", [True, False])
+def test_an_empty_evaluation_subset_is_refused_before_training(tmp_path, generators):
+    """It passed, and the run died after training when its ROC curve was drawn."""
+    def split(labels):
+        return rows(labels, ["sd"] * len(labels) if generators else None)
+    def empty():  # filtered to nothing (datasets cannot load back an empty split saved from `select([])`)
+        return split([0, 1]).filter(lambda row: False)
+    source = saved(tmp_path, {"train": split([0, 1, 0, 1]), "test_sd": split([0, 1]), "test_midjourney": empty()})
+    with pytest.raises(ValueError, match="subset.*midjourney hold no rows"):
+        load_detection_data(DataArguments(dataset_name=source), need_train=True)
+    lone = saved(tmp_path / "lone", {"train": split([0, 1]), "test": empty()})
+    with pytest.raises(ValueError, match="test hold no rows"):
+        load_detection_data(DataArguments(dataset_name=lone), need_train=False)
+
+
+def test_an_empty_training_split_is_named_as_such(tmp_path):
+    source = saved(tmp_path, {"train": rows([0], ["sd"]).filter(lambda row: False), "test": rows([0, 1], ["sd"] * 2)})
+    with pytest.raises(ValueError, match="training split 'train' holds no rows"):
+        load_detection_data(DataArguments(dataset_name=source), need_train=True)
+
+
+def test_a_downloaded_hub_dataset_folder_loads_like_a_saved_one(tmp_path):
+    """A Hub dataset repository fetched whole (parquet under data/, what `push_to_hub` writes) was refused as
+    "neither a Dataset directory nor a DatasetDict directory"."""
+    folder = tmp_path / "downloaded"
+    (folder / "data").mkdir(parents=True)
+    for split, labels in {"train": [0, 1, 1, 0], "test": [1, 0]}.items():
+        rows(labels, ["sd"] * len(labels)).to_parquet(str(folder / "data" / f"{split}-00000-of-00001.parquet"))
+    data = load_detection_data(DataArguments(dataset_name=str(folder)), need_train=True)
+    assert data.train["label"] == [0, 1, 1, 0] and data.test["sd"]["label"] == [1, 0]
+
+
+def test_a_saved_folder_datasets_cannot_read_back_is_a_clear_error(tmp_path):
+    source = saved(tmp_path, {"train": rows([0, 1], ["sd"] * 2), "test": rows([0, 1], ["sd"] * 2).select([])})
+    with pytest.raises(ValueError, match="cannot load this folder"):
+        load_detection_data(DataArguments(dataset_name=source), need_train=True)

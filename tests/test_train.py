@@ -369,6 +369,8 @@ def test_paper_presets_parse(name):
      (["--num_train_epochs", "0"], "--num_train_epochs 0: must be at least 1"),
      (["--max_steps", "0"], "--max_steps 0: must be at least 1"),
      (["--checkpointing_steps", "0"], "--checkpointing_steps 0: must be at least 1"),
+     (["--max_train_samples", "0"], "--max_train_samples 0: must be at least 1"),  # was taken for "every row"
+     (["--max_eval_samples", "-1"], "--max_eval_samples -1: must be at least 1"),
      (["--optimizer", "sgd"], "--optimizer sgd: choose one of adam, adamw"),
      (["--learning_rate", "nan"], "--learning_rate nan: must be a positive number"),
      (["--warmup_ratio", "1.5"], "--warmup_ratio 1.5: must be in [0, 1)"),
@@ -378,6 +380,18 @@ def test_out_of_range_values_fail_before_any_work(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
         parse_arguments(argv)
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_evaluation_only_into_a_saved_model_folder_is_refused(tiny_model_dir, tmp_path, monkeypatch, capsys):
+    """Without --output_dir it wrote into the default run's folder, replacing its reports (the card then
+    contradicted metrics.json) and deleting its robustness grid."""
+    monkeypatch.chdir(tmp_path)
+    shutil.copytree(tiny_model_dir, tmp_path / "outputs" / "pinclip-minigenimage")  # the default run, trained here
+    for output_dir in ([], ["--output_dir", str(tiny_model_dir)]):
+        with pytest.raises(SystemExit) as exit_info:
+            parse_arguments(["--eval_only", "--model_name_or_path", str(tiny_model_dir), *output_dir])
+        assert exit_info.value.code == 2 and "holds a saved model" in capsys.readouterr().err
+    parse_arguments(["--eval_only", "--model_name_or_path", str(tiny_model_dir), "--output_dir", "eval"])
 
 
 def test_resume_needs_a_checkpoint_folder(tmp_path, capsys):
