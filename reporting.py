@@ -177,7 +177,7 @@ image processor records it.
 ## Training
 
 - backbone: {{ backbone }}{{ lora_note }}
-- data: {{ dataset_name }}, split `{{ train_split }}`
+- data: {{ training_data }}, split `{{ train_split }}`
 - noise: `{{ noise_mode }}` (injection `{{ noise_injection }}`, λ = {{ noise_loss_weight }}, s = {{ random_noise_std }}, scale `{{ noise_scale }}`)
 - {{ hyperparameters }}
 
@@ -245,6 +245,7 @@ def write_model_card(
         backbone=f"`{display_name(backbone)}`" + (" (a local folder)" if local_backbone else ""),
         lora_note=lora if config.lora_r else " (fully fine-tuned)",
         dataset_name=dataset_name,
+        training_data=training_data or dataset_name,
         train_split=training.get("train_split", "train"),
         noise_mode=config.noise_mode,
         noise_injection=config.noise_injection,

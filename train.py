@@ -448,7 +448,7 @@ def main(argv: list[str] | None = None) -> dict:
             robust_text = "\n## Robustness (mean over test subsets)\n\n" + reporting.robustness_table(robustness)
         reporting.write_model_card(
             output_dir, metrics, config, dataset_title(data_args),
-            display_name(data_args.dataset_name or MINIGENIMAGE), training, command,
+            display_name(data_args.eval_dir or data_args.dataset_name or MINIGENIMAGE), training, command,
             repo_id=args.hub_model_id, extra=robust_text, training_data=training_data(data_args),
         )
         if args.push_to_hub:

@@ -737,3 +737,14 @@ def test_an_unreadable_test_image_stops_the_run_before_training(tmp_path, monkey
     from accelerate.state import AcceleratorState
 
     AcceleratorState._reset_state(reset_partial_state=True)
+
+
+def test_a_run_on_folders_names_its_training_and_evaluation_folders_in_the_card(image_folder, tmp_path):
+    """The card's data line named the evaluation folder, and its model-index called the data MiniGenImage."""
+    train_folder = shutil.copytree(image_folder / "alpha", tmp_path / "my-train-photos")
+    out = tmp_path / "run"
+    train.main(["--train_dir", str(train_folder), "--eval_dir", str(image_folder), "--output_dir", str(out),
+                "--max_steps", "1", "--per_device_train_batch_size", "4", "--random_clip_shape", "tiny"])
+    card = (out / "README.md").read_text()
+    assert "- data: my-train-photos, split `train`" in card
+    assert "type: eval" in card and "minigenimage" not in card.lower()
