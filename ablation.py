@@ -13,11 +13,12 @@ the runs whose folder lacks a finished run of the same settings (`ablation_run.j
 parsed `train.py` arguments, so a config file's contents count and `--x=1` equals `--x 1`, and the files of a local
 `--model_name_or_path` folder, so a backbone written again is a new run); delete a run's folder to train it again.
 A run that crashed after saving checkpoints (`--checkpointing_steps`) continues from them when
-`--resume_from_checkpoint latest` is passed through; otherwise `train.py` refuses to start over on top of them.
+`--resume_from_checkpoint latest` is passed through; otherwise `train.py` refuses to start over on top of them, and it
+refuses to continue them with other settings (delete the run's folder to train it anew). Local data folders are not
+fingerprinted: after changing their files, delete the runs trained on them.
 """
 
 import argparse
-import dataclasses
 import json
 import shlex
 import sys
@@ -28,7 +29,7 @@ from accelerate.state import AcceleratorState
 
 import train
 from configuration_pinclip import NOISE_MODES
-from training_args import parse_arguments
+from training_args import parse_arguments, run_settings
 
 RUN_RECORD = "ablation_run.json"  # the settings of a finished run
 # train.py arguments the ablation sets for every run itself
@@ -73,17 +74,8 @@ def unseen_mean(metrics: dict) -> float | None:
 
 def what_is_trained(run_args: list[str]) -> dict:
     """A run's settings: its parsed train.py arguments (config files read) without `NOT_WHAT_IS_TRAINED`, and the
-    size and modification time of every file of a local `--model_name_or_path` folder."""
-    settings = {}
-    for arguments in parse_arguments(run_args):
-        settings.update(dataclasses.asdict(arguments))
-    for name in NOT_WHAT_IS_TRAINED:
-        settings.pop(name)
-    backbone = settings.get("model_name_or_path")
-    if backbone and Path(backbone).is_dir():
-        settings["backbone_files"] = {path.name: [path.stat().st_size, path.stat().st_mtime_ns]
-                                      for path in sorted(Path(backbone).iterdir()) if path.is_file()}
-    return json.loads(json.dumps(settings))  # as the record reads back (tuples become lists)
+    files of a local `--model_name_or_path` folder (`training_args.run_settings`)."""
+    return run_settings(parse_arguments(run_args), leave_out=NOT_WHAT_IS_TRAINED)
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -40,12 +40,14 @@ from inference import display_name, load_classifier
 from labels import FakeOutput
 from modeling_pinclip import PinClipForImageClassification
 from training_args import (
-    CHECKPOINT_PREFIX, MINIGENIMAGE, DataArguments, ModelArguments, TrainingArguments, parse_arguments,
+    CHECKPOINT_PREFIX, MINIGENIMAGE, RESUMABLE_CHANGES, DataArguments, ModelArguments, TrainingArguments,
+    changed_settings, parse_arguments, run_settings,
 )
 
 REPO_ROOT = Path(__file__).resolve().parent
 METRIC_PATH = REPO_ROOT / "metrics" / "detection_metric"
 PROGRESS_FILE = "progress.json"  # counters of the training loop, beside accelerate's state in a checkpoint
+SETTINGS_FILE = "run_settings.json"  # the settings of the run that saved a checkpoint (`check_same_run`)
 
 
 # ------------------------------------------------------------------------------------------------ model
@@ -96,9 +98,12 @@ def list_checkpoints(output_dir: Path) -> list[Path]:
     return sorted(found, key=checkpoint_step)
 
 
-def save_checkpoint(accelerator: Accelerator, output_dir: Path, step: int, keep: int, progress: dict) -> None:
-    """`accelerator.save_state` (plus `progress`, the loop's own counters) into a temporary folder renamed when
-    complete, so a kill mid-save leaves the previous checkpoint as `latest`; then drop the oldest beyond `keep`."""
+def save_checkpoint(
+    accelerator: Accelerator, output_dir: Path, step: int, keep: int, progress: dict, settings: dict
+) -> None:
+    """`accelerator.save_state` (plus `progress`, the loop's own counters, and the run's `settings`) into a temporary
+    folder renamed when complete, so a kill mid-save leaves the previous checkpoint as `latest`; then drop the
+    oldest beyond `keep`."""
     final = output_dir / "checkpoints" / f"{CHECKPOINT_PREFIX}{step}"
     staging = final.with_name(final.name + ".tmp")
     if accelerator.is_main_process and staging.exists():  # left by a save that was killed
@@ -108,6 +113,7 @@ def save_checkpoint(accelerator: Accelerator, output_dir: Path, step: int, keep:
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         (staging / PROGRESS_FILE).write_text(json.dumps(progress))
+        (staging / SETTINGS_FILE).write_text(json.dumps(settings))
         staging.replace(final)  # never there already: a start-over is refused, a resume drops the later ones
         for old in list_checkpoints(output_dir)[:-keep] if keep > 0 else []:
             shutil.rmtree(old)
@@ -131,6 +137,20 @@ def resolve_checkpoint(value: str, output_dir: Path) -> Path | None:
         return Path(value)
     found = list_checkpoints(output_dir)
     return found[-1] if found else None
+
+
+def check_same_run(checkpoint: Path, settings: dict) -> None:
+    """Refuse to continue a checkpoint saved with other settings than `settings` (`training_args.RESUMABLE_CHANGES`
+    may differ): it would report one run's weights as another's."""
+    saved = checkpoint / SETTINGS_FILE
+    if not saved.is_file():  # saved before checkpoints recorded their settings: nothing to compare with
+        return
+    changes = changed_settings(json.loads(saved.read_text()), settings)
+    if changes:
+        raise ValueError(
+            f"{checkpoint} was saved by a run with other settings ({'; '.join(changes)}): resume it with the same "
+            "ones, or start over in another --output_dir (or after removing its checkpoints)"
+        )
 
 
 # -------------------------------------------------------------------------------------------- evaluation
@@ -288,6 +308,10 @@ def main(argv: list[str] | None = None) -> dict:
             f"{output_dir / 'checkpoints'} holds an earlier run's checkpoints: continue it with "
             "--resume_from_checkpoint latest, or start over in another --output_dir (or after removing that folder)"
         )
+    settings = run_settings((model_args, data_args, args), leave_out=RESUMABLE_CHANGES)
+    checkpoint = resolve_checkpoint(args.resume_from_checkpoint, output_dir) if args.resume_from_checkpoint else None
+    if checkpoint is not None:  # before any data or model is loaded
+        check_same_run(checkpoint, settings)
     with accelerator.main_process_first():  # the main process builds / caches the data, the others read it
         data = load_detection_data(data_args, need_train=True, seed=args.seed)
     if accelerator.is_main_process:  # an unreadable evaluation image stops the run now, not after training
@@ -332,7 +356,6 @@ def main(argv: list[str] | None = None) -> dict:
 
     completed_steps, start_epoch, skip_batches = 0, 0, 0
     images_seen, window = 0, {}  # window: per-step values since the last log record, averaged into the next one
-    checkpoint = resolve_checkpoint(args.resume_from_checkpoint, output_dir) if args.resume_from_checkpoint else None
     if checkpoint is not None:
         accelerator.load_state(str(checkpoint))  # model, optimizer, scheduler, sampler and every RNG
         completed_steps = checkpoint_step(checkpoint)
@@ -400,7 +423,7 @@ def main(argv: list[str] | None = None) -> dict:
                         log.write(json.dumps(record) + "\n")
             if args.checkpointing_steps and completed_steps % args.checkpointing_steps == 0:
                 save_checkpoint(accelerator, output_dir, completed_steps, args.checkpoints_total_limit,
-                                progress={"images_seen": images_seen, "window": window})
+                                progress={"images_seen": images_seen, "window": window}, settings=settings)
             if completed_steps >= max_steps:
                 break
         skip_batches = 0

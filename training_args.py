@@ -4,9 +4,11 @@ Any argument can also come from a JSON or YAML file, given either as the first a
 configs/genimage.yaml --seed 1`) or with `--config FILE`; arguments on the command line override the file.
 """
 
+import dataclasses
 import json
 import math
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +21,11 @@ MINIGENIMAGE = "minigenimage"
 OPTIMIZERS = ("adam", "adamw")
 CHECKPOINT_PREFIX = "checkpoint-"  # OUTPUT_DIR/checkpoints/checkpoint-N
 CONFIG_SUFFIXES = (".json", ".yaml", ".yml")
+# What a checkpoint may be resumed with other values of: where the run is written, how it is continued, logged,
+# checkpointed, evaluated in batches and published. Anything else would continue one run's weights as another's.
+RESUMABLE_CHANGES = ("output_dir", "resume_from_checkpoint", "logging_steps", "checkpointing_steps",
+                     "checkpoints_total_limit", "per_device_eval_batch_size", "robustness", "push_to_hub",
+                     "hub_model_id", "hub_private_repo")
 
 
 @dataclass
@@ -265,3 +272,24 @@ def parse_arguments(argv: list[str] | None = None) -> tuple[ModelArguments, Data
     if problems:
         parser.error("; ".join(problems))
     return model_args, data_args, args
+
+
+def run_settings(arguments: Iterable, leave_out: Iterable[str]) -> dict:
+    """A run's parsed arguments (the three dataclasses) as JSON values without `leave_out`, plus the size and
+    modification time of every file of a local `--model_name_or_path` folder: a backbone written again is another run."""
+    settings = {}
+    for group in arguments:
+        settings.update(dataclasses.asdict(group))
+    for name in leave_out:
+        settings.pop(name)
+    backbone = settings.get("model_name_or_path")
+    if backbone and Path(backbone).is_dir():
+        settings["backbone_files"] = {path.name: [path.stat().st_size, path.stat().st_mtime_ns]
+                                      for path in sorted(Path(backbone).iterdir()) if path.is_file()}
+    return json.loads(json.dumps(settings))  # as a file of them reads back (tuples become lists)
+
+
+def changed_settings(before: dict, now: dict) -> list[str]:
+    """`name old → new` for every setting that differs (one missing on either side included)."""
+    return [f"{name} {before.get(name)} → {now.get(name)}" for name in sorted(before.keys() | now.keys())
+            if before.get(name) != now.get(name)]

@@ -205,8 +205,10 @@ def test_resuming_the_last_checkpoint_trains_no_further(trained_run, minigen_cac
     resumed = tmp_path / "resumed"
     shutil.copytree(full / "checkpoints" / "checkpoint-6", resumed / "checkpoints" / "checkpoint-6")
     shutil.copytree(full / "random-clip", resumed / "random-clip")
-    # 6 steps, 3 per epoch: with --max_steps 6 the last checkpoint is also the end of training.
-    train.main(reduced_args(minigen_cache, resumed, "--max_steps", "6", "--resume_from_checkpoint", "latest"))
+    # 6 steps, 3 per epoch: the last checkpoint is also the end of training (the run's own settings: a resume with
+    # others is refused; not publishing again is a change a resume may make)
+    train.main(reduced_args(minigen_cache, resumed, "--num_train_epochs", "2", "--checkpointing_steps", "2",
+                            "--resume_from_checkpoint", "latest"))
     expected, got = load_file(full / "model.safetensors"), load_file(resumed / "model.safetensors")
     assert all(torch.equal(expected[name], got[name]) for name in expected)
     training = json.loads((resumed / "metrics.json").read_text())["training"]
@@ -506,11 +508,28 @@ def test_only_the_newest_checkpoints_are_kept(tmp_path):
 
     accelerator = Accelerator(cpu=True)
     for step in (2, 4, 8, 10):  # 8 and 10: the newest by step, though "10" < "8" as text
-        train.save_checkpoint(accelerator, tmp_path, step, keep=2, progress={"images_seen": step})
+        train.save_checkpoint(accelerator, tmp_path, step, keep=2, progress={"images_seen": step}, settings={})
     assert [c.name for c in train.list_checkpoints(tmp_path)] == ["checkpoint-8", "checkpoint-10"]
     assert json.loads((tmp_path / "checkpoints" / "checkpoint-10" / train.PROGRESS_FILE).read_text()) == {"images_seen": 10}
-    train.save_checkpoint(accelerator, tmp_path, 12, keep=0, progress={"images_seen": 12})  # 0: keep all
+    train.save_checkpoint(accelerator, tmp_path, 12, keep=0, progress={"images_seen": 12}, settings={})  # 0: keep all
     assert [c.name for c in train.list_checkpoints(tmp_path)] == ["checkpoint-8", "checkpoint-10", "checkpoint-12"]
+
+
+def test_a_checkpoint_resumes_only_with_the_settings_it_was_saved_with(minigen_cache, tmp_path, capsys):
+    """A rerun with another learning rate resumed the old run's last checkpoint, trained nothing, and reported the
+    old weights under the new settings (ablation.py passes --resume_from_checkpoint through)."""
+    out = tmp_path / "run"
+    quick = ("--max_steps", "2", "--max_train_samples", "8", "--per_device_train_batch_size", "4",
+             "--max_eval_samples", "4", "--random_clip_shape", "tiny", "--checkpointing_steps", "2")
+    train.main(reduced_args(minigen_cache, out, *quick))
+    weights = (out / "model.safetensors").read_bytes()
+    with pytest.raises(ValueError, match=r"saved by a run with other settings \(learning_rate 0.001 → 1e-06\)"):
+        train.main(reduced_args(minigen_cache, out, *quick, "--resume_from_checkpoint", "latest", "--learning_rate", "1e-6"))
+    assert (out / "model.safetensors").read_bytes() == weights
+    # what a resume may change: logging, checkpointing, evaluation batches, robustness, publishing
+    train.main(reduced_args(minigen_cache, out, *quick, "--resume_from_checkpoint", "latest", "--logging_steps", "1",
+                            "--per_device_eval_batch_size", "2", "--checkpoints_total_limit", "1"))
+    assert (out / "model.safetensors").read_bytes() == weights
 
 
 def test_max_steps_mid_epoch_and_resuming_its_last_checkpoint_train_no_further(minigen_cache, tmp_path):
