@@ -56,6 +56,7 @@ class FakeHubApi:
     """Stands in for `huggingface_hub.HfApi`: records calls and the files an upload would send."""
 
     calls: list[tuple[str, dict]] = []
+    remote: dict[str, set[str]] = {}  # the files each repository holds after the calls
 
     def __init__(self, *args, **kwargs):
         pass
@@ -63,7 +64,7 @@ class FakeHubApi:
     def create_repo(self, repo_id, **kwargs):
         self.calls.append(("create_repo", {"repo_id": repo_id, **kwargs}))
 
-    def upload_folder(self, folder_path, repo_id, ignore_patterns=(), **kwargs):
+    def upload_folder(self, folder_path, repo_id, ignore_patterns=(), delete_patterns=(), **kwargs):
         root = Path(folder_path)
         files = sorted(
             p.relative_to(root).as_posix()
@@ -71,6 +72,8 @@ class FakeHubApi:
             if p.is_file() and not any(fnmatch(p.relative_to(root).as_posix(), pat) for pat in ignore_patterns)
         )
         self.calls.append(("upload_folder", {"repo_id": repo_id, "files": files, **kwargs}))
+        kept = {f for f in self.remote.get(repo_id, set()) if not any(fnmatch(f, pat) for pat in delete_patterns)}
+        self.remote[repo_id] = kept | set(files)  # as the Hub does: deletions first, then the upload, one commit
         return f"https://huggingface.co/{repo_id}/commit/fake"
 
 
@@ -137,6 +140,26 @@ def test_reloaded_model_reproduces_reported_metrics(trained_run, minigen_cache):
         assert numbers["r_acc"] == pytest.approx(float((predictions[labels == 0] == 0).mean()), abs=1e-12)
         assert numbers["ap"] == pytest.approx(average_precision_score(labels, scores), abs=1e-6)
         assert numbers["auc"] == pytest.approx(roc_auc_score(labels, scores), abs=1e-6)
+
+
+def test_a_second_upload_leaves_no_file_of_the_first_that_it_lacks(tmp_path, monkeypatch):
+    """A run with --robustness, then one without, pushed to one repository: the Hub kept the first grid beside the
+    second model (train.py removes it locally for that very reason)."""
+    monkeypatch.setattr(hub_push, "HfApi", FakeHubApi)
+    FakeHubApi.remote = {}
+    folder = tmp_path / "run"
+    (folder / "plots").mkdir(parents=True)
+    for name in ("model-00001-of-00002.safetensors", "model.safetensors.index.json", "robustness.json",
+                 "robustness.md", "plots/robustness.png", "plots/roc_curves.png", "config.json", "notes.txt"):
+        (folder / name).write_text("first")
+    hub_push.push_folder(folder, "someone/detector")
+    for name in ("model-00001-of-00002.safetensors", "model.safetensors.index.json", "robustness.json",
+                 "robustness.md", "plots/robustness.png", "notes.txt"):
+        (folder / name).unlink()
+    (folder / "model.safetensors").write_text("second")
+    hub_push.push_folder(folder, "someone/detector")
+    # what the second run wrote, plus a file no run writes (a user's own upload stays)
+    assert FakeHubApi.remote["someone/detector"] == {"model.safetensors", "plots/roc_curves.png", "config.json", "notes.txt"}
 
 
 def test_push_to_hub_uploads_one_folder_with_card(trained_run):
