@@ -55,7 +55,8 @@ class PinClipConfig(PreTrainedConfig):
             class becomes one key/value of the cross-attention.
         lora_r / lora_alpha / lora_dropout / lora_target_modules: LoRA on the vision tower (r = 0: none). Saved
             models are merged, so these record how the model was trained.
-        clip_name_or_path (`str`): the CLIP checkpoint this model was built from (provenance for model cards).
+        clip_name_or_path (`str`): the CLIP checkpoint this model was built from (provenance for model cards): a
+            Hub id, or a local folder's name (never its path).
         resize_images (`bool`): resize the short side to the model size before the centre crop. Off by
             default: resizing destroys generator artifacts.
         classifier_dropout (`float`): dropout on the image embedding before the head.

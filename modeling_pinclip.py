@@ -201,7 +201,8 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
             vision_config=clip.config.vision_config.to_dict(),
             text_config=clip.config.text_config.to_dict(),
             projection_dim=clip.config.projection_dim,
-            clip_name_or_path=str(clip_name_or_path),
+            # a local folder by its name only: config.json is published, and a path would show the user's machine
+            clip_name_or_path=Path(clip_name_or_path).name if Path(clip_name_or_path).is_dir() else str(clip_name_or_path),
             **overrides,
         )
         model = cls(config)

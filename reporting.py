@@ -224,7 +224,8 @@ def write_model_card(
     """
     model_name = repo_id.split("/")[-1] if repo_id else output_dir.name
     backbone = str(config.clip_name_or_path)
-    local_backbone = Path(backbone).is_dir()
+    # from_clip records a local folder by its name (no "/"); models saved before that, by their path
+    local_backbone = "/" not in backbone or Path(backbone).is_dir()
     card_data = ModelCardData(
         model_name=model_name,
         license="apache-2.0",

@@ -548,3 +548,11 @@ def test_save_pretrained_with_push_to_hub_uploads_what_it_wrote_with_the_image_p
     assert folder == tmp_path / "detector" and created["someone/detector"]["private"] is True
     assert {"config.json", "model.safetensors", "preprocessor_config.json", "modeling_pinclip.py"} <= set(files)
     assert "notes.txt" not in files and kwargs["commit_message"] == "first"
+
+
+def test_a_local_backbone_is_recorded_by_its_folder_name_not_its_path(tiny_clip_dir, tmp_path):
+    """config.json is published with the model: the absolute path of the backbone showed the user's machine."""
+    model = PinClipForImageClassification.from_clip(str(tiny_clip_dir.resolve()))
+    assert model.config.clip_name_or_path == tiny_clip_dir.name
+    model.save_pretrained(tmp_path / "saved")
+    assert str(tiny_clip_dir.parent.resolve()) not in (tmp_path / "saved" / "config.json").read_text()
