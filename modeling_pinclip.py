@@ -32,9 +32,9 @@ from transformers.models.clip.image_processing_pil_clip import CLIPImageProcesso
 from transformers.models.clip.modeling_clip import CLIPPreTrainedModel
 
 try:  # loaded as remote code (a package made by transformers): the relative import is what gets shipped
-    from .configuration_pinclip import INFERENCE_NOISES, NOISE_SCALES, PinClipConfig
+    from .configuration_pinclip import PinClipConfig
 except ImportError:  # imported from a checkout of this repository
-    from configuration_pinclip import INFERENCE_NOISES, NOISE_SCALES, PinClipConfig
+    from configuration_pinclip import PinClipConfig
 
 try:  # LoRA fine-tuning only: merged models load and run without peft.
     from peft import LoraConfig, get_peft_model
@@ -43,6 +43,15 @@ except ImportError:
 
 # `from_clip` takes these config fields from the checkpoint itself.
 FIELDS_FROM_CLIP = frozenset({"vision_config", "text_config", "projection_dim"})
+# The config fields that decide which modules a model has and their shapes: fixed once it is built.
+MODULE_SHAPING_FIELDS = ("noise_mode", "noise_injection", "sigma_activation", "generator_hidden_size",
+                         "generator_num_heads", "projection_dim", "class_words", "prompt_templates",
+                         "classifier_dropout")
+# The config fields forward() reads at every call, and those above: checked again whenever one of them has changed.
+CHECKED_FIELDS = MODULE_SHAPING_FIELDS + ("inference_noise", "noise_scale", "noise_samples", "noise_loss_weight",
+                                          "kl_weight", "random_noise_std", "sigma_floor", "detach_generator_input")
+# Keyword arguments forward() takes and ignores: transformers' Trainer may pass them; this loss is a batch mean.
+IGNORED_FORWARD_KWARGS = frozenset({"num_items_in_batch"})
 # The Hub arguments of `save_pretrained(..., push_to_hub=True)`, as transformers takes them.
 HUB_KWARGS = ("repo_id", "commit_message", "commit_description", "private", "token", "revision", "create_pr")
 
@@ -102,7 +111,7 @@ class PinNoiseGenerator(nn.Module):
         self.mu_head = NoiseHead(width, query_dim, initial_bias=0.0)
         self.sigma_head = NoiseHead(width, query_dim, initial_bias=initial_sigma_bias(config))
         self.sigma_activation = config.sigma_activation
-        self.sigma_floor = float(config.sigma_floor)
+        self.config = config  # the model's own: sigma_floor is read at every call, so an edit of it takes effect
 
     def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
         batch, length, width = x.shape
@@ -122,7 +131,7 @@ class PinNoiseGenerator(nn.Module):
         mu = self.mu_head(attended)
         raw_sigma = self.sigma_head(attended)
         sigma = F.softplus(raw_sigma) if self.sigma_activation == "softplus" else raw_sigma.abs()
-        return mu, sigma + self.sigma_floor
+        return mu, sigma + float(self.config.sigma_floor)
 
 
 class PinClipPreTrainedModel(CLIPPreTrainedModel):
@@ -167,6 +176,9 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
         self.register_buffer("prompt_embeds", torch.zeros(len(config.prompts), config.projection_dim))
         query_dim = config.projection_dim if config.noise_injection == "embedding" else vision_config.hidden_size
         self.noise_generator = PinNoiseGenerator(config, query_dim) if config.noise_mode == "pin" else None
+        self._built_with = {name: copy.deepcopy(getattr(config, name)) for name in MODULE_SHAPING_FIELDS}
+        # copies: a list edited in place (prompt_templates) must compare unequal; validate_pinclip() just ran
+        self._checked_config = copy.deepcopy(tuple(map(vars(config).get, CHECKED_FIELDS)))
         self.dropout = nn.Dropout(config.classifier_dropout)
         self.classifier = nn.Linear(config.projection_dim, config.num_labels)
         self.post_init()
@@ -319,6 +331,21 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
             )
 
     # ---------------------------------------------------------------------------------------------- forward
+    def _check_config_edits(self) -> None:
+        """A config changed after the model was built (attribute assignment): the values forward() reads are checked
+        like the constructor's (a typo must never sample or scale noise by mistake); the fields that shaped the
+        modules cannot change."""
+        config = self.config
+        config.validate_pinclip()
+        rebuilt = {name: built for name, built in self._built_with.items() if getattr(config, name) != built}
+        if rebuilt:
+            changes = ", ".join(f"{name} {built!r} → {getattr(config, name)!r}" for name, built in rebuilt.items())
+            raise ValueError(
+                f"PinClipConfig changed after the model was built ({changes}): these fields shape its modules; "
+                "load or build a new model with them instead (from_pretrained(path, field=value))"
+            )
+        self._checked_config = copy.deepcopy(tuple(map(vars(config).get, CHECKED_FIELDS)))
+
     def _noise(self, queries: torch.Tensor, samples: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """(μ, σ, ε) for `samples` draws; ε has shape `(samples, *queries.shape)`."""
         if self.noise_generator is not None:
@@ -338,10 +365,12 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
         # in float32: squares of fp16 activations above ~256 overflow to inf
         return features.detach().float().pow(2).mean(dim=-1, keepdim=True).sqrt().to(features.dtype)
 
-    def _tokens_before_last_block(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+    def _tokens_before_last_block(
+        self, pixel_values: torch.Tensor, interpolate_pos_encoding: bool = False
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
         """The tokens entering the last vision block, and every hidden state up to them (CLIP's `hidden_states`)."""
         tower = self.vision_tower
-        hidden = tower.pre_layrnorm(tower.embeddings(pixel_values))
+        hidden = tower.pre_layrnorm(tower.embeddings(pixel_values, interpolate_pos_encoding=interpolate_pos_encoding))
         states = [hidden]
         for layer in tower.encoder.layers[:-1]:
             hidden = layer(hidden, None)
@@ -361,17 +390,21 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
         output_hidden_states: bool | None = None,
         output_attentions: bool | None = None,
         return_dict: bool | None = None,
-        **kwargs,  # e.g. `num_items_in_batch` from transformers' Trainer: this loss is a batch mean and needs none
+        interpolate_pos_encoding: bool = False,
+        **kwargs,
     ) -> PinClipOutput | tuple:
         r"""
         labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
             0 = real, 1 = fake. In training mode the loss is clean CE + λ · noisy CE (+ KL); in eval mode plain CE.
+        interpolate_pos_encoding (`bool`): as in CLIP, for images of another size than the model's.
         """
+        unknown = sorted(set(kwargs) - IGNORED_FORWARD_KWARGS)
+        if unknown:  # a misspelt `labels` would silently give no loss
+            raise TypeError(f"{type(self).__name__}.forward() got unexpected keyword argument(s) {unknown}")
         config = self.config
-        # Set after the model was built (attribute assignment): a typo must never sample or scale noise by mistake.
-        for name, allowed in (("inference_noise", INFERENCE_NOISES), ("noise_scale", NOISE_SCALES)):
-            if getattr(config, name) not in allowed:
-                raise ValueError(f"PinClipConfig.{name}={getattr(config, name)!r}; choose one of {allowed}")
+        # One cheap read of the fields an assignment may have changed (PreTrainedConfig's getattr costs ~2 µs each).
+        if tuple(map(vars(config).get, CHECKED_FIELDS)) != self._checked_config:
+            self._check_config_edits()
         if output_attentions is None:
             output_attentions = config.output_attentions
         if return_dict is None:
@@ -386,14 +419,15 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
         if config.noise_injection == "tokens" and (inject or eval_noise):
             if output_attentions:
                 raise ValueError("output_attentions is not available while noise is injected into the tokens")
-            features, states = self._tokens_before_last_block(pixel_values)
+            features, states = self._tokens_before_last_block(pixel_values, interpolate_pos_encoding)
             image_embeds = self._embed_tokens(features)
             to_embeds = self._embed_tokens
             if output_hidden_states:  # the clean last block's output completes CLIP's tuple
                 hidden_states = states + (self.vision_tower.encoder.layers[-1](features, None),)
         else:
             vision_outputs = self.vision_model(
-                pixel_values=pixel_values, output_hidden_states=output_hidden_states, output_attentions=output_attentions
+                pixel_values=pixel_values, output_hidden_states=output_hidden_states, output_attentions=output_attentions,
+                interpolate_pos_encoding=interpolate_pos_encoding,
             )
             hidden_states, attentions = vision_outputs.hidden_states, vision_outputs.attentions
             image_embeds = features = self.visual_projection(vision_outputs.pooler_output)

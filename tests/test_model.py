@@ -556,3 +556,38 @@ def test_a_local_backbone_is_recorded_by_its_folder_name_not_its_path(tiny_clip_
     assert model.config.clip_name_or_path == tiny_clip_dir.name
     model.save_pretrained(tmp_path / "saved")
     assert str(tiny_clip_dir.parent.resolve()) not in (tmp_path / "saved" / "config.json").read_text()
+
+
+def test_noise_values_set_by_assignment_take_effect_and_module_shaping_ones_are_refused(tiny_clip_dir):
+    """sigma_floor was copied at construction (an edit changed nothing but config.json); noise_mode "random" on a
+    `pin` model still ran its generator; noise_samples=0 gave a NaN loss."""
+    model = PinClipForImageClassification.from_clip(str(tiny_clip_dir)).train()
+    labels = torch.tensor([0, 1, 0, 1])
+    torch.manual_seed(0)
+    before = model(images(), labels=labels).noise_sigma_mean
+    model.config.sigma_floor = 1.0
+    torch.manual_seed(0)
+    assert model(images(), labels=labels).noise_sigma_mean == pytest.approx(float(before) + 1.0)
+    model.config.noise_samples = 0
+    with pytest.raises(ValueError, match="PinClipConfig.noise_samples=0 must be an integer >= 1"):
+        model(images(), labels=labels)
+    model.config.noise_samples = 1
+    for name, value in (("noise_mode", "random"), ("noise_injection", "tokens"), ("sigma_activation", "abs")):
+        built = getattr(model.config, name)
+        setattr(model.config, name, value)
+        with pytest.raises(ValueError, match=f"changed after the model was built \\({name} '{built}' → '{value}'\\)"):
+            model(images(), labels=labels)
+        setattr(model.config, name, built)
+    model(images(), labels=labels)
+
+
+@pytest.mark.parametrize("injection", ["embedding", "tokens"])
+def test_forward_takes_interpolate_pos_encoding_and_refuses_unknown_arguments(tiny_clip_dir, injection):
+    model = PinClipForImageClassification.from_clip(str(tiny_clip_dir), noise_injection=injection).train()
+    size = model.config.image_size
+    labels = torch.tensor([0, 1])
+    out = model(images(2, size + 16), labels=labels, interpolate_pos_encoding=True)  # it was dropped: a size error
+    assert out.logits.shape == (2, 2) and out.noise_loss is not None
+    with pytest.raises(TypeError, match=r"unexpected keyword argument\(s\) \['labls'\]"):
+        model(images(2, size), labls=labels)  # a misspelt labels returned no loss, silently
+    assert model(images(2, size), labels=labels, num_items_in_batch=2).loss is not None  # what Trainer may pass
