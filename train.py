@@ -355,6 +355,7 @@ def main(argv: list[str] | None = None) -> dict:
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
 
     completed_steps, start_epoch, skip_batches = 0, 0, 0
+    images_per_batch = args.per_device_train_batch_size * accelerator.num_processes  # one loader batch, all processes
     images_seen, window = 0, {}  # window: per-step values since the last log record, averaged into the next one
     if checkpoint is not None:
         accelerator.load_state(str(checkpoint))  # model, optimizer, scheduler, sampler and every RNG
@@ -394,7 +395,7 @@ def main(argv: list[str] | None = None) -> dict:
         train_images.epoch = epoch  # seeds this epoch's crops and flips
         train_loader.set_epoch(epoch)  # seeds this epoch's shuffle
         batches = accelerator.skip_first_batches(train_loader, skip_batches) if epoch == start_epoch else train_loader
-        for batch in batches:
+        for batch_index, batch in enumerate(batches, start=skip_batches if epoch == start_epoch else 0):
             with accelerator.accumulate(model):
                 outputs = model(**batch)
                 accelerator.backward(outputs.loss)
@@ -404,7 +405,9 @@ def main(argv: list[str] | None = None) -> dict:
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad()
-            images_seen += int(accelerator.gather(torch.tensor(len(batch["labels"]), device=accelerator.device)).sum())
+            # Distinct images: several processes pad the epoch's last batch with repeats (accelerate's even_batches),
+            # which gather_for_metrics cannot drop here (no remainder is known for a sampler of our own).
+            images_seen += min(images_per_batch, len(train_images) - batch_index * images_per_batch)
             for name in ("loss", "clean_loss", "noise_loss", "kl_loss", "noise_mu_norm", "noise_sigma_mean"):
                 value = getattr(outputs, name)
                 if value is not None:

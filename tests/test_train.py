@@ -269,6 +269,20 @@ def test_two_processes_match_one(minigen_cache, tmp_path):
             assert b["subsets"][family][key] == pytest.approx(numbers[key], abs=1e-6), (family, key)
 
 
+def test_two_processes_count_each_training_image_once(minigen_cache, tmp_path):
+    """22 images in global batches of 8: accelerate pads the last batch with 2 repeats, which images_seen counted."""
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    launch = [str(ACCELERATE), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+              "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29534"]
+    quick = ("--max_train_samples", "22", "--per_device_train_batch_size", "4", "--max_eval_samples", "4",
+             "--random_clip_shape", "tiny", "--noise_mode", "none", "--num_train_epochs", "2")
+    result = subprocess.run(launch + ["train.py", *reduced_args(minigen_cache, tmp_path, *quick)],
+                            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    training = json.loads((tmp_path / "metrics.json").read_text())["training"]
+    assert (training["steps"], training["images_seen"]) == (6, 44)
+
+
 # ------------------------------------------------------------------------------------- folders, eval-only
 @pytest.fixture
 def image_folder(tmp_path) -> Path:
