@@ -130,9 +130,7 @@ class Detector:
     def scan(self, paths: Sequence[str | os.PathLike], batch_size: int = 32, num_workers: int = 0) -> Iterator[ScanResult]:
         """Score image files in order; a file that cannot be read yields a result with its `error`, never raises."""
         paths = list(paths)
-        if num_workers > 0:
-            # Loader batches go to workers whole: smaller batches for a small folder so that every worker gets work.
-            batch_size = max(1, min(batch_size, math.ceil(len(paths) / num_workers)))
+        batch_size = scan_batch_size(len(paths), batch_size, num_workers)
         loader = DataLoader(
             _ImageFiles(paths, self.preprocessing.per_image),
             batch_size=batch_size,
@@ -151,6 +149,12 @@ class Detector:
                 else:
                     p_fake = next(p_fakes)
                     yield ScanResult(item.path, p_fake=p_fake, label=self.label_of(p_fake))
+
+
+def scan_batch_size(files: int, batch_size: int, num_workers: int) -> int:
+    """The batch `Detector.scan` uses: loader batches go to workers whole, so a small folder gets smaller batches
+    and every worker gets work."""
+    return max(1, min(batch_size, math.ceil(files / num_workers))) if num_workers > 0 else batch_size
 
 
 def p_fake_text(p_fake: float | None) -> str:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import platform
+import shutil
 import statistics
 import sys
 import time
@@ -27,6 +28,7 @@ import torch  # noqa: E402
 
 # Random checkpoints are large (ViT-L/14: ~1.7 GB) and slow to initialise: keep them between runs.
 CACHE_DIR = Path(os.environ.get("PINCLIP_BENCH_CACHE", REPO_ROOT / ".cache" / "bench"))
+MODEL_CODE = ("modeling_pinclip.py", "configuration_pinclip.py")  # what a saved PiN-CLIP carries as remote code
 
 
 @dataclass
@@ -103,10 +105,17 @@ def random_clip(shape: str, seed: int = 0) -> Path:
 
 def saved_pinclip(clip_dir: Path, out_dir: Path, **config: object) -> Path:
     """`out_dir` holding a PiN-CLIP (weights, remote code, image processor) built from the CLIP checkpoint
-    `clip_dir` with `config` overrides; built once and kept."""
+    `clip_dir` with `config` overrides; built once per version of the model code and kept.
+
+    Rebuilt when its copy of the remote code differs from the repository's: `pipeline(..., trust_remote_code=True)`
+    runs the copy, `Detector.load` the repository's class, so a stale copy would time two versions against each other.
+    """
     from modeling_pinclip import PinClipForImageClassification
 
-    if not (out_dir / "config.json").is_file():
+    current = all((out_dir / name).is_file() and (out_dir / name).read_bytes() == (REPO_ROOT / name).read_bytes()
+                  for name in MODEL_CODE)
+    if not (current and (out_dir / "config.json").is_file()):
+        shutil.rmtree(out_dir, ignore_errors=True)
         PinClipForImageClassification.from_clip(str(clip_dir), **config).save_pretrained(out_dir)
     return out_dir
 

@@ -141,3 +141,20 @@ def test_noise_effect_measures_the_margin_shift_of_the_models_own_noise(tiny_cli
     with torch.no_grad():
         model.classifier.bias.copy_(torch.tensor([0.0, 1e3]))  # every margin +1000: no draw flips a decision
     assert noise_effect(model, pixels, draws=4)["flipped"] == 0
+
+
+def test_a_saved_detector_is_rebuilt_when_the_model_code_changes(tiny_clip_dir, tmp_path):
+    """The scan side loads the repository's class, the pipeline side the saved copy: a detector cached before a
+    change of modeling_pinclip.py timed two versions of the model against each other."""
+    from common import MODEL_CODE, REPO_ROOT, saved_pinclip
+
+    folder = saved_pinclip(tiny_clip_dir, tmp_path / "detector")
+    assert all((folder / name).read_bytes() == (REPO_ROOT / name).read_bytes() for name in MODEL_CODE)
+    (folder / "modeling_pinclip.py").write_text("# the model code of an earlier version\n")
+    (folder / "stale.bin").write_text("left by the earlier build")
+    saved_pinclip(tiny_clip_dir, folder)
+    assert (folder / "modeling_pinclip.py").read_bytes() == (REPO_ROOT / "modeling_pinclip.py").read_bytes()
+    assert not (folder / "stale.bin").exists() and (folder / "config.json").is_file()
+    built = (folder / "model.safetensors").stat().st_mtime_ns
+    saved_pinclip(tiny_clip_dir, folder)  # current: kept as it is
+    assert (folder / "model.safetensors").stat().st_mtime_ns == built
