@@ -249,7 +249,8 @@ def load_detection_data(data_args: DataArguments, need_train: bool, seed: int = 
             validation = prepare(train_source[validation_split])
             data.validation = group_by_generator(validation, data_args.generator_column, "validation")
     subsets = test_subsets(eval_source, data_args)
-    empty = [name for name, subset in {**data.validation, **subsets}.items() if len(subset) == 0]
+    empty = [f"{kind} {name}" for kind, group in (("validation", data.validation), ("test", subsets))
+             for name, subset in group.items() if len(subset) == 0]
     if empty:  # found now, not when its metrics fail after the training
         raise ValueError(f"evaluation subset(s) {', '.join(empty)} hold no rows: leave them out with --eval_splits, "
                          "or fill them")

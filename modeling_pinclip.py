@@ -47,7 +47,7 @@ FIELDS_FROM_CLIP = frozenset({"vision_config", "text_config", "projection_dim"})
 MODULE_SHAPING_FIELDS = ("noise_mode", "noise_injection", "sigma_activation", "generator_hidden_size",
                          "generator_num_heads", "projection_dim", "class_words", "prompt_templates",
                          "classifier_dropout")
-# The config fields forward() reads at every call, and those above: checked again whenever one of them has changed.
+# Those, then the fields forward() reads at every call: checked again whenever one of them has changed.
 CHECKED_FIELDS = MODULE_SHAPING_FIELDS + ("inference_noise", "noise_scale", "noise_samples", "noise_loss_weight",
                                           "kl_weight", "random_noise_std", "sigma_floor", "detach_generator_input")
 # Keyword arguments forward() takes and ignores: transformers' Trainer may pass them; this loss is a batch mean.
@@ -176,8 +176,8 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
         self.register_buffer("prompt_embeds", torch.zeros(len(config.prompts), config.projection_dim))
         query_dim = config.projection_dim if config.noise_injection == "embedding" else vision_config.hidden_size
         self.noise_generator = PinNoiseGenerator(config, query_dim) if config.noise_mode == "pin" else None
-        self._built_with = {name: copy.deepcopy(getattr(config, name)) for name in MODULE_SHAPING_FIELDS}
-        # copies: a list edited in place (prompt_templates) must compare unequal; validate_pinclip() just ran
+        # The config as last checked (validate_pinclip() just ran): copies, so a list edited in place compares unequal.
+        # Its module-shaping part stays what the modules were built from: no later check lets it change.
         self._checked_config = copy.deepcopy(tuple(map(vars(config).get, CHECKED_FIELDS)))
         self.dropout = nn.Dropout(config.classifier_dropout)
         self.classifier = nn.Linear(config.projection_dim, config.num_labels)
@@ -337,7 +337,8 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
         modules cannot change."""
         config = self.config
         config.validate_pinclip()
-        rebuilt = {name: built for name, built in self._built_with.items() if getattr(config, name) != built}
+        built_with = zip(MODULE_SHAPING_FIELDS, self._checked_config)  # CHECKED_FIELDS starts with these
+        rebuilt = {name: built for name, built in built_with if getattr(config, name) != built}
         if rebuilt:
             changes = ", ".join(f"{name} {built!r} → {getattr(config, name)!r}" for name, built in rebuilt.items())
             raise ValueError(

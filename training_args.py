@@ -232,16 +232,19 @@ def check_arguments(model_args: ModelArguments, data_args: DataArguments, args: 
             problems.append(f"--resume_from_checkpoint {resume}: no such checkpoint folder")
         elif not (name.startswith(CHECKPOINT_PREFIX) and name.removeprefix(CHECKPOINT_PREFIX).isdigit()):
             problems.append(f"--resume_from_checkpoint {resume}: not a checkpoint folder (checkpoints/checkpoint-N)")
-    value_of = lambda name: getattr(args if hasattr(args, name) else data_args, name)  # noqa: E731
     at_least = {
         "max_steps" if args.max_steps is not None else "num_train_epochs": 1,  # max_steps overrides epochs
         "per_device_train_batch_size": 1, "per_device_eval_batch_size": 1, "gradient_accumulation_steps": 1,
         "logging_steps": 1, "dataloader_num_workers": 0, "checkpoints_total_limit": 0,
     }
-    for name in ("checkpointing_steps", "max_train_samples", "max_eval_samples"):  # None: not set (every row)
-        if value_of(name) is not None:
-            at_least[name] = 1
-    problems += [f"--{name} {value_of(name)}: must be at least {low}" for name, low in at_least.items() if value_of(name) < low]
+    if args.checkpointing_steps is not None:
+        at_least["checkpointing_steps"] = 1
+    problems += [f"--{name} {getattr(args, name)}: must be at least {low}"
+                 for name, low in at_least.items() if getattr(args, name) < low]
+    for name in ("max_train_samples", "max_eval_samples"):
+        value = getattr(data_args, name)
+        if value is not None and value < 1:  # None: not set, every row
+            problems.append(f"--{name} {value}: must be at least 1")
     if not (math.isfinite(args.learning_rate) and args.learning_rate > 0):
         problems.append(f"--learning_rate {args.learning_rate}: must be a positive number")
     for name in ("weight_decay", "max_grad_norm"):
