@@ -67,7 +67,8 @@ def ablation_table(summary: dict) -> str:
 
 def unseen_mean(metrics: dict) -> float | None:
     """Mean accuracy over the test subsets whose generator family was not in the training data."""
-    seen = set((metrics.get("training") or {}).get("generators") or [])
+    # subset names are strings; a generator column of numbers records the training family as numbers
+    seen = {str(generator) for generator in (metrics.get("training") or {}).get("generators") or []}
     unseen = [result["acc"] for name, result in metrics["subsets"].items() if name not in seen]
     return float(np.mean(unseen)) if seen and unseen else None
 

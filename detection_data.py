@@ -32,6 +32,7 @@ from training_args import MINIGENIMAGE, DataArguments
 logger = logging.getLogger(__name__)
 # What other datasets call their model-selection split, tried when the default `validation` is absent.
 VALIDATION_ALIASES = ("validation", "valid", "val", "dev")
+EVAL_SAMPLE_SEED = 0  # which rows --max_eval_samples keeps, fixed
 
 
 @dataclass
@@ -44,7 +45,33 @@ class DetectionData:
 
 
 def load_source(name: str | None, config_name: str | None, data_args: DataArguments) -> datasets.DatasetDict:
-    """A `DatasetDict` from MiniGenImage, a `save_to_disk` folder, a folder `datasets.load_dataset` reads, or the Hub."""
+    """A `DatasetDict` from MiniGenImage, a `save_to_disk` folder, a folder `datasets.load_dataset` reads, or the Hub;
+    a class-label generator or subset column reads as its class names."""
+    source = read_source(name, config_name, data_args)
+    return datasets.DatasetDict({
+        split: names_as_strings(dataset, [data_args.generator_column, "subset"]) for split, dataset in source.items()
+    })
+
+
+def names_as_strings(dataset: datasets.Dataset, columns: list[str]) -> datasets.Dataset:
+    """`ClassLabel` columns among `columns` (how Hub datasets often store a generator: ids 0, 1, 2 named "Real",
+    "ProGAN", ...) as their names: the tables then name generators, `--train_generators` takes the names, and the
+    recorded training family can be compared with the test subsets' names."""
+    class_labels = {column: feature for column, feature in dataset.features.items()
+                    if column in columns and isinstance(feature, datasets.ClassLabel)}
+    if not class_labels:
+        return dataset
+    features = dataset.features.copy()
+    features.update({column: datasets.Value("string") for column in class_labels})
+    return dataset.map(
+        lambda batch: {column: [None if i is None or i < 0 else feature.int2str(i) for i in batch[column]]
+                       for column, feature in class_labels.items()},
+        batched=True, features=features, desc="generator names",
+    )
+
+
+def read_source(name: str | None, config_name: str | None, data_args: DataArguments) -> datasets.DatasetDict:
+    """The `DatasetDict` that `name` holds, as datasets reads it."""
     if name in (None, MINIGENIMAGE):
         from datasets_scripts.minigenimage import build_minigenimage
 
@@ -205,7 +232,7 @@ def truncate(dataset: datasets.Dataset, limit: int | None, seed: int) -> dataset
 
 def load_detection_data(data_args: DataArguments, need_train: bool, seed: int = 0) -> DetectionData:
     """Load the train split (when training), the validation subsets and the test subsets (`seed`: which rows
-    `max_train_samples` / `max_eval_samples` keep)."""
+    `max_train_samples` keeps; `max_eval_samples` always keeps the same ones)."""
     prepare = lambda ds: normalize_labels(ds, data_args.label_column)  # noqa: E731
     use_folders = data_args.train_dir is not None or data_args.eval_dir is not None
     source = None if use_folders and data_args.dataset_name is None else load_source(
@@ -254,8 +281,26 @@ def load_detection_data(data_args: DataArguments, need_train: bool, seed: int = 
     if empty:  # found now, not when its metrics fail after the training
         raise ValueError(f"evaluation subset(s) {', '.join(empty)} hold no rows: leave them out with --eval_splits, "
                          "or fill them")
-    data.test = {name: truncate(prepare(ds), data_args.max_eval_samples, seed) for name, ds in subsets.items()}
+    # the same test rows whatever the run's seed: runs over seeds (the ablation) are compared on the same images
+    data.test = {name: truncate(prepare(ds), data_args.max_eval_samples, EVAL_SAMPLE_SEED) for name, ds in subsets.items()}
+    warn_single_class(data.validation, "validation")
+    warn_single_class(data.test, "test")
     return data
+
+
+def warn_single_class(subsets: dict[str, datasets.Dataset], kind: str) -> None:
+    """Warn about subsets of one class among several: their accuracy is one class's and they have no AP or AUC,
+    yet they count in the mean like a generator. The usual cause is reals carrying a generator value of their own
+    ("Real") instead of the generator of the subset they belong to."""
+    if len(subsets) < 2:
+        return
+    single = {name: LABEL_NAMES[classes[0]] for name, subset in subsets.items()
+              if len(classes := subset.unique("label")) == 1}
+    if single:
+        listed = ", ".join(f"{name!r} ({label} only)" for name, label in single.items())
+        logger.warning(f"{kind} subset(s) {listed} hold one class: they count in the mean row like a generator, with "
+                       "one class's accuracy and no AP/AUC. If reals carry a generator value of their own, give each "
+                       "real the generator of its subset")
 
 
 # ------------------------------------------------------------------------------------------------ pixels

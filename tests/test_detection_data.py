@@ -313,3 +313,42 @@ def test_a_saved_folder_datasets_cannot_read_back_is_a_clear_error(tmp_path):
     source = saved(tmp_path, {"train": rows([0, 1], ["sd"] * 2), "test": rows([0, 1], ["sd"] * 2).select([])})
     with pytest.raises(ValueError, match="cannot load this folder"):
         load_detection_data(DataArguments(dataset_name=source), need_train=True)
+
+
+def test_a_class_label_generator_column_is_read_as_its_names(tmp_path):
+    """Hub datasets store generators as class ids: the subsets were named "0", "1", and the recorded training
+    family (an id) never matched a subset name, so the ablation counted it as unseen."""
+    from ablation import unseen_mean
+
+    names = datasets.ClassLabel(names=["ProGAN", "SD14"])
+    def split(labels, generators):
+        return rows(labels).add_column("generator", generators, feature=names)
+    source = saved(tmp_path, {"train": split([0, 1, 0, 1], [0, 0, 1, 1]), "test": split([0, 1, 0, 1], [0, 0, 1, 1])})
+    data = load_detection_data(DataArguments(dataset_name=source, train_generators=["ProGAN"]), need_train=True)
+    assert list(data.test) == ["ProGAN", "SD14"] and data.train["generator"] == ["ProGAN", "ProGAN"]
+    metrics = {"subsets": {"ProGAN": {"acc": 1.0}, "SD14": {"acc": 0.5}},
+               "training": {"generators": sorted(data.train.unique("generator"))}}
+    assert unseen_mean(metrics) == 0.5
+    assert unseen_mean({**metrics, "training": {"generators": [0]}}) == 0.75  # a numeric column: compared as text
+    assert unseen_mean({**metrics, "training": {"generators": ["0"]}}) == 0.75
+
+
+def test_a_subset_of_one_class_among_several_is_named_in_a_warning(tmp_path, caplog):
+    source = saved(tmp_path, {"test": rows([0, 0, 1, 1], ["Real", "Real", "sd", "sd"])})
+    with caplog.at_level("WARNING"):
+        assert list(load_detection_data(DataArguments(dataset_name=source), need_train=False).test) == ["Real", "sd"]
+    assert "test subset(s) 'Real' (real only), 'sd' (fake only) hold one class" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):
+        load_detection_data(DataArguments(dataset_name=saved(tmp_path / "b", {"test": rows([0, 1], ["sd"] * 2)})), False)
+    assert "hold one class" not in caplog.text
+
+
+def test_max_eval_samples_keeps_the_same_test_rows_for_every_seed(tmp_path):
+    test = rows([0, 1] * 20, ["sd"] * 40).add_column("index", list(range(40)))
+    source = saved(tmp_path, {"train": rows([0, 1] * 20, ["sd"] * 40).add_column("index", list(range(40))),
+                              "test": test})
+    args = DataArguments(dataset_name=source, max_train_samples=8, max_eval_samples=8)
+    first, second = (load_detection_data(args, need_train=True, seed=seed) for seed in (0, 1))
+    assert first.test["sd"]["index"] == second.test["sd"]["index"]
+    assert first.train["index"] != second.train["index"]  # the training draw follows the seed
