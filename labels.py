@@ -14,18 +14,33 @@ LABEL_SYNONYMS = {
     "real": 0, "0_real": 0, "nature": 0, "natural": 0, "human": 0, "authentic": 0,
     "fake": 1, "1_fake": 1, "ai": 1, "generated": 1, "synthetic": 1, "artificial": 1,
 }
-NEGATIONS = {"not", "non", "no"}
+NEGATIONS = ("not", "non", "no")
+
+
+def word_meaning(word: str) -> int | None:
+    """0 = real, 1 = fake or None for one lower-case word ("deepfake": any word ending in "fake")."""
+    return LABEL_SYNONYMS.get(word, 1 if word.endswith("fake") else None)
 
 
 def label_meaning(name: str) -> int | None:
-    """What a label name means, word by word: 0 = real ("Real photo", "not_ai"), 1 = fake ("AI", "Fake Image",
-    "deepfake"), None when it says neither or both."""
-    words = re.findall(r"[a-z]+", name.lower())
-    fake = any(LABEL_SYNONYMS.get(word) == 1 or word.endswith("fake") for word in words)
-    real = any(LABEL_SYNONYMS.get(word) == 0 for word in words)
-    if fake and any(word in NEGATIONS for word in words):
-        fake, real = False, True
-    return None if fake == real else int(fake)
+    """What a label name means, word by word: 0 = real ("Real photo", "not_ai", "non-human" is fake), 1 = fake
+    ("AI", "Fake Image", "deepfake", "not real"), None when it says neither or both. A negation, a word of its
+    own or a prefix ("nonfake"), turns the meaning round."""
+    meanings, negated = set(), False
+    for word in re.findall(r"[a-z]+", name.lower()):
+        if word in NEGATIONS:
+            negated = True
+            continue
+        prefix = next((p for p in NEGATIONS if word.startswith(p) and word_meaning(word[len(p):]) is not None), None)
+        if prefix:
+            negated, word = True, word[len(prefix):]
+        meaning = word_meaning(word)
+        if meaning is not None:
+            meanings.add(meaning)
+    if len(meanings) != 1:
+        return None
+    (meaning,) = meanings
+    return 1 - meaning if negated else meaning
 
 
 def fake_label_index(id2label: dict) -> int:

@@ -46,7 +46,9 @@ def test_a_detector_with_other_label_names_scores_the_fake_output():
 @pytest.mark.parametrize(
     "name, meaning",
     [("Not AI", 0), ("non-AI", 0), ("no_ai", 0), ("not fake", 0), ("Real", 0), ("AI generated", 1),
-     ("deepfake", 1), ("LABEL_0", None), ("real or fake", None)],
+     ("deepfake", 1), ("LABEL_0", None), ("real or fake", None),
+     # a negated real word is fake (it read as real), and a negation may be a prefix
+     ("Not Real", 1), ("non-human", 1), ("nonfake", 0), ("NotReal", 1), ("nothing", None), ("nature", 0)],
 )
 def test_label_meaning_reads_negations(name, meaning):
     assert label_meaning(name) == meaning
@@ -91,7 +93,8 @@ def test_a_score_at_the_threshold_counts_as_fake():
 
 @pytest.mark.parametrize(
     "id2label, problem_type",
-    [({0: "AI generated"}, None), ({0: "real photo"}, None), ({0: "Not AI", 1: "AI"}, "multi_label_classification"),
+    [({0: "AI generated"}, None), ({0: "real photo"}, None), ({0: "Not Real"}, None),
+     ({0: "Not AI", 1: "AI"}, "multi_label_classification"),
      ({0: "AI", 1: "Not AI"}, "single_label_classification")],
 )
 def test_p_fake_is_the_score_the_pipeline_gives_the_fake_label(tmp_path, id2label, problem_type):
