@@ -121,6 +121,8 @@ class Detector:
         if not images:
             return []
         p_fakes = self.fake_probabilities(self.preprocessing([to_rgb(image) for image in images])).tolist()
+        if not all(map(math.isfinite, p_fakes)):  # `nan >= threshold` is False: it would read "real"
+            raise ValueError(f"the model's scores are not all numbers ({p_fakes})")
         return [{REAL: 1.0 - p_fake, FAKE: p_fake} for p_fake in p_fakes]
 
     def p_fake(self, image: Image.Image) -> float:
@@ -146,8 +148,9 @@ class Detector:
             for item in items:
                 if item.error is not None:
                     yield ScanResult(item.path, error=item.error)
+                elif not math.isfinite(p_fake := next(p_fakes)):  # `nan >= threshold` is False: it would read "real"
+                    yield ScanResult(item.path, error=f"the model's score is not a number ({p_fake})")
                 else:
-                    p_fake = next(p_fakes)
                     yield ScanResult(item.path, p_fake=p_fake, label=self.label_of(p_fake))
 
 

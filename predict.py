@@ -79,7 +79,7 @@ def write_results(results: Iterable[ScanResult], output: Path) -> dict[str, int]
             if writer is not None:
                 writer.writerow(csv_row(result))
             else:
-                handle.write(json.dumps(asdict(result)) + "\n")
+                handle.write(json.dumps(asdict(result), allow_nan=False) + "\n")  # strict JSON
             handle.flush()  # rows hit the disk as they come: a killed scan keeps its results
             key = result.label or "error"
             counts[key] = counts.get(key, 0) + 1

@@ -48,6 +48,11 @@ REPO_ROOT = Path(__file__).resolve().parent
 METRIC_PATH = REPO_ROOT / "metrics" / "detection_metric"
 PROGRESS_FILE = "progress.json"  # counters of the training loop, beside accelerate's state in a checkpoint
 SETTINGS_FILE = "run_settings.json"  # the settings of the run that saved a checkpoint (`check_same_run`)
+# What a finished run leaves in its --output_dir beside its log, checkpoints and backbone: the model and its reports.
+RUN_OUTPUTS = (
+    "config.json", "preprocessor_config.json", "configuration_pinclip.py", "modeling_pinclip.py", "*.safetensors",
+    "*.safetensors.index.json", "README.md", "metrics.json", "results.md", "robustness.*", "plots",
+)
 
 
 # ------------------------------------------------------------------------------------------------ model
@@ -73,6 +78,22 @@ def load_detector(name_or_path: str, trust_remote_code: bool) -> tuple[torch.nn.
     except OSError as error:  # not a model folder, or a Hub id that cannot be fetched: say which, without a traceback
         raise ValueError(f"cannot load the detector {name_or_path} ({error})") from error
     return model, processor, FakeOutput.of(model.config)
+
+
+def remove_earlier_run(output_dir: Path) -> list[str]:
+    """Delete the model and reports of an earlier run from `output_dir` (one holding a PiN-CLIP config), so that
+    should this run stop before writing its own, the earlier run's reports are not left beside this run's log (or
+    weights) as if they described it. Returns the names removed; a folder of anything else is left alone."""
+    config = output_dir / "config.json"
+    try:
+        if json.loads(config.read_text()).get("model_type") != PinClipForImageClassification.config_class.model_type:
+            return []
+    except (OSError, ValueError, AttributeError):  # no config, or not a model's
+        return []
+    removed = sorted({path for pattern in RUN_OUTPUTS for path in output_dir.glob(pattern)})
+    for path in removed:
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    return [path.name for path in removed]
 
 
 def make_optimizer(model: torch.nn.Module, args: TrainingArguments) -> torch.optim.Optimizer:
@@ -384,6 +405,9 @@ def main(argv: list[str] | None = None) -> dict:
     log_path = output_dir / "train_log.jsonl"
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
+        removed = remove_earlier_run(output_dir)
+        if removed:
+            accelerator.print(f"removed the earlier run's model and reports from {output_dir}: {', '.join(removed)}")
         # The log continues from the checkpoint: records of an earlier run, or of steps after it, are dropped.
         kept = log_records_until(log_path, completed_steps) if checkpoint is not None else []
         log_path.write_text("".join(json.dumps(record) + "\n" for record in kept))
@@ -420,6 +444,11 @@ def main(argv: list[str] | None = None) -> dict:
                 record = {"step": completed_steps, "epoch": epoch, "lr": step_lr}
                 record.update({name: float(np.mean(values)) for name, values in window.items()})
                 window = {}
+                if not math.isfinite(record["loss"]):  # every later step, and the saved model, would be NaN too
+                    raise ValueError(
+                        f"the training loss is {record['loss']} at step {completed_steps} (lr {step_lr:g}): training "
+                        "diverged; lower --learning_rate or set --max_grad_norm"
+                    )
                 progress.set_postfix(loss=f"{record['loss']:.3f}", sigma=f"{record.get('noise_sigma_mean', 0):.2f}")
                 if accelerator.is_main_process:
                     with log_path.open("a") as log:

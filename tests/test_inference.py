@@ -116,3 +116,20 @@ def test_a_folder_scan_leaves_out_videos_and_data_files_pillow_cannot_decode(tmp
     assert find_images([tmp_path / "clip.mpg"]) == [tmp_path / "clip.mpg"]  # named explicitly: still reported
     # EPS is decoded by Ghostscript, an outside program: scanned only where it is installed
     assert (".eps" in IMAGE_EXTENSIONS) == bool(EpsImagePlugin.has_ghostscript())
+
+
+def test_a_score_that_is_not_a_number_is_an_error_not_a_real_label(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """A diverged model's NaN compared below every threshold: the scan called every image real."""
+    import math
+
+    import torch
+
+    detector = Detector.load(tiny_model_dir, device="cpu")
+    with torch.no_grad():
+        detector.model.classifier.bias.fill_(math.nan)
+    path = tmp_path / "a.png"
+    random_image(40, 40, 0).save(path)
+    (result,) = detector.scan([path])
+    assert result.label is None and result.p_fake is None and result.error == "the model's score is not a number (nan)"
+    with pytest.raises(ValueError, match="not all numbers"):
+        detector.score_images([Image.open(path)])

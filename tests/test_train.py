@@ -804,3 +804,31 @@ def test_a_run_on_folders_names_its_training_and_evaluation_folders_in_the_card(
     card = (out / "README.md").read_text()
     assert "- data: my-train-photos, split `train`" in card
     assert "type: eval" in card and "minigenimage" not in card.lower()
+
+
+def test_a_diverging_rerun_stops_and_leaves_no_report_of_the_earlier_run(minigen_cache, tmp_path, capsys):
+    """A rerun into a folder overwrote the weights and, when it then failed, left the earlier run's metrics and card
+    beside them; a diverged run trained on to the end and logged NaN (not JSON)."""
+    from accelerate.state import AcceleratorState
+
+    out = tmp_path / "out"
+    quick = ("--max_train_samples", "8", "--per_device_train_batch_size", "4", "--max_eval_samples", "4",
+             "--random_clip_shape", "tiny", "--logging_steps", "1")
+    train.main(reduced_args(minigen_cache, out, *quick, "--max_steps", "1"))
+    assert {"metrics.json", "README.md", "model.safetensors", "plots"} <= {path.name for path in out.iterdir()}
+    AcceleratorState._reset_state(reset_partial_state=True)
+    with pytest.raises(ValueError, match=r"the training loss is (nan|inf) at step \d \(lr .*\): training diverged"):
+        train.main(reduced_args(minigen_cache, out, *quick, "--max_steps", "4", "--learning_rate", "1e30",
+                                "--optimizer", "adam"))
+    assert "removed the earlier run's model and reports" in capsys.readouterr().out
+    left = {path.name for path in out.iterdir()}
+    assert not left & {"metrics.json", "README.md", "results.md", "model.safetensors", "config.json", "plots"}, left
+    for line in (out / "train_log.jsonl").read_text().splitlines():
+        json.loads(line, parse_constant=lambda name: pytest.fail(f"{name} in the log"))
+    AcceleratorState._reset_state(reset_partial_state=True)
+
+
+def test_a_folder_without_a_pinclip_model_keeps_its_files(tmp_path):
+    (tmp_path / "README.md").write_text("mine")
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "vit"}))
+    assert train.remove_earlier_run(tmp_path) == [] and (tmp_path / "README.md").read_text() == "mine"
