@@ -29,15 +29,14 @@ from accelerate.utils import set_seed
 from PIL import Image
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
-from transformers import BaseImageProcessor, get_scheduler
+from transformers import get_scheduler
 
 import reporting
 from clip_checkpoints import write_random_clip
 from corruptions import robustness_grid
 from detection_data import Collator, EvalImages, TrainImages, check_images, load_detection_data
 from hub_push import create_model_repo, push_folder
-from inference import display_name, load_classifier
-from labels import FakeOutput
+from inference import DEFAULT_THRESHOLD, Detector, display_name
 from modeling_pinclip import PinClipForImageClassification
 from training_args import (
     CHECKPOINT_PREFIX, MINIGENIMAGE, RESUMABLE_CHANGES, DataArguments, ModelArguments, TrainingArguments,
@@ -71,13 +70,13 @@ def backbone_path(model_args: ModelArguments, args: TrainingArguments, accelerat
     return str(folder)
 
 
-def load_detector(name_or_path: str, trust_remote_code: bool) -> tuple[torch.nn.Module, BaseImageProcessor, FakeOutput]:
-    """A saved detector (PiN-CLIP or any image classifier), its image processor and how its logits give P(fake)."""
+def load_detector(name_or_path: str, trust_remote_code: bool, device: torch.device) -> Detector:
+    """A saved detector (PiN-CLIP or any image classifier) as the scanner and the demo load it: its image processor,
+    how its logits give P(fake) and its decision threshold."""
     try:
-        model, processor = load_classifier(name_or_path, trust_remote_code)
+        return Detector.load(name_or_path, device=device, trust_remote_code=trust_remote_code)
     except OSError as error:  # not a model folder, or a Hub id that cannot be fetched: say which, without a traceback
         raise ValueError(f"cannot load the detector {name_or_path} ({error})") from error
-    return model, processor, FakeOutput.of(model.config)
 
 
 def remove_earlier_run(output_dir: Path) -> list[str]:
@@ -182,11 +181,9 @@ def detection_metric() -> evaluate.EvaluationModule:
 
 
 @torch.no_grad()
-def predict(
-    model: torch.nn.Module,
+def score_dataset(
+    detector: Detector,
     dataset: datasets.Dataset,
-    processor: BaseImageProcessor,
-    fake_output: FakeOutput,
     accelerator: Accelerator,
     image_column: str,
     batch_size: int,
@@ -196,13 +193,12 @@ def predict(
     """Labels and P(fake) of every image, sharded over processes and gathered so each image counts once."""
     loader = DataLoader(
         EvalImages(dataset, image_column, corruption, name=f"subset {desc!r}"), batch_size=batch_size,
-        collate_fn=Collator(processor)
+        collate_fn=Collator(detector.processor)
     )
     loader = accelerator.prepare_data_loader(loader)
     labels, scores = [], []
     for batch in tqdm(loader, desc=desc, leave=False, disable=not accelerator.is_local_main_process):
-        logits = model(pixel_values=batch["pixel_values"].to(model.dtype)).logits.float()  # a bf16 detector reads bf16
-        fake_probability = fake_output.probability(logits)
+        fake_probability = detector.fake_probabilities(batch["pixel_values"]).to(accelerator.device)
         gathered_scores, gathered_labels = accelerator.gather_for_metrics((fake_probability, batch["labels"]))
         scores += gathered_scores.cpu().tolist()
         labels += gathered_labels.cpu().tolist()
@@ -210,10 +206,8 @@ def predict(
 
 
 def score_subsets(
-    model: torch.nn.Module,
+    detector: Detector,
     subsets: dict[str, datasets.Dataset],
-    processor: BaseImageProcessor,
-    fake_output: FakeOutput,
     accelerator: Accelerator,
     image_column: str,
     batch_size: int,
@@ -223,18 +217,27 @@ def score_subsets(
     metric = detection_metric()
     results, outputs = {}, {}
     for name, dataset in subsets.items():
-        out = predict(model, dataset, processor, fake_output, accelerator, image_column, batch_size, corruption, name)
-        predictions = [int(score >= 0.5) for score in out["scores"]]  # the 0.5 threshold: never tuned on test
+        out = score_dataset(detector, dataset, accelerator, image_column, batch_size, corruption, name)
+        # decided as the scanner and the demo decide: the model's own threshold (PiN-CLIP: 0.5, never tuned on test)
+        predictions = [int(score >= detector.threshold) for score in out["scores"]]
         result = metric.compute(predictions=predictions, references=out["labels"], scores=out["scores"])
         results[name] = {key: value for key, value in result.items() if key != "note" or value}
         outputs[name] = out
     return {"subsets": results, "mean": reporting.mean_metrics(results)}, outputs
 
 
-def evaluate_robustness(clean: dict, score: Callable[[Callable[[Image.Image], Image.Image]], dict]) -> dict:
-    """The test metrics per condition: `clean` (already computed: the test images are not scored twice) and
-    `score(corruption)` for every JPEG / blur level."""
-    return {"clean": clean, **{name: score(corruption) for name, corruption in robustness_grid().items()}}
+def evaluate_detector(
+    detector: Detector, test: dict[str, datasets.Dataset], accelerator: Accelerator, image_column: str, batch_size: int,
+    robustness: bool,
+) -> tuple[dict, dict, dict | None]:
+    """The test metrics, every image's label and score, and with `robustness` the metrics per condition: clean
+    (the test metrics) and every JPEG / blur level."""
+    metrics, outputs = score_subsets(detector, test, accelerator, image_column, batch_size)
+    if not robustness:
+        return metrics, outputs, None
+    grid = {name: score_subsets(detector, test, accelerator, image_column, batch_size, corruption)[0]
+            for name, corruption in robustness_grid().items()}
+    return metrics, outputs, {"clean": metrics, **grid}
 
 
 def write_evaluation(
@@ -283,20 +286,18 @@ def run_eval_only(
 ) -> dict:
     """Evaluate a saved detector (local folder or Hub id) on the test subsets and write the reports."""
     data = load_detection_data(data_args, need_train=False, seed=args.seed)
-    model, processor, fake_output = load_detector(model_args.model_name_or_path, model_args.trust_remote_code)
-    model = model.to(accelerator.device)  # not prepare_model: its autocast would score another model than the saved one
-    batch = args.per_device_eval_batch_size
-    metrics, outputs = score_subsets(model, data.test, processor, fake_output, accelerator, data_args.image_column, batch)
-    robustness = None
-    if args.robustness:
-        robustness = evaluate_robustness(metrics, lambda corruption: score_subsets(
-            model, data.test, processor, fake_output, accelerator, data_args.image_column, batch, corruption
-        )[0])
+    # not prepare_model: its autocast would score another model than the saved one
+    detector = load_detector(model_args.model_name_or_path, model_args.trust_remote_code, accelerator.device)
+    metrics, outputs, robustness = evaluate_detector(
+        detector, data.test, accelerator, data_args.image_column, args.per_device_eval_batch_size, args.robustness
+    )
     output_dir = Path(args.output_dir)
     if accelerator.is_main_process:
         output_dir.mkdir(parents=True, exist_ok=True)
-        title = f"{model_args.model_name_or_path} on {dataset_title(data_args)}"
-        write_evaluation(output_dir, metrics, outputs, robustness, title, {"model": model_args.model_name_or_path})
+        decided = "" if detector.threshold == DEFAULT_THRESHOLD else f" (decisions at its threshold {detector.threshold:g})"
+        title = f"{model_args.model_name_or_path} on {dataset_title(data_args)}{decided}"
+        write_evaluation(output_dir, metrics, outputs, robustness, title,
+                         {"model": model_args.model_name_or_path, "threshold": detector.threshold})
         accelerator.print(summary(metrics, output_dir, time.time() - started))
     return metrics
 
@@ -466,20 +467,14 @@ def main(argv: list[str] | None = None) -> dict:
     if accelerator.is_main_process:
         accelerator.unwrap_model(model).save_pretrained(output_dir)
     accelerator.wait_for_everyone()
-    detector, saved_processor, fake_output = load_detector(str(output_dir), trust_remote_code=False)
     # Not prepare_model: under `accelerate launch --mixed_precision` it would evaluate in autocast, i.e. score another
     # model than the saved fp32 one that users download.
-    detector = detector.to(accelerator.device)
+    detector = load_detector(str(output_dir), trust_remote_code=False, device=accelerator.device)
     column, batch_size = data_args.image_column, args.per_device_eval_batch_size
     validation = None
     if data.validation:
-        validation, _ = score_subsets(detector, data.validation, saved_processor, fake_output, accelerator, column, batch_size)
-    metrics, outputs = score_subsets(detector, data.test, saved_processor, fake_output, accelerator, column, batch_size)
-    robustness = None
-    if args.robustness:
-        robustness = evaluate_robustness(metrics, lambda corruption: score_subsets(
-            detector, data.test, saved_processor, fake_output, accelerator, column, batch_size, corruption
-        )[0])
+        validation, _ = score_subsets(detector, data.validation, accelerator, column, batch_size)
+    metrics, outputs, robustness = evaluate_detector(detector, data.test, accelerator, column, batch_size, args.robustness)
 
     if accelerator.is_main_process:
         title = f"PiN-CLIP ({config.noise_mode}) on {dataset_title(data_args)}"

@@ -717,8 +717,8 @@ def test_evaluation_scores_the_saved_model_even_under_mixed_precision(tiny_model
     from accelerate.state import AcceleratorState
 
     scores = []
-    predict = train.predict
-    monkeypatch.setattr(train, "predict", lambda *args, **kwargs: _record(scores, predict(*args, **kwargs)))
+    score_dataset = train.score_dataset
+    monkeypatch.setattr(train, "score_dataset", lambda *args, **kwargs: _record(scores, score_dataset(*args, **kwargs)))
     common = ["--eval_only", "--model_name_or_path", str(tiny_model_dir), "--eval_dir", str(image_folder)]
     train.main(common + ["--output_dir", str(tmp_path / "fp32")])
     full, scores[:] = list(scores), []
@@ -832,3 +832,32 @@ def test_a_folder_without_a_pinclip_model_keeps_its_files(tmp_path):
     (tmp_path / "README.md").write_text("mine")
     (tmp_path / "config.json").write_text(json.dumps({"model_type": "vit"}))
     assert train.remove_earlier_run(tmp_path) == [] and (tmp_path / "README.md").read_text() == "mine"
+
+
+def test_eval_only_decides_at_the_threshold_the_scanner_and_demo_use(image_folder, tmp_path):
+    """A detector whose config carries `detection_threshold`: its accuracies were those of 0.5, not of the decisions
+    predict.py and the demo make."""
+    from transformers import ViTConfig, ViTForImageClassification, ViTImageProcessor
+
+    config = ViTConfig(image_size=16, patch_size=8, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                       intermediate_size=32, id2label={0: "real", 1: "fake"}, label2id={"real": 0, "fake": 1})
+    torch.manual_seed(0)
+    model = ViTForImageClassification(config).eval()
+    processor = ViTImageProcessor(size={"height": 16, "width": 16})
+    paths = sorted((image_folder / "alpha").rglob("*.png"))
+    labels = np.array([int(path.parent.name == "1_fake") for path in paths])
+    with torch.no_grad():
+        pixels = processor(images=[Image.open(p).convert("RGB") for p in paths], return_tensors="pt")["pixel_values"]
+        p_fake = model(pixel_values=pixels).logits.softmax(-1)[:, 1].numpy()
+    at_half = np.mean((p_fake >= 0.5) == labels)
+    # a threshold at one of the scores whose decisions score differently from 0.5's: the test can tell them apart
+    threshold = next(float(t) for t in np.sort(p_fake) if np.mean((p_fake >= t) == labels) != at_half)
+    model.config.detection_threshold = threshold
+    model.save_pretrained(tmp_path / "detector")
+    processor.save_pretrained(tmp_path / "detector")
+    metrics = train.main(["--eval_only", "--model_name_or_path", str(tmp_path / "detector"), "--eval_dir",
+                          str(image_folder), "--output_dir", str(tmp_path / "out")])
+    assert metrics["subsets"]["alpha"]["acc"] == pytest.approx(np.mean((p_fake >= threshold) == labels))
+    saved = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert saved["threshold"] == pytest.approx(threshold)
+    assert f"decisions at its threshold {threshold:g}" in (tmp_path / "out" / "results.md").read_text()
