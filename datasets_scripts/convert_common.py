@@ -198,7 +198,8 @@ class ConversionPlan:
         for split in sorted(self.entries):
             for rel, placement in self.entries[split]:
                 stat = (raw_dir / rel).stat()
-                digest.update(f"{split}|{rel}|{placement}|{stat.st_size}|{stat.st_mtime_ns}\n".encode())
+                # surrogateescape: a file name that is not UTF-8 (an archive from another system) hashes as its bytes
+                digest.update(f"{split}|{rel}|{placement}|{stat.st_size}|{stat.st_mtime_ns}\n".encode(errors="surrogateescape"))
         return digest.hexdigest()
 
 
@@ -213,7 +214,7 @@ def commonest_reasons(skipped: list[dict[str, str]], shown: int = 3) -> str:
 def plan_conversion(raw_dir: str | os.PathLike, rule: LayoutRule) -> ConversionPlan:
     """Apply the layout rule and the image checks to every file under `raw_dir`.
 
-    Each real file (links resolved) is converted once per generator of one split: a real set that several test
+    Each real file (symbolic and hard links resolved) is converted once per generator of one split: a real set that several test
     generators share through links counts for each of them, as it would as copies, but no file is read twice for one
     generator, lands in two splits or carries two labels. The first path in walk order keeps it (folders sorted by
     name, a folder's files before its subfolders), so which split keeps a file linked into two is alphabetical.
@@ -222,14 +223,14 @@ def plan_conversion(raw_dir: str | os.PathLike, rule: LayoutRule) -> ConversionP
     if not root.is_dir():
         raise FileNotFoundError(f"raw directory not found: {root}")
     plan = ConversionPlan()
-    kept: dict[str, tuple[str, Placement, set[str]]] = {}  # real path → first path and placement, generators kept for
-    refused: dict[str, str] = {}  # real path → why check_image refused it: decoded once, however many links
+    kept: dict[tuple[int, int], tuple[str, Placement, set[str]]] = {}  # file → first path, placement, its generators
+    refused: dict[tuple[int, int], str] = {}  # file → why check_image refused it: decoded once, however many links
     for walked in walk_files(root):
         rel = walked.path.relative_to(root)
         reason = walked.skip_reason
         if reason is None:
             placement = rule(rel.parts)
-            target = os.path.realpath(walked.path)
+            target = file_identity(walked.path)
             if isinstance(placement, str):
                 reason = placement
             elif target in kept:
@@ -248,6 +249,13 @@ def plan_conversion(raw_dir: str | os.PathLike, rule: LayoutRule) -> ConversionP
     return plan
 
 
+def file_identity(path: Path) -> tuple[int, int]:
+    """(device, inode) of the file `path` leads to: the same for every symbolic or hard link to it (trees split into
+    train/test with `cp -al` or `ln` hold one file under several names)."""
+    stat = path.stat()
+    return stat.st_dev, stat.st_ino
+
+
 def _repeat_reason(placement: Placement, first_path: str, first: Placement, generators: set[str]) -> str | None:
     """Why a file already kept once (at `first_path`, as `first`) is not kept again here, or None to keep it."""
     if placement.split != first.split:
@@ -259,11 +267,16 @@ def _repeat_reason(placement: Placement, first_path: str, first: Placement, gene
     return None  # the same split and label, another generator: a shared real (or fake) set
 
 
+def printable(rel: str) -> str:
+    """A relative path as Arrow can store it: the bytes of a name that is not UTF-8 as `\\xNN` escapes."""
+    return os.fsencode(rel).decode("utf-8", errors="backslashreplace")
+
+
 def _rows(raw_dir: str, entries: list[tuple[str, Placement]]) -> Iterator[dict]:
     for rel, placement in entries:
         yield {
             # original bytes: JPEGs stay JPEGs (re-encoding would add a second compression trace)
-            "image": {"bytes": (Path(raw_dir) / rel).read_bytes(), "path": rel},
+            "image": {"bytes": (Path(raw_dir) / rel).read_bytes(), "path": printable(rel)},
             "label": placement.label,
             "generator": placement.generator,
             "subset": placement.subset,
@@ -307,6 +320,16 @@ def build_report(source: str, raw_dir: str | os.PathLike, plan: ConversionPlan) 
     }
 
 
+def create_dataset_repo(repo_id: str) -> None:
+    """Create the dataset repository `repo_id` (kept when it exists); `ValueError` naming why it cannot be."""
+    from huggingface_hub import HfApi
+
+    try:
+        HfApi().create_repo(repo_id, repo_type="dataset", exist_ok=True)
+    except Exception as error:  # noqa: BLE001 - offline, no login, no rights: before any conversion work
+        raise ValueError(f"--push_to_hub: cannot create the dataset {repo_id} on the Hub ({error})") from error
+
+
 def push_to_hub(dataset_dict: datasets.DatasetDict, repo_id: str) -> None:
     """Upload with `DatasetDict.push_to_hub`, which embeds the image bytes in the Hub's parquet files."""
     dataset_dict.push_to_hub(repo_id)
@@ -339,7 +362,10 @@ def convert(
     """
     out = Path(output_dir)
     check_output_dir(raw_dir, out)
+    if push_to_hub_id:  # a missing login or network fails now, not after hours of converting
+        create_dataset_repo(push_to_hub_id)
     plan = plan_conversion(raw_dir, rule)
+    check_nothing_in_the_way(out, set(plan.entries))
     created = [folder for folder in (out, *out.parents) if not folder.exists()]  # deepest first
     out.mkdir(parents=True, exist_ok=True)
     for stale in out.glob(f"{BUILD_PREFIX}*"):  # left by a killed run: `finally` below never ran
@@ -359,7 +385,13 @@ def convert(
                 folder.rmdir()
     result = datasets.load_from_disk(str(out))
     if push_to_hub_id:
-        push_to_hub(result, push_to_hub_id)
+        try:
+            push_to_hub(result, push_to_hub_id)
+        except Exception as error:  # noqa: BLE001 - network, rights, quota: the written dataset stays usable
+            raise ValueError(
+                f"{out} is written, but uploading it to {push_to_hub_id} failed ({type(error).__name__}: {error}); "
+                f"upload it with datasets.load_from_disk({str(out)!r}).push_to_hub({push_to_hub_id!r})"
+            ) from error
     return result
 
 
@@ -393,27 +425,48 @@ def _previous_splits(out: Path) -> list[str] | None:
     return splits if is_report and names_ok else None
 
 
-def _replace_dataset(out: Path, new: Path) -> None:
-    """Move the freshly saved dataset (and report) from `new` into `out`, replacing an earlier conversion's.
+def _owned(out: Path) -> set[str]:
+    """The names in `out` that an earlier conversion wrote (its split folders, dataset_dict.json, report.json)."""
+    return {*(_previous_splits(out) or []), "dataset_dict.json", REPORT_NAME}
 
-    Only the earlier dataset's own files (split folders, dataset_dict.json, report.json) are removed, and only once
-    it is certain that every new file can take its place: other files in `out` stay as they are.
-    """
-    previous = _previous_splits(out) or []
-    owned = {*previous, "dataset_dict.json", REPORT_NAME}
+
+def check_nothing_in_the_way(out: Path, names: set[str]) -> None:
+    """Refuse, before any work, an output holding something of another origin where the new dataset's `names`
+    (split folders) or its dataset_dict.json and report.json go."""
+    owned = _owned(out)
     in_the_way = sorted(  # lexists: a broken link is in the way too
-        item.name for item in new.iterdir() if os.path.lexists(out / item.name) and item.name not in owned
+        name for name in names | {"dataset_dict.json", REPORT_NAME} if os.path.lexists(out / name) and name not in owned
     )
     if in_the_way:
         raise FileExistsError(f"output {out} already holds {in_the_way}, which are not this converter's: not replaced")
-    for name in owned:
-        target = out / name
-        if target.is_dir() and not target.is_symlink():
-            shutil.rmtree(target)
-        elif os.path.lexists(target):  # a file, or a link (never followed)
-            target.unlink()
-    for item in new.iterdir():
-        os.replace(item, out / item.name)
+
+
+def _replace_dataset(out: Path, new: Path) -> None:
+    """Move the freshly saved dataset (and report) from `new` into `out`, replacing an earlier conversion's.
+
+    Only the earlier dataset's own files are removed, and only once the new ones are in place: the earlier ones are
+    first moved aside (a rename), and moved back should anything stop the replacement, a Ctrl-C included. Other files
+    in `out` stay as they are.
+    """
+    check_nothing_in_the_way(out, {item.name for item in new.iterdir()})
+    aside = Path(tempfile.mkdtemp(prefix=BUILD_PREFIX, dir=out))
+    moved_aside, moved_in = [], []
+    try:
+        for name in sorted(_owned(out)):
+            if os.path.lexists(out / name):  # a file, a folder or a link (never followed)
+                os.replace(out / name, aside / name)
+                moved_aside.append(name)
+        for item in sorted(new.iterdir()):
+            os.replace(item, out / item.name)
+            moved_in.append(item.name)
+    except BaseException:
+        for name in moved_in:  # back where they came from (removed with the build)
+            os.replace(out / name, new / name)
+        for name in moved_aside:
+            os.replace(aside / name, out / name)
+        raise
+    finally:
+        shutil.rmtree(aside, ignore_errors=True)
 
 
 def cli(convert_fn: Callable[..., datasets.DatasetDict], description: str, argv: list[str] | None = None) -> int:

@@ -34,7 +34,11 @@ def folder_rule(root_name: str, default_split: str = "train") -> LayoutRule:
             return match
         middle = list(parts[: match.index])
         position = next((i for i, name in enumerate(middle) if name.lower() in SPLIT_ALIASES), None)
-        split = default_split if position is None else SPLIT_ALIASES[middle.pop(position).lower()]
+        if position is not None:
+            split = SPLIT_ALIASES[middle.pop(position).lower()]
+        else:  # `real/val/x.png`: a split folder below the label folder names the split too (else val trains)
+            below = (name.lower() for name in parts[match.index + 1 : -1])
+            split = next((SPLIT_ALIASES[name] for name in below if name in SPLIT_ALIASES), default_split)
         generator = middle[0] if middle else root_name
         return Placement(split, match.label, generator, "/".join(middle) or generator)
 

@@ -29,6 +29,9 @@ def forensynths_rule(parts: tuple[str, ...]) -> Placement | str:
         return match
     split, start = leading_split(parts, match)
     middle = parts[start : match.index]
+    if split == "train" and not middle and parts[0].lower() in PROGAN_CLASSES:
+        # `train/0_real/x.png` in a tree rooted at progan_train/: the LSUN class "train", not the split
+        split, middle = None, parts[:1]
     is_progan_training = bool(middle) and middle[0].lower() in PROGAN_CLASSES and split != "test"
     if split is None:
         split = "train" if is_progan_training else "test"

@@ -277,11 +277,15 @@ def test_load_folder_dataset_in_process_without_split_folder(tmp_path):
 
 
 def test_cli_and_push_to_hub_use_a_replaceable_client(folder_tree, tmp_path, monkeypatch):
-    pushed = []
+    import huggingface_hub
+
+    pushed, created = [], []
     monkeypatch.setattr(datasets.DatasetDict, "push_to_hub", lambda self, repo_id, **kw: pushed.append((repo_id, list(self))))
+    monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", lambda self, repo_id, **kw: created.append((repo_id, kw)))
     out = tmp_path / "cli_out"
     assert folder.main([str(folder_tree), "--output_dir", str(out), "--push_to_hub", "me/mixed"]) == 0
     assert pushed == [("me/mixed", ["test", "train"])]
+    assert created == [("me/mixed", {"repo_type": "dataset", "exist_ok": True})]
     assert datasets.load_from_disk(str(out))["test"].num_rows == 8
     # re-running into the same output directory replaces the dataset cleanly, and only the dataset
     (out / "keep.txt").write_text("user file")
@@ -518,8 +522,8 @@ def test_aigibench_rule_edge_layouts():
 
 def test_forensynths_rule_edge_layouts():
     place = convert_common.Placement
-    # label folders straight under a train/val folder: ProGAN data without a class folder
-    assert forensynths.forensynths_rule(("train", "0_real", "x.png")) == place("train", 0, "progan", "progan")
+    # label folders straight under a val folder: ProGAN data without a class folder; under `train/`, that is the LSUN
+    # class "train" of a tree rooted at progan_train/ (test_forensynths_rooted_at_its_training_folder_...)
     assert forensynths.forensynths_rule(("val", "1_fake", "x.png")) == place("validation", 1, "progan", "progan")
     # under test/, a generator folder named like an LSUN class is the generator, not ProGAN training data
     assert forensynths.forensynths_rule(("test", "car", "1_fake", "x.png")) == place("test", 1, "car", "car")
@@ -801,3 +805,94 @@ def test_skip_reasons_are_counted_by_kind_and_a_bad_file_is_decoded_once(tmp_pat
     # the paths in brackets differ per file; the kinds are what the count is about
     assert "6 images written, 5 files skipped; commonest reasons: 3 × undecodable: " in out
     assert ", 2 × file already read into split 'test' (see report.json)" in out
+
+
+def test_a_hub_that_cannot_be_reached_stops_the_conversion_before_any_work(folder_tree, tmp_path, monkeypatch, capsys):
+    """It was tried after the whole conversion (hours for GenImage), with a traceback, and the output replaced."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(convert_common, "plan_conversion", lambda *a: pytest.fail("converted before the Hub check"))
+    with pytest.raises(SystemExit) as stopped:
+        folder.main([str(folder_tree), "--output_dir", str(tmp_path / "out"), "--push_to_hub", "me/mixed"])
+    assert stopped.value.code == 2 and "cannot create the dataset me/mixed on the Hub" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_upload_that_fails_after_the_conversion_says_the_dataset_is_written(folder_tree, tmp_path, monkeypatch,
+                                                                               capsys):
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", lambda self, repo_id, **kw: None)
+    def quota(self, repo_id, **kw):
+        raise RuntimeError("quota exceeded")
+    monkeypatch.setattr(datasets.DatasetDict, "push_to_hub", quota)
+    with pytest.raises(SystemExit) as stopped:
+        folder.main([str(folder_tree), "--output_dir", str(tmp_path / "out"), "--push_to_hub", "me/mixed"])
+    assert stopped.value.code == 2
+    assert "is written, but uploading it to me/mixed failed (RuntimeError: quota exceeded)" in capsys.readouterr().err
+    assert datasets.load_from_disk(str(tmp_path / "out"))["test"].num_rows == 8
+
+
+def test_something_else_where_a_split_goes_is_refused_before_any_work(folder_tree, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    folder.convert_folder(folder_tree / "train", out)  # an earlier dataset with a train split only
+    (out / "test").mkdir()  # the user's own notes, say, where the new test split goes
+    monkeypatch.setattr(convert_common, "plan_to_dataset_dict", lambda *a, **k: pytest.fail("built before the check"))
+    with pytest.raises(FileExistsError, match=r"already holds \['test'\], which are not this converter's"):
+        folder.convert_folder(folder_tree, out)
+
+
+def test_an_interrupted_replacement_keeps_the_earlier_dataset(folder_tree, tmp_path, monkeypatch):
+    out = tmp_path / "out"
+    folder.convert_folder(folder_tree, out)
+    before = sorted(p.relative_to(out).as_posix() for p in out.rglob("*"))
+    real_replace, calls = os.replace, []
+    def interrupted(source, target):
+        calls.append(source)
+        if len(calls) == 5:  # the earlier dataset moved aside, the first new items moved in
+            raise KeyboardInterrupt
+        real_replace(source, target)
+    monkeypatch.setattr(convert_common.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        folder.convert_folder(folder_tree, out)
+    monkeypatch.setattr(convert_common.os, "replace", real_replace)
+    assert sorted(p.relative_to(out).as_posix() for p in out.rglob("*")) == before
+    assert datasets.load_from_disk(str(out))["train"].num_rows == 4
+
+
+def test_a_hard_link_does_not_put_one_file_in_two_splits(tmp_path):
+    raw = tmp_path / "raw"
+    _leaf(raw / "train" / "sd" / "0_real", 1)
+    _leaf(raw / "train" / "sd" / "1_fake", 2)
+    (raw / "test" / "sd" / "0_real").mkdir(parents=True)
+    os.link(raw / "train" / "sd" / "0_real" / "0_real_1_a.png", raw / "test" / "sd" / "0_real" / "copy.png")
+    plan = convert_common.plan_conversion(raw, folder.folder_rule("raw"))
+    assert plan.skipped == [{"file": "train/sd/0_real/0_real_1_a.png",
+                             "reason": "file already read into split 'test' (test/sd/0_real/copy.png): no file lands in "
+                                       "two splits"}]
+
+
+def test_a_file_name_that_is_not_utf8_is_converted_with_its_bytes_escaped(tmp_path):
+    raw = tmp_path / "raw"
+    _leaf(raw / "test" / "sd" / "1_fake", 1)
+    (raw / "test" / "sd" / "0_real").mkdir(parents=True)
+    os.link(raw / "test" / "sd" / "1_fake" / "1_fake_1_a.png", os.fsencode(raw / "test" / "sd") + b"/0_real/caf\xe9.png")
+    (raw / "test" / "sd" / "1_fake" / "1_fake_1_a.png").unlink()
+    dsd = folder.convert_folder(raw, tmp_path / "out")
+    assert sorted(path for path, *_ in _rows(dsd["test"])) == ["1_fake_1_b.jpg", "caf\\xe9.png"]
+
+
+def test_a_split_folder_below_the_label_folder_names_the_split(tmp_path):
+    """`real/val/x.png` put the validation images into the training split."""
+    rule = folder.folder_rule("rs")
+    assert rule(("real", "val", "x.png")) == convert_common.Placement("validation", 0, "rs", "rs")
+    assert rule(("fake", "train", "x.png")) == convert_common.Placement("train", 1, "rs", "rs")
+    assert rule(("test", "sd", "fake", "val", "x.png")).split == "test"  # a split folder above comes first
+
+
+def test_forensynths_rooted_at_its_training_folder_keeps_the_lsun_class_train():
+    assert forensynths.forensynths_rule(("train", "0_real", "x.png")) == convert_common.Placement(
+        "train", 0, "progan", "train"
+    )
+    assert forensynths.forensynths_rule(("train", "car", "0_real", "x.png")) == convert_common.Placement(
+        "train", 0, "progan", "car"
+    )
