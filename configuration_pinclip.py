@@ -48,8 +48,8 @@ class PinClipConfig(PreTrainedConfig):
         sigma_floor (`float`): added to σ, so that minimising the noisy loss cannot collapse σ to zero.
         kl_weight (`float`): weight of KL(N(μ, σ²) ‖ N(0, s²I)), averaged over dimensions; 0 disables it.
         generator_hidden_size (`int`) / generator_num_heads (`int`): width and heads of the cross-attention.
-        detach_generator_input (`bool`): the generator sees a detached image feature, so only the noisy loss
-            through `v + ε` fine-tunes the backbone.
+        detach_generator_input (`bool`): the generator sees a detached image feature, so the backbone gets no
+            gradient through the generator: it learns from CE(h(v)) + λ·CE(h(v + ε)) with ε taken as given.
         class_words (`list[str]`): the word of each class, in label order (0 = real, 1 = fake).
         prompt_templates (`list[str]`): phrasings with one `{}` for the class word; every template of every
             class becomes one key/value of the cross-attention.

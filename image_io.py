@@ -10,10 +10,30 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import EpsImagePlugin, Image, ImageFile, ImageOps, UnidentifiedImageError
 
 # PIL's own default (about 89 Mpx); larger images are refused as possible decompression bombs.
 MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
+
+
+def _decodable(image_format: str) -> bool:
+    """Pillow opens and decodes this format itself: not a stub that only identifies a file (HDF5, GRIB, BUFR, WMF),
+    nor MPEG's header reader, and EPS only when Ghostscript, which decodes it, is installed."""
+    factory = Image.OPEN[image_format][0] if image_format in Image.OPEN else None
+    if factory is None or image_format == "MPEG":
+        return False
+    if isinstance(factory, type) and issubclass(factory, ImageFile.StubImageFile):
+        return False
+    return image_format != "EPS" or bool(EpsImagePlugin.has_ghostscript())
+
+
+# The file extensions read as images wherever files are found in folders (the scanner, the converters, --train_dir):
+# every one Pillow decodes itself. A video or data file it only identifies (.mpg, .h5, ...) would be read only to
+# fail. Save-only formats (PDF) are not in Image.OPEN; MPO files open through the JPEG plugin.
+IMAGE_EXTENSIONS = frozenset(
+    ext.lower() for ext, image_format in Image.registered_extensions().items()
+    if image_format == "MPO" or _decodable(image_format)
+)
 
 
 class ImageLoadError(ValueError):

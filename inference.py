@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
-from PIL import EpsImagePlugin, Image, ImageFile
+from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from transformers import (
     AutoImageProcessor,
@@ -26,7 +26,7 @@ from transformers import (
     PreTrainedModel,
 )
 
-from image_io import ImageLoadError, load_rgb_image, to_rgb
+from image_io import IMAGE_EXTENSIONS, ImageLoadError, load_rgb_image, to_rgb
 from labels import FakeOutput
 from modeling_pinclip import PinClipForImageClassification
 from preprocessing import Preprocessing
@@ -36,26 +36,6 @@ DEFAULT_MODEL_DIR = Path("outputs") / "pinclip-minigenimage"
 TRAIN_COMMAND = "python train.py"
 DEFAULT_THRESHOLD = 0.5
 REAL, FAKE = "real", "fake"
-
-
-def _decodable(image_format: str) -> bool:
-    """Pillow opens and decodes this format itself: not a stub that only identifies a file (HDF5, GRIB, BUFR, WMF),
-    nor MPEG's header reader, and EPS only when Ghostscript, which decodes it, is installed."""
-    factory = Image.OPEN[image_format][0] if image_format in Image.OPEN else None
-    if factory is None or image_format == "MPEG":
-        return False
-    if isinstance(factory, type) and issubclass(factory, ImageFile.StubImageFile):
-        return False
-    return image_format != "EPS" or bool(EpsImagePlugin.has_ghostscript())
-
-
-# Folders are scanned for every extension Pillow decodes itself: a video or data file it only identifies (.mpg,
-# .h5, ...) would be read only to fail. Save-only formats (PDF) are not in Image.OPEN; MPO files open through the
-# JPEG plugin. Files named explicitly are always scanned.
-IMAGE_EXTENSIONS = frozenset(
-    ext.lower() for ext, image_format in Image.registered_extensions().items()
-    if image_format == "MPO" or _decodable(image_format)
-)
 
 
 @dataclass

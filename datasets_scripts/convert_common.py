@@ -22,18 +22,24 @@ import json
 import logging
 import os
 import shutil
+import sys
 import tempfile
-import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import datasets
-from PIL import Image, ImageOps, UnidentifiedImageError
+
+# Run as a script (`python datasets_scripts/genimage.py`), only this folder is on the path: the converters read
+# images with the repository's own loader, so that a file they keep is one training and evaluation can open.
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.append(str(REPO_ROOT))
+from image_io import IMAGE_EXTENSIONS, ImageLoadError, load_rgb_image  # noqa: E402
+from labels import LABEL_NAMES  # noqa: E402
 
 logger = logging.getLogger(__name__)
 
-LABEL_NAMES = ["real", "fake"]
 REPORT_NAME = "report.json"
 BUILD_PREFIX = ".pinclip-build-"  # the converter's temporary folder inside the output
 FEATURES = datasets.Features(
@@ -44,7 +50,6 @@ FEATURES = datasets.Features(
         "subset": datasets.Value("string"),
     }
 )
-IMAGE_EXTENSIONS = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".gif"}
 
 # Leaf folder names that carry the label, compared case-insensitively.
 REAL_MARKERS = {"0_real", "real", "nature"}
@@ -110,29 +115,17 @@ def find_label(parts: tuple[str, ...]) -> LabelMatch | str:
 
 
 def check_image(path: Path) -> str | None:
-    """Return why `path` is not a usable image, or None if it decodes completely.
-
-    The checks match `image_io.load_rgb_image` (Pillow's pixel limit, EXIF orientation), which training and
-    evaluation use: a file kept here must not fail there, hours into a run.
-    """
+    """Why `path` is not a usable image, or None: an extension read as an image (`image_io.IMAGE_EXTENSIONS`, as
+    the scanner reads folders) and a complete decode by `image_io.load_rgb_image`, the very loader of training and
+    evaluation, so a file kept here cannot fail there, hours into a run. No pixels are kept."""
     if path.suffix.lower() not in IMAGE_EXTENSIONS:
         return f"not an image extension ({path.suffix or 'none'})"
     try:
-        if path.stat().st_size == 0:
-            return "zero-byte file"
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                image.load()  # full decode: catches truncated files that `verify()` lets through
-                ImageOps.exif_transpose(image)  # a malformed EXIF block raises here, as it would when loading
-    except UnidentifiedImageError:
-        return "undecodable: not an image"
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        return f"larger than Pillow's {Image.MAX_IMAGE_PIXELS} pixel limit"
-    except MemoryError:
-        raise
-    except Exception as error:  # noqa: BLE001 - a corrupt file makes Pillow's decoders and EXIF parser raise anything
-        return f"undecodable: {type(error).__name__}: {error}"
+        load_rgb_image(path).close()
+    except ImageLoadError as error:
+        return str(error).removeprefix(f"{path}: ")  # the report names the file already
+    except OSError as error:  # unreadable (permissions), or gone since the walk
+        return f"cannot be read ({error.strerror or error})"
     return None
 
 

@@ -53,7 +53,8 @@ def _bad_files(folder_path: Path) -> dict[str, str]:
     _write(folder_path / "zero.png", b"")
     _write(folder_path / "truncated.jpg", _image_bytes("JPEG", 99)[:150])
     _write(folder_path / "notes.jpg", b"this is not an image")
-    return {"zero.png": "zero-byte", "truncated.jpg": "undecodable", "notes.jpg": "undecodable"}
+    return {"zero.png": "empty file (0 bytes)", "truncated.jpg": "truncated or corrupt image data",
+            "notes.jpg": "not a recognised image file"}
 
 
 def _skipped(report: dict) -> dict[str, str]:
@@ -351,15 +352,34 @@ def test_forensynths_as_its_archives_unpack(tmp_path):
                       "test": {(1, "stylegan", "stylegan/car")}}
 
 
-def test_converters_refuse_what_the_loaders_refuse(tmp_path, monkeypatch):
+def test_converters_refuse_what_the_loaders_refuse(tmp_path):
+    from image_io import ImageLoadError, MAX_IMAGE_PIXELS, load_rgb_image
     from test_image_io import jpeg_with_corrupt_exif
 
     _write(tmp_path / "exif.jpg", jpeg_with_corrupt_exif())
-    assert convert_common.check_image(tmp_path / "exif.jpg").startswith("undecodable")
-    _write(tmp_path / "big.png", _image_bytes("PNG", 1))  # 144 pixels
-    assert convert_common.check_image(tmp_path / "big.png") is None
-    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 100)  # Pillow only warns up to twice its limit; the loaders refuse
-    assert convert_common.check_image(tmp_path / "big.png") == "larger than Pillow's 100 pixel limit"
+    _write(tmp_path / "small.png", _image_bytes("PNG", 1))
+    side = int(MAX_IMAGE_PIXELS ** 0.5) + 1  # over the loaders' limit, under twice it (where Pillow only warns)
+    Image.new("1", (side, side)).save(tmp_path / "big.png")
+    for name in ("exif.jpg", "small.png", "big.png"):
+        try:
+            load_rgb_image(tmp_path / name)
+            refused = None
+        except ImageLoadError as error:
+            refused = str(error).removeprefix(f"{tmp_path / name}: ")
+        assert convert_common.check_image(tmp_path / name) == refused, name
+    assert convert_common.check_image(tmp_path / "small.png") is None
+    assert convert_common.check_image(tmp_path / "big.png") == f"{side}x{side} is larger than the {MAX_IMAGE_PIXELS} pixel limit"
+
+
+def test_converters_read_every_extension_the_scanner_reads(tmp_path):
+    """The converters and --train_dir skipped .jfif, .jpe, .ppm, ... that predict.py and the demo score."""
+    from inference import find_images
+
+    for name, fmt in (("a.jfif", "JPEG"), ("b.jpe", "JPEG"), ("c.ppm", "PPM"), ("d.tga", "TGA")):
+        _write(tmp_path / "raw" / "test" / "sd" / "1_fake" / name, _image_bytes(fmt, 1))
+    _write(tmp_path / "raw" / "test" / "sd" / "0_real" / "e.png", _image_bytes("PNG", 2))
+    plan = convert_common.plan_conversion(tmp_path / "raw", folder.folder_rule("raw"))
+    assert plan.skipped == [] and len(plan.entries["test"]) == 5 == len(find_images([tmp_path / "raw"]))
 
 
 def test_same_names_sizes_and_times_under_another_root_are_not_served_from_the_cache(tmp_path):
@@ -421,7 +441,7 @@ def test_a_file_cut_off_in_its_pixel_data_is_skipped(tmp_path):
             assert image.size == (64, 64)
         with pytest.raises(ImageLoadError, match="truncated"):
             load_rgb_image(tmp_path / name)  # what training would do with it, hours into a run
-        assert convert_common.check_image(tmp_path / name).startswith("undecodable"), name
+        assert convert_common.check_image(tmp_path / name).startswith("truncated or corrupt"), name
 
 
 def test_folder_symlink_to_a_folder_above_the_root_is_not_followed(tmp_path):
@@ -803,7 +823,7 @@ def test_skip_reasons_are_counted_by_kind_and_a_bad_file_is_decoded_once(tmp_pat
     assert checked.count("broken.png") == 1  # refused once, not decoded again through every link
     out = capsys.readouterr().out
     # the paths in brackets differ per file; the kinds are what the count is about
-    assert "6 images written, 5 files skipped; commonest reasons: 3 × undecodable: " in out
+    assert "6 images written, 5 files skipped; commonest reasons: 3 × not a recognised image file, " in out
     assert ", 2 × file already read into split 'test' (see report.json)" in out
 
 

@@ -5,7 +5,8 @@ from pathlib import Path
 import pytest
 from PIL import EpsImagePlugin, Image
 
-from inference import IMAGE_EXTENSIONS, Detector, find_images
+from image_io import IMAGE_EXTENSIONS
+from inference import Detector, find_images
 from test_preprocessing import random_image
 
 
