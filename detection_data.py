@@ -304,6 +304,15 @@ def warn_single_class(subsets: dict[str, datasets.Dataset], kind: str) -> None:
 
 
 # ------------------------------------------------------------------------------------------------ pixels
+def resize_short_side(image: Image.Image, size: int) -> Image.Image:
+    """The short side to `size`, the long one in proportion (rounded down), bicubic: what a CLIP image processor with
+    `do_resize` does before its centre crop, so that training crops come from images of the evaluation scale."""
+    width, height = image.size
+    short, long = min(width, height), max(width, height)
+    long = int(size * long / short)
+    return image.resize((size, long) if width <= height else (long, size), Image.Resampling.BICUBIC)
+
+
 def random_crop(image: Image.Image, size: int, rng: np.random.Generator) -> Image.Image:
     """A `size`×`size` crop at a random position; smaller sides are zero-padded (as the eval centre crop does)."""
     width, height = image.size
@@ -353,17 +362,20 @@ def check_images(subsets: dict[str, datasets.Dataset], image_column: str, kind: 
 
 
 class TrainImages(ImageRows):
-    """Training examples as (cropped PIL image, label); set `epoch` before each epoch."""
+    """Training examples as (cropped PIL image, label), resized first when the model's processor resizes
+    (`resize`); set `epoch` before each epoch."""
 
     def __init__(self, dataset: datasets.Dataset, image_column: str, size: int, seed: int, flip: bool,
-                 name: str = "training data"):
+                 name: str = "training data", resize: bool = False):
         super().__init__(dataset, image_column, name)
-        self.size, self.seed, self.flip = size, seed, flip
+        self.size, self.seed, self.flip, self.resize = size, seed, flip, resize
         self.epoch = 0
 
     def __getitem__(self, index: int) -> tuple[Image.Image, int]:
         image, label = super().__getitem__(index)
         rng = np.random.default_rng([self.seed, self.epoch, index])
+        if self.resize:
+            image = resize_short_side(image, self.size)
         image = random_crop(image, self.size, rng)
         if self.flip and rng.random() < 0.5:
             image = image.transpose(Image.Transpose.FLIP_LEFT_RIGHT)

@@ -171,8 +171,8 @@ detector = pipeline("image-classification", model="{{ repo_id }}", trust_remote_
 detector("image.png")
 ```
 
-Preprocessing is forensic: no resize, centre crop (zero padding) to {{ image_size }} px, CLIP mean/std; the saved
-image processor records it.
+{{ preprocessing }}, centre crop (zero padding) to {{ image_size }} px, CLIP mean/std; the saved image processor
+records it.
 
 ## Training
 
@@ -243,6 +243,8 @@ def write_model_card(
         model_name=model_name,
         repo_id=repo_id or display_name(str(output_dir)),
         image_size=config.image_size,
+        preprocessing="Preprocessing resizes the short side to the crop size" if config.resize_images
+        else "Preprocessing is forensic: no resize",
         backbone=f"`{display_name(backbone)}`" + (" (a local folder)" if local_backbone else ""),
         lora_note=lora if config.lora_r else " (fully fine-tuned)",
         dataset_name=dataset_name,

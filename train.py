@@ -350,7 +350,7 @@ def main(argv: list[str] | None = None) -> dict:
     config = model.config
 
     train_images = TrainImages(data.train, data_args.image_column, config.image_size, args.seed, args.horizontal_flip,
-                               name=f"training split {data_args.train_split!r}")
+                               name=f"training split {data_args.train_split!r}", resize=config.resize_images)
     train_loader = DataLoader(
         train_images,
         batch_size=args.per_device_train_batch_size,

@@ -62,6 +62,28 @@ class ModelArguments:
     sigma_floor: float = field(default=0.0, metadata={"help": "Added to σ so that it cannot collapse to zero."})
     kl_weight: float = field(default=0.0, metadata={"help": "Weight of KL(N(μ, σ²) ‖ N(0, s²I)); 0 disables it."})
     classifier_dropout: float = field(default=0.0, metadata={"help": "Dropout on the image embedding."})
+    sigma_activation: str = field(default="softplus", metadata={"help": "softplus | abs (PiNI-style): how σ is made positive."})
+    inference_noise: str = field(
+        default="none", metadata={"help": "Noise at evaluation and in the saved model: none | mean (add μ) | sample (μ + σz)."}
+    )
+    generator_hidden_size: int = field(default=256, metadata={"help": "Width of the noise generator's cross-attention."})
+    generator_num_heads: int = field(default=4, metadata={"help": "Heads of the noise generator's cross-attention."})
+    detach_generator_input: bool = field(
+        default=True,
+        metadata={"help": "The generator sees a detached image embedding (no backbone gradient through the generator)."},
+    )
+    class_words: list[str] = field(
+        default_factory=lambda: ["real", "fake"], metadata={"help": "The word of each class, 0 = real then 1 = fake."}
+    )
+    prompt_templates: list[str] = field(
+        default_factory=lambda: ["A {} photo"],
+        metadata={"help": "Prompt phrasings with one {} for the class word; each is a key of the cross-attention."},
+    )
+    resize_images: bool = field(
+        default=False,
+        metadata={"help": "Resize the short side to the model size before cropping, in training and evaluation (off: "
+                          "resizing blurs generator traces)."},
+    )
     lora_r: int = field(default=0, metadata={"help": "LoRA rank on the vision tower (0: train the whole backbone)."})
     lora_alpha: float = field(default=6.0, metadata={"help": "LoRA alpha."})
     lora_dropout: float = field(default=0.0, metadata={"help": "LoRA dropout."})
@@ -73,8 +95,9 @@ class ModelArguments:
         """The `PinClipConfig` fields these arguments set, for `PinClipForImageClassification.from_clip`."""
         names = (
             "noise_mode", "noise_injection", "noise_scale", "noise_loss_weight", "noise_samples", "random_noise_std",
-            "sigma_floor", "kl_weight", "classifier_dropout", "lora_r", "lora_alpha", "lora_dropout",
-            "lora_target_modules",
+            "sigma_floor", "kl_weight", "classifier_dropout", "sigma_activation", "inference_noise",
+            "generator_hidden_size", "generator_num_heads", "detach_generator_input", "class_words", "prompt_templates",
+            "resize_images", "lora_r", "lora_alpha", "lora_dropout", "lora_target_modules",
         )
         return {name: getattr(self, name) for name in names}
 

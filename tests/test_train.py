@@ -861,3 +861,50 @@ def test_eval_only_decides_at_the_threshold_the_scanner_and_demo_use(image_folde
     saved = json.loads((tmp_path / "out" / "metrics.json").read_text())
     assert saved["threshold"] == pytest.approx(threshold)
     assert f"decisions at its threshold {threshold:g}" in (tmp_path / "out" / "results.md").read_text()
+
+
+def test_every_method_setting_of_the_config_can_be_set_from_the_command_line(tiny_clip_dir):
+    """`--sigma_activation abs` (the PiNI variant of the ablation), prompt templates, the generator's size, ... were
+    config fields that train.py refused as unknown arguments."""
+    from configuration_pinclip import PinClipConfig
+    from modeling_pinclip import PinClipForImageClassification
+
+    model_args, _, _ = parse_arguments([
+        "--sigma_activation", "abs", "--inference_noise", "mean", "--generator_hidden_size", "32",
+        "--generator_num_heads", "2", "--no_detach_generator_input", "--class_words", "natural", "synthetic",
+        "--prompt_templates", "A {} photo", "a {} picture", "--resize_images",
+    ])
+    config = PinClipForImageClassification.from_clip(str(tiny_clip_dir), **model_args.config_overrides()).config
+    assert (config.sigma_activation, config.inference_noise, config.generator_hidden_size, config.generator_num_heads,
+            config.detach_generator_input, config.class_words, config.prompt_templates, config.resize_images) == (
+        "abs", "mean", 32, 2, False, ["natural", "synthetic"], ["A {} photo", "a {} picture"], True)
+    # and each default is the config's own
+    defaults = PinClipConfig()
+    assert all(getattr(defaults, name) == value for name, value in parse_arguments([])[0].config_overrides().items())
+
+
+def test_training_crops_come_from_images_resized_as_evaluation_resizes_them(tiny_clip_dir):
+    """With `resize_images` the processor resizes at evaluation; training cropped the full-size image."""
+    from detection_data import TrainImages, resize_short_side
+    from modeling_pinclip import PinClipForImageClassification
+
+    model = PinClipForImageClassification.from_clip(str(tiny_clip_dir), resize_images=True)
+    size, processor = model.config.image_size, model.image_processor()
+    cropping = processor.__class__(**{**processor.to_dict(), "do_resize": False})
+    for width, height in ((3 * size + 5, 2 * size + 1), (size // 2, size + 3), (size, size)):
+        image = Image.fromarray(np.random.default_rng(width).integers(0, 256, (height, width, 3), dtype=np.uint8))
+        resized = resize_short_side(image, size)
+        assert min(resized.size) == size
+        expected = processor(images=image, return_tensors="pt")["pixel_values"]
+        assert torch.equal(cropping(images=resized, return_tensors="pt")["pixel_values"], expected)
+    import datasets
+
+    rows = datasets.Dataset.from_dict({"image": [image.resize((4 * size, 2 * size))], "label": [1]},
+                                      features=datasets.Features({"image": datasets.Image(),
+                                                                  "label": datasets.ClassLabel(names=["real", "fake"])}))
+    crop, _ = TrainImages(rows, "image", size, seed=0, flip=False, resize=True)[0]
+    from detection_data import random_crop
+
+    expected = random_crop(resize_short_side(rows[0]["image"], size), size, np.random.default_rng([0, 0, 0]))
+    assert crop.tobytes() == expected.tobytes()
+    assert crop.tobytes() != TrainImages(rows, "image", size, seed=0, flip=False)[0][0].tobytes()  # not resizing
