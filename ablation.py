@@ -45,7 +45,7 @@ def mean_std(values: list[float]) -> dict:
     return {"mean": float(np.mean(values)), "std": std, "values": values}
 
 
-def spread(std: float | None) -> str:
+def std_points(std: float | None) -> str:
     """A sample std (a fraction) in points, or "–" where one seed leaves it undefined."""
     return "–" if std is None else f"{100 * std:.1f}"
 
@@ -60,7 +60,7 @@ def ablation_table(summary: dict) -> str:
         cells = []
         for mode in modes:
             stats = summary[mode][key] if key else summary[mode]["subsets"][row]
-            cells.append(f"{100 * stats['mean']:.1f} ± {spread(stats['std'])}" if stats else "–")
+            cells.append(f"{100 * stats['mean']:.1f} ± {std_points(stats['std'])}" if stats else "–")
         lines.append(f"| {row} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

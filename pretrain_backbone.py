@@ -19,6 +19,7 @@ import argparse
 import json
 import math
 import os
+import shlex
 import shutil
 import sys
 import tempfile
@@ -152,7 +153,7 @@ def _pretrain_into(
 
     clip.save_pretrained(output_dir)  # the vision tower and projection were trained in place
     summary = {
-        "command": " ".join(["python pretrain_backbone.py", *args.argv]),
+        "command": shlex.join(["python", "pretrain_backbone.py", *args.argv]),
         "task": f"which of {len(photos)} photographs a {crop_size}×{crop_size} crop comes from (train-pool tiles)",
         "chance_acc": 1 / len(photos),
         "held_out_acc": history[-1]["held_out_acc"],

@@ -26,7 +26,8 @@ APP_FILES = (
     "app.py", "configuration_pinclip.py", "corruptions.py", "image_io.py", "inference.py", "labels.py",
     "modeling_pinclip.py", "preprocessing.py",
 )
-# What the demo imports at run time; versions are taken from this repository's requirements.txt.
+# The demo's run-time packages, at this repository's tested versions (requirements.txt): what it imports, and tqdm,
+# which transformers and huggingface_hub use for their progress bars.
 RUNTIME_PACKAGES = ("torch", "transformers", "safetensors", "huggingface_hub", "gradio", "pillow", "numpy", "pyyaml", "tqdm")
 MODEL_DIR_NAME = "model"
 # Spaces run Python 3.10 unless told otherwise; transformers 5.21 and later (required above) need 3.11.

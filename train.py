@@ -56,7 +56,7 @@ RUN_OUTPUTS = (
 
 # ------------------------------------------------------------------------------------------------ model
 def backbone_path(model_args: ModelArguments, args: TrainingArguments, accelerator: Accelerator) -> str:
-    """The CLIP checkpoint to start from; without one, a random CLIP written once (main process first)."""
+    """The CLIP checkpoint to start from; without one, a random CLIP that the main process writes for this run."""
     if model_args.model_name_or_path:
         return model_args.model_name_or_path
     folder = Path(args.output_dir) / "random-clip"

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from common import REPO_ROOT, Figure  # first: it puts the repository root on sys.path
 
-from ablation import spread
+from ablation import std_points
 from configuration_pinclip import NOISE_MODES
 
 MARGIN_POINTS = 2.0
@@ -80,7 +80,7 @@ def protocol_figure(protocol: Protocol, path: Path) -> Figure:
     return Figure(
         name=protocol.name,
         setup=f"{setup} ({'/'.join(map(str, sorted(seeds)))} seeds)",
-        value=", ".join(f"{mode} {means[mode]:.1f} ± {spread(unseen[mode]['std'])}" for mode in NOISE_MODES)
+        value=", ".join(f"{mode} {means[mode]:.1f} ± {std_points(unseen[mode]['std'])}" for mode in NOISE_MODES)
         + f" (pin − none = {margin:+.1f})",
         target=target,
         passed=means["pin"] == max(means.values()) and margin >= MARGIN_POINTS,

@@ -27,7 +27,7 @@ from PIL import Image
 import torch
 
 from common import (
-    CACHE_DIR, Figure, load_average, random_clip, saved_pinclip, spread, time_interleaved, torch_threads,
+    CACHE_DIR, Figure, load_average, min_max, random_clip, saved_pinclip, time_interleaved, torch_threads,
 )
 
 TARGET = 3.0
@@ -125,7 +125,7 @@ def measure(shape: str, paths: list[Path], rounds: int, threads: int | None, bat
         passed=None if reference else ratio >= TARGET,
         details=[
             f"median images/s: scan {count / timings.median('scan'):.1f}, pipeline loop "
-            f"{count / timings.median('pipeline'):.1f} (per-round ratios {spread(timings.ratios('pipeline', 'scan'))}; "
+            f"{count / timings.median('pipeline'):.1f} (per-round ratios {min_max(timings.ratios('pipeline', 'scan'))}; "
             f"{rounds} interleaved rounds after 1 warm-up; 1-min load average at the end: {load_average()})",
             f"CPU time per image (this process + DataLoader workers, warm-up included): scan "
             f"{1000 * cpu_seconds['scan'] / (count * (rounds + 1)):.1f} ms, pipeline loop "

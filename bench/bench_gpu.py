@@ -33,7 +33,7 @@ import torch
 
 from bench_inference import COST_TARGET, UTILISATION_TARGET, bare_clip, vit_flops
 from bench_train_step import TARGET as STEP_COST_TARGET
-from common import Timings, spread, time_interleaved
+from common import Timings, min_max, time_interleaved
 
 
 @dataclass
@@ -214,16 +214,16 @@ def table(device: torch.device, settings: Settings, lora: bool, train: Timings, 
          f"{lora_text}; `pin` ÷ `none` step time", f"{train_ratio:.3f}×", f"≤ {STEP_COST_TARGET:.2f}×",
          verdict(train_ratio <= STEP_COST_TARGET),
          f"train images/s: pin {images_per_s(train, 'pin', settings.train_batch)}, none "
-         f"{images_per_s(train, 'none', settings.train_batch)}; per-round {spread(train.ratios('pin', 'none'))}"),
+         f"{images_per_s(train, 'none', settings.train_batch)}; per-round {min_max(train.ratios('pin', 'none'))}"),
         ("inference cost", f"batch {settings.infer_batch}, bf16 autocast; PiN-CLIP ÷ bare "
          "`CLIPVisionModelWithProjection` images/s", f"{infer_ratio:.3f}×", f"≥ {COST_TARGET:.2f}×",
          verdict(infer_ratio >= COST_TARGET),
          f"inference images/s: PiN-CLIP {images_per_s(infer, 'pinclip', settings.infer_batch)}, bare "
-         f"{images_per_s(infer, 'bare', settings.infer_batch)}; per-round {spread(infer.ratios('bare', 'pinclip'))}"),
+         f"{images_per_s(infer, 'bare', settings.infer_batch)}; per-round {min_max(infer.ratios('bare', 'pinclip'))}"),
         ("compute utilisation", f"PiN-CLIP inference TFLOP/s ÷ bf16 `torch.matmul` {settings.matmul_size}² TFLOP/s",
          f"{utilisation:.2f}", f"≥ {UTILISATION_TARGET}", verdict(utilisation >= UTILISATION_TARGET),
          f"PiN-CLIP {model_tflops:.1f} TFLOP/s ({flops / 1e12:.2f} TFLOP per batch, analytical), matmul "
-         f"{matmul_tflops:.1f} TFLOP/s; per-round {spread(utilisations)}"),
+         f"{matmul_tflops:.1f} TFLOP/s; per-round {min_max(utilisations)}"),
     ]
     for name, setup in (("bf16", "bf16 weights, eager"), ("compiled", f"bf16 weights, {compile_note}")):
         value, tflops, reference, per_round = utilisation_of(deploy, name, deploy_flops, settings)
@@ -232,7 +232,7 @@ def table(device: torch.device, settings: Settings, lora: bool, train: Timings, 
             f"{settings.matmul_size}² TFLOP/s", f"{value:.2f}", f"≥ {UTILISATION_TARGET}",
             verdict(value >= UTILISATION_TARGET),
             f"PiN-CLIP {tflops:.1f} TFLOP/s ({images_per_s(deploy, name, settings.deploy_batch)} images/s), matmul "
-            f"{reference:.1f} TFLOP/s; per-round {spread(per_round)}",
+            f"{reference:.1f} TFLOP/s; per-round {min_max(per_round)}",
         ))
     lines = [
         f"# PiN-CLIP accelerator benchmark ({device_name(device)})",

@@ -22,7 +22,7 @@ import statistics
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from common import Figure, load_average, random_clip, spread, time_interleaved
+from common import Figure, load_average, min_max, random_clip, time_interleaved
 
 COST_TARGET = 0.97
 UTILISATION_TARGET = 0.6
@@ -142,7 +142,7 @@ def run(quick: bool = False) -> list[Figure]:
             passed=throughput_ratio >= COST_TARGET,
             details=[
                 f"median images/s: PiN-CLIP {batch / timings.median('pinclip'):.2f}, bare CLIP "
-                f"{batch / timings.median('bare'):.2f} (per-round ratios {spread(timings.ratios('bare', 'pinclip'))})",
+                f"{batch / timings.median('bare'):.2f} (per-round ratios {min_max(timings.ratios('bare', 'pinclip'))})",
                 "both give the same image embedding (atol 1e-4)",
                 timing_note,
             ],
@@ -155,7 +155,7 @@ def run(quick: bool = False) -> list[Figure]:
             passed=utilisation >= UTILISATION_TARGET,
             details=[
                 f"PiN-CLIP {model_gflops:.1f} GFLOP/s, matmul {matmul_gflops:.1f} GFLOP/s (medians); per-round "
-                f"utilisation {spread(utilisations)}",
+                f"utilisation {min_max(utilisations)}",
                 f"FLOPs per batch: {flops / 1e9:.2f} G analytical (`vit_flops`, used), {counted / 1e9:.2f} G counted "
                 f"by FlopCounterMode, attention term {attention / 1e9:.2f} G: {counter_note}",
                 timing_note,

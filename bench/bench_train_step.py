@@ -15,7 +15,7 @@ from collections.abc import Callable
 
 import torch
 
-from common import Figure, load_average, random_clip, spread, time_interleaved
+from common import Figure, load_average, min_max, random_clip, time_interleaved
 
 TARGET = 1.10
 
@@ -61,7 +61,7 @@ def run(quick: bool = False) -> list[Figure]:
             passed=ratio <= TARGET,
             details=[
                 f"median step: pin {timings.median('pin'):.3f} s, none {timings.median('none'):.3f} s "
-                f"({rounds} interleaved rounds after 1 warm-up; per-round ratios {spread(timings.ratios('pin', 'none'))})",
+                f"({rounds} interleaved rounds after 1 warm-up; per-round ratios {min_max(timings.ratios('pin', 'none'))})",
                 f"trainable parameters: pin {trainable['pin']:,}, none {trainable['none']:,} "
                 "(the difference is the noise generator)",
                 f"1-min load average at the end: {load_average()}",

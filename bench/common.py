@@ -88,7 +88,7 @@ def torch_threads(count: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def spread(values: list[float]) -> str:
+def min_max(values: list[float]) -> str:
     """`min–max` of a list of ratios, to show how much the machine's load moved them."""
     return f"{min(values):.3f}–{max(values):.3f}"
 

@@ -32,7 +32,7 @@ import bench_inference
 import bench_size_memory
 import bench_train_step
 
-# name → (run function, what it measures); the order of the README's table.
+# name → run function, in the order of the README's table.
 BENCHES: dict[str, Callable[..., list[Figure]]] = {
     "train": bench_train_step.run,
     "inference": bench_inference.run,

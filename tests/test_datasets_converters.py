@@ -901,7 +901,7 @@ def test_a_file_name_that_is_not_utf8_is_converted_with_its_bytes_escaped(tmp_pa
     assert sorted(path for path, *_ in _rows(dsd["test"])) == ["1_fake_1_b.jpg", "caf\\xe9.png"]
 
 
-def test_a_split_folder_below_the_label_folder_names_the_split(tmp_path):
+def test_a_split_folder_below_the_label_folder_names_the_split():
     """`real/val/x.png` put the validation images into the training split."""
     rule = folder.folder_rule("rs")
     assert rule(("real", "val", "x.png")) == convert_common.Placement("validation", 0, "rs", "rs")

@@ -199,7 +199,7 @@ def png_bytes(seed: int = 0) -> bytes:
     return buffer.getvalue()
 
 
-def test_a_corrupt_or_missing_image_names_its_split_and_row_not_pillow(tmp_path):
+def test_a_corrupt_or_missing_image_names_its_split_and_row_not_pillow():
     from detection_data import EvalImages
 
     good = png_bytes()

@@ -97,7 +97,7 @@ def test_a_score_at_the_threshold_counts_as_fake():
      ({0: "Not AI", 1: "AI"}, "multi_label_classification"),
      ({0: "AI", 1: "Not AI"}, "single_label_classification")],
 )
-def test_p_fake_is_the_score_the_pipeline_gives_the_fake_label(tmp_path, id2label, problem_type):
+def test_p_fake_is_the_score_the_pipeline_gives_the_fake_label(id2label, problem_type):
     """One logit, or a multi-label config: the pipeline takes sigmoids (a softmax over one logit is always 1, which
     called every image fake); a single logit named real gives P(fake) = 1 - its sigmoid."""
     from transformers import pipeline

@@ -442,7 +442,7 @@ def test_a_process_that_does_not_write_saves_no_image_processor_either(tiny_clip
     assert not (tmp_path / "other" / "preprocessor_config.json").exists()
 
 
-def test_overrides_given_to_from_pretrained_are_validated(tiny_model_dir, tmp_path):
+def test_overrides_given_to_from_pretrained_are_validated(tiny_model_dir):
     from transformers import AutoConfig
 
     # transformers sets from_pretrained's keyword overrides on the config after it was built

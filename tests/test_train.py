@@ -552,7 +552,7 @@ def test_only_the_newest_checkpoints_are_kept(tmp_path):
     assert [c.name for c in train.list_checkpoints(tmp_path)] == ["checkpoint-8", "checkpoint-10", "checkpoint-12"]
 
 
-def test_a_checkpoint_resumes_only_with_the_settings_it_was_saved_with(minigen_cache, tmp_path, capsys):
+def test_a_checkpoint_resumes_only_with_the_settings_it_was_saved_with(minigen_cache, tmp_path):
     """A rerun with another learning rate resumed the old run's last checkpoint, trained nothing, and reported the
     old weights under the new settings (ablation.py passes --resume_from_checkpoint through)."""
     out = tmp_path / "run"
