@@ -37,7 +37,7 @@ from corruptions import robustness_grid
 from detection_data import Collator, EvalImages, TrainImages, check_images, load_detection_data
 from hub_push import create_model_repo, push_folder
 from inference import DEFAULT_THRESHOLD, Detector, display_name
-from modeling_pinclip import PinClipForImageClassification
+from modeling_pinclip import PinClipForImageClassification, PinClipOutput
 from training_args import (
     CHECKPOINT_PREFIX, MINIGENIMAGE, RESUMABLE_CHANGES, DataArguments, ModelArguments, TrainingArguments,
     changed_settings, parse_arguments, run_settings,
@@ -47,6 +47,8 @@ REPO_ROOT = Path(__file__).resolve().parent
 METRIC_PATH = REPO_ROOT / "metrics" / "detection_metric"
 PROGRESS_FILE = "progress.json"  # counters of the training loop, beside accelerate's state in a checkpoint
 SETTINGS_FILE = "run_settings.json"  # the settings of the run that saved a checkpoint (`check_same_run`)
+# The model outputs averaged into each train_log.jsonl record (those a model gives: the noise terms need noise).
+LOGGED_OUTPUTS = ("loss", "clean_loss", "noise_loss", "kl_loss", "noise_mu_norm", "noise_sigma_mean")
 # What a finished run leaves in its --output_dir beside its log, checkpoints and backbone: the model and its reports.
 RUN_OUTPUTS = (
     "config.json", "preprocessor_config.json", "configuration_pinclip.py", "modeling_pinclip.py", "*.safetensors",
@@ -95,6 +97,20 @@ def remove_earlier_run(output_dir: Path) -> list[str]:
     return [path.name for path in removed]
 
 
+def distinct_images(batch_index: int, images_per_batch: int, dataset_size: int) -> int:
+    """How many distinct images loader batch `batch_index` holds over all processes: several processes pad an
+    epoch's last batch with repeats (accelerate's even_batches), which gather_for_metrics cannot drop here (no
+    remainder is known for a sampler of our own)."""
+    return min(images_per_batch, dataset_size - batch_index * images_per_batch)
+
+
+def logged_values(outputs: PinClipOutput, accelerator: Accelerator) -> dict[str, float]:
+    """This micro-batch's `LOGGED_OUTPUTS` that the model gave, averaged over processes (one reduction for all)."""
+    names = [name for name in LOGGED_OUTPUTS if getattr(outputs, name) is not None]
+    values = accelerator.reduce(torch.stack([getattr(outputs, name).detach().float() for name in names]), "mean")
+    return dict(zip(names, values.tolist()))
+
+
 def make_optimizer(model: torch.nn.Module, args: TrainingArguments) -> torch.optim.Optimizer:
     """Adam (the authors') or AdamW over the trainable parameters; no decay on biases and norms."""
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
@@ -138,6 +154,25 @@ def save_checkpoint(
         for old in list_checkpoints(output_dir)[:-keep] if keep > 0 else []:
             shutil.rmtree(old)
     accelerator.wait_for_everyone()
+
+
+def restore_checkpoint(accelerator: Accelerator, checkpoint: Path, output_dir: Path) -> tuple[int, int, dict]:
+    """Load `checkpoint` (model, optimizer, scheduler, sampler and every RNG) and the loop's counters saved with it,
+    and remove the checkpoints saved after it (they belong to the run being abandoned). Returns the completed steps,
+    the images seen and the per-step values not logged yet."""
+    accelerator.load_state(str(checkpoint))
+    completed_steps, images_seen, unlogged = checkpoint_step(checkpoint), 0, {}
+    progress_file = checkpoint / PROGRESS_FILE
+    if progress_file.is_file():
+        saved = json.loads(progress_file.read_text())
+        images_seen, unlogged = saved["images_seen"], saved.get("window", {})
+    if accelerator.is_main_process:
+        for later in [found for found in list_checkpoints(output_dir) if checkpoint_step(found) > completed_steps]:
+            shutil.rmtree(later)
+            accelerator.print(f"removed {later}: a later checkpoint of the run resumed from {checkpoint.name}")
+    accelerator.wait_for_everyone()
+    accelerator.print(f"resumed from {checkpoint} at step {completed_steps}")
+    return completed_steps, images_seen, unlogged
 
 
 def log_records_until(log_path: Path, step: int) -> list[dict]:
@@ -376,26 +411,14 @@ def main(argv: list[str] | None = None) -> dict:
     )
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
 
-    completed_steps, start_epoch, skip_batches = 0, 0, 0
-    images_per_batch = args.per_device_train_batch_size * accelerator.num_processes  # one loader batch, all processes
-    images_seen, window = 0, {}  # window: per-step values since the last log record, averaged into the next one
+    # unlogged: the per-step values since the last log record, averaged into the next one
+    completed_steps, images_seen, unlogged = 0, 0, {}
     if checkpoint is not None:
-        accelerator.load_state(str(checkpoint))  # model, optimizer, scheduler, sampler and every RNG
-        completed_steps = checkpoint_step(checkpoint)
-        progress_file = checkpoint / PROGRESS_FILE
-        if progress_file.is_file():
-            saved = json.loads(progress_file.read_text())
-            images_seen, window = saved["images_seen"], saved.get("window", {})
-        if accelerator.is_main_process:  # checkpoints after this one belong to the run being abandoned
-            for later in [found for found in list_checkpoints(output_dir) if checkpoint_step(found) > completed_steps]:
-                shutil.rmtree(later)
-                accelerator.print(f"removed {later}: a later checkpoint of the run resumed from {checkpoint.name}")
-        accelerator.wait_for_everyone()
-        start_epoch = completed_steps // steps_per_epoch
-        skip_batches = (completed_steps - start_epoch * steps_per_epoch) * args.gradient_accumulation_steps
-        accelerator.print(f"resumed from {checkpoint} at step {completed_steps}")
+        completed_steps, images_seen, unlogged = restore_checkpoint(accelerator, checkpoint, output_dir)
     elif args.resume_from_checkpoint:
         accelerator.print(f"no checkpoint in {output_dir / 'checkpoints'} yet: starting from scratch")
+    start_epoch = completed_steps // steps_per_epoch
+    skip_batches = (completed_steps - start_epoch * steps_per_epoch) * args.gradient_accumulation_steps
 
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     accelerator.print(
@@ -419,8 +442,9 @@ def main(argv: list[str] | None = None) -> dict:
         model.train()
         train_images.epoch = epoch  # seeds this epoch's crops and flips
         train_loader.set_epoch(epoch)  # seeds this epoch's shuffle
-        batches = accelerator.skip_first_batches(train_loader, skip_batches) if epoch == start_epoch else train_loader
-        for batch_index, batch in enumerate(batches, start=skip_batches if epoch == start_epoch else 0):
+        skip = skip_batches if epoch == start_epoch else 0  # resumed mid-epoch: the batches before the checkpoint
+        batches = accelerator.skip_first_batches(train_loader, skip) if epoch == start_epoch else train_loader
+        for batch_index, batch in enumerate(batches, start=skip):
             with accelerator.accumulate(model):
                 outputs = model(**batch)
                 accelerator.backward(outputs.loss)
@@ -430,21 +454,18 @@ def main(argv: list[str] | None = None) -> dict:
                 optimizer.step()
                 scheduler.step()
                 optimizer.zero_grad()
-            # Distinct images: several processes pad the epoch's last batch with repeats (accelerate's even_batches),
-            # which gather_for_metrics cannot drop here (no remainder is known for a sampler of our own).
-            images_seen += min(images_per_batch, len(train_images) - batch_index * images_per_batch)
-            for name in ("loss", "clean_loss", "noise_loss", "kl_loss", "noise_mu_norm", "noise_sigma_mean"):
-                value = getattr(outputs, name)
-                if value is not None:
-                    window.setdefault(name, []).append(float(accelerator.reduce(value.detach(), "mean")))
+            images_seen += distinct_images(batch_index, args.per_device_train_batch_size * accelerator.num_processes,
+                                           len(train_images))
+            for name, value in logged_values(outputs, accelerator).items():
+                unlogged.setdefault(name, []).append(value)
             if not accelerator.sync_gradients:
                 continue
             completed_steps += 1
             progress.update(1)
             if completed_steps % args.logging_steps == 0 or completed_steps == max_steps:
                 record = {"step": completed_steps, "epoch": epoch, "lr": step_lr}
-                record.update({name: float(np.mean(values)) for name, values in window.items()})
-                window = {}
+                record.update({name: float(np.mean(values)) for name, values in unlogged.items()})
+                unlogged = {}
                 if not math.isfinite(record["loss"]):  # every later step, and the saved model, would be NaN too
                     raise ValueError(
                         f"the training loss is {record['loss']} at step {completed_steps} (lr {step_lr:g}): training "
@@ -456,10 +477,9 @@ def main(argv: list[str] | None = None) -> dict:
                         log.write(json.dumps(record) + "\n")
             if args.checkpointing_steps and completed_steps % args.checkpointing_steps == 0:
                 save_checkpoint(accelerator, output_dir, completed_steps, args.checkpoints_total_limit,
-                                progress={"images_seen": images_seen, "window": window}, settings=settings)
+                                progress={"images_seen": images_seen, "window": unlogged}, settings=settings)
             if completed_steps >= max_steps:
                 break
-        skip_batches = 0
     progress.close()
 
     # Save first, then evaluate the saved files: the reported numbers are those of the published model.
