@@ -352,3 +352,10 @@ def test_max_eval_samples_keeps_the_same_test_rows_for_every_seed(tmp_path):
     first, second = (load_detection_data(args, need_train=True, seed=seed) for seed in (0, 1))
     assert first.test["sd"]["index"] == second.test["sd"]["index"]
     assert first.train["index"] != second.train["index"]  # the training draw follows the seed
+
+
+def test_random_crops_reach_every_position_including_the_last():
+    columns = np.arange(10, dtype=np.uint8)  # pixel value = its column
+    image = Image.fromarray(np.broadcast_to(columns[None, :, None], (8, 10, 3)).copy())
+    lefts = {int(np.asarray(random_crop(image, 8, np.random.default_rng(seed)))[0, 0, 0]) for seed in range(60)}
+    assert lefts == {0, 1, 2}

@@ -176,3 +176,24 @@ def test_non_finite_float_pixels_do_not_blacken_the_image():
     rgb = np.asarray(load_rgb_image(Image.fromarray(values)))[..., 0]
     assert rgb[0, 0] == 0 and rgb[0, 1] == 255 and rgb[0, 2] == 0  # NaN black, +inf white, -inf black
     assert (rgb.ravel()[3:] == 204).all()  # 0.8 of the range, as without them
+
+
+def test_32_bit_integers_above_255_are_read_as_a_16_bit_range():
+    ramp = np.linspace(0, 65535, 30 * 20).reshape(30, 20).round().astype(np.int32)
+    image = Image.fromarray(ramp)
+    assert image.mode == "I"
+    grey = np.asarray(load_rgb_image(image))[..., 0]
+    assert grey[0, 0] == 0 and grey[-1, -1] == 255 and 120 < grey[15, 10] < 136  # not clipped to white
+
+
+@pytest.mark.parametrize("dtype", ["<u2", ">u2"])
+def test_every_16_bit_mode_maps_a_dark_value_to_dark_grey(dtype):
+    image = Image.fromarray(np.full((4, 4), 200, dtype=dtype))
+    assert image.mode.startswith("I;16"), image.mode
+    assert np.asarray(load_rgb_image(image))[0, 0, 0] == round(200 / 65535 * 255)
+
+
+def test_an_image_of_exactly_the_pixel_limit_is_accepted():
+    assert load_rgb_image(png_bytes(Image.new("RGB", (10, 10))), max_pixels=100).size == (10, 10)
+    with pytest.raises(ImageLoadError, match="pixel limit"):
+        load_rgb_image(png_bytes(Image.new("RGB", (10, 11))), max_pixels=100)

@@ -6,7 +6,7 @@ import pytest
 from PIL import EpsImagePlugin, Image
 
 from image_io import IMAGE_EXTENSIONS
-from inference import Detector, find_images
+from inference import Detector, find_images, scan_batch_size
 from test_preprocessing import random_image
 
 
@@ -134,3 +134,10 @@ def test_a_score_that_is_not_a_number_is_an_error_not_a_real_label(tiny_model_di
     assert result.label is None and result.p_fake is None and result.error == "the model's score is not a number (nan)"
     with pytest.raises(ValueError, match="not all numbers"):
         detector.score_images([Image.open(path)])
+
+
+def test_a_small_folder_is_split_so_that_every_worker_gets_a_batch() -> None:
+    assert scan_batch_size(5, 32, 2) == 3  # ceil(5 / 2): a batch for each of two workers, not one of 5
+    assert scan_batch_size(100, 32, 2) == 32  # capped by the batch size
+    assert scan_batch_size(1, 32, 4) == 1  # never 0
+    assert scan_batch_size(7, 32, 0) == 32  # no workers: the batch as asked

@@ -262,7 +262,9 @@ def test_saved_weights_hold_no_text_tower_and_no_lora(tiny_clip_dir, tmp_path):
      ("generator_num_heads", 3), ("prompt_templates", ["no placeholder"]), ("lora_dropout", 1.5),
      ("noise_loss_weight", float("nan")), ("kl_weight", float("inf")), ("lora_r", 2.5), ("prompt_templates", [1]),
      ("resize_images", "false"), ("lora_target_modules", "q_proj"), ("id2label", {0: "fake", 1: "real"}),
-     ("noise_scale", "relative")],
+     ("noise_scale", "relative"), ("sigma_floor", -0.1), ("sigma_floor", float("nan")),
+     ("detach_generator_input", "false"), ("detach_generator_input", 1), ("projection_dim", 0),
+     ("generator_hidden_size", 0)],
 )
 def test_bad_config_value_names_the_field(field, value):
     with pytest.raises(ValueError, match=field):
@@ -591,3 +593,60 @@ def test_forward_takes_interpolate_pos_encoding_and_refuses_unknown_arguments(ti
     with pytest.raises(TypeError, match=r"unexpected keyword argument\(s\) \['labls'\]"):
         model(images(2, size), labls=labels)  # a misspelt labels returned no loss, silently
     assert model(images(2, size), labels=labels, num_items_in_batch=2).loss is not None  # what Trainer may pass
+
+
+LABELS = torch.tensor([0, 1, 1, 0])
+
+
+def test_abs_activation_turns_a_negative_raw_sigma_positive(tiny_clip_dir):
+    model = PinClipForImageClassification.from_clip(str(tiny_clip_dir), sigma_activation="abs", sigma_floor=0.1).eval()
+    with torch.no_grad():
+        model.noise_generator.sigma_head.weight.zero_()
+        model.noise_generator.sigma_head.bias.fill_(-0.4)
+        _, sigma = model.noise_generator(model(images()).image_embeds, model.prompt_embeds)
+    torch.testing.assert_close(sigma, torch.full_like(sigma, 0.5))  # |-0.4| + 0.1
+
+
+def test_kl_loss_is_measured_against_the_configured_prior(tiny_clip_dir):
+    model = PinClipForImageClassification.from_clip(str(tiny_clip_dir), kl_weight=0.5, random_noise_std=0.5).train()
+    with torch.no_grad():
+        model.noise_generator.mu_head.bias.fill_(0.3)  # a KL visibly above 0
+        out = model(images(), labels=LABELS)
+        mu, sigma = model.noise_generator(out.image_embeds, model.prompt_embeds)
+    torch.testing.assert_close(out.kl_loss, gaussian_kl(mu, sigma, 0.5))
+    torch.testing.assert_close(out.loss, out.clean_loss + out.noise_loss + 0.5 * out.kl_loss)
+
+
+def test_the_feature_rms_unit_is_detached(tiny_clip_dir):
+    model = PinClipForImageClassification.from_clip(str(tiny_clip_dir), noise_mode="random", noise_scale="feature_rms")
+    features = torch.randn(4, model.config.projection_dim, requires_grad=True)
+    unit = model._noise_unit(features)
+    torch.testing.assert_close(unit, features.detach().pow(2).mean(-1, keepdim=True).sqrt())
+    assert not unit.requires_grad
+
+
+def test_classifier_dropout_is_applied_in_training_and_not_in_eval(tiny_clip_dir):
+    model = PinClipForImageClassification.from_clip(str(tiny_clip_dir), noise_mode="none", classifier_dropout=0.5)
+    pixels = images()
+    with torch.no_grad():
+        model.train()
+        torch.manual_seed(0)
+        logits, embeds = model(pixels).logits, model(pixels).image_embeds
+        assert not torch.allclose(logits, model.classifier(embeds))  # half the embedding dropped
+        model.eval()
+        torch.testing.assert_close(model(pixels).logits, model.classifier(embeds))
+
+
+class DropEverything(torch.nn.Module):
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.zeros_like(x)
+
+
+@pytest.mark.parametrize("mode", ["pin", "random"])
+def test_the_noisy_embeddings_go_through_the_dropout_too(tiny_clip_dir, mode):
+    model = PinClipForImageClassification.from_clip(str(tiny_clip_dir), noise_mode=mode).train()
+    model.dropout = DropEverything()  # both cross-entropies then see only the head's bias
+    out = model(images(), labels=LABELS)
+    expected = F.cross_entropy(model.classifier.bias.expand(4, -1), LABELS)
+    torch.testing.assert_close(out.clean_loss, expected)
+    torch.testing.assert_close(out.noise_loss, expected)

@@ -908,3 +908,44 @@ def test_training_crops_come_from_images_resized_as_evaluation_resizes_them(tiny
     expected = random_crop(resize_short_side(rows[0]["image"], size), size, np.random.default_rng([0, 0, 0]))
     assert crop.tobytes() == expected.tobytes()
     assert crop.tobytes() != TrainImages(rows, "image", size, seed=0, flip=False)[0][0].tobytes()  # not resizing
+
+
+def test_each_epoch_draws_its_own_crops_and_flips(minigen_cache, tmp_path, monkeypatch):
+    """The resume test cannot see a loop that never sets the epoch: both its runs would share the fault."""
+    seen = set()
+    getitem = train.TrainImages.__getitem__
+
+    def record(self, index):
+        seen.add(self.epoch)
+        return getitem(self, index)
+
+    monkeypatch.setattr(train.TrainImages, "__getitem__", record)
+    train.main(reduced_args(minigen_cache, tmp_path / "out", *QUICK, "--max_steps", "4"))  # 3 steps an epoch
+    assert seen == {0, 1}
+
+
+def test_adamw_decays_weights_but_not_biases_or_norms(tiny_clip_dir, tmp_path):
+    from modeling_pinclip import PinClipForImageClassification
+    from training_args import TrainingArguments
+
+    model = PinClipForImageClassification.from_clip(str(tiny_clip_dir))
+    optimizer = train.make_optimizer(model, TrainingArguments(output_dir=str(tmp_path), weight_decay=0.05))
+    decay = {id(p): group["weight_decay"] for group in optimizer.param_groups for p in group["params"]}
+    assert decay[id(model.classifier.weight)] == 0.05 and decay[id(model.noise_generator.q_proj.weight)] == 0.05
+    assert decay[id(model.classifier.bias)] == 0.0 and decay[id(model.noise_generator.query_norm.weight)] == 0.0
+    assert len(decay) == sum(p.requires_grad for p in model.parameters())
+
+
+def test_warm_up_is_counted_in_optimizer_steps_under_accumulation(minigen_cache, tmp_path):
+    out = tmp_path / "warm"
+    train.main(reduced_args(minigen_cache, out, *ACCUMULATE, "--warmup_ratio", "0.34"))  # int(0.34 * 3) = 1 step
+    assert [record["lr"] for record in log_of(out)] == pytest.approx([0.0, 1e-3, 0.5e-3])
+
+
+def test_evaluation_counts_a_score_of_one_half_as_fake(monkeypatch):
+    class Half:
+        threshold = 0.5
+
+    monkeypatch.setattr(train, "score_dataset", lambda *args, **kwargs: {"labels": [1, 0], "scores": [0.5, 0.25]})
+    metrics, _ = train.score_subsets(Half(), {"s": None}, None, "image", 1)
+    assert metrics["subsets"]["s"]["f_acc"] == 1.0 and metrics["subsets"]["s"]["acc"] == 1.0
