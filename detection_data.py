@@ -233,7 +233,10 @@ def truncate(dataset: datasets.Dataset, limit: int | None, seed: int) -> dataset
 def load_detection_data(data_args: DataArguments, need_train: bool, seed: int = 0) -> DetectionData:
     """Load the train split (when training), the validation subsets and the test subsets (`seed`: which rows
     `max_train_samples` keeps; `max_eval_samples` always keeps the same ones)."""
-    prepare = lambda ds: normalize_labels(ds, data_args.label_column)  # noqa: E731
+
+    def prepare(dataset: datasets.Dataset) -> datasets.Dataset:
+        return normalize_labels(dataset, data_args.label_column)
+
     use_folders = data_args.train_dir is not None or data_args.eval_dir is not None
     source = None if use_folders and data_args.dataset_name is None else load_source(
         data_args.dataset_name, data_args.dataset_config_name, data_args
@@ -247,8 +250,11 @@ def load_detection_data(data_args: DataArguments, need_train: bool, seed: int = 
         same_folder = data_args.eval_dir is not None and data_args.train_dir is not None and (
             Path(data_args.train_dir).resolve() == Path(data_args.eval_dir).resolve()
         )
-        train_source = eval_source if same_folder else load_folder(data_args.train_dir) if data_args.train_dir else source
-        if train_source is None or data_args.train_split not in train_source and len(train_source) != 1:
+        if same_folder:
+            train_source = eval_source
+        else:
+            train_source = load_folder(data_args.train_dir) if data_args.train_dir else source
+        if train_source is None or (data_args.train_split not in train_source and len(train_source) != 1):
             raise ValueError(f"no training split {data_args.train_split!r}: give --train_dir or --train_split")
         split = data_args.train_split if data_args.train_split in train_source else next(iter(train_source))
         # a split that is reported as test data is never trained on, nor used for model selection
