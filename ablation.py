@@ -20,6 +20,7 @@ fingerprinted: after changing their files, delete the runs trained on them.
 
 import argparse
 import json
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -29,7 +30,8 @@ from accelerate.state import AcceleratorState
 
 import train
 from configuration_pinclip import NOISE_MODES
-from training_args import parse_arguments, run_settings
+from inference import display_name
+from training_args import MINIGENIMAGE, changed_settings, parse_arguments, run_settings
 
 RUN_RECORD = "ablation_run.json"  # the settings of a finished run
 # train.py arguments the ablation sets for every run itself
@@ -65,12 +67,30 @@ def ablation_table(summary: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def family(name: object) -> str:
+    """A generator's name as compared between training data and test subsets: case, spaces and punctuation left
+    out (AIGIBench's training data says `progan`, its test folder `ProGAN`; a numeric column records numbers)."""
+    return re.sub(r"[^a-z0-9]", "", str(name).lower())
+
+
+def unseen_subsets(metrics: dict) -> list[str] | None:
+    """The test subsets whose generator family was not in the training data (None when the run records none)."""
+    seen = {family(generator) for generator in (metrics.get("training") or {}).get("generators") or []}
+    return [name for name in metrics["subsets"] if family(name) not in seen] if seen else None
+
+
 def unseen_mean(metrics: dict) -> float | None:
-    """Mean accuracy over the test subsets whose generator family was not in the training data."""
-    # subset names are strings; a generator column of numbers records the training family as numbers
-    seen = {str(generator) for generator in (metrics.get("training") or {}).get("generators") or []}
-    unseen = [result["acc"] for name, result in metrics["subsets"].items() if name not in seen]
-    return float(np.mean(unseen)) if seen and unseen else None
+    """Mean accuracy over the `unseen_subsets`."""
+    unseen = unseen_subsets(metrics)
+    return float(np.mean([metrics["subsets"][name]["acc"] for name in unseen])) if unseen else None
+
+
+def default_output_dir(train_args: list[str]) -> Path:
+    """`outputs/ablation-<data>`, named after the training data, so that ablations on two datasets (two presets,
+    say) never write into one folder and replace each other's runs."""
+    _, data_args, _ = parse_arguments(train_args)
+    name = display_name(data_args.train_dir or data_args.dataset_name or MINIGENIMAGE)
+    return Path("outputs") / ("ablation-" + (re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "data").lower())
 
 
 def what_is_trained(run_args: list[str]) -> dict:
@@ -87,7 +107,8 @@ def main(argv: list[str] | None = None) -> dict:
     )
     parser.add_argument("--ablation_seeds", type=int, default=3, help="seeds 0 .. N-1 for every mode")
     parser.add_argument("--modes", nargs="+", default=list(NOISE_MODES), choices=NOISE_MODES)
-    parser.add_argument("--output_dir", default="outputs/ablation-minigenimage")
+    parser.add_argument("--output_dir", default=None,
+                        help="default: outputs/ablation-<training data name> (outputs/ablation-minigenimage)")
     own, train_args = parser.parse_known_args(argv)
     if own.ablation_seeds < 1:
         parser.error(f"--ablation_seeds must be at least 1, got {own.ablation_seeds}")
@@ -97,14 +118,14 @@ def main(argv: list[str] | None = None) -> dict:
     if ignored:
         parser.error(f"{' '.join(ignored)}: the ablation sets {', '.join(OWN_TRAIN_ARGUMENTS)} of every run itself "
                      "(use --modes, --ablation_seeds and --output_dir)")
-    out = Path(own.output_dir)
+    out = Path(own.output_dir) if own.output_dir else default_output_dir(train_args)
     runs: dict[str, list[dict]] = {}
     for mode in own.modes:
         for seed in range(own.ablation_seeds):
             run_dir = out / f"{mode}-seed{seed}"
             run_args = train_args + ["--noise_mode", mode, "--seed", str(seed), "--output_dir", str(run_dir)]
             record = run_dir / RUN_RECORD
-            if record.is_file() and json.loads(record.read_text()) == what_is_trained(run_args):
+            if record.is_file() and not changed_settings(json.loads(record.read_text()), what_is_trained(run_args)):
                 print(f"{run_dir}: finished earlier with the same arguments, kept")
             else:
                 record.unlink(missing_ok=True)
@@ -121,13 +142,18 @@ def main(argv: list[str] | None = None) -> dict:
             "subsets": {s: mean_std([r["subsets"][s]["acc"] for r in results]) for s in subsets},
             "mean": mean_std([r["mean"]["acc"] for r in results]),
             "unseen": mean_std(unseen) if len(unseen) == len(results) else None,
+            "unseen_subsets": unseen_subsets(results[0]),
             "validation": mean_std(validation) if validation else None,
         }
     command = "python ablation.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     table = ablation_table(summary)
     out.mkdir(parents=True, exist_ok=True)
     (out / "ablation.json").write_text(json.dumps({"command": command, "accuracy": summary}, indent=2) + "\n")
-    (out / "ablation.md").write_text(f"Accuracy (%), mean ± std over {own.ablation_seeds} seeds\n\n{table}\n`{command}`\n")
+    unseen = next(iter(summary.values()))["unseen_subsets"]
+    listed = f"Unseen families: {', '.join(unseen)}.\n\n" if unseen else ""
+    (out / "ablation.md").write_text(
+        f"Accuracy (%), mean ± std over {own.ablation_seeds} seeds\n\n{table}\n{listed}`{command}`\n"
+    )
     print(table)
     return summary
 

@@ -366,6 +366,8 @@ def main(argv: list[str] | None = None) -> dict:
             "--resume_from_checkpoint latest, or start over in another --output_dir (or after removing that folder)"
         )
     settings = run_settings((model_args, data_args, args), leave_out=RESUMABLE_CHANGES)
+    # the process layout shapes the data order, the schedule and the batch: a resume must keep it
+    settings.update(processes=accelerator.num_processes, mixed_precision=accelerator.mixed_precision)
     checkpoint = resolve_checkpoint(args.resume_from_checkpoint, output_dir) if args.resume_from_checkpoint else None
     if checkpoint is not None:  # before any data or model is loaded
         check_same_run(checkpoint, settings)

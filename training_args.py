@@ -315,7 +315,30 @@ def run_settings(arguments: Iterable, leave_out: Iterable[str]) -> dict:
     return json.loads(json.dumps(settings))  # as a file of them reads back (tuples become lists)
 
 
+def argument_defaults() -> dict:
+    """The default of every argument of the three dataclasses, as `run_settings` records values."""
+    defaults = {}
+    for group in (ModelArguments, DataArguments, TrainingArguments):
+        for argument in dataclasses.fields(group):
+            if argument.default is not dataclasses.MISSING:
+                defaults[argument.name] = argument.default
+            elif argument.default_factory is not dataclasses.MISSING:
+                defaults[argument.name] = argument.default_factory()
+    return json.loads(json.dumps(defaults))
+
+
 def changed_settings(before: dict, now: dict) -> list[str]:
-    """`name old → new` for every setting that differs (one missing on either side included)."""
-    return [f"{name} {before.get(name)} → {now.get(name)}" for name in sorted(before.keys() | now.keys())
-            if before.get(name) != now.get(name)]
+    """`name old → new` for every setting that differs. A setting recorded on one side only (an argument added
+    since the other side was recorded) compares as its default, so a run recorded before it existed still counts
+    as the same run when it is left at its default; one with no default (the process count) is then not compared."""
+    defaults, changes = argument_defaults(), []
+    for name in sorted(before.keys() | now.keys()):
+        if name in before and name in now:
+            old, new = before[name], now[name]
+        elif name in defaults:
+            old, new = before.get(name, defaults[name]), now.get(name, defaults[name])
+        else:
+            continue
+        if old != new:
+            changes.append(f"{name} {old} → {new}")
+    return changes

@@ -172,3 +172,28 @@ def test_a_run_that_cannot_work_is_a_message_with_status_2(tmp_path: Path) -> No
     )
     assert result.returncode == 2 and "ablation.py: error: --dataset_name" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_the_training_family_is_recognised_whatever_its_case_and_punctuation() -> None:
+    """AIGIBench trains on `progan` and tests on `ProGAN`: the seen family counted as unseen."""
+    metrics = {"subsets": {"ProGAN": {"acc": 1.0}, "SD-v1.4": {"acc": 0.9}, "FLUX1-dev": {"acc": 0.5}},
+               "training": {"generators": ["progan", "sdv1.4"]}}
+    assert ablation.unseen_subsets(metrics) == ["FLUX1-dev"] and ablation.unseen_mean(metrics) == 0.5
+
+
+def test_the_table_names_the_unseen_families(fake_training, tmp_path: Path) -> None:
+    summary = ablation.main(["--ablation_seeds", "1", "--modes", "pin", "--output_dir", str(tmp_path)])
+    assert summary["pin"]["unseen_subsets"] == ["gan"]
+    assert "Unseen families: gan.\n" in (tmp_path / "ablation.md").read_text()
+
+
+def test_ablations_on_two_datasets_default_to_two_folders(fake_training, tmp_path: Path, monkeypatch) -> None:
+    """Both presets' ablations went to outputs/ablation-minigenimage, the second replacing the first's runs."""
+    monkeypatch.chdir(tmp_path)
+    for name in ("genimage", "aigibench"):
+        (tmp_path / "data" / name).mkdir(parents=True)
+        ablation.main(["--ablation_seeds", "1", "--modes", "pin", "--dataset_name", str(tmp_path / "data" / name)])
+    ablation.main(["--ablation_seeds", "1", "--modes", "pin"])
+    assert sorted(path.name for path in (tmp_path / "outputs").iterdir()) == [
+        "ablation-aigibench", "ablation-genimage", "ablation-minigenimage"]
+    assert len(fake_training) == 3

@@ -563,6 +563,13 @@ def test_a_checkpoint_resumes_only_with_the_settings_it_was_saved_with(minigen_c
     with pytest.raises(ValueError, match=r"saved by a run with other settings \(learning_rate 0.001 → 1e-06\)"):
         train.main(reduced_args(minigen_cache, out, *quick, "--resume_from_checkpoint", "latest", "--learning_rate", "1e-6"))
     assert (out / "model.safetensors").read_bytes() == weights
+    # nor on another number of processes (it skipped the rest of an epoch and froze the schedule)
+    saved = out / "checkpoints" / "checkpoint-2" / train.SETTINGS_FILE
+    recorded = json.loads(saved.read_text())
+    saved.write_text(json.dumps({**recorded, "processes": 2}))
+    with pytest.raises(ValueError, match=r"other settings \(processes 2 → 1\)"):
+        train.main(reduced_args(minigen_cache, out, *quick, "--resume_from_checkpoint", "latest"))
+    saved.write_text(json.dumps(recorded))
     # what a resume may change: logging, checkpointing, evaluation batches, robustness, publishing
     train.main(reduced_args(minigen_cache, out, *quick, "--resume_from_checkpoint", "latest", "--logging_steps", "1",
                             "--per_device_eval_batch_size", "2", "--checkpoints_total_limit", "1"))
@@ -949,3 +956,16 @@ def test_evaluation_counts_a_score_of_one_half_as_fake(monkeypatch):
     monkeypatch.setattr(train, "score_dataset", lambda *args, **kwargs: {"labels": [1, 0], "scores": [0.5, 0.25]})
     metrics, _ = train.score_subsets(Half(), {"s": None}, None, "image", 1)
     assert metrics["subsets"]["s"]["f_acc"] == 1.0 and metrics["subsets"]["s"]["acc"] == 1.0
+
+
+def test_a_setting_recorded_on_one_side_only_compares_as_its_default():
+    """A checkpoint or finished ablation run recorded before an argument existed is the same run when the argument
+    is left at its default (ablation.py retrained finished runs after arguments were added)."""
+    from training_args import changed_settings
+
+    before = {"learning_rate": 1e-3}
+    assert changed_settings(before, {"learning_rate": 1e-3, "sigma_activation": "softplus"}) == []
+    assert changed_settings(before, {"learning_rate": 1e-3, "sigma_activation": "abs"}) == [
+        "sigma_activation softplus → abs"]
+    assert changed_settings(before, {"learning_rate": 1e-3, "processes": 2}) == []  # no default: not known before
+    assert changed_settings({"processes": 1}, {"processes": 2}) == ["processes 1 → 2"]
