@@ -66,6 +66,12 @@ def _save_pil_to_cache_atomically(img: Image.Image, cache_dir: str, name: str = 
 processing_utils.save_pil_to_cache = _save_pil_to_cache_atomically
 
 
+def spreadsheet_safe(cell: str) -> str:
+    """A CSV cell that a spreadsheet shows as text: an uploaded file named `=HYPERLINK(...).png` would otherwise be
+    run as a formula when the downloaded CSV is opened (a quote in front is the usual escape)."""
+    return "'" + cell if cell[:1] in ("=", "+", "-", "@", "\t", "\r") else cell
+
+
 def resolve_model(model: str | os.PathLike | None) -> str | None:
     """The model to load: the one asked for, else the first default folder that exists, else None."""
     if model:
@@ -265,7 +271,8 @@ class Handlers:
         with csv_path.open("w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(["file", "p_fake", "label", "error"])
-            writer.writerows([name, p_fake_text(p_fake), label, error] for name, p_fake, label, error in rows)
+            writer.writerows([spreadsheet_safe(name), p_fake_text(p_fake), label, spreadsheet_safe(error)]
+                             for name, p_fake, label, error in rows)
         return rows, str(csv_path)
 
 

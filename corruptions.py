@@ -21,13 +21,18 @@ def jpeg(quality: int) -> Callable[[Image.Image], Image.Image]:
     """Re-encode as JPEG at `quality` (the compression a photo gets when it is shared)."""
 
     def apply(image: Image.Image) -> Image.Image:
-        if max(image.size) > JPEG_MAX_SIDE:
-            raise ValueError(f"JPEG cannot store a {image.width}×{image.height} image (at most {JPEG_MAX_SIDE} px a side)")
+        check_jpeg_size(image)
         buffer = io.BytesIO()
         to_rgb(image).save(buffer, format="JPEG", quality=quality)
         return Image.open(buffer).convert("RGB")
 
     return apply
+
+
+def check_jpeg_size(image: Image.Image) -> None:
+    """`ValueError` for an image JPEG cannot store."""
+    if max(image.size) > JPEG_MAX_SIDE:
+        raise ValueError(f"JPEG cannot store a {image.width}×{image.height} image (at most {JPEG_MAX_SIDE} px a side)")
 
 
 def gaussian_blur(sigma: float) -> Callable[[Image.Image], Image.Image]:
@@ -40,6 +45,8 @@ def degrade(image: Image.Image, jpeg_quality: int | None = None, blur_sigma: flo
 
     Blur comes first because that is the order of a real pipeline: an edit, then a lossy upload.
     """
+    if jpeg_quality is not None:
+        check_jpeg_size(image)  # before the blur, which takes seconds on an image this large
     if blur_sigma > 0:
         image = gaussian_blur(blur_sigma)(image)
     if jpeg_quality is not None:

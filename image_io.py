@@ -14,6 +14,13 @@ from PIL import EpsImagePlugin, Image, ImageFile, ImageOps, UnidentifiedImageErr
 
 # PIL's own default (about 89 Mpx); larger images are refused as possible decompression bombs.
 MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
+# Pillow decodes a few formats in Python (gzipped FITS, QOI, RLE BMP), at seconds a megapixel while holding the GIL:
+# a small file of one would occupy a server for minutes. Above this size (a 2048² image) they are refused.
+MAX_PYTHON_DECODED_PIXELS = 2048 * 2048
+# The most EXIF a JPEG can carry. Pillow copies each tag's data when it reads the block, so a larger one whose tags
+# all point at the same bytes takes gigabytes (a 4 MB PNG: 3.9 GB).
+MAX_EXIF_BYTES = 65_535
+ROWS_PER_CHUNK = 256  # rows converted at a time from a 16-bit or float image: its float64 copy stays small
 
 
 def _decodable(image_format: str) -> bool:
@@ -48,18 +55,22 @@ def to_rgb(image: Image.Image) -> Image.Image:
     are taken as the full range, judged from the image's largest finite value. NaN becomes black, +inf white.
     """
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
-        values = np.asarray(image, dtype=np.float64)
-        finite = np.isfinite(values)
-        peak = values.max(initial=0, where=finite)
+        values = np.asarray(image)  # its own 2 or 4 bytes a pixel; the float64 arithmetic below goes by chunks
+        floats = values.dtype.kind == "f"
+        peak = float(values.max(initial=0, where=np.isfinite(values)) if floats else values.max(initial=0))
         if image.mode.startswith("I;16"):
             top = 65535.0
         elif image.mode == "F" and peak <= 1.0:
             top = 1.0
         else:
             top = 255.0 if peak <= 255 else 65535.0
-        if not finite.all():  # one NaN pixel would otherwise turn the whole cast into garbage
-            values = np.nan_to_num(values, nan=0.0, posinf=top, neginf=0.0)
-        image = Image.fromarray(np.clip(values / top * 255.0 + 0.5, 0, 255).astype(np.uint8), mode="L")
+        grey = np.empty(values.shape, dtype=np.uint8)
+        for start in range(0, len(values), ROWS_PER_CHUNK):
+            rows = values[start : start + ROWS_PER_CHUNK].astype(np.float64)
+            if floats:  # one NaN pixel would otherwise turn the whole cast into garbage
+                rows = np.nan_to_num(rows, nan=0.0, posinf=top, neginf=0.0)
+            grey[start : start + ROWS_PER_CHUNK] = np.clip(rows / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        image = Image.fromarray(grey, mode="L")
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
@@ -119,6 +130,13 @@ def _to_upright_rgb(image: Image.Image, name: str, max_pixels: int, owned: bool)
     width, height = image.size
     if width * height > max_pixels:
         raise ImageLoadError(f"{name}: {width}x{height} is larger than the {max_pixels} pixel limit")
+    if width * height > MAX_PYTHON_DECODED_PIXELS and any(tile.codec_name in Image.DECODERS for tile in image.tile):
+        raise ImageLoadError(f"{name}: a {width}x{height} {image.format} image, which Pillow decodes slowly (in Python): "
+                             f"refused above {MAX_PYTHON_DECODED_PIXELS} pixels")
+    exif_bytes = len(image.info.get("exif") or b"")
+    if exif_bytes > MAX_EXIF_BYTES:
+        raise ImageLoadError(f"{name}: an EXIF block of {exif_bytes} bytes, over the {MAX_EXIF_BYTES} a JPEG can carry "
+                             "(reading it could take gigabytes)")
     try:
         # Animated GIF/PNG/WebP: back to the first frame if a caller moved on. Only then: Pillow numbers a PSD's
         # frames (its layers) from 1 and holds the flattened image right after opening, where seek(0) would fail.

@@ -1,5 +1,6 @@
 """The Gradio demo, launched on 127.0.0.1 and driven by gradio_client and by a real (headless Chromium) browser."""
 
+import csv
 import importlib.util
 import json
 import shutil
@@ -453,3 +454,16 @@ def test_previews_are_lossless(model_dir: Path) -> None:
     images = [block for block in demo.blocks.values() if isinstance(block, gr.Image)]
     assert len(images) == 2 and all(image.format == "png" for image in images)
 
+
+
+def test_batch_csv_cells_that_a_spreadsheet_would_run_are_quoted(model_dir: Path, tmp_path: Path) -> None:
+    """An upload named `=HYPERLINK(...).png` became a formula in the downloaded CSV."""
+    detector, problem = load_detector(str(model_dir))
+    paths = []
+    for name in ("=HYPERLINK(1).png", "+1.png", "-photo.png", "plain.png"):
+        paths.append(str(shutil.copy(ASSETS / "real_1.png", tmp_path / name)))
+    rows, csv_path = Handlers(detector, problem).batch(paths)
+    assert [row[0] for row in rows] == ["=HYPERLINK(1).png", "+1.png", "-photo.png", "plain.png"]  # the table as named
+    with open(csv_path, newline="", encoding="utf-8") as handle:
+        cells = [row[0] for row in list(csv.reader(handle))[1:]]
+    assert cells == ["'=HYPERLINK(1).png", "'+1.png", "'-photo.png", "plain.png"]

@@ -57,3 +57,12 @@ def test_a_sixteen_bit_image_is_degraded_as_grey_not_white():
     grey = Image.fromarray(np.full((24, 36), 32768, dtype=np.uint16))
     for name, degradation in robustness_grid().items():
         assert abs(np.asarray(degradation(grey)).mean() - 128) <= 2, name
+
+
+def test_an_image_jpeg_cannot_store_is_refused_before_the_blur(monkeypatch):
+    import corruptions
+
+    monkeypatch.setattr(corruptions, "JPEG_MAX_SIDE", 40)
+    monkeypatch.setattr(corruptions, "gaussian_blur", lambda sigma: pytest.fail("blurred first"))
+    with pytest.raises(ValueError, match="JPEG cannot store a 50×10 image"):
+        degrade(Image.new("RGB", (50, 10)), jpeg_quality=90, blur_sigma=2)

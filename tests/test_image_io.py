@@ -197,3 +197,51 @@ def test_an_image_of_exactly_the_pixel_limit_is_accepted():
     assert load_rgb_image(png_bytes(Image.new("RGB", (10, 10))), max_pixels=100).size == (10, 10)
     with pytest.raises(ImageLoadError, match="pixel limit"):
         load_rgb_image(png_bytes(Image.new("RGB", (10, 11))), max_pixels=100)
+
+
+def test_a_large_image_pillow_decodes_in_python_is_refused_before_decoding():
+    """A 320 KB gzipped FITS or a 19 MB QOI took a minute of a server's CPU (and the GIL) to decode."""
+    import struct
+
+    from image_io import MAX_PYTHON_DECODED_PIXELS
+
+    def qoi(width: int, height: int) -> bytes:  # a header and an end marker: enough for Pillow to open it
+        return b"qoif" + struct.pack(">IIBB", width, height, 3, 0) + b"\x00" * 7 + b"\x01"
+
+    with pytest.raises(ImageLoadError, match="QOI image, which Pillow decodes slowly"):
+        load_rgb_image(qoi(4096, 2048))
+    small = Image.new("RGB", (64, 48), (10, 200, 30))
+    assert 64 * 48 < MAX_PYTHON_DECODED_PIXELS
+    assert np.array_equal(np.asarray(load_rgb_image(png_bytes(small, "QOI"))), np.asarray(small))
+
+
+def test_an_exif_block_larger_than_a_jpeg_can_carry_is_refused():
+    """Tags that all point at one large block made Pillow copy it once per tag: a 4 MB PNG took 3.9 GB."""
+    big = png_bytes(Image.new("RGB", (8, 8)), exif=b"MM\x00*\x00\x00\x00\x08" + b"\x00" * 70_000)
+    with pytest.raises(ImageLoadError, match="an EXIF block of 7.... bytes, over the 65535"):
+        load_rgb_image(big)
+    assert load_rgb_image(png_bytes(Image.new("RGB", (8, 8)), exif=Image.Exif().tobytes())).size == (8, 8)
+
+
+def test_wide_range_images_are_converted_in_chunks_with_the_same_arithmetic():
+    """The whole image as float64 (and its temporaries) took 2.3 GB for a 174 KB 16-bit PNG of 89 Mpx."""
+    from image_io import ROWS_PER_CHUNK
+
+    rng = np.random.default_rng(0)
+    for values in (rng.integers(0, 65536, (2 * ROWS_PER_CHUNK + 3, 5)).astype("<u2"),
+                   np.where(rng.random((ROWS_PER_CHUNK + 1, 4)) < 0.1, np.nan, rng.random((ROWS_PER_CHUNK + 1, 4)))
+                   .astype(np.float32)):
+        top = 65535.0 if values.dtype.kind == "u" else 1.0
+        expected = np.clip(np.nan_to_num(values.astype(np.float64), nan=0.0) / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
+        assert np.array_equal(np.asarray(load_rgb_image(Image.fromarray(values)))[..., 0], expected)
+
+
+def test_converting_a_16_bit_image_takes_less_memory_than_one_float64_copy():
+    import tracemalloc
+
+    image = Image.fromarray(np.random.default_rng(0).integers(0, 65536, (2000, 2000)).astype("<u2"))
+    tracemalloc.start()
+    load_rgb_image(image)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 2000 * 2000 * 8, f"{peak / 2**20:.0f} MiB"  # the whole-image float64 copy alone is 30.5 MiB
