@@ -48,14 +48,14 @@ def photo_like(size: int, rng: np.random.Generator) -> Image.Image:
 def image_folder(folder: Path, per_kind: int) -> list[Path]:
     """`per_kind` images of each size × format in `folder` (written once), interleaved so batches mix them."""
     folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
     paths = []
     for index in range(per_kind):
         for size in SIZES:
             for fmt in FORMATS:
                 path = folder / f"{index:03d}-{size}.{fmt}"
-                if not path.is_file():
-                    photo_like(size, rng).save(path, quality=90) if fmt == "jpg" else photo_like(size, rng).save(path)
+                if not path.is_file():  # each file its own seed: the same pixels whichever run wrote the folder first
+                    image = photo_like(size, np.random.default_rng([index, size, FORMATS.index(fmt)]))
+                    image.save(path, quality=90) if fmt == "jpg" else image.save(path)
                 paths.append(path)
     return paths
 

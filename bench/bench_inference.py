@@ -43,7 +43,7 @@ def vit_flops(image_size: int, patch_size: int, hidden: int, layers: int, mlp: i
                        + 2 · N · D · M (MLP up and down)
                        + 2 · N² · D    (attention scores QKᵀ and the weighted sum AV)
         projection       D · projection_dim (CLS token only)
-    LayerNorm, softmax, GELU and biases are O(N · D) and left out (< 1 % at ViT-B/16).
+    LayerNorm, GELU and biases (O(N · D)) and softmax (O(h · N²)) are left out (< 1 % at ViT-B/16).
     """
     patches = (image_size // patch_size) ** 2
     tokens = patches + 1

@@ -2,8 +2,9 @@
 
 Every speed figure is a ratio of two things timed in the same process, interleaved A, B, B, A, A, B ... after a
 warm-up, and summarised by the median of the per-round ratios. Other processes on a shared machine slow A and B
-alike within a round, so the per-round ratio cancels most of that load; the order alternates so neither side
-always runs right after the other (cache, allocator and thermal effects).
+alike within a round, so the per-round ratio cancels most of that load; the order rotates (A, B, C, then B, C, A,
+then C, A, B for three) so that no function always runs right after the same one (cache, allocator and thermal
+effects).
 """
 
 from __future__ import annotations
@@ -62,14 +63,15 @@ class Timings:
 
 
 def time_interleaved(functions: dict[str, Callable[[], object]], rounds: int, warmup: int = 1) -> Timings:
-    """Time each function once per round, alternating the order every round, after `warmup` untimed rounds."""
+    """Time each function once per round, the order rotated by one every round, after `warmup` untimed rounds."""
     names = list(functions)
     for _ in range(warmup):
         for name in names:
             functions[name]()
     seconds: dict[str, list[float]] = {name: [] for name in names}
     for round_index in range(rounds):
-        for name in names if round_index % 2 == 0 else reversed(names):
+        shift = round_index % len(names)
+        for name in names[shift:] + names[:shift]:
             start = time.perf_counter()
             functions[name]()
             seconds[name].append(time.perf_counter() - start)

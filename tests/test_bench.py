@@ -27,6 +27,9 @@ def test_interleaving_alternates_the_order() -> None:
     calls: list[str] = []
     time_interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, rounds=3, warmup=1)
     assert calls == ["a", "b", "a", "b", "b", "a", "a", "b"]
+    calls.clear()  # three: each runs after each of the others in turn (a reversed order left one never after another)
+    time_interleaved({name: (lambda name=name: calls.append(name)) for name in "pbm"}, rounds=3, warmup=0)
+    assert calls == ["p", "b", "m", "b", "m", "p", "m", "p", "b"]
 
 
 def test_analytical_vit_flops_match_the_flop_counter(tiny_clip_dir: Path) -> None:
