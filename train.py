@@ -93,7 +93,10 @@ def remove_earlier_run(output_dir: Path) -> list[str]:
         return []
     removed = sorted({path for pattern in RUN_OUTPUTS for path in output_dir.glob(pattern)})
     for path in removed:
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
+        if path.is_dir():
+            shutil.rmtree(path)
+        else:
+            path.unlink()
     return [path.name for path in removed]
 
 
