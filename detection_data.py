@@ -57,17 +57,13 @@ def names_as_strings(dataset: datasets.Dataset, columns: list[str]) -> datasets.
     """`ClassLabel` columns among `columns` (how Hub datasets often store a generator: ids 0, 1, 2 named "Real",
     "ProGAN", ...) as their names: the tables then name generators, `--train_generators` takes the names, and the
     recorded training family can be compared with the test subsets' names."""
-    class_labels = {column: feature for column, feature in dataset.features.items()
-                    if column in columns and isinstance(feature, datasets.ClassLabel)}
-    if not class_labels:
-        return dataset
-    features = dataset.features.copy()
-    features.update({column: datasets.Value("string") for column in class_labels})
-    return dataset.map(
-        lambda batch: {column: [None if i is None or i < 0 else feature.int2str(i) for i in batch[column]]
-                       for column, feature in class_labels.items()},
-        batched=True, features=features, desc="generator names",
-    )
+    for column in columns:
+        feature = dataset.features.get(column)
+        if isinstance(feature, datasets.ClassLabel):
+            # the column alone, swapped in memory: a `map` would write the whole dataset (images too) again
+            names = [None if i is None or i < 0 else feature.int2str(i) for i in dataset[column]]
+            dataset = dataset.remove_columns(column).add_column(column, names, feature=datasets.Value("string"))
+    return dataset
 
 
 def read_source(name: str | None, config_name: str | None, data_args: DataArguments) -> datasets.DatasetDict:

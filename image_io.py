@@ -14,8 +14,9 @@ from PIL import EpsImagePlugin, Image, ImageFile, ImageOps, UnidentifiedImageErr
 
 # PIL's own default (about 89 Mpx); larger images are refused as possible decompression bombs.
 MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS or 89_478_485
-# Pillow decodes a few formats in Python (gzipped FITS, QOI, RLE BMP), at seconds a megapixel while holding the GIL:
-# a small file of one would occupy a server for minutes. Above this size (a 2048² image) they are refused.
+# Pillow decodes a few formats in Python (`Image.DECODERS`: 16-bit and plain-text PPM/PGM, QOI, RLE BMP, gzipped
+# FITS, 16-bit SGI, DDS, BLP, MSP, XPM), at seconds a megapixel while holding the GIL (a 2100² 16-bit PPM: 12 s): a
+# small file of one would occupy a server for minutes. Above this size (a 2048² image) they are refused.
 MAX_PYTHON_DECODED_PIXELS = 2048 * 2048
 # The most EXIF a JPEG can carry. Pillow copies each tag's data when it reads the block, so a larger one whose tags
 # all point at the same bytes takes gigabytes (a 4 MB PNG: 3.9 GB).
@@ -124,6 +125,14 @@ def _open(stream: "io.BufferedIOBase", name: str) -> Image.Image:
         raise ImageLoadError(f"{name}: truncated or corrupt image data ({error})") from None
 
 
+def check_exif_size(image: Image.Image, name: str) -> None:
+    """`ImageLoadError` for an EXIF block over `MAX_EXIF_BYTES`, before anything parses it."""
+    exif_bytes = len(image.info.get("exif") or b"")
+    if exif_bytes > MAX_EXIF_BYTES:
+        raise ImageLoadError(f"{name}: an EXIF block of {exif_bytes} bytes, over the {MAX_EXIF_BYTES} a JPEG can carry "
+                             "(reading it could take gigabytes)")
+
+
 def _to_upright_rgb(image: Image.Image, name: str, max_pixels: int, owned: bool) -> Image.Image:
     """Decode the first frame, apply the EXIF orientation (in place when `owned`: no full-size copy of an upright
     image; a caller's image is transposed into a copy) and convert to RGB."""
@@ -133,10 +142,7 @@ def _to_upright_rgb(image: Image.Image, name: str, max_pixels: int, owned: bool)
     if width * height > MAX_PYTHON_DECODED_PIXELS and any(tile.codec_name in Image.DECODERS for tile in image.tile):
         raise ImageLoadError(f"{name}: a {width}x{height} {image.format} image, which Pillow decodes slowly (in Python): "
                              f"refused above {MAX_PYTHON_DECODED_PIXELS} pixels")
-    exif_bytes = len(image.info.get("exif") or b"")
-    if exif_bytes > MAX_EXIF_BYTES:
-        raise ImageLoadError(f"{name}: an EXIF block of {exif_bytes} bytes, over the {MAX_EXIF_BYTES} a JPEG can carry "
-                             "(reading it could take gigabytes)")
+    check_exif_size(image, name)
     try:
         # Animated GIF/PNG/WebP: back to the first frame if a caller moved on. Only then: Pillow numbers a PSD's
         # frames (its layers) from 1 and holds the flattened image right after opening, where seek(0) would fail.
@@ -144,12 +150,13 @@ def _to_upright_rgb(image: Image.Image, name: str, max_pixels: int, owned: bool)
         if image.tell() != first_frame:
             image.seek(first_frame)
         image.load()
+        check_exif_size(image, name)  # again: a PNG's eXIf chunk after the image data is read only by load()
         if owned:
             ImageOps.exif_transpose(image, in_place=True)
         else:
             image = ImageOps.exif_transpose(image)
         return to_rgb(image)
-    except MemoryError:
+    except (MemoryError, ImageLoadError):
         raise
     except Exception as error:  # noqa: BLE001 - a corrupt file makes Pillow's decoders and EXIF parser raise anything
         raise ImageLoadError(f"{name}: truncated or corrupt image data ({type(error).__name__}: {error})") from None

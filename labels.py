@@ -23,9 +23,9 @@ def word_meaning(word: str) -> int | None:
 
 
 def label_meaning(name: str) -> int | None:
-    """What a label name means, word by word: 0 = real ("Real photo", "not_ai", "non-human" is fake), 1 = fake
-    ("AI", "Fake Image", "deepfake", "not real"), None when it says neither or both. A negation, a word of its
-    own or a prefix ("nonfake"), turns the meaning round."""
+    """What a label name means, word by word: 0 = real ("Real photo", "not_ai", "Real (not AI)"), 1 = fake ("AI",
+    "Fake Image", "deepfake", "not real", "non-human"), None when it says neither or both. A negation, a word of
+    its own or a prefix ("nonfake"), turns round the meaning of the next word that has one."""
     meanings, negated = set(), False
     for word in re.findall(r"[a-z]+", name.lower()):
         if word in NEGATIONS:
@@ -36,11 +36,9 @@ def label_meaning(name: str) -> int | None:
             negated, word = True, word[len(prefix):]
         meaning = word_meaning(word)
         if meaning is not None:
-            meanings.add(meaning)
-    if len(meanings) != 1:
-        return None
-    (meaning,) = meanings
-    return 1 - meaning if negated else meaning
+            meanings.add(1 - meaning if negated else meaning)
+            negated = False
+    return meanings.pop() if len(meanings) == 1 else None
 
 
 def fake_label_index(id2label: dict) -> int:

@@ -2,14 +2,15 @@
 
 Every speed figure is a ratio of two things timed in the same process, interleaved A, B, B, A, A, B ... after a
 warm-up, and summarised by the median of the per-round ratios. Other processes on a shared machine slow A and B
-alike within a round, so the per-round ratio cancels most of that load; the order rotates (A, B, C, then B, C, A,
-then C, A, B for three) so that no function always runs right after the same one (cache, allocator and thermal
-effects).
+alike within a round, so the per-round ratio cancels most of that load; the rounds go through every order of the
+functions in turn (A, B then B, A; six orders for three), so that each one runs right after each other one as often
+as the other way round (cache, allocator and thermal effects).
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import platform
 import shutil
@@ -63,15 +64,16 @@ class Timings:
 
 
 def time_interleaved(functions: dict[str, Callable[[], object]], rounds: int, warmup: int = 1) -> Timings:
-    """Time each function once per round, the order rotated by one every round, after `warmup` untimed rounds."""
+    """Time each function once per round, the rounds cycling through every order of them, after `warmup` untimed
+    rounds."""
     names = list(functions)
     for _ in range(warmup):
         for name in names:
             functions[name]()
     seconds: dict[str, list[float]] = {name: [] for name in names}
+    orders = list(itertools.permutations(names))
     for round_index in range(rounds):
-        shift = round_index % len(names)
-        for name in names[shift:] + names[:shift]:
+        for name in orders[round_index % len(orders)]:
             start = time.perf_counter()
             functions[name]()
             seconds[name].append(time.perf_counter() - start)

@@ -223,9 +223,11 @@ def plan_conversion(raw_dir: str | os.PathLike, rule: LayoutRule) -> ConversionP
         reason = walked.skip_reason
         if reason is None:
             placement = rule(rel.parts)
-            target = file_identity(walked.path)
+            target = None if isinstance(placement, str) else file_identity(walked.path)
             if isinstance(placement, str):
                 reason = placement
+            elif isinstance(target, str):  # a broken link, a link loop, a file gone since the walk
+                reason = target
             elif target in kept:
                 reason = _repeat_reason(placement, *kept[target])
             elif target in refused:
@@ -242,10 +244,13 @@ def plan_conversion(raw_dir: str | os.PathLike, rule: LayoutRule) -> ConversionP
     return plan
 
 
-def file_identity(path: Path) -> tuple[int, int]:
+def file_identity(path: Path) -> tuple[int, int] | str:
     """(device, inode) of the file `path` leads to: the same for every symbolic or hard link to it (trees split into
-    train/test with `cp -al` or `ln` hold one file under several names)."""
-    stat = path.stat()
+    train/test with `cp -al` or `ln` hold one file under several names); why not, when it cannot be reached."""
+    try:
+        stat = path.stat()
+    except OSError as error:
+        return f"cannot be read ({error.strerror or error})"
     return stat.st_dev, stat.st_ino
 
 
@@ -261,7 +266,7 @@ def _repeat_reason(placement: Placement, first_path: str, first: Placement, gene
 
 
 def printable(rel: str) -> str:
-    """A relative path as Arrow can store it: the bytes of a name that is not UTF-8 as `\\xNN` escapes."""
+    """A path or folder name as Arrow can store it: the bytes of a name that is not UTF-8 as `\\xNN` escapes."""
     return os.fsencode(rel).decode("utf-8", errors="backslashreplace")
 
 
@@ -271,8 +276,8 @@ def _rows(raw_dir: str, entries: list[tuple[str, Placement]]) -> Iterator[dict]:
             # original bytes: JPEGs stay JPEGs (re-encoding would add a second compression trace)
             "image": {"bytes": (Path(raw_dir) / rel).read_bytes(), "path": printable(rel)},
             "label": placement.label,
-            "generator": placement.generator,
-            "subset": placement.subset,
+            "generator": printable(placement.generator),  # folder names: not UTF-8 either, perhaps
+            "subset": printable(placement.subset),
         }
 
 

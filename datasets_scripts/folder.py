@@ -3,7 +3,8 @@
 Leaves are `0_real/1_fake`, `real/fake` or `nature/ai` folders at any depth.  The first folder
 above the label folder that names a split (`train`, `val`/`validation`, `test`, `train_multi`)
 gives the split, whether it comes first (`test/sdv14/1_fake`) or deeper (`sdv14/test/1_fake`);
-without one, every image goes to `default_split` ("train", like HF imagefolder).  The other
+without one, a split folder below the label folder gives it (`real/val/x.png`), and without any,
+the image goes to `default_split` ("train", like HF imagefolder).  The other
 folders above the label folder (a later `train` is ProGAN's LSUN class, not a split) name the
 subset (joined with "/"); the first of them is the generator.  Images directly under a label
 folder at the top take the raw directory's own name as generator.

@@ -27,9 +27,12 @@ def test_interleaving_alternates_the_order() -> None:
     calls: list[str] = []
     time_interleaved({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, rounds=3, warmup=1)
     assert calls == ["a", "b", "a", "b", "b", "a", "a", "b"]
-    calls.clear()  # three: each runs after each of the others in turn (a reversed order left one never after another)
-    time_interleaved({name: (lambda name=name: calls.append(name)) for name in "pbm"}, rounds=3, warmup=0)
-    assert calls == ["p", "b", "m", "b", "m", "p", "m", "p", "b"]
+    calls.clear()  # three: over six rounds each runs right after each other one as often as the other way round
+    time_interleaved({name: (lambda name=name: calls.append(name)) for name in "pbm"}, rounds=6, warmup=0)
+    rounds = ["".join(calls[i:i + 3]) for i in range(0, 18, 3)]
+    assert sorted(rounds) == sorted(["pbm", "pmb", "bpm", "bmp", "mpb", "mbp"])
+    pairs = [round_[i:i + 2] for round_ in rounds for i in range(2)]
+    assert all(pairs.count(a + b) == pairs.count(b + a) for a, b in ("pb", "pm", "bm"))
 
 
 def test_analytical_vit_flops_match_the_flop_counter(tiny_clip_dir: Path) -> None:

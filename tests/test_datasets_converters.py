@@ -916,3 +916,28 @@ def test_forensynths_rooted_at_its_training_folder_keeps_the_lsun_class_train():
     assert forensynths.forensynths_rule(("train", "car", "0_real", "x.png")) == convert_common.Placement(
         "train", 0, "progan", "car"
     )
+
+
+def test_a_broken_link_is_skipped_not_a_stop(tmp_path):
+    """Keying files by inode stat()ed every path, and a broken link stopped the whole conversion."""
+    raw = tmp_path / "raw"
+    _leaf(raw / "gen" / "0_real", 1)
+    _leaf(raw / "gen" / "1_fake", 2)
+    (raw / "gen" / "1_fake" / "broken.png").symlink_to(tmp_path / "nowhere.png")
+    (raw / "notes").mkdir()
+    (raw / "notes" / "dangling.png").symlink_to(tmp_path / "nowhere.png")  # no label folder: skipped for that
+    plan = convert_common.plan_conversion(raw, folder.folder_rule("raw"))
+    assert sum(len(entries) for entries in plan.entries.values()) == 4
+    assert _skipped({"skipped": plan.skipped}) == {
+        "gen/1_fake/broken.png": "cannot be read (No such file or directory)",
+        "notes/dangling.png": "no label folder (0_real/1_fake, real/fake, nature/ai) in path",
+    }
+
+
+def test_a_folder_name_that_is_not_utf8_is_kept_escaped(tmp_path):
+    raw = os.fsencode(tmp_path / "raw")
+    for label, seed in ((b"0_real", 1), (b"1_fake", 2)):
+        os.makedirs(raw + b"/gen_\xff/" + label)
+        _write(Path(os.fsdecode(raw + b"/gen_\xff/" + label + b"/x.png")), _image_bytes("PNG", seed))
+    dsd = folder.convert_folder(os.fsdecode(raw), tmp_path / "out")
+    assert {(label, generator) for _, label, generator, _ in _rows(dsd["train"])} == {(0, "gen_\\xff"), (1, "gen_\\xff")}

@@ -359,3 +359,12 @@ def test_random_crops_reach_every_position_including_the_last():
     image = Image.fromarray(np.broadcast_to(columns[None, :, None], (8, 10, 3)).copy())
     lefts = {int(np.asarray(random_crop(image, 8, np.random.default_rng(seed)))[0, 0, 0]) for seed in range(60)}
     assert lefts == {0, 1, 2}
+
+
+def test_reading_generator_names_does_not_write_the_dataset_again(tmp_path):
+    names = datasets.ClassLabel(names=["ProGAN", "SD14"])
+    folder = saved(tmp_path, {"test": rows([0, 1, 0, 1]).add_column("generator", [0, 0, 1, 1], feature=names)})
+    before = sorted(path.name for path in Path(folder).rglob("*"))
+    test = load_detection_data(DataArguments(dataset_name=folder), need_train=False).test
+    assert list(test) == ["ProGAN", "SD14"]
+    assert sorted(path.name for path in Path(folder).rglob("*")) == before  # no cache file of a rewritten copy

@@ -1,6 +1,8 @@
 """load_rgb_image: every odd input becomes 8-bit RGB or a clear ImageLoadError."""
 
 import io
+import struct
+import zlib
 import os
 import tracemalloc
 
@@ -245,3 +247,15 @@ def test_converting_a_16_bit_image_takes_less_memory_than_one_float64_copy():
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert peak < 2000 * 2000 * 8, f"{peak / 2**20:.0f} MiB"  # the whole-image float64 copy alone is 30.5 MiB
+
+
+def test_an_exif_chunk_after_the_image_data_is_checked_too():
+    """Pillow reads a PNG's chunks after IDAT only when it decodes: the size check before decoding saw none."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    plain = png_bytes(Image.new("RGB", (8, 8)))
+    end = plain.rindex(b"IEND") - 4
+    late = plain[:end] + chunk(b"eXIf", b"MM\x00*\x00\x00\x00\x08" + b"\x00" * 70_000) + plain[end:]
+    with pytest.raises(ImageLoadError, match="an EXIF block of 700.. bytes, over the 65535"):
+        load_rgb_image(late)

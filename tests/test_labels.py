@@ -48,7 +48,9 @@ def test_a_detector_with_other_label_names_scores_the_fake_output():
     [("Not AI", 0), ("non-AI", 0), ("no_ai", 0), ("not fake", 0), ("Real", 0), ("AI generated", 1),
      ("deepfake", 1), ("LABEL_0", None), ("real or fake", None),
      # a negated real word is fake (it read as real), and a negation may be a prefix
-     ("Not Real", 1), ("non-human", 1), ("nonfake", 0), ("NotReal", 1), ("nothing", None), ("nature", 0)],
+     ("Not Real", 1), ("non-human", 1), ("nonfake", 0), ("NotReal", 1), ("nothing", None), ("nature", 0),
+     # a negation turns round the next word only
+     ("Real (not AI)", 0), ("human, not AI", 0), ("AI (not human)", 1), ("fake, not real", 1), ("real, not real", None)],
 )
 def test_label_meaning_reads_negations(name, meaning):
     assert label_meaning(name) == meaning
