@@ -6,6 +6,7 @@ composited: compositing would rewrite the very pixels that carry a generator's f
 """
 
 import io
+import struct
 import warnings
 from pathlib import Path
 
@@ -21,6 +22,8 @@ MAX_PYTHON_DECODED_PIXELS = 2048 * 2048
 # The most EXIF a JPEG can carry. Pillow copies each tag's data when it reads the block, so a larger one whose tags
 # all point at the same bytes takes gigabytes (a 4 MB PNG: 3.9 GB).
 MAX_EXIF_BYTES = 65_535
+# Bytes per value of each TIFF field type (TIFF 6.0 and BigTIFF), to size what a directory entry declares.
+TIFF_TYPE_BYTES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4, 16: 8, 17: 8, 18: 8}
 ROWS_PER_CHUNK = 256  # rows converted at a time from a 16-bit or float image: its float64 copy stays small
 
 
@@ -108,8 +111,51 @@ def load_rgb_image(source: "str | Path | bytes | dict | Image.Image", max_pixels
     return _to_upright_rgb(_open(io.BytesIO(source), "image"), "image", max_pixels, owned=True)
 
 
+def tiff_directory_bytes(stream: "io.BufferedIOBase") -> int:
+    """The bytes of tag data that the first directory of a TIFF in `stream` declares (0 for another format or a
+    directory too short to read). In a well-formed file they are stored in it, so they add up to less than its size;
+    a directory whose tags all point at one large block declares far more, and Pillow, which copies each tag's data
+    when it opens the file, would take that much memory (a 4 MB file: 7.7 GB)."""
+    start = stream.tell()
+    try:
+        header = stream.read(16)
+        order = {b"II": "<", b"MM": ">"}.get(header[:2])
+        if order is None or len(header) < 16:
+            return 0
+        version = struct.unpack(order + "H", header[2:4])[0]
+        if version == 42:  # classic TIFF: 2-byte entry count, 12-byte entries, 4 bytes held inline
+            stream.seek(struct.unpack(order + "I", header[4:8])[0])
+            count_format, entry_format, inline = "H", "HHI4x", 4
+        elif version == 43:  # BigTIFF: 8-byte entry count, 20-byte entries, 8 bytes held inline
+            stream.seek(struct.unpack(order + "Q", header[8:16])[0])
+            count_format, entry_format, inline = "Q", "HHQ8x", 8
+        else:
+            return 0
+        count_bytes = stream.read(struct.calcsize(count_format))
+        if len(count_bytes) < struct.calcsize(count_format):
+            return 0
+        entries = struct.unpack(order + count_format, count_bytes)[0]
+        entry_size = struct.calcsize(order + entry_format)
+        declared = 0
+        for _ in range(min(entries, 65_536)):
+            entry = stream.read(entry_size)
+            if len(entry) < entry_size:
+                break
+            _, field_type, values = struct.unpack(order + entry_format, entry)
+            size = TIFF_TYPE_BYTES.get(field_type, 1) * values
+            declared += size if size > inline else 0
+        return declared
+    finally:
+        stream.seek(start)
+
+
 def _open(stream: "io.BufferedIOBase", name: str) -> Image.Image:
     """Pillow's lazy open (the header only), its errors as `ImageLoadError`."""
+    declared, size = tiff_directory_bytes(stream), stream.seek(0, io.SEEK_END)
+    stream.seek(0)
+    if declared > size:
+        raise ImageLoadError(f"{name}: a TIFF directory that declares {declared} bytes of tag data in a file of {size} "
+                             "(opening it could take that much memory)")
     try:
         with warnings.catch_warnings():
             # Pillow warns above its own limit; `max_pixels` decides in `_to_upright_rgb` (it may be higher or lower).

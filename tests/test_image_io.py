@@ -259,3 +259,43 @@ def test_an_exif_chunk_after_the_image_data_is_checked_too():
     late = plain[:end] + chunk(b"eXIf", b"MM\x00*\x00\x00\x00\x08" + b"\x00" * 70_000) + plain[end:]
     with pytest.raises(ImageLoadError, match="an EXIF block of 700.. bytes, over the 65535"):
         load_rgb_image(late)
+
+
+def tiff_with_shared_tag_data(tags: int, block: int, byte_order: str = "<") -> bytes:
+    """An 8×8 grey TIFF whose first directory also holds `tags` private tags that all point at one `block`-byte
+    block: Pillow copies the block once per tag when it opens the file."""
+    header = (b"II*\x00" if byte_order == "<" else b"MM\x00*") + struct.pack(byte_order + "I", 8)
+    image_tags = [(256, 3, 1, 8), (257, 3, 1, 8), (258, 3, 1, 8), (259, 3, 1, 1), (262, 3, 1, 1), (273, 4, 1, None),
+                  (277, 3, 1, 1), (278, 3, 1, 8), (279, 4, 1, 64)]
+    entries = len(image_tags) + tags
+    data_offset = 8 + 2 + 12 * entries + 4
+    pixels_offset = data_offset + block
+    directory = struct.pack(byte_order + "H", entries)
+    for tag, kind, count, value in image_tags:
+        value = pixels_offset if value is None else value
+        packed = struct.pack(byte_order + "HH", value, 0) if kind == 3 else struct.pack(byte_order + "I", value)
+        directory += struct.pack(byte_order + "HHI", tag, kind, count) + packed
+    directory += b"".join(struct.pack(byte_order + "HHII", 40000 + i, 7, block, data_offset) for i in range(tags))
+    return header + directory + b"\x00" * 4 + b"\x00" * block + b"\x80" * 64
+
+
+@pytest.mark.parametrize("byte_order", ["<", ">"])
+def test_a_tiff_directory_declaring_more_data_than_its_file_is_refused_before_pillow_opens_it(byte_order):
+    """A 4 MB TIFF whose 1000 tags share one 4 MB block took 7.7 GB inside Pillow's open."""
+    assert load_rgb_image(tiff_with_shared_tag_data(1, 1000, byte_order)).size == (8, 8)  # its data is in the file
+    with pytest.raises(ImageLoadError, match="a TIFF directory that declares 100000 bytes of tag data in a file of"):
+        load_rgb_image(tiff_with_shared_tag_data(100, 1000, byte_order))
+
+
+@pytest.mark.parametrize("save_args", [{}, {"compression": "tiff_lzw"}, {"compression": "tiff_adobe_deflate"},
+                                       {"exif": b"Exif\x00\x00MM\x00*\x00\x00\x00\x08\x00\x00\x00\x00\x00\x00"},
+                                       {"icc_profile": b"\x00" * 3000}, {"big_tiff": True, "icc_profile": b"\x00" * 3000},
+                                       {"save_all": True}])
+def test_tiffs_as_pillow_writes_them_declare_no_more_than_their_size(save_args):
+    from image_io import tiff_directory_bytes
+
+    frames = [Image.fromarray(np.random.default_rng(i).integers(0, 256, (40, 30, 3), dtype=np.uint8)) for i in range(3)]
+    extra = {"append_images": frames[1:]} if save_args.get("save_all") else {}
+    data = png_bytes(frames[0], "TIFF", **save_args, **extra)
+    assert 0 < tiff_directory_bytes(io.BytesIO(data)) <= len(data)
+    assert np.array_equal(np.asarray(load_rgb_image(data)), np.asarray(frames[0]))
