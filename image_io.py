@@ -22,8 +22,10 @@ MAX_PYTHON_DECODED_PIXELS = 2048 * 2048
 # The most EXIF a JPEG can carry. Pillow copies each tag's data when it reads the block, so a larger one whose tags
 # all point at the same bytes takes gigabytes (a 4 MB PNG: 3.9 GB).
 MAX_EXIF_BYTES = 65_535
-# Bytes per value of each TIFF field type (TIFF 6.0 and BigTIFF), to size what a directory entry declares.
-TIFF_TYPE_BYTES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4, 16: 8, 17: 8, 18: 8}
+# Bytes per value of each TIFF field type that Pillow loads (TIFF 6.0, and BigTIFF's LONG8), to size what a directory
+# entry declares; Pillow skips the others. The EXIF, GPS and Interop tags point at sub-directories it also reads.
+TIFF_TYPE_BYTES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4, 16: 8}
+TIFF_SUB_DIRECTORY_TAGS = (34665, 34853, 40965)
 ROWS_PER_CHUNK = 256  # rows converted at a time from a 16-bit or float image: its float64 copy stays small
 
 
@@ -112,38 +114,51 @@ def load_rgb_image(source: "str | Path | bytes | dict | Image.Image", max_pixels
 
 
 def tiff_directory_bytes(stream: "io.BufferedIOBase") -> int:
-    """The bytes of tag data that the first directory of a TIFF in `stream` declares (0 for another format or a
-    directory too short to read). In a well-formed file they are stored in it, so they add up to less than its size;
-    a directory whose tags all point at one large block declares far more, and Pillow, which copies each tag's data
-    when it opens the file, would take that much memory (a 4 MB file: 7.7 GB)."""
+    """The bytes of tag data that a TIFF in `stream` declares in the directories Pillow reads when it opens and
+    decodes a first page: the first directory and its EXIF, GPS and Interop sub-directories (0 for another format).
+    Counted as Pillow reads them: tags of the types it loads whose data lie inside the file. In a well-formed file
+    that data is stored once, so it adds up to less than the file's size; tags that all point at one large block
+    declare far more, and Pillow, which copies each tag's data, would take that much memory (a 4 MB file: 7.7 GB)."""
     start = stream.tell()
     try:
+        size = stream.seek(0, io.SEEK_END)
+        stream.seek(0)
         header = stream.read(16)
         order = {b"II": "<", b"MM": ">"}.get(header[:2])
         if order is None or len(header) < 16:
             return 0
         version = struct.unpack(order + "H", header[2:4])[0]
         if version == 42:  # classic TIFF: 2-byte entry count, 12-byte entries, 4 bytes held inline
-            stream.seek(struct.unpack(order + "I", header[4:8])[0])
-            count_format, entry_format, inline = "H", "HHI4x", 4
+            first, count_format, entry_format, inline = struct.unpack(order + "I", header[4:8])[0], "H", "HHI4s", 4
         elif version == 43:  # BigTIFF: 8-byte entry count, 20-byte entries, 8 bytes held inline
-            stream.seek(struct.unpack(order + "Q", header[8:16])[0])
-            count_format, entry_format, inline = "Q", "HHQ8x", 8
+            first, count_format, entry_format, inline = struct.unpack(order + "Q", header[8:16])[0], "Q", "HHQ8s", 8
         else:
             return 0
-        count_bytes = stream.read(struct.calcsize(count_format))
-        if len(count_bytes) < struct.calcsize(count_format):
-            return 0
-        entries = struct.unpack(order + count_format, count_bytes)[0]
-        entry_size = struct.calcsize(order + entry_format)
-        declared = 0
-        for _ in range(min(entries, 65_536)):
-            entry = stream.read(entry_size)
-            if len(entry) < entry_size:
-                break
-            _, field_type, values = struct.unpack(order + entry_format, entry)
-            size = TIFF_TYPE_BYTES.get(field_type, 1) * values
-            declared += size if size > inline else 0
+        count_size, entry_size = struct.calcsize(order + count_format), struct.calcsize(order + entry_format)
+        declared, directories, seen = 0, [first], set()
+        while directories:
+            offset = directories.pop()
+            if offset in seen or offset + count_size > size:
+                continue
+            seen.add(offset)
+            stream.seek(offset)
+            entries = struct.unpack(order + count_format, stream.read(count_size))[0]
+            for _ in range(min(entries, (size - offset) // entry_size)):  # no more than the file can hold
+                entry = stream.read(entry_size)
+                if len(entry) < entry_size:
+                    break
+                tag, field_type, values, value = struct.unpack(order + entry_format, entry)
+                type_bytes = TIFF_TYPE_BYTES.get(field_type)
+                if type_bytes is None:  # a type Pillow skips
+                    continue
+                length = type_bytes * values
+                if length <= inline:
+                    if tag in TIFF_SUB_DIRECTORY_TAGS and type_bytes in (4, 8):
+                        directories.append(struct.unpack(order + ("I" if type_bytes == 4 else "Q"), value[:type_bytes])[0])
+                    continue
+                data_offset = struct.unpack(order + ("I" if inline == 4 else "Q"), value)[0]
+                if data_offset + length <= size:  # Pillow drops a tag whose data run past the end
+                    declared += length
         return declared
     finally:
         stream.seek(start)

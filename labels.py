@@ -23,21 +23,30 @@ def word_meaning(word: str) -> int | None:
 
 
 def label_meaning(name: str) -> int | None:
-    """What a label name means, word by word: 0 = real ("Real photo", "not_ai", "Real (not AI)"), 1 = fake ("AI",
-    "Fake Image", "deepfake", "not real", "non-human"), None when it says neither or both. A negation, a word of
-    its own or a prefix ("nonfake"), turns round the meaning of the next word that has one."""
-    meanings, negated = set(), False
-    for word in re.findall(r"[a-z]+", name.lower()):
+    """What a label name means, word by word: 0 = real ("Real photo", "not_ai", "Not AI-generated", "Real (not AI)"),
+    1 = fake ("AI", "Fake Image", "deepfake", "not real", "non-human"), None when it says neither or both. A negation,
+    a word of its own or a prefix ("nonfake"), turns round the words after it that share the first one's meaning
+    ("not AI generated"), up to a word of the other meaning or a clause break (",", ";", brackets)."""
+    meanings, negated, negated_meaning = set(), False, None
+    for word in re.findall(r"[a-z]+|[,;()]", name.lower()):
+        if word in ",;()":
+            negated, negated_meaning = False, None
+            continue
         if word in NEGATIONS:
-            negated = True
+            negated, negated_meaning = True, None
             continue
         prefix = next((p for p in NEGATIONS if word.startswith(p) and word_meaning(word[len(p):]) is not None), None)
         if prefix:
-            negated, word = True, word[len(prefix):]
+            negated, negated_meaning, word = True, None, word[len(prefix):]
         meaning = word_meaning(word)
-        if meaning is not None:
-            meanings.add(1 - meaning if negated else meaning)
-            negated = False
+        if meaning is None:
+            continue
+        if negated and negated_meaning in (None, meaning):
+            negated_meaning = meaning
+            meaning = 1 - meaning
+        else:
+            negated, negated_meaning = False, None
+        meanings.add(meaning)
     return meanings.pop() if len(meanings) == 1 else None
 
 

@@ -3,8 +3,8 @@
 Every speed figure is a ratio of two things timed in the same process, interleaved A, B, B, A, A, B ... after a
 warm-up, and summarised by the median of the per-round ratios. Other processes on a shared machine slow A and B
 alike within a round, so the per-round ratio cancels most of that load; the rounds go through every order of the
-functions in turn (A, B then B, A; six orders for three), so that each one runs right after each other one as often
-as the other way round (cache, allocator and thermal effects).
+functions in turn (A, B then B, A; six orders for three), so that over each whole cycle of orders each one runs right
+after each other one as often as the other way round (cache, allocator and thermal effects).
 """
 
 from __future__ import annotations

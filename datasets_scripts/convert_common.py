@@ -305,7 +305,7 @@ def build_report(source: str, raw_dir: str | os.PathLike, plan: ConversionPlan) 
     by_generator: dict[str, dict[str, dict[str, int]]] = {}
     for split, entries in sorted(plan.entries.items()):
         for _, placement in entries:
-            for table, key in ((counts, placement.subset), (by_generator, placement.generator)):
+            for table, key in ((counts, printable(placement.subset)), (by_generator, printable(placement.generator))):
                 table.setdefault(split, {}).setdefault(key, {"real": 0, "fake": 0})[LABEL_NAMES[placement.label]] += 1
     return {
         "source": source,

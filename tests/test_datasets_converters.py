@@ -941,3 +941,5 @@ def test_a_folder_name_that_is_not_utf8_is_kept_escaped(tmp_path):
         _write(Path(os.fsdecode(raw + b"/gen_\xff/" + label + b"/x.png")), _image_bytes("PNG", seed))
     dsd = folder.convert_folder(os.fsdecode(raw), tmp_path / "out")
     assert {(label, generator) for _, label, generator, _ in _rows(dsd["train"])} == {(0, "gen_\\xff"), (1, "gen_\\xff")}
+    report = json.loads((tmp_path / "out" / "report.json").read_text())  # its names as the dataset's
+    assert list(report["counts"]["train"]) == list(report["counts_by_generator"]["train"]) == ["gen_\\xff"]

@@ -261,22 +261,32 @@ def test_an_exif_chunk_after_the_image_data_is_checked_too():
         load_rgb_image(late)
 
 
-def tiff_with_shared_tag_data(tags: int, block: int, byte_order: str = "<") -> bytes:
-    """An 8×8 grey TIFF whose first directory also holds `tags` private tags that all point at one `block`-byte
-    block: Pillow copies the block once per tag when it opens the file."""
-    header = (b"II*\x00" if byte_order == "<" else b"MM\x00*") + struct.pack(byte_order + "I", 8)
-    image_tags = [(256, 3, 1, 8), (257, 3, 1, 8), (258, 3, 1, 8), (259, 3, 1, 1), (262, 3, 1, 1), (273, 4, 1, None),
-                  (277, 3, 1, 1), (278, 3, 1, 8), (279, 4, 1, 64)]
-    entries = len(image_tags) + tags
-    data_offset = 8 + 2 + 12 * entries + 4
-    pixels_offset = data_offset + block
-    directory = struct.pack(byte_order + "H", entries)
-    for tag, kind, count, value in image_tags:
-        value = pixels_offset if value is None else value
-        packed = struct.pack(byte_order + "HH", value, 0) if kind == 3 else struct.pack(byte_order + "I", value)
-        directory += struct.pack(byte_order + "HHI", tag, kind, count) + packed
-    directory += b"".join(struct.pack(byte_order + "HHII", 40000 + i, 7, block, data_offset) for i in range(tags))
-    return header + directory + b"\x00" * 4 + b"\x00" * block + b"\x80" * 64
+def tiff_with_shared_tag_data(tags: int, block: int, byte_order: str = "<", in_exif: bool = False,
+                              extra: tuple = ()) -> bytes:
+    """An 8×8 grey TIFF whose first directory (or, `in_exif`, its EXIF sub-directory) also holds `tags` private tags
+    that all point at one `block`-byte block: Pillow copies the block once per tag. `extra`: more first-directory
+    entries (tag, type, count, value)."""
+    o = byte_order
+    image_tags = [(256, 3, 1, 8), (257, 3, 1, 8), (258, 3, 1, 8), (259, 3, 1, 1), (262, 3, 1, 1), (273, 4, 1, "pixels"),
+                  (277, 3, 1, 1), (278, 3, 1, 8), (279, 4, 1, 64), *extra] + ([(34665, 4, 1, "exif")] if in_exif else [])
+    shared = [(40000 + i, 7, block, "block") for i in range(tags)]
+    first = image_tags + ([] if in_exif else shared)
+    exif = shared if in_exif else []
+    first_at = 8
+    exif_at = first_at + 2 + 12 * len(first) + 4
+    block_at = exif_at + (2 + 12 * len(exif) + 4 if exif else 0)
+    places = {"pixels": block_at + block, "exif": exif_at, "block": block_at}
+
+    def directory(entries: list) -> bytes:
+        packed = struct.pack(o + "H", len(entries))
+        for tag, kind, count, value in entries:
+            value = places.get(value, value)
+            field = struct.pack(o + "HH", value, 0) if kind == 3 and count == 1 else struct.pack(o + "I", value)
+            packed += struct.pack(o + "HHI", tag, kind, count) + field
+        return packed + b"\x00" * 4
+
+    header = (b"II*\x00" if o == "<" else b"MM\x00*") + struct.pack(o + "I", first_at)
+    return header + directory(first) + (directory(exif) if exif else b"") + b"\x00" * block + b"\x80" * 64
 
 
 @pytest.mark.parametrize("byte_order", ["<", ">"])
@@ -285,6 +295,14 @@ def test_a_tiff_directory_declaring_more_data_than_its_file_is_refused_before_pi
     assert load_rgb_image(tiff_with_shared_tag_data(1, 1000, byte_order)).size == (8, 8)  # its data is in the file
     with pytest.raises(ImageLoadError, match="a TIFF directory that declares 100000 bytes of tag data in a file of"):
         load_rgb_image(tiff_with_shared_tag_data(100, 1000, byte_order))
+    with pytest.raises(ImageLoadError, match="declares 100000 bytes"):  # the same tags in the EXIF sub-directory
+        load_rgb_image(tiff_with_shared_tag_data(100, 1000, byte_order, in_exif=True))
+
+
+def test_tags_pillow_skips_do_not_make_a_tiff_refused():
+    """Counted, an unknown type or data past the end of the file refused files that Pillow opens at no cost."""
+    for extra in ((50000, 99, 2**31, 0), (50001, 7, 10**6, 100), (50002, 17, 10**6, 100)):
+        assert load_rgb_image(tiff_with_shared_tag_data(0, 0, extra=(extra,))).size == (8, 8), extra
 
 
 @pytest.mark.parametrize("save_args", [{}, {"compression": "tiff_lzw"}, {"compression": "tiff_adobe_deflate"},

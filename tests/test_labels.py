@@ -50,7 +50,8 @@ def test_a_detector_with_other_label_names_scores_the_fake_output():
      # a negated real word is fake (it read as real), and a negation may be a prefix
      ("Not Real", 1), ("non-human", 1), ("nonfake", 0), ("NotReal", 1), ("nothing", None), ("nature", 0),
      # a negation turns round the next word only
-     ("Real (not AI)", 0), ("human, not AI", 0), ("AI (not human)", 1), ("fake, not real", 1), ("real, not real", None)],
+     ("Real (not AI)", 0), ("human, not AI", 0), ("AI (not human)", 1), ("fake, not real", 1), ("real, not real", None),
+     ("Not AI-generated", 0), ("not_ai_generated", 0), ("non-AI-generated", 0), ("not fake/AI", 0)],
 )
 def test_label_meaning_reads_negations(name, meaning):
     assert label_meaning(name) == meaning
