@@ -166,11 +166,13 @@ def tiff_directory_bytes(stream: "io.BufferedIOBase") -> int:
 
 def _open(stream: "io.BufferedIOBase", name: str) -> Image.Image:
     """Pillow's lazy open (the header only), its errors as `ImageLoadError`."""
-    declared, size = tiff_directory_bytes(stream), stream.seek(0, io.SEEK_END)
-    stream.seek(0)
-    if declared > size:
-        raise ImageLoadError(f"{name}: a TIFF directory that declares {declared} bytes of tag data in a file of {size} "
-                             "(opening it could take that much memory)")
+    declared = tiff_directory_bytes(stream)  # 0 for any other format
+    if declared:
+        size = stream.seek(0, io.SEEK_END)
+        stream.seek(0)
+        if declared > size:
+            raise ImageLoadError(f"{name}: a TIFF directory that declares {declared} bytes of tag data in a file of "
+                                 f"{size} (opening it could take that much memory)")
     try:
         with warnings.catch_warnings():
             # Pillow warns above its own limit; `max_pixels` decides in `_to_upright_rgb` (it may be higher or lower).
@@ -203,7 +205,6 @@ def _to_upright_rgb(image: Image.Image, name: str, max_pixels: int, owned: bool)
     if width * height > MAX_PYTHON_DECODED_PIXELS and any(tile.codec_name in Image.DECODERS for tile in image.tile):
         raise ImageLoadError(f"{name}: a {width}x{height} {image.format} image, which Pillow decodes slowly (in Python): "
                              f"refused above {MAX_PYTHON_DECODED_PIXELS} pixels")
-    check_exif_size(image, name)
     try:
         # Animated GIF/PNG/WebP: back to the first frame if a caller moved on. Only then: Pillow numbers a PSD's
         # frames (its layers) from 1 and holds the flattened image right after opening, where seek(0) would fail.
@@ -211,7 +212,7 @@ def _to_upright_rgb(image: Image.Image, name: str, max_pixels: int, owned: bool)
         if image.tell() != first_frame:
             image.seek(first_frame)
         image.load()
-        check_exif_size(image, name)  # again: a PNG's eXIf chunk after the image data is read only by load()
+        check_exif_size(image, name)  # after load(): a PNG's eXIf chunk after the image data is read only then
         if owned:
             ImageOps.exif_transpose(image, in_place=True)
         else:

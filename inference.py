@@ -84,9 +84,9 @@ class Detector:
 
     @torch.inference_mode()
     def fake_probabilities(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """A `(B, 3, H, W)` batch → `(B,)` P(fake) on the CPU."""
+        """A `(B, 3, H, W)` batch → `(B,)` float32 P(fake), on the model's device."""
         logits = self.model(pixel_values=pixel_values.to(self.device, self.model.dtype)).logits
-        return self.fake_output.probability(logits.float()).cpu()
+        return self.fake_output.probability(logits.float())
 
     def label_of(self, p_fake: float) -> str:
         """The decision at the model's threshold."""

@@ -236,7 +236,7 @@ def score_dataset(
     loader = accelerator.prepare_data_loader(loader)
     labels, scores = [], []
     for batch in tqdm(loader, desc=desc, leave=False, disable=not accelerator.is_local_main_process):
-        fake_probability = detector.fake_probabilities(batch["pixel_values"]).to(accelerator.device)
+        fake_probability = detector.fake_probabilities(batch["pixel_values"])
         gathered_scores, gathered_labels = accelerator.gather_for_metrics((fake_probability, batch["labels"]))
         scores += gathered_scores.cpu().tolist()
         labels += gathered_labels.cpu().tolist()

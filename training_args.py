@@ -23,6 +23,8 @@ CHECKPOINT_PREFIX = "checkpoint-"  # OUTPUT_DIR/checkpoints/checkpoint-N
 CONFIG_SUFFIXES = (".json", ".yaml", ".yml")
 # What a checkpoint may be resumed with other values of: where the run is written, how it is continued, logged,
 # checkpointed, evaluated in batches and published. Anything else would continue one run's weights as another's.
+# The ModelArguments that say where the backbone comes from and how to load it; all the others are PinClipConfig fields.
+NOT_CONFIG_FIELDS = ("model_name_or_path", "random_clip_shape", "trust_remote_code")
 RESUMABLE_CHANGES = ("output_dir", "resume_from_checkpoint", "logging_steps", "checkpointing_steps",
                      "checkpoints_total_limit", "per_device_eval_batch_size", "robustness", "push_to_hub",
                      "hub_model_id", "hub_private_repo")
@@ -93,13 +95,8 @@ class ModelArguments:
 
     def config_overrides(self) -> dict:
         """The `PinClipConfig` fields these arguments set, for `PinClipForImageClassification.from_clip`."""
-        names = (
-            "noise_mode", "noise_injection", "noise_scale", "noise_loss_weight", "noise_samples", "random_noise_std",
-            "sigma_floor", "kl_weight", "classifier_dropout", "sigma_activation", "inference_noise",
-            "generator_hidden_size", "generator_num_heads", "detach_generator_input", "class_words", "prompt_templates",
-            "resize_images", "lora_r", "lora_alpha", "lora_dropout", "lora_target_modules",
-        )
-        return {name: getattr(self, name) for name in names}
+        return {argument.name: getattr(self, argument.name) for argument in dataclasses.fields(self)
+                if argument.name not in NOT_CONFIG_FIELDS}
 
 
 @dataclass

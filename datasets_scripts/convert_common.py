@@ -25,7 +25,7 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import datasets
@@ -223,6 +223,9 @@ def plan_conversion(raw_dir: str | os.PathLike, rule: LayoutRule) -> ConversionP
         reason = walked.skip_reason
         if reason is None:
             placement = rule(rel.parts)
+            if not isinstance(placement, str):  # names as the dataset stores them (folders need not be UTF-8)
+                placement = replace(placement, generator=printable(placement.generator),
+                                    subset=printable(placement.subset))
             target = None if isinstance(placement, str) else file_identity(walked.path)
             if isinstance(placement, str):
                 reason = placement
@@ -276,8 +279,8 @@ def _rows(raw_dir: str, entries: list[tuple[str, Placement]]) -> Iterator[dict]:
             # original bytes: JPEGs stay JPEGs (re-encoding would add a second compression trace)
             "image": {"bytes": (Path(raw_dir) / rel).read_bytes(), "path": printable(rel)},
             "label": placement.label,
-            "generator": printable(placement.generator),  # folder names: not UTF-8 either, perhaps
-            "subset": printable(placement.subset),
+            "generator": placement.generator,
+            "subset": placement.subset,
         }
 
 
@@ -305,7 +308,7 @@ def build_report(source: str, raw_dir: str | os.PathLike, plan: ConversionPlan) 
     by_generator: dict[str, dict[str, dict[str, int]]] = {}
     for split, entries in sorted(plan.entries.items()):
         for _, placement in entries:
-            for table, key in ((counts, printable(placement.subset)), (by_generator, printable(placement.generator))):
+            for table, key in ((counts, placement.subset), (by_generator, placement.generator)):
                 table.setdefault(split, {}).setdefault(key, {"real": 0, "fake": 0})[LABEL_NAMES[placement.label]] += 1
     return {
         "source": source,
