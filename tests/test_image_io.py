@@ -218,7 +218,7 @@ def test_a_large_image_pillow_decodes_in_python_is_refused_before_decoding():
 
 
 def test_an_exif_block_larger_than_a_jpeg_can_carry_is_refused():
-    """Tags that all point at one large block made Pillow copy it once per tag: a 4 MB PNG took 3.9 GB."""
+    """Tags that all point at one large block made Pillow copy it once per tag: a 4 MB PNG took 3.8 GiB."""
     big = png_bytes(Image.new("RGB", (8, 8)), exif=b"MM\x00*\x00\x00\x00\x08" + b"\x00" * 70_000)
     with pytest.raises(ImageLoadError, match="an EXIF block of 7.... bytes, over the 65535"):
         load_rgb_image(big)
@@ -291,7 +291,7 @@ def tiff_with_shared_tag_data(tags: int, block: int, byte_order: str = "<", in_e
 
 @pytest.mark.parametrize("byte_order", ["<", ">"])
 def test_a_tiff_directory_declaring_more_data_than_its_file_is_refused_before_pillow_opens_it(byte_order):
-    """A 4 MB TIFF whose 1000 tags share one 4 MB block took 7.7 GB inside Pillow's open."""
+    """A 4 MB TIFF whose 1000 tags share one 4 MB block took 7.5 GiB inside Pillow's open."""
     assert load_rgb_image(tiff_with_shared_tag_data(1, 1000, byte_order)).size == (8, 8)  # its data is in the file
     with pytest.raises(ImageLoadError, match="a TIFF directory that declares 100000 bytes of tag data in a file of"):
         load_rgb_image(tiff_with_shared_tag_data(100, 1000, byte_order))
