@@ -138,15 +138,27 @@ def read_card(model: str) -> tuple[dict, str]:
     return (card if isinstance(card, dict) else {}), body.strip()
 
 
-def metrics_rows(model: str) -> list[list]:
-    """Per-generator test results from `metrics.json` (one row per subset, then the mean); none when the file is
-    missing or not the layout `train.py` writes (logged)."""
+def read_metrics(model: str) -> dict:
+    """The model's `metrics.json` (empty when there is none or it is not a JSON object, logged)."""
     path = _model_file(model, "metrics.json")
     text = None if path is None else _read_text(path)
     if text is None:
-        return []
+        return {}
     try:
         metrics = json.loads(text)
+    except ValueError as error:
+        logger.warning("model panel: %s is not JSON (%s)", path.name, error)
+        return {}
+    if not isinstance(metrics, dict):
+        logger.warning("model panel: %s is not a metrics file of train.py (a %s)", path.name, type(metrics).__name__)
+        return {}
+    return metrics
+
+
+def metrics_rows(metrics: dict) -> list[list]:
+    """Per-generator test results from `metrics.json` (one row per subset, then the mean); none when they are not
+    in the layout `train.py` writes (logged)."""
+    try:
         subsets = dict(metrics.get("subsets", {}))
         if "mean" in metrics:
             subsets["mean"] = metrics["mean"]
@@ -156,8 +168,8 @@ def metrics_rows(model: str) -> list[list]:
                                             for key, _ in METRIC_COLUMNS]
             for name, values in subsets.items()
         ]
-    except (ValueError, TypeError, AttributeError) as error:  # not JSON, or not {"subsets": {name: {metric: number}}}
-        logger.warning("model panel: %s is not a metrics file of train.py (%s)", path.name, error)
+    except (ValueError, TypeError, AttributeError) as error:  # not {"subsets": {name: {metric: number}}}
+        logger.warning("model panel: metrics.json is not a metrics file of train.py (%s)", error)
         return []
 
 
@@ -169,15 +181,24 @@ def card_model_name(card: dict) -> str | None:
     return str(name) if name else None
 
 
-def model_overview(detector: Detector, card: dict) -> str:
+def training_data_name(metrics: dict, card: dict) -> str:
+    """What the model was trained on: as `train.py` records it in `metrics.json` (a Hub dataset id, MiniGenImage or a
+    local folder's name), else the card's `datasets` (which lists Hub datasets only)."""
+    training = metrics.get("training")
+    if isinstance(training, dict) and training.get("data"):
+        return str(training["data"])
+    datasets = card.get("datasets") or []
+    return ", ".join(map(str, datasets if isinstance(datasets, list) else [datasets])) or "see the model card"
+
+
+def model_overview(detector: Detector, card: dict, metrics: dict) -> str:
     """Markdown facts about the loaded model: base CLIP, training data, noise, input size, threshold."""
     config = detector.model.config
-    datasets = card.get("datasets") or []
     base = display_name(str(card.get("base_model") or getattr(config, "clip_name_or_path", None) or "unknown"))
     resize = "resized" if getattr(config, "resize_images", False) else "centre-cropped, not resized"
     lines = [
         f"**Model** `{card_model_name(card) or detector.name}` · base CLIP `{base}`",
-        f"**Training data** {', '.join(map(str, datasets if isinstance(datasets, list) else [datasets])) or 'see the model card'}",
+        f"**Training data** {training_data_name(metrics, card)}",
         f"**Noise** `{getattr(config, 'noise_mode', '?')}` (injection `{getattr(config, 'noise_injection', '?')}`, "
         f"scale `{getattr(config, 'noise_scale', 'absolute')}`)",
         f"**Input** {getattr(config, 'image_size', '?')} px, {resize}",
@@ -345,8 +366,9 @@ def build_demo(model_path: str | os.PathLike | None = None, trust_remote_code: b
                 gr.Markdown(problem)
             else:
                 card, card_body = read_card(model)
-                gr.Markdown(model_overview(detector, card))
-                rows = metrics_rows(model)
+                metrics = read_metrics(model)
+                gr.Markdown(model_overview(detector, card, metrics))
+                rows = metrics_rows(metrics)
                 if rows:
                     gr.Markdown("### Test results per generator (from `metrics.json`)")
                     gr.Dataframe(value=rows, headers=["generator", "n"] + [title for _, title in METRIC_COLUMNS], interactive=False)

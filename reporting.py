@@ -215,12 +215,13 @@ def write_model_card(
     command: str,
     repo_id: str | None = None,
     extra: str = "",
-    training_data: str | None = None,
+    training_dataset_id: str | None = None,
 ) -> ModelCard:
     """Write `README.md` (model card with `model-index` results) into `output_dir` and return it.
 
-    The front matter names the base model (a Hub id; a local backbone folder is named in the text only, so no local
-    path is published) and `training_data` as `datasets`.
+    The front matter names the base model and the training data as Hub ids (`base_model`, `datasets`), which the
+    Hub links to their pages: a local backbone folder, or training data that is no Hub dataset, is named in the text
+    only (`training["data"]`), so no local path or non-existent id is published.
     """
     model_name = repo_id.split("/")[-1] if repo_id else output_dir.name
     backbone = str(config.clip_name_or_path)
@@ -233,7 +234,7 @@ def write_model_card(
         pipeline_tag="image-classification",
         tags=["pinclip", "ai-generated-image-detection", "clip", "image-forensics"],
         base_model=None if local_backbone else backbone,
-        datasets=[training_data] if training_data else None,
+        datasets=[training_dataset_id] if training_dataset_id else None,
         eval_results=eval_results(metrics, dataset_name, dataset_type),
     )
     lora = f", LoRA r={config.lora_r} α={config.lora_alpha} on {', '.join(config.lora_target_modules)} (merged)"
@@ -248,14 +249,14 @@ def write_model_card(
         backbone=f"`{display_name(backbone)}`" + (" (a local folder)" if local_backbone else ""),
         lora_note=lora if config.lora_r else " (fully fine-tuned)",
         dataset_name=dataset_name,
-        training_data=training_data or dataset_name,
+        training_data=training.get("data") or dataset_name,
         train_split=training.get("train_split", "train"),
         noise_mode=config.noise_mode,
         noise_injection=config.noise_injection,
         noise_scale=config.noise_scale,
         noise_loss_weight=config.noise_loss_weight,
         random_noise_std=config.random_noise_std,
-        hyperparameters=", ".join(f"{k} = {v}" for k, v in training.items() if k != "train_split"),
+        hyperparameters=", ".join(f"{k} = {v}" for k, v in training.items() if k not in ("data", "train_split")),
         results_table=results_table(metrics),
         extra=extra,
         command=public_command(command),

@@ -307,8 +307,19 @@ def dataset_title(data_args: DataArguments) -> str:
 
 
 def training_data(data_args: DataArguments) -> str:
-    """The training data as the model card names it: a Hub dataset id or MiniGenImage; a local folder by its name."""
-    return display_name(data_args.train_dir or data_args.dataset_name or MINIGENIMAGE)
+    """The training data as the model card and metrics.json name it: a Hub dataset id, MiniGenImage, or a local
+    folder by its name."""
+    name = data_args.train_dir or data_args.dataset_name or MINIGENIMAGE
+    return "MiniGenImage" if name == MINIGENIMAGE else display_name(name)
+
+
+def hub_training_dataset(data_args: DataArguments) -> str | None:
+    """The training data's Hub dataset id, for the card's `datasets` (the Hub links each entry to a dataset page);
+    None for MiniGenImage, built locally, and for a folder on disk."""
+    name = data_args.dataset_name
+    if data_args.train_dir or not name or name == MINIGENIMAGE or Path(name).exists():
+        return None
+    return name
 
 
 def summary(metrics: dict, output_dir: Path, seconds: float) -> str:
@@ -504,6 +515,7 @@ def main(argv: list[str] | None = None) -> dict:
     if accelerator.is_main_process:
         title = f"PiN-CLIP ({config.noise_mode}) on {dataset_title(data_args)}"
         training = {
+            "data": training_data(data_args),
             "train_split": data_args.train_split,
             # the families seen in training: every other test subset is an unseen generator
             "generators": sorted(data.train.unique(data_args.generator_column))
@@ -524,7 +536,7 @@ def main(argv: list[str] | None = None) -> dict:
         reporting.write_model_card(
             output_dir, metrics, config, dataset_title(data_args),
             display_name(data_args.eval_dir or data_args.dataset_name or MINIGENIMAGE), training, command,
-            repo_id=args.hub_model_id, extra=robust_text, training_data=training_data(data_args),
+            repo_id=args.hub_model_id, extra=robust_text, training_dataset_id=hub_training_dataset(data_args),
         )
         if args.push_to_hub:
             url = push_folder(output_dir, args.hub_model_id)

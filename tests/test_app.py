@@ -20,7 +20,8 @@ from PIL import Image
 from transformers import AutoImageProcessor, AutoModelForImageClassification
 
 import space
-from app import Handlers, build_demo, launch_kwargs, load_detector, metrics_rows, model_overview, read_card
+from app import (Handlers, build_demo, launch_kwargs, load_detector, metrics_rows, model_overview, read_card,
+                 read_metrics)
 from image_io import load_rgb_image
 from inference import DEFAULT_MODEL_DIR, p_fake_text
 
@@ -200,7 +201,7 @@ def test_app_without_model_starts_and_says_how_to_train(tmp_path: Path) -> None:
 
 
 def test_model_panel_reads_metrics_and_card(model_dir: Path) -> None:
-    rows = metrics_rows(str(model_dir))
+    rows = metrics_rows(read_metrics(str(model_dir)))
     assert [row[0] for row in rows] == ["test_tconv", "test_gan", "mean"]
     assert rows[1][:3] == ["test_gan", 32, 0.71]
     front, body = read_card(str(model_dir))
@@ -212,7 +213,7 @@ def test_model_panel_survives_undefined_metrics_and_odd_cards(model_dir: Path, t
     # A test subset with fakes only: real accuracy, AP and AUC are undefined and stored as null.
     only_fake = {"acc": 0.5, "r_acc": None, "f_acc": 0.5, "ap": None, "auc": None, "n": 2}
     (folder / "metrics.json").write_text(json.dumps({"subsets": {"only_fake": only_fake}, "mean": only_fake}))
-    assert metrics_rows(str(folder))[0][:4] == ["only_fake", 2, 0.5, None]
+    assert metrics_rows(read_metrics(str(folder)))[0][:4] == ["only_fake", 2, 0.5, None]
     assert isinstance(build_demo(str(folder)), gr.Blocks)
     (folder / "README.md").write_text("---\nnever closed\n# Card")
     assert read_card(str(folder)) == ({}, "---\nnever closed\n# Card")
@@ -220,12 +221,26 @@ def test_model_panel_survives_undefined_metrics_and_odd_cards(model_dir: Path, t
     assert read_card(str(folder)) == ({}, "# Card")
 
 
+def test_model_panel_names_the_training_data_from_metrics(model_dir: Path, tmp_path: Path) -> None:
+    # train.py records the data in metrics.json; the card's `datasets` lists Hub datasets only (none for MiniGenImage
+    # or a local folder), so the panel reads metrics.json first and the card only for models trained elsewhere.
+    detector, _ = load_detector(str(model_dir))
+    card = {"datasets": ["org/genimage"]}
+    text = model_overview(detector, card, {"training": {"data": "MiniGenImage"}})
+    assert "**Training data** MiniGenImage" in text and "org/genimage" not in text
+    assert "**Training data** org/genimage" in model_overview(detector, card, {"training": ["not", "a", "dict"]})
+    assert "**Training data** see the model card" in model_overview(detector, {}, {})
+    folder = shutil.copytree(model_dir, tmp_path / "recorded")
+    (folder / "metrics.json").write_text(json.dumps({"subsets": {}, "training": {"data": "my-photos"}}))
+    assert read_metrics(str(folder))["training"]["data"] == "my-photos"
+
+
 def test_model_panel_names_a_local_backbone_without_its_path(model_dir: Path) -> None:
     detector, _ = load_detector(str(model_dir))
     for base, shown in (("elsewhere/pinclip-run/random-clip", "random-clip"), ("/data/clip", "clip"),
                         ("openai/clip-vit-large-patch14", "openai/clip-vit-large-patch14")):
         detector.model.config.clip_name_or_path = base
-        assert f"base CLIP `{shown}`" in model_overview(detector, {})
+        assert f"base CLIP `{shown}`" in model_overview(detector, {}, {})
 
 
 def test_threshold_comes_from_the_model_config(model_dir: Path, tmp_path: Path) -> None:
@@ -306,7 +321,7 @@ def test_model_panel_rounds_metrics_to_four_places(model_dir: Path, tmp_path: Pa
     folder = shutil.copytree(model_dir, tmp_path / "precise")
     values = {"acc": 0.987654, "r_acc": 0.5, "f_acc": 0.123456, "ap": 0.99999, "auc": 0.25, "n": 7}
     (folder / "metrics.json").write_text(json.dumps({"subsets": {"test_gan": values}}))
-    assert metrics_rows(str(folder)) == [["test_gan", 7, 0.9877, 0.5, 0.1235, 1.0, 0.25]]
+    assert metrics_rows(read_metrics(str(folder))) == [["test_gan", 7, 0.9877, 0.5, 0.1235, 1.0, 0.25]]
 
 
 def test_model_overview_states_the_models_facts(model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -315,17 +330,18 @@ def test_model_overview_states_the_models_facts(model_dir: Path, tmp_path: Path,
     detector.model.config.resize_images = True
     # where it was trained (a folder): the card's base_model names the base instead
     detector.model.config.clip_name_or_path = str(tmp_path / "trainer" / "clip")
-    text = model_overview(detector, {"base_model": "openai/clip-vit-large-patch14", "datasets": ["minigenimage", "genimage"]})
-    assert "base CLIP `openai/clip-vit-large-patch14`" in text and "**Training data** minigenimage, genimage" in text
+    card = {"base_model": "openai/clip-vit-large-patch14", "datasets": ["org/genimage-sdv14", "org/aigibench"]}
+    text = model_overview(detector, card, {})
+    assert "base CLIP `openai/clip-vit-large-patch14`" in text and "**Training data** org/genimage-sdv14, org/aigibench" in text
     assert "px, resized" in text and "**Decision** fake when p(fake) ≥ 0.9" in text
     detector.model.config.resize_images = False
-    assert "px, centre-cropped, not resized" in model_overview(detector, {})
+    assert "px, centre-cropped, not resized" in model_overview(detector, {}, {})
     detector.model.config.noise_scale = "feature_rms"  # s is then a fraction of the features' RMS: say so
-    assert "scale `feature_rms`" in model_overview(detector, {})
+    assert "scale `feature_rms`" in model_overview(detector, {}, {})
     monkeypatch.chdir(tmp_path)
     (tmp_path / "runs" / "random-clip").mkdir(parents=True)  # a relative folder, on disk: its name only
     detector.model.config.clip_name_or_path = "runs/random-clip"
-    assert "base CLIP `random-clip`" in model_overview(detector, {})
+    assert "base CLIP `random-clip`" in model_overview(detector, {}, {})
 
 
 @pytest.mark.parametrize("threshold, verdict", [(0.0, "**Decision: AI-generated (fake)**"), (1.01, "**Decision: real**")])
@@ -410,7 +426,7 @@ def test_model_panel_leaves_out_files_it_cannot_read(model_dir: Path, tmp_path: 
     for bad_metrics in ("{not json", json.dumps({"subsets": ["a", "list"]}), json.dumps({"subsets": {"x": 0.5}}),
                         json.dumps([1, 2])):
         (folder / "metrics.json").write_text(bad_metrics)
-        assert metrics_rows(str(folder)) == [], bad_metrics
+        assert metrics_rows(read_metrics(str(folder))) == [], bad_metrics
     (folder / "README.md").write_bytes("---\ndatasets: [x]\n---\n# Carte élève".encode("latin-1"))
     assert read_card(str(folder)) == ({}, "")
     assert isinstance(build_demo(str(folder)), gr.Blocks)  # the demo starts, without those parts of the panel
@@ -419,10 +435,10 @@ def test_model_panel_leaves_out_files_it_cannot_read(model_dir: Path, tmp_path: 
 def test_model_panel_names_the_model_by_its_card(model_dir: Path) -> None:
     # In a Space the model folder is always `model/`: the card's model-index name says which model it is.
     detector, _ = load_detector(str(model_dir))
-    assert "**Model** `pinclip-tiny`" in model_overview(detector, {})
+    assert "**Model** `pinclip-tiny`" in model_overview(detector, {}, {})
     card = {"model-index": [{"name": "pinclip-minigenimage", "results": []}]}
-    assert "**Model** `pinclip-minigenimage`" in model_overview(detector, card)
-    assert "**Model** `pinclip-tiny`" in model_overview(detector, {"model-index": "not a list"})
+    assert "**Model** `pinclip-minigenimage`" in model_overview(detector, card, {})
+    assert "**Model** `pinclip-tiny`" in model_overview(detector, {"model-index": "not a list"}, {})
 
 
 def test_load_failures_name_a_hub_id_whole_and_a_folder_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -20,7 +20,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 import hub_push
 from inference import display_name
 import train
-from training_args import parse_arguments
+from training_args import DataArguments, parse_arguments
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ACCELERATE = Path(sys.executable).with_name("accelerate")
@@ -177,11 +177,26 @@ def test_push_to_hub_uploads_one_folder_with_card(trained_run):
     assert results[("mean", "Acc (mean)")] == round(metrics["mean"]["acc"], 4)
     assert results[("tconv", "AP (tconv)")] == round(metrics["subsets"]["tconv"]["ap"], 4)
     assert "someone/pinclip-test" in card.text
-    assert card.data.datasets == ["minigenimage"] and card.data.base_model is None  # the backbone is a local folder
+    # neither the backbone (a local folder) nor the data (built locally) is on the Hub: named in the text only
+    assert card.data.datasets is None and card.data.base_model is None
+    assert "- data: MiniGenImage, split `train`" in card.text
+    assert json.loads((out / "metrics.json").read_text())["training"]["data"] == "MiniGenImage"
     assert "- backbone: `random-clip` (a local folder) (fully fine-tuned)" in card.text
     assert "s = 0.25, scale `absolute`)" in card.text
     assert str(out / "random-clip") not in card.text
     assert str(out.parent) not in card.text and "--output_dir out " in card.text  # the command, without local paths
+
+
+def test_card_lists_only_hub_datasets(tmp_path):
+    """The card's `datasets` links Hub dataset pages: a Hub id goes there, MiniGenImage and folders on disk do not."""
+    local = tmp_path / "genimage-converted"
+    local.mkdir()
+    cases = [(DataArguments(), None, "MiniGenImage"),
+             (DataArguments(dataset_name="org/genimage-sdv14"), "org/genimage-sdv14", "org/genimage-sdv14"),
+             (DataArguments(dataset_name=str(local)), None, "genimage-converted"),
+             (DataArguments(train_dir=str(local)), None, "genimage-converted")]
+    for data_args, hub_id, name in cases:
+        assert (train.hub_training_dataset(data_args), train.training_data(data_args)) == (hub_id, name), data_args
 
 
 def test_resume_from_checkpoint_is_exact(trained_run, minigen_cache, tmp_path):
