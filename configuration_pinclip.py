@@ -153,6 +153,12 @@ class PinClipConfig(PreTrainedConfig):
             raise ValueError("PinClipConfig.lora_alpha=0 with lora_r > 0 would scale the LoRA update to nothing")
         if {int(index): name for index, name in self.id2label.items()} != LABELS:
             raise ValueError(f"PinClipConfig.id2label={self.id2label!r}: PiN-CLIP's labels are fixed, {LABELS}")
+        if dict(self.label2id) != {name: index for index, name in LABELS.items()}:  # the pipeline reads both maps
+            raise ValueError(f"PinClipConfig.label2id={self.label2id!r}: PiN-CLIP's labels are fixed, {LABELS}")
+        # forward() computes a softmax cross-entropy, and the pipeline picks softmax or sigmoid from problem_type
+        if self.problem_type not in (None, "single_label_classification"):
+            raise ValueError(f"PinClipConfig.problem_type={self.problem_type!r}: PiN-CLIP is a single-label classifier "
+                             "(None or 'single_label_classification')")
         for name in ("lora_dropout", "classifier_dropout"):
             value = getattr(self, name)
             if not isinstance(value, (int, float)) or not 0 <= value < 1:
@@ -162,9 +168,11 @@ class PinClipConfig(PreTrainedConfig):
                 f"PinClipConfig.generator_hidden_size={self.generator_hidden_size} must be divisible by "
                 f"generator_num_heads={self.generator_num_heads}"
             )
-        if len(self.class_words) != len(self.id2label):
+        words = self.class_words
+        if (not isinstance(words, (list, tuple)) or len(words) != len(self.id2label)
+                or not all(isinstance(word, str) and word.strip() for word in words) or len(set(words)) != len(words)):
             raise ValueError(
-                f"PinClipConfig.class_words={self.class_words!r} must name one word per label {self.id2label}"
+                f"PinClipConfig.class_words={words!r} must list one distinct, non-empty word per label {self.id2label}"
             )
         templates = self.prompt_templates
         if not templates or any(not isinstance(t, str) or not _one_class_word_field(t) for t in templates):

@@ -16,6 +16,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
+from huggingface_hub.errors import HFValidationError
+from huggingface_hub.utils import validate_repo_id
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from transformers import (
@@ -155,6 +157,16 @@ def display_name(name_or_path: str) -> str:
     return name_or_path
 
 
+def is_hub_id(name: str) -> bool:
+    """Whether `name` can be a Hub repo id (`name` or `owner/name`): a path such as /data/clip or ./model cannot, nor
+    `outputs/missing-run` when a local folder `outputs` exists (a folder path with a typo, not a Hub owner)."""
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        return False
+    return "/" not in name or not Path(name.split("/")[0]).is_dir()
+
+
 def load_classifier(
     name_or_path: str | os.PathLike, trust_remote_code: bool = False
 ) -> tuple[PreTrainedModel, BaseImageProcessor]:
@@ -167,6 +179,8 @@ def load_classifier(
     whose file lacks some of its weights (a CLIP backbone without a trained head, for one) raises `ValueError`.
     """
     source = str(name_or_path)
+    if not Path(source).is_dir() and not is_hub_id(source):  # transformers would answer with Hub id syntax rules
+        raise ValueError(f"{source}: no such model folder (and not a Hub id)")
     config_dict, _ = PreTrainedConfig.get_config_dict(source)  # a plain dict: reading it runs no code
     is_pinclip = config_dict.get("model_type") == PinClipForImageClassification.config_class.model_type
     # transformers fills missing weights with random ones and only logs it: a detector must not score at random.

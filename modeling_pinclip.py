@@ -43,6 +43,10 @@ except ImportError:
 
 # `from_clip` takes these config fields from the checkpoint itself.
 FIELDS_FROM_CLIP = frozenset({"vision_config", "text_config", "projection_dim"})
+# Loading arguments of `from_pretrained` that `from_clip`, which builds a new model, has no use for.
+LOADING_KWARGS = frozenset({"attn_implementation", "device_map", "num_labels", "config", "cache_dir", "revision"})
+# The fields whose text the `prompt_embeds` buffer embeds: only `from_clip`, which has the text tower, can change them.
+PROMPT_FIELDS = ("class_words", "prompt_templates")
 # The config fields that decide which modules a model has and their shapes: fixed once it is built.
 MODULE_SHAPING_FIELDS = ("noise_mode", "noise_injection", "sigma_activation", "generator_hidden_size",
                          "generator_num_heads", "projection_dim", "class_words", "prompt_templates",
@@ -63,8 +67,10 @@ class PinClipOutput(ImageClassifierOutput):
 
     image_embeds (`torch.FloatTensor` of shape `(batch_size, projection_dim)`):
         The clean CLIP image embedding `v` (before any noise).
-    clean_loss / noise_loss / kl_loss (`torch.FloatTensor`, *optional*):
-        The terms of `loss`, present when labels are given in training mode.
+    clean_loss (`torch.FloatTensor`, *optional*):
+        CE of the clean logits, present when labels are given (in eval mode it is all of `loss`).
+    noise_loss / kl_loss (`torch.FloatTensor`, *optional*):
+        The noise terms of `loss`, present when labels are given in training mode (KL only with `kl_weight > 0`).
     noise_mu_norm / noise_sigma_mean (`torch.FloatTensor`, *optional*):
         Mean ‖μ‖ and mean σ of the injected noise (training mode), to watch for σ collapse.
     """
@@ -193,7 +199,15 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
         LoRA to the vision tower (needs peft). `dtype` (or its older name `torch_dtype`) is the model's dtype, as in
         `from_pretrained` (a `torch.dtype`, its name, or "auto" for the checkpoint's own); default float32.
         """
+        if overrides.get("dtype") is not None and overrides.get("torch_dtype") is not None:
+            raise ValueError("from_clip got both dtype and torch_dtype (its older name): give one")
         dtype = overrides.pop("dtype", None) or overrides.pop("torch_dtype", None)
+        loading = sorted(set(overrides) & LOADING_KWARGS)
+        if loading:
+            raise ValueError(
+                f"from_clip builds a new model and takes no loading argument {loading}: place it with `.to(device)`, "
+                "choose attention with `model.set_attn_implementation(...)`; its labels are fixed (0 real, 1 fake)"
+            )
         known_fields = {f.name for f in dataclasses.fields(PinClipConfig)}
         unknown = sorted(set(overrides) - known_fields)
         if unknown:
@@ -229,6 +243,46 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
         if config.lora_r > 0:
             model.add_lora()
         return model
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike | None, *args, **kwargs):
+        """As in transformers, with two refusals where it would give a model that does not do what its config says:
+        new `class_words`/`prompt_templates` (the saved `prompt_embeds` embed the old ones and no text tower is kept
+        to embed others: build with `from_clip`), and weights without `prompt_embeds` (a CLIP checkpoint: the buffer
+        would hold uninitialised memory)."""
+        changed = [name for name in PROMPT_FIELDS if name in kwargs]
+        if changed:
+            raise ValueError(
+                f"from_pretrained cannot change {changed}: the saved prompt embeddings embed the saved prompts and the "
+                "model keeps no text tower; build a model with new prompts with from_clip(clip_checkpoint, ...)"
+            )
+        output_loading_info = kwargs.pop("output_loading_info", False)
+        model, info = super().from_pretrained(pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs)
+        not_loaded = set(info["missing_keys"]) | {entry[0] for entry in info["mismatched_keys"]}
+        if "prompt_embeds" in not_loaded:
+            raise ValueError(
+                f"{pretrained_model_name_or_path}: its weights hold no prompt_embeds of shape "
+                f"{tuple(model.prompt_embeds.shape)} (a CLIP checkpoint, or other prompts): build PiN-CLIP from a "
+                "CLIP checkpoint with PinClipForImageClassification.from_clip, which embeds the prompts"
+            )
+        return (model, info) if output_loading_info else model
+
+    def load_state_dict(self, state_dict: dict[str, torch.Tensor], strict: bool = True, assign: bool = False):
+        """As in torch, and a saved (merged) state dict also loads into a model with LoRA active, as transformers'
+        Trainer does with the checkpoints it saves through `save_pretrained` (resume, best model at end): the
+        LoRA layers are removed, the merged weights loaded, and fresh LoRA layers added (B = 0), so the model
+        computes exactly the saved one and trains on from it. The LoRA factors themselves are not in a merged
+        file: to resume LoRA training exactly, resume from `train.py`'s checkpoints (Accelerate state)."""
+        merged = (
+            self.has_lora and any(key.startswith("vision_model.") for key in state_dict)
+            and not any(key.startswith("vision_model.base_model.") for key in state_dict)  # the LoRA model's own keys
+        )
+        if not merged:
+            return super().load_state_dict(state_dict, strict=strict, assign=assign)
+        self.vision_model = self.vision_model.unload()
+        result = super().load_state_dict(state_dict, strict=strict, assign=assign)
+        self.add_lora()
+        return result
 
     # ------------------------------------------------------------------------------------------------- LoRA
     @property
@@ -343,7 +397,8 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
             changes = ", ".join(f"{name} {built!r} → {getattr(config, name)!r}" for name, built in rebuilt.items())
             raise ValueError(
                 f"PinClipConfig changed after the model was built ({changes}): these fields shape its modules; "
-                "load or build a new model with them instead (from_pretrained(path, field=value))"
+                "load or build a new model with them instead (from_pretrained(path, field=value); new prompts: "
+                "from_clip)"
             )
         self._checked_config = copy.deepcopy(tuple(map(vars(config).get, CHECKED_FIELDS)))
 

@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         detector = Detector.load(args.model, trust_remote_code=args.trust_remote_code)
     except Exception as error:  # noqa: BLE001 - a misspelt folder, an offline Hub id, a folder that is no model
-        print(f"cannot load the model {args.model}: {error}", file=sys.stderr)
+        print(f"cannot load the model {args.model}: {str(error).removeprefix(f'{args.model}: ')}", file=sys.stderr)
         return 2
     results = detector.scan(files, batch_size=args.batch_size, num_workers=args.num_workers)
     counts = write_results(tqdm(results, total=len(files), unit="img", desc="scanning"), Path(args.output))

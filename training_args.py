@@ -13,9 +13,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-from huggingface_hub.errors import HFValidationError
-from huggingface_hub.utils import validate_repo_id
 from transformers import HfArgumentParser, SchedulerType
+
+from inference import is_hub_id
 
 MINIGENIMAGE = "minigenimage"
 OPTIMIZERS = ("adam", "adamw")
@@ -216,16 +216,6 @@ def expand_config(argv: list[str]) -> list[str]:
         rest = argv[:position] + argv[position + 2 :]
         return config_to_argv(read_config_file(argv[position + 1])) + rest
     return argv
-
-
-def is_hub_id(name: str) -> bool:
-    """Whether `name` can be a Hub repo id (`name` or `owner/name`): a path such as /data/clip or ./model cannot, nor
-    `outputs/missing-run` when a local folder `outputs` exists (a folder path with a typo, not a Hub owner)."""
-    try:
-        validate_repo_id(name)
-    except HFValidationError:
-        return False
-    return "/" not in name or not Path(name.split("/")[0]).is_dir()
 
 
 def check_arguments(model_args: ModelArguments, data_args: DataArguments, args: TrainingArguments) -> list[str]:

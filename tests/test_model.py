@@ -6,6 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 from safetensors import safe_open
+from safetensors.torch import load_file
 from transformers import AutoTokenizer, CLIPModel
 
 from configuration_pinclip import PinClipConfig
@@ -242,6 +243,74 @@ def test_trainer_divides_the_loss_by_gradient_accumulation(tiny_clip_dir, tmp_pa
     assert model.accepts_loss_kwargs is False and trainer.model_accepts_loss_kwargs is False
 
 
+def test_a_saved_lora_model_loads_back_into_a_lora_model(tiny_clip_dir, tmp_path):
+    """transformers' Trainer reloads its checkpoints (written by save_pretrained: merged) with load_state_dict into the
+    model it trains, which has LoRA active: the vision tower must be the checkpoint's, not left as it was."""
+    trained = PinClipForImageClassification.from_clip(str(tiny_clip_dir), lora_r=4).eval()
+    randomise_lora(trained)
+    trained.save_pretrained(tmp_path)
+    fresh = PinClipForImageClassification.from_clip(str(tiny_clip_dir), lora_r=4).eval()
+    with torch.no_grad():
+        assert not torch.allclose(fresh(images()).logits, trained(images()).logits, atol=1e-3)
+    result = fresh.load_state_dict(load_file(tmp_path / "model.safetensors"), strict=False)
+    assert (result.missing_keys, result.unexpected_keys) == ([], [])
+    assert fresh.has_lora and all(not param.any() for name, param in fresh.named_parameters() if "lora_B" in name)
+    with torch.no_grad():
+        torch.testing.assert_close(fresh(images()).logits, trained(images()).logits, atol=1e-5, rtol=0)
+
+
+def test_trainer_resumes_and_keeps_the_best_model_of_a_lora_run(tiny_clip_dir, tmp_path):
+    from transformers import Trainer, TrainingArguments
+
+    rows = [{"pixel_values": pixels, "labels": index % 2} for index, pixels in enumerate(images(8, seed=1))]
+    settings = dict(per_device_train_batch_size=4, learning_rate=5e-2, report_to=[], use_cpu=True, save_steps=1,
+                    eval_strategy="steps", eval_steps=1, load_best_model_at_end=True, metric_for_best_model="loss",
+                    disable_tqdm=True)
+
+    def lora_model() -> PinClipForImageClassification:
+        torch.manual_seed(0)
+        return PinClipForImageClassification.from_clip(str(tiny_clip_dir), lora_r=2, noise_mode="none")
+
+    def loss_on(model, rows) -> float:
+        model.eval()
+        with torch.no_grad():
+            return model(torch.stack([r["pixel_values"] for r in rows]), labels=torch.tensor([r["labels"] for r in rows])).loss.item()
+
+    # the best model at the end: an evaluation set on which the loss rises after the first step keeps step 1
+    model = lora_model()
+    trainer = Trainer(model=model, args=TrainingArguments(str(tmp_path / "best"), max_steps=3, **settings),
+                      train_dataset=rows, eval_dataset=rows[:1])
+    trainer.train()
+    best = PinClipForImageClassification.from_pretrained(trainer.state.best_model_checkpoint)
+    assert abs(loss_on(model, rows[:1]) - loss_on(best, rows[:1])) < 1e-5
+    # resuming from step 2 of 3 continues on the checkpoint's model, and its fresh LoRA layers are the ones trained
+    resumed = lora_model()
+    settings.update(eval_strategy="no", load_best_model_at_end=False)
+    Trainer(model=resumed, args=TrainingArguments(str(tmp_path / "resumed"), max_steps=3, **settings),
+            train_dataset=rows).train(resume_from_checkpoint=str(tmp_path / "best" / "checkpoint-2"))
+    assert any(param.any() for name, param in resumed.named_parameters() if "lora_B" in name)
+
+
+def test_from_pretrained_refuses_what_the_saved_prompt_embeddings_cannot_give(tiny_clip_dir, tiny_model_dir):
+    for override in ({"class_words": ["fake", "real"]}, {"prompt_templates": ["a {} picture"]}):
+        with pytest.raises(ValueError, match="from_clip"):
+            PinClipForImageClassification.from_pretrained(tiny_model_dir, **override)
+    # a CLIP checkpoint through the wrapper's from_pretrained: no prompt embeddings (they would be uninitialised memory)
+    config = PinClipForImageClassification.from_pretrained(tiny_model_dir).config
+    with pytest.raises(ValueError, match="no prompt_embeds.*from_clip"):
+        PinClipForImageClassification.from_pretrained(str(tiny_clip_dir), config=config)
+    model, info = PinClipForImageClassification.from_pretrained(tiny_model_dir, output_loading_info=True)
+    assert not any(info.values()) and torch.isfinite(model.prompt_embeds).all()
+
+
+def test_from_clip_names_loading_arguments_it_does_not_take(tiny_clip_dir):
+    for argument in ("attn_implementation", "device_map", "num_labels"):
+        with pytest.raises(ValueError, match=f"builds a new model.*{argument}"):
+            PinClipForImageClassification.from_clip(str(tiny_clip_dir), **{argument: None})
+    with pytest.raises(ValueError, match="both dtype and torch_dtype"):
+        PinClipForImageClassification.from_clip(str(tiny_clip_dir), dtype=torch.float32, torch_dtype=torch.float32)
+
+
 def test_saved_weights_hold_no_text_tower_and_no_lora(tiny_clip_dir, tmp_path):
     model = PinClipForImageClassification.from_clip(str(tiny_clip_dir), lora_r=4)
     randomise_lora(model)
@@ -264,7 +333,9 @@ def test_saved_weights_hold_no_text_tower_and_no_lora(tiny_clip_dir, tmp_path):
      ("resize_images", "false"), ("lora_target_modules", "q_proj"), ("id2label", {0: "fake", 1: "real"}),
      ("noise_scale", "relative"), ("sigma_floor", -0.1), ("sigma_floor", float("nan")),
      ("detach_generator_input", "false"), ("detach_generator_input", 1), ("projection_dim", 0),
-     ("generator_hidden_size", 0)],
+     ("generator_hidden_size", 0), ("label2id", {"real": 1, "fake": 0}), ("label2id", {"cat": 0, "dog": 1}),
+     ("class_words", "rf"), ("class_words", ["real", "real"]), ("class_words", ["real", " "]),
+     ("problem_type", "multi_label_classification"), ("problem_type", "regression")],
 )
 def test_bad_config_value_names_the_field(field, value):
     with pytest.raises(ValueError, match=field):
