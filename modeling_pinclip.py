@@ -44,7 +44,7 @@ except ImportError:
 # `from_clip` takes these config fields from the checkpoint itself.
 FIELDS_FROM_CLIP = frozenset({"vision_config", "text_config", "projection_dim"})
 # Loading arguments of `from_pretrained` that `from_clip`, which builds a new model, has no use for.
-LOADING_KWARGS = frozenset({"attn_implementation", "device_map", "num_labels", "config", "cache_dir", "revision"})
+LOADING_KWARGS = frozenset({"attn_implementation", "device_map", "num_labels"})
 # The fields whose text the `prompt_embeds` buffer embeds: only `from_clip`, which has the text tower, can change them.
 PROMPT_FIELDS = ("class_words", "prompt_templates")
 # The config fields that decide which modules a model has and their shapes: fixed once it is built.
@@ -280,9 +280,10 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
         if not merged:
             return super().load_state_dict(state_dict, strict=strict, assign=assign)
         self.vision_model = self.vision_model.unload()
-        result = super().load_state_dict(state_dict, strict=strict, assign=assign)
-        self.add_lora()
-        return result
+        try:
+            return super().load_state_dict(state_dict, strict=strict, assign=assign)
+        finally:  # also after a failed strict load: the model keeps LoRA layers and what it trains
+            self.add_lora()
 
     # ------------------------------------------------------------------------------------------------- LoRA
     @property
