@@ -1,6 +1,12 @@
 """Upload a finished output folder to the Hub as one commit (`model.push_to_hub` alone would publish a stock README
-and no image processor)."""
+and no image processor). `train.py --push_to_hub` uploads the run it trains; a folder trained before:
 
+    python hub_push.py outputs/pinclip-minigenimage --hub_model_id you/pinclip-minigenimage [--private]
+"""
+
+import argparse
+import re
+import sys
 from pathlib import Path
 
 from huggingface_hub import HfApi
@@ -30,3 +36,36 @@ def push_folder(folder: str | Path, repo_id: str) -> str:
         delete_patterns=UPLOAD_REPLACES,
     )
     return str(getattr(commit, "commit_url", commit))
+
+
+def name_repo_in_card(card: Path, repo_id: str) -> None:
+    """Point the model card's usage snippet (`pipeline(..., model="...")`, which names the output folder when the
+    run had no --hub_model_id) at `repo_id`, as the card of a run trained with --push_to_hub does."""
+    if card.is_file():
+        text = card.read_text(encoding="utf-8")
+        card.write_text(re.sub(r'(pipeline\("image-classification", model=)"[^"]*"', rf'\1"{repo_id}"', text),
+                        encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("folder", type=Path, help="an output folder of train.py (model, processor, code, card)")
+    parser.add_argument("--hub_model_id", required=True, help="the model repository, USER/NAME")
+    parser.add_argument("--private", action="store_true", help="create the repository private (if it is new)")
+    args = parser.parse_args(argv)
+    if not (args.folder / "config.json").is_file() or not any(args.folder.glob("*.safetensors")):
+        print(f"error: {args.folder} is not a saved model folder (no config.json and weights); train one with "
+              "`python train.py`", file=sys.stderr)
+        return 2
+    try:
+        create_model_repo(args.hub_model_id, private=args.private)
+    except Exception as error:  # noqa: BLE001 - offline, no login, no rights: said in one line, nothing uploaded
+        print(f"error: cannot create {args.hub_model_id} on the Hub ({error})", file=sys.stderr)
+        return 2
+    name_repo_in_card(args.folder / "README.md", args.hub_model_id)
+    print(f"uploaded {args.folder} → {push_folder(args.folder, args.hub_model_id)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

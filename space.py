@@ -100,13 +100,18 @@ def build_space(model_dir: str | Path, output_dir: str | Path, title: str = "PiN
     return output_dir
 
 
+def create_space_repo(repo_id: str, api: HfApi, private: bool = False) -> None:
+    """Create the Gradio Space `repo_id` (kept as it is when it exists)."""
+    api.create_repo(repo_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True)
+
+
 def upload_space(folder: str | Path, repo_id: str, api: HfApi | None = None, private: bool = False) -> str:
     """Create the Space repo if needed and upload `folder` in one commit; returns the Space's URL.
 
     `api` defaults to `huggingface_hub.HfApi()` (token from `hf auth login` or HF_TOKEN).
     """
     api = api or HfApi()
-    api.create_repo(repo_id, repo_type="space", space_sdk="gradio", private=private, exist_ok=True)
+    create_space_repo(repo_id, api, private)
     api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="space", commit_message="Upload PiN-CLIP demo")
     return f"https://huggingface.co/spaces/{repo_id}"
 
@@ -122,13 +127,23 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.upload and not args.repo_id:
         parser.error("--upload needs --repo_id USER/NAME")
+    api = HfApi() if args.upload else None
+    if args.upload:  # first: a missing login or network is said before anything is written
+        try:
+            create_space_repo(args.repo_id, api, args.private)
+        except Exception as error:  # noqa: BLE001 - offline, no login, no rights: one line, not a traceback
+            parser.exit(2, f"space.py: error: --upload: cannot create the Space {args.repo_id} on the Hub ({error})\n")
     try:
         folder = build_space(args.model, args.output, args.title)
     except (FileNotFoundError, FileExistsError, ValueError) as error:
         parser.exit(2, f"space.py: error: {error}\n")
     print(f"Space folder written to {folder}; try it with `python {folder / 'app.py'}`")
     if args.upload:
-        print(f"uploaded: {upload_space(folder, args.repo_id, private=args.private)}")
+        try:
+            print(f"uploaded: {upload_space(folder, args.repo_id, api=api, private=args.private)}")
+        except Exception as error:  # noqa: BLE001 - the connection may drop during the upload
+            parser.exit(1, f"space.py: error: uploading {folder} to {args.repo_id} failed ({error}); the folder is "
+                           "complete: rerun the command to retry\n")
     return 0
 
 

@@ -90,11 +90,19 @@ def protocol_figure(protocol: Protocol, path: Path) -> Figure:
     )
 
 
+def default_summary(protocol: Protocol, outputs: Path = REPO_ROOT / "outputs", results: Path = REPO_ROOT / "results") -> Path:
+    """The ablation's summary under outputs/ (this machine's run), else its committed copy under results/ (written
+    by `results/collect.py`; a fresh clone has no outputs/), else the outputs/ path, which the row says to write."""
+    written = outputs / protocol.default_json.relative_to(REPO_ROOT / "outputs")
+    committed = results / protocol.default_json.relative_to(REPO_ROOT / "outputs")
+    return committed if not written.is_file() and committed.is_file() else written
+
+
 def run(quick: bool = False, ablation: Path | None = None, pretrained_ablation: Path | None = None) -> list[Figure]:
     """One figure per protocol from its ablation summary (`quick` changes nothing: this only reads files)."""
     paths = (ablation, pretrained_ablation)
     return [
-        protocol_figure(protocol, Path(path or os.environ.get(protocol.env_var, protocol.default_json)))
+        protocol_figure(protocol, Path(path or os.environ.get(protocol.env_var) or default_summary(protocol)))
         for protocol, path in zip(PROTOCOLS, paths)
     ]
 

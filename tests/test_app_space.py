@@ -167,3 +167,28 @@ def test_space_cli_reports_user_errors_without_a_traceback(tiny_model_dir: Path,
         error = capsys.readouterr().err
         assert exit_.value.code == 2 and message in error and "Traceback" not in error
     assert (tmp_path / "notes" / "todo.txt").read_text() == "mine"
+
+
+def test_upload_that_cannot_reach_the_hub_is_one_line_before_any_work(tiny_model_dir: Path, tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch,
+                                                                      capsys: pytest.CaptureFixture) -> None:
+    class OfflineHubApi(FakeHubApi):
+        def create_repo(self, repo_id: str, **kwargs) -> None:
+            raise ConnectionError("offline mode is enabled")
+
+    monkeypatch.setattr(space, "HfApi", OfflineHubApi)
+    argv = ["--model", str(tiny_model_dir), "--output", str(tmp_path / "space"), "--repo_id", "someone/demo", "--upload"]
+    with pytest.raises(SystemExit) as exit_:
+        space.main(argv)
+    assert exit_.value.code == 2 and "cannot create the Space someone/demo on the Hub (offline" in capsys.readouterr().err
+    assert not (tmp_path / "space").exists()
+
+    class DroppingHubApi(FakeHubApi):
+        def upload_folder(self, **kwargs) -> None:
+            raise ConnectionError("connection reset")
+
+    monkeypatch.setattr(space, "HfApi", DroppingHubApi)
+    with pytest.raises(SystemExit) as exit_:
+        space.main(argv)
+    assert exit_.value.code == 1 and "failed (connection reset); the folder is complete" in capsys.readouterr().err
+    assert (tmp_path / "space" / "app.py").is_file()

@@ -68,6 +68,41 @@ def test_detection_row_reads_the_ablation_summary(tmp_path: Path) -> None:
     assert missing.passed is None and "not measured" in missing.value
 
 
+def test_a_fresh_clone_reads_the_committed_ablation_summaries(tmp_path: Path) -> None:
+    from bench_detection import PROTOCOLS, REPO_ROOT, default_summary
+
+    protocol = PROTOCOLS[0]
+    outputs, results = tmp_path / "outputs", tmp_path / "results"
+    assert default_summary(protocol, outputs, results) == outputs / "ablation-minigenimage" / "ablation.json"
+    committed = results / "ablation-minigenimage" / "ablation.json"
+    committed.parent.mkdir(parents=True)
+    committed.write_text("{}")
+    assert default_summary(protocol, outputs, results) == committed  # no run on this machine: the committed copy
+    written = outputs / "ablation-minigenimage" / "ablation.json"
+    written.parent.mkdir(parents=True)
+    written.write_text("{}")
+    assert default_summary(protocol, outputs, results) == written  # this machine's run comes first
+    # the repository carries the copies the README's detection figures are read from
+    for protocol in PROTOCOLS:
+        assert (REPO_ROOT / "results" / protocol.default_json.relative_to(REPO_ROOT / "outputs")).is_file()
+
+
+def test_collect_copies_the_reports_of_every_run_and_nothing_else(tmp_path: Path) -> None:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "results"))
+    from collect import collect
+
+    outputs = tmp_path / "outputs"
+    for name in ("ablation/ablation.json", "ablation/pin-seed0/metrics.json", "ablation/pin-seed0/README.md",
+                 "ablation/pin-seed0/model.safetensors", "ablation/pin-seed0/random-clip/README.md",
+                 "run/checkpoints/checkpoint-2/metrics.json", "run/train_log.jsonl", "run/plots/roc_curves.png"):
+        (outputs / name).parent.mkdir(parents=True, exist_ok=True)
+        (outputs / name).write_text(name)
+    copies = collect(outputs, tmp_path / "results")
+    assert [str(path.relative_to(tmp_path / "results")) for path in copies] == [
+        "ablation/ablation.json", "ablation/pin-seed0/README.md", "ablation/pin-seed0/metrics.json", "run/train_log.jsonl"]
+    assert (tmp_path / "results" / "run" / "train_log.jsonl").read_text() == "run/train_log.jsonl"
+
+
 def test_ablation_summary_has_the_unseen_family_mean() -> None:
     import ablation
 

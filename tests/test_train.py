@@ -710,6 +710,42 @@ def test_push_folder_keeps_training_state_local_and_a_private_repo_private(tmp_p
     assert url == "https://huggingface.co/someone/detector/commit/fake"
 
 
+def test_hub_push_uploads_a_folder_trained_before(tmp_path: Path, monkeypatch, capsys) -> None:
+    folder = tmp_path / "pinclip-minigenimage"
+    folder.mkdir()
+    for name in ("config.json", "model.safetensors", "train_log.jsonl"):
+        (folder / name).write_text("x")
+    (folder / "README.md").write_text('detector = pipeline("image-classification", model="pinclip-minigenimage", '
+                                      'trust_remote_code=True)\n')
+    FakeHubApi.calls = []
+    monkeypatch.setattr(hub_push, "HfApi", FakeHubApi)
+    assert hub_push.main([str(folder), "--hub_model_id", "someone/detector", "--private"]) == 0
+    (_, created), (_, uploaded) = FakeHubApi.calls
+    assert created["repo_id"] == "someone/detector" and created["private"] is True
+    assert uploaded["files"] == ["README.md", "config.json", "model.safetensors"]
+    assert 'model="someone/detector"' in (folder / "README.md").read_text()  # the card's snippet names the repo
+    assert "someone/detector/commit/fake" in capsys.readouterr().out
+
+    class OfflineHubApi(FakeHubApi):
+        def create_repo(self, repo_id, **kwargs):
+            raise ConnectionError("offline mode is enabled")
+
+    FakeHubApi.calls = []
+    monkeypatch.setattr(hub_push, "HfApi", OfflineHubApi)
+    assert hub_push.main([str(folder), "--hub_model_id", "someone/detector"]) == 2
+    assert "cannot create someone/detector on the Hub (offline" in capsys.readouterr().err and FakeHubApi.calls == []
+    assert hub_push.main([str(tmp_path), "--hub_model_id", "someone/detector"]) == 2  # no model in it
+    assert "is not a saved model folder" in capsys.readouterr().err
+
+
+def test_an_evaluation_is_not_uploaded_as_if_it_were_a_trained_model(tmp_path: Path, capsys) -> None:
+    argv = ["--eval_only", "--model_name_or_path", str(tmp_path), "--output_dir", str(tmp_path / "eval"),
+            "--push_to_hub", "--hub_model_id", "someone/x"]
+    with pytest.raises(SystemExit) as exit_:
+        parse_arguments(argv)
+    assert exit_.value.code == 2 and "python hub_push.py FOLDER" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("max_grad_norm, clipped_steps", [("0.5", 3), ("0", 0)])
 def test_gradients_are_clipped_once_per_optimizer_step_when_asked(minigen_cache, tmp_path, monkeypatch, max_grad_norm,
                                                                  clipped_steps):
