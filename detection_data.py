@@ -13,6 +13,7 @@ makes resuming from a checkpoint exact.
 """
 
 import logging
+import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +43,7 @@ class DetectionData:
     train: datasets.Dataset | None = None
     validation: dict[str, datasets.Dataset] = field(default_factory=dict)
     test: dict[str, datasets.Dataset] = field(default_factory=dict)
+    train_split: str | None = None  # the split trained on (a folder's only split may have another name)
 
 
 def load_source(name: str | None, config_name: str | None, data_args: DataArguments) -> datasets.DatasetDict:
@@ -91,11 +93,17 @@ def read_source(name: str | None, config_name: str | None, data_args: DataArgume
         raise ValueError(f"--dataset_name {name}: no such folder, and loading it from the Hub failed ({error})") from error
 
 
-def load_folder(raw_dir: str) -> datasets.DatasetDict:
-    """A raw real/fake folder tree (0_real/1_fake, nature/ai or real/fake leaves)."""
+def load_folder(raw_dir: str, data_args: DataArguments) -> datasets.DatasetDict:
+    """A raw real/fake folder tree (0_real/1_fake, nature/ai or real/fake leaves), its columns named as the
+    `--image_column`/`--label_column`/`--generator_column` of the run, so that a Hub dataset's column names given
+    for `--dataset_name` find the folder's columns too."""
     from datasets_scripts.folder import load_folder_dataset
 
-    return load_folder_dataset(raw_dir)
+    names = {"image": data_args.image_column, "label": data_args.label_column, "generator": data_args.generator_column}
+    folder = load_folder_dataset(raw_dir)
+    columns = next(iter(folder.values())).column_names
+    renamed = {old: new for old, new in names.items() if old != new and new not in columns}
+    return folder.rename_columns(renamed) if renamed else folder
 
 
 def normalize_labels(dataset: datasets.Dataset, label_column: str) -> datasets.Dataset:
@@ -114,17 +122,20 @@ def normalize_labels(dataset: datasets.Dataset, label_column: str) -> datasets.D
     if isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string"):
         names = dataset.unique("label")
         if None in names:
-            raise ValueError("some rows have no label")
+            raise ValueError(f"{dataset['label'].count(None)} of {len(dataset)} rows have no label")
         # strings become the class names of a ClassLabel, mapped by name below like any named classes
         feature = datasets.ClassLabel(names=sorted(names))
         dataset = dataset.cast_column("label", feature)
     if isinstance(feature, (datasets.ClassLabel, datasets.Value)):
         ids = dataset.unique("label")
         if None in ids or (isinstance(feature, datasets.ClassLabel) and any(i < 0 for i in ids)):
-            raise ValueError("some rows have no label")  # a ClassLabel stores a missing one as -1
+            missing = sum(i is None or i < 0 for i in dataset["label"])  # a ClassLabel stores a missing one as -1
+            raise ValueError(f"{missing} of {len(dataset)} rows have no label")
     if isinstance(feature, datasets.ClassLabel):
         if feature.names == LABEL_NAMES:
             return dataset
+        if feature.names == ["0", "1"]:  # ClassLabel(num_classes=2): ids named by themselves, the 0/1 integers
+            return dataset.cast_column("label", datasets.ClassLabel(names=LABEL_NAMES))
         unknown = [name for name in feature.names if name.lower() not in LABEL_SYNONYMS]
         if unknown:
             raise ValueError(f"label names {feature.names}: cannot tell real from fake for {unknown}")
@@ -190,7 +201,13 @@ def test_subsets(source: datasets.DatasetDict, data_args: DataArguments) -> dict
     if len(names) == 1:
         return group_by_generator(source[names[0]], data_args.generator_column, fallback=names[0])
     prefix = data_args.test_split_prefix
-    return {name[len(prefix):] if name.startswith(prefix) else name: source[name] for name in names}
+    subset_of = {name: name.removeprefix(prefix) for name in names}
+    for subset in set(subset_of.values()):  # `test_sd` and `sd` would both be `sd`, one silently replacing the other
+        splits = sorted(name for name, other in subset_of.items() if other == subset)
+        if len(splits) > 1:
+            raise ValueError(f"splits {splits} would all be reported as subset {subset!r}: evaluate one of them "
+                             "(--eval_splits)")
+    return {subset: source[name] for name, subset in subset_of.items()}
 
 
 def select_rows(dataset: datasets.Dataset, wanted: dict[str, list[str] | None]) -> datasets.Dataset:
@@ -230,14 +247,17 @@ def load_detection_data(data_args: DataArguments, need_train: bool, seed: int = 
     """Load the train split (when training), the validation subsets and the test subsets (`seed`: which rows
     `max_train_samples` keeps; `max_eval_samples` always keeps the same ones)."""
 
-    def prepare(dataset: datasets.Dataset) -> datasets.Dataset:
-        return normalize_labels(dataset, data_args.label_column)
+    def prepare(dataset: datasets.Dataset, name: str) -> datasets.Dataset:
+        try:
+            return normalize_labels(dataset, data_args.label_column)
+        except ValueError as error:  # which of the splits and subsets it is
+            raise ValueError(f"{name}: {error}") from None
 
     use_folders = data_args.train_dir is not None or data_args.eval_dir is not None
     source = None if use_folders and data_args.dataset_name is None else load_source(
         data_args.dataset_name, data_args.dataset_config_name, data_args
     )
-    eval_source = load_folder(data_args.eval_dir) if data_args.eval_dir else source
+    eval_source = load_folder(data_args.eval_dir, data_args) if data_args.eval_dir else source
     if eval_source is None:
         raise ValueError("nothing to evaluate on: give --eval_dir or --dataset_name")
     test_names = eval_split_names(list(eval_source), data_args)
@@ -249,9 +269,12 @@ def load_detection_data(data_args: DataArguments, need_train: bool, seed: int = 
         if same_folder:
             train_source = eval_source
         else:
-            train_source = load_folder(data_args.train_dir) if data_args.train_dir else source
-        if train_source is None or (data_args.train_split not in train_source and len(train_source) != 1):
-            raise ValueError(f"no training split {data_args.train_split!r}: give --train_dir or --train_split")
+            train_source = load_folder(data_args.train_dir, data_args) if data_args.train_dir else source
+        if train_source is None:
+            raise ValueError("no training data: give --train_dir or --dataset_name (--eval_dir is the test data only)")
+        if data_args.train_split not in train_source and len(train_source) != 1:
+            raise ValueError(f"no training split {data_args.train_split!r} among {list(train_source)}: give "
+                             "--train_split, or --train_dir")
         split = data_args.train_split if data_args.train_split in train_source else next(iter(train_source))
         # a split that is reported as test data is never trained on, nor used for model selection
         reported = test_names if train_source is eval_source else []
@@ -263,7 +286,8 @@ def load_detection_data(data_args: DataArguments, need_train: bool, seed: int = 
         train = select_rows(
             train_source[split], {data_args.generator_column: data_args.train_generators, "subset": data_args.train_subsets}
         )
-        data.train = truncate(prepare(train), data_args.max_train_samples, seed)
+        data.train = truncate(prepare(train, f"training split {split!r}"), data_args.max_train_samples, seed)
+        data.train_split = split
         classes = set(data.train.unique("label"))
         if not classes:
             raise ValueError(f"the training split {split!r} holds no rows")
@@ -274,9 +298,14 @@ def load_detection_data(data_args: DataArguments, need_train: bool, seed: int = 
         validation_split = data_args.validation_split
         if validation_split not in train_source and validation_split == VALIDATION_ALIASES[0]:
             validation_split = next((name for name in VALIDATION_ALIASES if name in train_source), validation_split)
-        if validation_split in train_source and validation_split not in reported:
-            validation = prepare(train_source[validation_split])
-            data.validation = group_by_generator(validation, data_args.generator_column, "validation")
+        if validation_split == split:  # model selection on the training images would say nothing
+            logger.warning(f"no validation: split {split!r} is the training data")
+        elif validation_split in train_source and validation_split not in reported:
+            validation = prepare(train_source[validation_split], f"validation split {validation_split!r}")
+            data.validation = {  # --max_eval_samples limits it as transformers' example scripts do
+                name: truncate(subset, data_args.max_eval_samples, EVAL_SAMPLE_SEED)
+                for name, subset in group_by_generator(validation, data_args.generator_column, "validation").items()
+            }
     subsets = test_subsets(eval_source, data_args)
     empty = [f"{kind} {name}" for kind, group in (("validation", data.validation), ("test", subsets))
              for name, subset in group.items() if len(subset) == 0]
@@ -284,10 +313,41 @@ def load_detection_data(data_args: DataArguments, need_train: bool, seed: int = 
         raise ValueError(f"evaluation subset(s) {', '.join(empty)} hold no rows: leave them out with --eval_splits, "
                          "or fill them")
     # the same test rows whatever the run's seed: runs over seeds (the ablation) are compared on the same images
-    data.test = {name: truncate(prepare(ds), data_args.max_eval_samples, EVAL_SAMPLE_SEED) for name, ds in subsets.items()}
+    data.test = {name: truncate(prepare(ds, f"test subset {name!r}"), data_args.max_eval_samples, EVAL_SAMPLE_SEED)
+                 for name, ds in subsets.items()}
+    if data.train is not None and data_args.eval_dir:
+        train_root = data_args.train_dir or data_args.dataset_name
+        if train_root and Path(train_root).is_dir():
+            check_no_shared_files(data.train, train_root, data.test, data_args.eval_dir, data_args.image_column)
     warn_single_class(data.validation, "validation")
     warn_single_class(data.test, "test")
     return data
+
+
+def image_files(dataset: datasets.Dataset, image_column: str, root: str) -> set[str]:
+    """The files a dataset read from a folder holds, as normalised absolute paths: its images' `path` values, relative
+    to `root` from this repository's folder reader, absolute from datasets' imagefolder. Read in Arrow batches,
+    without decoding an image."""
+    base = os.path.realpath(root)
+    paths = dataset.select_columns([image_column]).cast_column(image_column, datasets.Image(decode=False))
+    files = set()
+    for batch in paths.with_format("arrow").iter(batch_size=1024):
+        for path in batch.column(image_column).combine_chunks().field("path").to_pylist():
+            if path:
+                files.add(os.path.normpath(os.path.join(base, path)))
+    return files
+
+
+def check_no_shared_files(train: datasets.Dataset, train_root: str, test: dict[str, datasets.Dataset], eval_dir: str,
+                          image_column: str) -> None:
+    """`ValueError` when a training image is also a test image: an --eval_dir inside the training folder (or the
+    training folder inside it) puts the same files in both, and the test numbers would be measured on trained images.
+    Folders beside each other (train/ and test/ of one tree) share none."""
+    tested = set().union(*(image_files(subset, image_column, eval_dir) for subset in test.values()))
+    shared = image_files(train, image_column, train_root) & tested
+    if shared:
+        raise ValueError(f"{len(shared)} test images from --eval_dir {eval_dir} are also training images (e.g. "
+                         f"{min(shared)}): give test images that are not in the training data")
 
 
 def warn_single_class(subsets: dict[str, datasets.Dataset], kind: str) -> None:

@@ -401,7 +401,7 @@ def main(argv: list[str] | None = None) -> dict:
     config = model.config
 
     train_images = TrainImages(data.train, data_args.image_column, config.image_size, args.seed, args.horizontal_flip,
-                               name=f"training split {data_args.train_split!r}", resize=config.resize_images)
+                               name=f"training split {data.train_split!r}", resize=config.resize_images)
     train_loader = DataLoader(
         train_images,
         batch_size=args.per_device_train_batch_size,
@@ -516,7 +516,7 @@ def main(argv: list[str] | None = None) -> dict:
         title = f"PiN-CLIP ({config.noise_mode}) on {dataset_title(data_args)}"
         training = {
             "data": training_data(data_args),
-            "train_split": data_args.train_split,
+            "train_split": data.train_split,
             # the families seen in training: every other test subset is an unseen generator
             "generators": sorted(data.train.unique(data_args.generator_column))
             if data_args.generator_column in data.train.column_names else None,

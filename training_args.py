@@ -136,7 +136,7 @@ class DataArguments:
         default=None, metadata={"help": "Train on this many rows, drawn at random with --seed (debugging)."}
     )
     max_eval_samples: int | None = field(
-        default=None, metadata={"help": "Test on this many rows of every subset, drawn at random, the same rows whatever --seed (debugging)."}
+        default=None, metadata={"help": "Test and validate on this many rows of every subset, drawn at random, the same rows whatever --seed (debugging)."}
     )
     minigenimage_reduced: bool = field(default=False, metadata={"help": "Small, fast MiniGenImage (tests)."})
     minigenimage_cache_dir: str | None = field(default=None, metadata={"help": "Where MiniGenImage is cached."})

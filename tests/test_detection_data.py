@@ -240,7 +240,7 @@ def test_a_test_subset_of_fakes_with_string_labels_is_evaluated(tmp_path):
 @pytest.mark.parametrize("labels, feature", [([None, 2, 0], datasets.Value("int64")),
                                              ([-1, 0, 1], datasets.ClassLabel(names=["fake", "real"]))])
 def test_missing_labels_are_named_whatever_else_is_wrong(labels, feature):
-    with pytest.raises(ValueError, match="some rows have no label"):
+    with pytest.raises(ValueError, match="1 of 3 rows have no label"):
         normalize_labels(rows(labels, label_feature=feature), "label")
 
 
@@ -368,3 +368,72 @@ def test_reading_generator_names_does_not_write_the_dataset_again(tmp_path):
     test = load_detection_data(DataArguments(dataset_name=folder), need_train=False).test
     assert list(test) == ["ProGAN", "SD14"]
     assert sorted(path.name for path in Path(folder).rglob("*")) == before  # no cache file of a rewritten copy
+
+
+def test_a_test_folder_inside_the_training_folder_is_refused(tmp_path):
+    # train/ holds 0_real, 1_fake and a generator folder whose images the --eval_dir then names again
+    train = Path(image_tree(tmp_path / "train"))
+    heldout = image_tree(train / "heldout")
+    with pytest.raises(ValueError, match="2 test images from --eval_dir .* are also training images"):
+        load_detection_data(DataArguments(train_dir=str(train), eval_dir=heldout), need_train=True)
+    # the same folder as a raw --dataset_name (datasets' imagefolder) and as --eval_dir (--train_dir D --eval_dir D
+    # was refused already)
+    flat = image_tree(tmp_path / "flat")
+    with pytest.raises(ValueError, match="also training images"):
+        load_detection_data(DataArguments(dataset_name=flat, eval_dir=flat), need_train=True)
+    # folders beside each other in one tree share no file
+    tree = tmp_path / "tree"
+    image_tree(tree / "train")
+    image_tree(tree / "test")
+    data = load_detection_data(DataArguments(train_dir=str(tree / "train"), eval_dir=str(tree / "test")), True)
+    assert data.train.num_rows == 2 and sum(len(s) for s in data.test.values()) == 2
+
+
+def test_the_training_split_is_never_also_the_validation_split(tmp_path, caplog):
+    # a folder with only val/ subfolders: its one split, "validation", is trained on
+    root = tmp_path / "only-val"
+    image_tree(root / "val")
+    data = load_detection_data(DataArguments(train_dir=str(root), eval_dir=image_tree(tmp_path / "test")), True)
+    assert data.train_split == "validation" and data.train.num_rows == 2 and data.validation == {}
+    assert "no validation: split 'validation' is the training data" in caplog.text
+    source = saved(tmp_path, {"train": rows([0, 1]), "test": rows([0, 1])})
+    data = load_detection_data(DataArguments(dataset_name=source, validation_split="train"), True)
+    assert data.train_split == "train" and data.validation == {}
+
+
+def test_folders_take_the_column_names_given_for_the_dataset(tmp_path):
+    # a Hub dataset with its own column names, tested on a folder (whose columns are image/label/generator)
+    hub_style = rows([0, 1, 0, 1], ["sd", "sd", "gan", "gan"]).rename_columns(
+        {"image": "img", "label": "is_fake", "generator": "model"})
+    source = saved(tmp_path, {"train": hub_style, "validation": hub_style})
+    wild = tmp_path / "wild"
+    for generator in ("sdv14", "gan"):
+        image_tree(wild / generator)
+    args = DataArguments(dataset_name=source, eval_dir=str(wild), image_column="img", label_column="is_fake",
+                         generator_column="model")
+    data = load_detection_data(args, need_train=True)
+    assert {name: len(subset) for name, subset in data.test.items()} == {"gan": 2, "sdv14": 2}
+    assert list(data.validation) == ["gan", "sd"] and "img" in data.test["gan"].column_names
+
+
+def test_splits_reported_under_one_subset_name_are_refused(tmp_path):
+    source = saved(tmp_path, {"test_sd": rows([0, 1]), "sd": rows([0, 1, 1])})
+    with pytest.raises(ValueError, match=r"splits \['sd', 'test_sd'\] would all be reported as subset 'sd'"):
+        load_detection_data(DataArguments(dataset_name=source, eval_splits=["test_sd", "sd"]), need_train=False)
+
+
+def test_max_eval_samples_limits_the_validation_subsets_too(tmp_path):
+    source = saved(tmp_path, {"train": rows([0, 1] * 4), "validation": rows([0, 1] * 20), "test": rows([0, 1] * 20)})
+    data = load_detection_data(DataArguments(dataset_name=source, max_eval_samples=4), need_train=True)
+    assert [len(s) for s in data.validation.values()] == [4] and [len(s) for s in data.test.values()] == [4]
+
+
+def test_messages_name_the_split_and_what_to_give(tmp_path):
+    source = saved(tmp_path, {"test": rows([-1, -1])})
+    with pytest.raises(ValueError, match="test subset 'test': 2 of 2 rows have no label"):
+        load_detection_data(DataArguments(dataset_name=source), need_train=False)
+    with pytest.raises(ValueError, match="no training data: give --train_dir or --dataset_name"):
+        load_detection_data(DataArguments(eval_dir=image_tree(tmp_path / "test")), need_train=True)
+    # ClassLabel(num_classes=2) names its ids "0" and "1": the 0/1 integers that plain int labels are
+    numbered = rows([0, 1, 1], label_feature=datasets.ClassLabel(num_classes=2))
+    assert normalize_labels(numbered, "label").features["label"].names == ["real", "fake"]
