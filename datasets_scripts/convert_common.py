@@ -302,8 +302,34 @@ def plan_to_dataset_dict(raw_dir: str | os.PathLike, plan: ConversionPlan, cache
     return datasets.DatasetDict(splits)
 
 
-def build_report(source: str, raw_dir: str | os.PathLike, plan: ConversionPlan) -> dict:
-    """Images per split, subset and label; every skipped file with its reason."""
+def identical_images(dataset_dict: datasets.DatasetDict) -> list[dict]:
+    """Files of identical bytes that lie in different splits or carry different labels: copies (a file reached twice
+    by links is read once already) that would test on a training image or show one image as both classes. Each
+    group: `{"sha256", "files": ["split: path (label)", ...]}`, sorted."""
+    first: dict[bytes, tuple[str, str, int]] = {}
+    repeated: dict[bytes, list[tuple[str, str, int]]] = {}
+    for split, dataset in dataset_dict.items():
+        for batch in dataset.with_format("arrow").iter(batch_size=256):
+            images = batch.column("image").combine_chunks()
+            rows = zip(images.field("bytes").to_pylist(), images.field("path").to_pylist(), batch.column("label").to_pylist())
+            for data, path, label in rows:
+                if data is None:  # datasets keeps a path alone when it names a file it can reach from here
+                    data = Path(path).read_bytes()
+                digest = hashlib.sha256(data).digest()
+                if digest in first:
+                    repeated.setdefault(digest, [first[digest]]).append((split, path, label))
+                else:
+                    first[digest] = (split, path, label)
+    groups = [
+        {"sha256": digest.hex(), "files": [f"{split}: {path} ({LABEL_NAMES[label]})" for split, path, label in rows]}
+        for digest, rows in repeated.items()
+        if len({split for split, _, _ in rows}) > 1 or len({label for _, _, label in rows}) > 1
+    ]
+    return sorted(groups, key=lambda group: group["files"])
+
+
+def build_report(source: str, raw_dir: str | os.PathLike, plan: ConversionPlan, identical: list[dict]) -> dict:
+    """Images per split, subset and label; every skipped file with its reason; copies across splits or labels."""
     counts: dict[str, dict[str, dict[str, int]]] = {}
     by_generator: dict[str, dict[str, dict[str, int]]] = {}
     for split, entries in sorted(plan.entries.items()):
@@ -318,6 +344,7 @@ def build_report(source: str, raw_dir: str | os.PathLike, plan: ConversionPlan) 
         "counts": counts,
         "counts_by_generator": by_generator,
         "skipped": plan.skipped,
+        "identical_across_splits_or_labels": identical,
     }
 
 
@@ -346,7 +373,13 @@ def load_converted(raw_dir: str | os.PathLike, rule: LayoutRule, cache_dir: str 
         shown = "\n".join(f"  {entry['file']}: {entry['reason']}" for entry in plan.skipped[:10])
         more = f"\n  ... and {len(plan.skipped) - 10} more" if len(plan.skipped) > 10 else ""
         logger.warning(f"{raw_dir}: {len(plan.skipped)} files skipped, not read:\n{shown}{more}")
-    return plan_to_dataset_dict(raw_dir, plan, cache_dir)
+    dataset_dict = plan_to_dataset_dict(raw_dir, plan, cache_dir)
+    identical = identical_images(dataset_dict)
+    if identical:
+        shown = "\n".join(f"  {', '.join(group['files'])}" for group in identical[:10])
+        logger.warning(f"{raw_dir}: {len(identical)} images are identical files in more than one split or under both "
+                       f"labels:\n{shown}{' ...' if len(identical) > 10 else ''}")
+    return dataset_dict
 
 
 def convert(
@@ -376,8 +409,9 @@ def convert(
     try:
         dataset_dict = plan_to_dataset_dict(raw_dir, plan, cache_dir=str(build / "cache"))
         dataset_dict.save_to_disk(str(build / "data"))
+        identical = identical_images(dataset_dict)
         del dataset_dict
-        (build / "data" / REPORT_NAME).write_text(json.dumps(build_report(source, raw_dir, plan), indent=1))
+        (build / "data" / REPORT_NAME).write_text(json.dumps(build_report(source, raw_dir, plan, identical), indent=1))
         _replace_dataset(out, build / "data")
     finally:
         shutil.rmtree(build, ignore_errors=True)
@@ -485,6 +519,12 @@ def cli(convert_fn: Callable[..., datasets.DatasetDict], description: str, argv:
     print(dataset_dict)
     why = commonest_reasons(report["skipped"])
     print(f"{report['num_images']} images written, {report['num_skipped']} files skipped{why} (see report.json)")
+    identical = report["identical_across_splits_or_labels"]
+    if identical:
+        shown = "; ".join(", ".join(group["files"]) for group in identical[:3])
+        print(f"warning: {len(identical)} images are stored as identical files in more than one split or under both "
+              f"labels: {shown}{' ...' if len(identical) > 3 else ''} (all in report.json): a test image that is also "
+              "a training image inflates the test numbers", file=sys.stderr)
     return 0
 
 

@@ -943,3 +943,23 @@ def test_a_folder_name_that_is_not_utf8_is_kept_escaped(tmp_path):
     assert {(label, generator) for _, label, generator, _ in _rows(dsd["train"])} == {(0, "gen_\\xff"), (1, "gen_\\xff")}
     report = json.loads((tmp_path / "out" / "report.json").read_text())  # its names as the dataset's
     assert list(report["counts"]["train"]) == list(report["counts_by_generator"]["train"]) == ["gen_\\xff"]
+
+
+def test_identical_files_across_splits_or_labels_are_reported(tmp_path, capsys, caplog):
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    copied = _image_bytes("PNG", 7)
+    _write(raw / "train" / "0_real" / "a.png", copied)
+    _write(raw / "test" / "0_real" / "copy-of-a.png", copied)  # a copy, not a link: the plan reads both
+    _write(raw / "train" / "1_fake" / "b.png", _image_bytes("PNG", 8))
+    _write(raw / "train" / "1_fake" / "b-again.png", _image_bytes("PNG", 8))  # same split and label: harmless
+    _write(raw / "test" / "1_fake" / "c.png", _image_bytes("PNG", 9))
+    _write(raw / "test" / "0_real" / "c-as-real.png", _image_bytes("PNG", 9))  # one image as both classes
+    assert folder.main([str(raw), "--output_dir", str(out)]) == 0
+    report = json.loads((out / "report.json").read_text())
+    assert [group["files"] for group in report["identical_across_splits_or_labels"]] == [
+        ["test: test/0_real/c-as-real.png (real)", "test: test/1_fake/c.png (fake)"],
+        ["test: test/0_real/copy-of-a.png (real)", "train: train/0_real/a.png (real)"],
+    ]
+    assert "warning: 2 images are stored as identical files" in capsys.readouterr().err
+    folder.load_folder_dataset(raw)  # read in-process (--train_dir): a logged warning instead of the report
+    assert "2 images are identical files in more than one split or under both labels" in caplog.text
