@@ -113,7 +113,10 @@ def normalize_labels(dataset: datasets.Dataset, label_column: str) -> datasets.D
     0 or 1 already. Anything else is an error: a guessed mapping could flip the classes.
     """
     if label_column not in dataset.column_names:
-        raise ValueError(f"no label column {label_column!r}: the data has columns {dataset.column_names}")
+        # datasets' imagefolder gives images alone when the label folders are not all at one depth
+        hint = (" (a folder of images read by datasets' imagefolder, which found no label folders at one depth: give "
+                "a real/fake tree as --train_dir/--eval_dir, read at any depth)") if dataset.column_names == ["image"] else ""
+        raise ValueError(f"no label column {label_column!r}: the data has columns {dataset.column_names}{hint}")
     if label_column != "label":
         # a `label` column beside the named one (a content class, say) is not the real/fake label: it gives way
         dataset = dataset.remove_columns([name for name in ["label"] if name in dataset.column_names])

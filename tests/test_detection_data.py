@@ -437,3 +437,11 @@ def test_messages_name_the_split_and_what_to_give(tmp_path):
     # ClassLabel(num_classes=2) names its ids "0" and "1": the 0/1 integers that plain int labels are
     numbered = rows([0, 1, 1], label_feature=datasets.ClassLabel(num_classes=2))
     assert normalize_labels(numbered, "label").features["label"].names == ["real", "fake"]
+
+
+def test_an_image_folder_without_labels_points_to_the_folder_arguments(tmp_path):
+    # label folders at two depths: datasets' imagefolder gives the images without labels
+    image_tree(tmp_path / "mixed")
+    image_tree(tmp_path / "mixed" / "gan")
+    with pytest.raises(ValueError, match="no label column 'label'.*give a real/fake tree as --train_dir/--eval_dir"):
+        load_detection_data(DataArguments(dataset_name=str(tmp_path / "mixed")), need_train=False)
