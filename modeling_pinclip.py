@@ -56,6 +56,8 @@ CHECKED_FIELDS = MODULE_SHAPING_FIELDS + ("inference_noise", "noise_scale", "noi
                                           "kl_weight", "random_noise_std", "sigma_floor", "detach_generator_input")
 # Keyword arguments forward() takes and ignores: transformers' Trainer may pass them; this loss is a batch mean.
 IGNORED_FORWARD_KWARGS = frozenset({"num_items_in_batch"})
+# The arguments of `from_pretrained` that say where its files are, as transformers takes them.
+HUB_LOADING_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder", "proxies")
 # The Hub arguments of `save_pretrained(..., push_to_hub=True)`, as transformers takes them.
 HUB_KWARGS = ("repo_id", "commit_message", "commit_description", "private", "token", "revision", "create_pr")
 
@@ -247,15 +249,9 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike | None, *args, **kwargs):
         """As in transformers, with two refusals where it would give a model that does not do what its config says:
-        new `class_words`/`prompt_templates` (the saved `prompt_embeds` embed the old ones and no text tower is kept
-        to embed others: build with `from_clip`), and weights without `prompt_embeds` (a CLIP checkpoint: the buffer
-        would hold uninitialised memory)."""
-        changed = [name for name in PROMPT_FIELDS if name in kwargs]
-        if changed:
-            raise ValueError(
-                f"from_pretrained cannot change {changed}: the saved prompt embeddings embed the saved prompts and the "
-                "model keeps no text tower; build a model with new prompts with from_clip(clip_checkpoint, ...)"
-            )
+        weights without `prompt_embeds` (a CLIP checkpoint: the buffer would hold uninitialised memory), and prompts
+        (`class_words`, `prompt_templates`) other than the saved ones, through keyword overrides, a config or an
+        Auto class: the saved `prompt_embeds` embed the saved prompts, and no text tower is kept to embed others."""
         output_loading_info = kwargs.pop("output_loading_info", False)
         model, info = super().from_pretrained(pretrained_model_name_or_path, *args, output_loading_info=True, **kwargs)
         not_loaded = set(info["missing_keys"]) | {entry[0] for entry in info["mismatched_keys"]}
@@ -265,25 +261,58 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
                 f"{tuple(model.prompt_embeds.shape)} (a CLIP checkpoint, or other prompts): build PiN-CLIP from a "
                 "CLIP checkpoint with PinClipForImageClassification.from_clip, which embeds the prompts"
             )
+        if pretrained_model_name_or_path is None:  # weights from a state_dict argument: no saved config to compare
+            return (model, info) if output_loading_info else model
+        hub_kwargs = {name: kwargs[name] for name in HUB_LOADING_KWARGS if name in kwargs}
+        saved = PreTrainedConfig.get_config_dict(pretrained_model_name_or_path, **hub_kwargs)[0]
+        defaults = PinClipConfig()
+        changed = {name: (saved.get(name, getattr(defaults, name)), getattr(model.config, name)) for name in PROMPT_FIELDS}
+        changed = {name: values for name, values in changed.items() if list(values[0]) != list(values[1])}
+        if changed:
+            described = ", ".join(f"{name} {old!r} → {new!r}" for name, (old, new) in changed.items())
+            raise ValueError(
+                f"{pretrained_model_name_or_path}: its prompt embeddings embed the saved prompts, not new ones "
+                f"({described}), and the model keeps no text tower: build a model with new prompts with "
+                "from_clip(clip_checkpoint, ...)"
+            )
         return (model, info) if output_loading_info else model
 
     def load_state_dict(self, state_dict: dict[str, torch.Tensor], strict: bool = True, assign: bool = False):
         """As in torch, and a saved (merged) state dict also loads into a model with LoRA active, as transformers'
-        Trainer does with the checkpoints it saves through `save_pretrained` (resume, best model at end): the
-        LoRA layers are removed, the merged weights loaded, and fresh LoRA layers added (B = 0), so the model
-        computes exactly the saved one and trains on from it. The LoRA factors themselves are not in a merged
-        file: to resume LoRA training exactly, resume from `train.py`'s checkpoints (Accelerate state)."""
+        Trainer does with the checkpoints it saves through `save_pretrained` (resume, best model at end): each
+        merged weight goes to its layer's base weight and that layer's LoRA B is zeroed, so the model computes
+        exactly the saved one and trains on from it. The parameters stay the same objects (an optimizer built
+        before keeps training them). The LoRA factors themselves are not in a merged file: to resume LoRA training
+        exactly, resume from `train.py`'s checkpoints (Accelerate state)."""
         merged = (
             self.has_lora and any(key.startswith("vision_model.") for key in state_dict)
             and not any(key.startswith("vision_model.base_model.") for key in state_dict)  # the LoRA model's own keys
         )
         if not merged:
             return super().load_state_dict(state_dict, strict=strict, assign=assign)
-        self.vision_model = self.vision_model.unload()
-        try:
-            return super().load_state_dict(state_dict, strict=strict, assign=assign)
-        finally:  # also after a failed strict load: the model keeps LoRA layers and what it trains
-            self.add_lora()
+        own = set(self.state_dict())
+        translated, merged_layers = {}, set()
+        for key, value in state_dict.items():
+            if key.startswith("vision_model."):
+                inner = "vision_model.base_model.model." + key.removeprefix("vision_model.")
+                layer, _, name = inner.rpartition(".")
+                if f"{layer}.base_layer.{name}" in own:  # a layer LoRA wraps: its base weight
+                    inner = f"{layer}.base_layer.{name}"
+                    merged_layers.add(layer)
+                key = inner
+            translated[key] = value
+        lora_keys = {key for key in own if ".lora_" in key}
+        missing, unexpected = sorted(own - lora_keys - set(translated)), sorted(set(translated) - own)
+        if strict and (missing or unexpected):  # refused before anything changes, as torch refuses (it names both)
+            raise RuntimeError(f"Error(s) in loading state_dict for {type(self).__name__}: missing keys {missing}, "
+                               f"unexpected keys {unexpected}")
+        result = super().load_state_dict(translated, strict=False, assign=assign)
+        with torch.no_grad():  # B = 0 on the layers whose merged weight was loaded: they compute exactly that weight
+            for name, parameter in self.named_parameters():
+                if ".lora_B." in name and name.split(".lora_B.")[0] in merged_layers:
+                    parameter.zero_()
+        result.missing_keys[:] = missing
+        return result
 
     # ------------------------------------------------------------------------------------------------- LoRA
     @property

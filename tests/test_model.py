@@ -252,11 +252,23 @@ def test_a_saved_lora_model_loads_back_into_a_lora_model(tiny_clip_dir, tmp_path
     fresh = PinClipForImageClassification.from_clip(str(tiny_clip_dir), lora_r=4).eval()
     with torch.no_grad():
         assert not torch.allclose(fresh(images()).logits, trained(images()).logits, atol=1e-3)
-    result = fresh.load_state_dict(load_file(tmp_path / "model.safetensors"), strict=False)
+    parameters = dict(fresh.named_parameters())  # what an optimizer built before the load holds
+    merged = load_file(tmp_path / "model.safetensors")
+    with pytest.raises(RuntimeError, match="missing keys.*classifier.weight"):  # refused before anything changes
+        fresh.load_state_dict({key: value for key, value in merged.items() if key != "classifier.weight"})
+    assert all(torch.equal(value, parameters[key]) for key, value in fresh.named_parameters())
+    result = fresh.load_state_dict(merged)
     assert (result.missing_keys, result.unexpected_keys) == ([], [])
     assert fresh.has_lora and all(not param.any() for name, param in fresh.named_parameters() if "lora_B" in name)
+    assert all(param is parameters[name] for name, param in fresh.named_parameters())  # the same objects
     with torch.no_grad():
         torch.testing.assert_close(fresh(images()).logits, trained(images()).logits, atol=1e-5, rtol=0)
+    # a partial merged dict: only the layers it holds start over (B = 0); the others keep their LoRA update
+    randomise_lora(fresh)
+    one_layer = {key: value for key, value in merged.items() if "layers.0.self_attn.q_proj." in key}
+    fresh.load_state_dict(one_layer, strict=False)
+    zeroed = {name for name, param in fresh.named_parameters() if "lora_B" in name and not param.any()}
+    assert zeroed and all("layers.0.self_attn.q_proj." in name for name in zeroed)
 
 
 def test_trainer_resumes_and_keeps_the_best_model_of_a_lora_run(tiny_clip_dir, tmp_path):
@@ -292,9 +304,17 @@ def test_trainer_resumes_and_keeps_the_best_model_of_a_lora_run(tiny_clip_dir, t
 
 
 def test_from_pretrained_refuses_what_the_saved_prompt_embeddings_cannot_give(tiny_clip_dir, tiny_model_dir):
+    from transformers import AutoModelForImageClassification
+
     for override in ({"class_words": ["fake", "real"]}, {"prompt_templates": ["a {} picture"]}):
-        with pytest.raises(ValueError, match="from_clip"):
+        with pytest.raises(ValueError, match="embed the saved prompts.*from_clip"):
             PinClipForImageClassification.from_pretrained(tiny_model_dir, **override)
+        with pytest.raises(ValueError, match="embed the saved prompts"):  # the README's path: an Auto class
+            AutoModelForImageClassification.from_pretrained(tiny_model_dir, trust_remote_code=True, **override)
+        config = PinClipConfig.from_pretrained(tiny_model_dir, **override)
+        with pytest.raises(ValueError, match="embed the saved prompts"):
+            PinClipForImageClassification.from_pretrained(tiny_model_dir, config=config)
+    assert PinClipForImageClassification.from_pretrained(tiny_model_dir, class_words=["real", "fake"])  # unchanged
     # a CLIP checkpoint through the wrapper's from_pretrained: no prompt embeddings (they would be uninitialised memory)
     config = PinClipForImageClassification.from_pretrained(tiny_model_dir).config
     with pytest.raises(ValueError, match="no prompt_embeds.*from_clip"):
