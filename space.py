@@ -127,18 +127,17 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.upload and not args.repo_id:
         parser.error("--upload needs --repo_id USER/NAME")
-    api = HfApi() if args.upload else None
-    if args.upload:  # first: a missing login or network is said before anything is written
-        try:
-            create_space_repo(args.repo_id, api, args.private)
-        except Exception as error:  # noqa: BLE001 - offline, no login, no rights: one line, not a traceback
-            parser.exit(2, f"space.py: error: --upload: cannot create the Space {args.repo_id} on the Hub ({error})\n")
-    try:
+    try:  # first: a misspelt --model or an occupied --output must not leave an empty Space on the Hub
         folder = build_space(args.model, args.output, args.title)
     except (FileNotFoundError, FileExistsError, ValueError) as error:
         parser.exit(2, f"space.py: error: {error}\n")
     print(f"Space folder written to {folder}; try it with `python {folder / 'app.py'}`")
     if args.upload:
+        api = HfApi()
+        try:
+            create_space_repo(args.repo_id, api, args.private)
+        except Exception as error:  # noqa: BLE001 - offline, no login, no rights: one line, not a traceback
+            parser.exit(2, f"space.py: error: --upload: cannot create the Space {args.repo_id} on the Hub ({error})\n")
         try:
             print(f"uploaded: {upload_space(folder, args.repo_id, api=api, private=args.private)}")
         except Exception as error:  # noqa: BLE001 - the connection may drop during the upload

@@ -169,19 +169,23 @@ def test_space_cli_reports_user_errors_without_a_traceback(tiny_model_dir: Path,
     assert (tmp_path / "notes" / "todo.txt").read_text() == "mine"
 
 
-def test_upload_that_cannot_reach_the_hub_is_one_line_before_any_work(tiny_model_dir: Path, tmp_path: Path,
-                                                                      monkeypatch: pytest.MonkeyPatch,
-                                                                      capsys: pytest.CaptureFixture) -> None:
+def test_upload_that_cannot_reach_the_hub_is_one_line_and_bad_input_creates_no_space(
+        tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    created = []
+
     class OfflineHubApi(FakeHubApi):
         def create_repo(self, repo_id: str, **kwargs) -> None:
+            created.append(repo_id)
             raise ConnectionError("offline mode is enabled")
 
     monkeypatch.setattr(space, "HfApi", OfflineHubApi)
+    with pytest.raises(SystemExit) as exit_:  # a misspelt --model: refused before the Hub is asked for a Space
+        space.main(["--model", str(tmp_path / "typo"), "--output", str(tmp_path / "s"), "--repo_id", "a/b", "--upload"])
+    assert exit_.value.code == 2 and created == []
     argv = ["--model", str(tiny_model_dir), "--output", str(tmp_path / "space"), "--repo_id", "someone/demo", "--upload"]
     with pytest.raises(SystemExit) as exit_:
         space.main(argv)
     assert exit_.value.code == 2 and "cannot create the Space someone/demo on the Hub (offline" in capsys.readouterr().err
-    assert not (tmp_path / "space").exists()
 
     class DroppingHubApi(FakeHubApi):
         def upload_folder(self, **kwargs) -> None:
