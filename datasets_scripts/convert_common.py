@@ -187,7 +187,7 @@ class ConversionPlan:
 
     def fingerprint(self, raw_dir: Path) -> str:
         """Changes when the root folder or any kept file's path, size or mtime changes (keys the datasets cache)."""
-        digest = hashlib.sha256(f"{raw_dir.resolve()}\n".encode())
+        digest = hashlib.sha256(f"{raw_dir.resolve()}\n".encode(errors="surrogateescape"))
         for split in sorted(self.entries):
             for rel, placement in self.entries[split]:
                 stat = (raw_dir / rel).stat()
@@ -523,8 +523,8 @@ def cli(convert_fn: Callable[..., datasets.DatasetDict], description: str, argv:
     if identical:
         shown = "; ".join(", ".join(group["files"]) for group in identical[:3])
         print(f"warning: {len(identical)} images are stored as identical files in more than one split or under both "
-              f"labels: {shown}{' ...' if len(identical) > 3 else ''} (all in report.json): a test image that is also "
-              "a training image inflates the test numbers", file=sys.stderr)
+              f"labels: {shown}{' ...' if len(identical) > 3 else ''} (every group in report.json): a test image that "
+              "is also a training image inflates the test numbers", file=sys.stderr)
     return 0
 
 

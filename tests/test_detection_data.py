@@ -1,5 +1,6 @@
 """Which rows train, select and test, and what their labels mean: `detection_data.load_detection_data`."""
 
+import os
 from pathlib import Path
 
 import datasets
@@ -381,6 +382,12 @@ def test_a_test_folder_inside_the_training_folder_is_refused(tmp_path):
     flat = image_tree(tmp_path / "flat")
     with pytest.raises(ValueError, match="also training images"):
         load_detection_data(DataArguments(dataset_name=flat, eval_dir=flat), need_train=True)
+    # a folder link in the training tree that leads to the test folder: the same files under other paths
+    wild = image_tree(tmp_path / "wild")
+    linked = Path(image_tree(tmp_path / "linked"))
+    (linked / "more").symlink_to(wild, target_is_directory=True)
+    with pytest.raises(ValueError, match="2 test images .* are also training images"):
+        load_detection_data(DataArguments(train_dir=str(linked), eval_dir=wild), need_train=True)
     # folders beside each other in one tree share no file
     tree = tmp_path / "tree"
     image_tree(tree / "train")
@@ -445,3 +452,9 @@ def test_an_image_folder_without_labels_points_to_the_folder_arguments(tmp_path)
     image_tree(tmp_path / "mixed" / "gan")
     with pytest.raises(ValueError, match="no label column 'label'.*give a real/fake tree as --train_dir/--eval_dir"):
         load_detection_data(DataArguments(dataset_name=str(tmp_path / "mixed")), need_train=False)
+
+
+def test_a_folder_whose_own_name_is_not_utf8_is_read(tmp_path):
+    evaluated = image_tree(tmp_path / os.fsdecode(b"test-\xff"))
+    data = load_detection_data(DataArguments(train_dir=image_tree(tmp_path / "train"), eval_dir=evaluated), True)
+    assert list(data.test) == ["test-\\xff"] and len(data.test["test-\\xff"]) == 2
