@@ -9,7 +9,7 @@ import re
 import sys
 from pathlib import Path
 
-from huggingface_hub import HfApi
+from huggingface_hub import HfApi, ModelCard
 
 # Training state and scratch files stay local; the model, processor, remote code, card, metrics and plots go up.
 UPLOAD_IGNORE = ["checkpoints/**", "random-clip/**", "train_log.jsonl", "*.tmp"]
@@ -38,13 +38,17 @@ def push_folder(folder: str | Path, repo_id: str) -> str:
     return str(getattr(commit, "commit_url", commit))
 
 
-def name_repo_in_card(card: Path, repo_id: str) -> None:
-    """Point the model card's usage snippet (`pipeline(..., model="...")`, which names the output folder when the
-    run had no --hub_model_id) at `repo_id`, as the card of a run trained with --push_to_hub does."""
-    if card.is_file():
-        text = card.read_text(encoding="utf-8")
-        card.write_text(re.sub(r'(pipeline\("image-classification", model=)"[^"]*"', rf'\1"{repo_id}"', text),
-                        encoding="utf-8")
+def name_repo_in_card(card_path: Path, repo_id: str) -> None:
+    """Name the model card after `repo_id`, as the card of a run trained with --push_to_hub is: its title, its
+    model-index name and its usage snippet (`pipeline(..., model="...")`) named the output folder."""
+    if not card_path.is_file():
+        return
+    card = ModelCard.load(card_path)
+    old_name, new_name = card.data.model_name, repo_id.split("/")[-1]
+    card.data.model_name = new_name
+    text = re.sub(r'(pipeline\("image-classification", model=)"[^"]*"', rf'\1"{repo_id}"', card.text)
+    card.text = text.replace(f"# {old_name}\n", f"# {new_name}\n", 1) if old_name else text
+    card.save(card_path)
 
 
 def main(argv: list[str] | None = None) -> int:

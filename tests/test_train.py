@@ -710,20 +710,23 @@ def test_push_folder_keeps_training_state_local_and_a_private_repo_private(tmp_p
     assert url == "https://huggingface.co/someone/detector/commit/fake"
 
 
-def test_hub_push_uploads_a_folder_trained_before(tmp_path: Path, monkeypatch, capsys) -> None:
+def test_hub_push_uploads_a_folder_trained_before(trained_run, tmp_path: Path, monkeypatch, capsys) -> None:
     folder = tmp_path / "pinclip-minigenimage"
     folder.mkdir()
     for name in ("config.json", "model.safetensors", "train_log.jsonl"):
         (folder / name).write_text("x")
-    (folder / "README.md").write_text('detector = pipeline("image-classification", model="pinclip-minigenimage", '
-                                      'trust_remote_code=True)\n')
+    card = trained_run[0] / "README.md"  # a run's card, named after its repository: name it after the folder
+    (folder / "README.md").write_text(card.read_text().replace("pinclip-test", "pinclip-minigenimage")
+                                      .replace("someone/pinclip-minigenimage", "pinclip-minigenimage"))
     FakeHubApi.calls = []
     monkeypatch.setattr(hub_push, "HfApi", FakeHubApi)
     assert hub_push.main([str(folder), "--hub_model_id", "someone/detector", "--private"]) == 0
     (_, created), (_, uploaded) = FakeHubApi.calls
     assert created["repo_id"] == "someone/detector" and created["private"] is True
     assert uploaded["files"] == ["README.md", "config.json", "model.safetensors"]
-    assert 'model="someone/detector"' in (folder / "README.md").read_text()  # the card's snippet names the repo
+    pushed = ModelCard.load(folder / "README.md")  # named as a run trained with --push_to_hub names it
+    assert 'model="someone/detector"' in pushed.text and "\n# detector\n" in pushed.text
+    assert pushed.data.model_name == "detector" and "# pinclip-minigenimage" not in pushed.text
     assert "someone/detector/commit/fake" in capsys.readouterr().out
 
     class OfflineHubApi(FakeHubApi):
