@@ -122,6 +122,7 @@ def normalize_labels(dataset: datasets.Dataset, label_column: str) -> datasets.D
         dataset = dataset.remove_columns([name for name in ["label"] if name in dataset.column_names])
         dataset = dataset.rename_column(label_column, "label")
     feature = dataset.features["label"]
+    numbered = isinstance(feature, datasets.ClassLabel) and feature.names == ["0", "1"]  # ClassLabel(num_classes=2)
     if isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string"):
         names = dataset.unique("label")
         if None in names:
@@ -137,7 +138,7 @@ def normalize_labels(dataset: datasets.Dataset, label_column: str) -> datasets.D
     if isinstance(feature, datasets.ClassLabel):
         if feature.names == LABEL_NAMES:
             return dataset
-        if feature.names == ["0", "1"]:  # ClassLabel(num_classes=2): ids named by themselves, the 0/1 integers
+        if numbered:  # ids named by themselves: the 0/1 integers (strings "0"/"1" are names, refused below)
             return dataset.cast_column("label", datasets.ClassLabel(names=LABEL_NAMES))
         unknown = [name for name in feature.names if name.lower() not in LABEL_SYNONYMS]
         if unknown:

@@ -444,6 +444,9 @@ def test_messages_name_the_split_and_what_to_give(tmp_path):
     # ClassLabel(num_classes=2) names its ids "0" and "1": the 0/1 integers that plain int labels are
     numbered = rows([0, 1, 1], label_feature=datasets.ClassLabel(num_classes=2))
     assert normalize_labels(numbered, "label").features["label"].names == ["real", "fake"]
+    for strings in (["0", "1", "1"], ["1", "1"]):  # digit strings are names saying nothing: refused alike
+        with pytest.raises(ValueError, match="cannot tell real from fake"):
+            normalize_labels(rows(strings, label_feature=datasets.Value("string")), "label")
 
 
 def test_an_image_folder_without_labels_points_to_the_folder_arguments(tmp_path):
