@@ -9,7 +9,7 @@ import re
 import sys
 from pathlib import Path
 
-from huggingface_hub import HfApi, ModelCard
+from huggingface_hub import HfApi
 
 # Training state and scratch files stay local; the model, processor, remote code, card, metrics and plots go up.
 UPLOAD_IGNORE = ["checkpoints/**", "random-clip/**", "train_log.jsonl", "*.tmp"]
@@ -39,16 +39,21 @@ def push_folder(folder: str | Path, repo_id: str) -> str:
 
 
 def name_repo_in_card(card_path: Path, repo_id: str) -> None:
-    """Name the model card after `repo_id`, as the card of a run trained with --push_to_hub is: its title, its
-    model-index name and its usage snippet (`pipeline(..., model="...")`) named the output folder."""
+    """Name the model card after `repo_id`, as the card of a run trained with --push_to_hub is: its model-index
+    entry and title (the folder's name) and its usage snippet (`pipeline(..., model="...")`). Edited as text, line
+    by line, so a card edited by hand keeps everything else as it was."""
     if not card_path.is_file():
         return
-    card = ModelCard.load(card_path)
-    old_name, new_name = card.data.model_name, repo_id.split("/")[-1]
-    card.data.model_name = new_name
-    text = re.sub(r'(pipeline\("image-classification", model=)"[^"]*"', rf'\1"{repo_id}"', card.text)
-    card.text = text.replace(f"# {old_name}\n", f"# {new_name}\n", 1) if old_name else text
-    card.save(card_path)
+    text = card_path.read_bytes().decode("utf-8")  # not read_text: its newline translation would rewrite CRLF lines
+    new_name = repo_id.split("/")[-1]
+    entry = re.search(r"^model-index:\r?\n- name: (.+?)\r?$", text, flags=re.MULTILINE)  # as train.py writes it
+    if entry:
+        old_name = re.escape(entry.group(1))
+        for pattern in (rf"^(- name: ){old_name}(\r?)$", rf"^(# ){old_name}(\r?)$"):
+            text = re.sub(pattern, lambda match: f"{match.group(1)}{new_name}{match.group(2)}", text, count=1,
+                          flags=re.MULTILINE)
+    text = re.sub(r'(pipeline\("image-classification", model=)"[^"]*"', lambda match: f'{match.group(1)}"{repo_id}"', text)
+    card_path.write_bytes(text.encode("utf-8"))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -61,12 +66,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.folder} is not a saved model folder (no config.json and weights); train one with "
               "`python train.py`", file=sys.stderr)
         return 2
+    name_repo_in_card(args.folder / "README.md", args.hub_model_id)  # before the Hub: a failure leaves no empty repo
     try:
         create_model_repo(args.hub_model_id, private=args.private)
     except Exception as error:  # noqa: BLE001 - offline, no login, no rights: said in one line, nothing uploaded
         print(f"error: cannot create {args.hub_model_id} on the Hub ({error})", file=sys.stderr)
         return 2
-    name_repo_in_card(args.folder / "README.md", args.hub_model_id)
     print(f"uploaded {args.folder} → {push_folder(args.folder, args.hub_model_id)}")
     return 0
 

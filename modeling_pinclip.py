@@ -265,6 +265,8 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
             return (model, info) if output_loading_info else model
         hub_kwargs = {name: kwargs[name] for name in HUB_LOADING_KWARGS if name in kwargs}
         saved = PreTrainedConfig.get_config_dict(pretrained_model_name_or_path, **hub_kwargs)[0]
+        if saved.get("model_type") != PinClipConfig.model_type:  # weights alone, with a config given: nothing saved
+            return (model, info) if output_loading_info else model
         defaults = PinClipConfig()
         changed = {name: (saved.get(name, getattr(defaults, name)), getattr(model.config, name)) for name in PROMPT_FIELDS}
         changed = {name: values for name, values in changed.items() if list(values[0]) != list(values[1])}
@@ -309,7 +311,8 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
         result = super().load_state_dict(translated, strict=False, assign=assign)
         with torch.no_grad():  # B = 0 on the layers whose merged weight was loaded: they compute exactly that weight
             for name, parameter in self.named_parameters():
-                if ".lora_B." in name and name.split(".lora_B.")[0] in merged_layers:
+                marker = ".lora_B." if ".lora_B." in name else ".lora_embedding_B."  # peft's names for B
+                if marker in name and name.split(marker)[0] in merged_layers:
                     parameter.zero_()
         result.missing_keys[:] = missing
         return result

@@ -271,6 +271,30 @@ def test_a_saved_lora_model_loads_back_into_a_lora_model(tiny_clip_dir, tmp_path
     assert zeroed and all("layers.0.self_attn.q_proj." in name for name in zeroed)
 
 
+def test_a_merged_state_dict_restores_lora_on_an_embedding_too(tiny_clip_dir, tmp_path):
+    # peft names an embedding's factors lora_embedding_A/B: their update must start over like a linear layer's
+    targets = ["q_proj", "position_embedding"]
+    trained = PinClipForImageClassification.from_clip(str(tiny_clip_dir), lora_r=2, lora_target_modules=targets).eval()
+    with torch.no_grad():
+        for name, param in trained.named_parameters():
+            if "lora_B" in name or "lora_embedding_B" in name:
+                param.normal_(std=0.2)
+    trained.save_pretrained(tmp_path)
+    fresh = PinClipForImageClassification.from_clip(str(tiny_clip_dir), lora_r=2, lora_target_modules=targets).eval()
+    fresh.load_state_dict(load_file(tmp_path / "model.safetensors"))
+    with torch.no_grad():
+        torch.testing.assert_close(fresh(images()).logits, trained(images()).logits, atol=1e-5, rtol=0)
+
+
+def test_weights_without_a_saved_config_load_with_the_config_given(tiny_model_dir, tmp_path):
+    # from_pretrained(folder of weights only, config=...): no saved prompts to compare the config's with
+    config = PinClipConfig.from_pretrained(tiny_model_dir)
+    config.class_words = ["real", "ai"]
+    (tmp_path / "model.safetensors").write_bytes((tiny_model_dir / "model.safetensors").read_bytes())
+    model = PinClipForImageClassification.from_pretrained(tmp_path, config=config)
+    assert model.config.class_words == ["real", "ai"]
+
+
 def test_trainer_resumes_and_keeps_the_best_model_of_a_lora_run(tiny_clip_dir, tmp_path):
     from transformers import Trainer, TrainingArguments
 

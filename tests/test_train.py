@@ -727,6 +727,12 @@ def test_hub_push_uploads_a_folder_trained_before(trained_run, tmp_path: Path, m
     pushed = ModelCard.load(folder / "README.md")  # named as a run trained with --push_to_hub names it
     assert 'model="someone/detector"' in pushed.text and "\n# detector\n" in pushed.text
     assert pushed.data.model_name == "detector" and "# pinclip-minigenimage" not in pushed.text
+    # edited as text: a hand-edited card keeps its line endings and anything the Hub's parser would reject
+    hand_edited = "---\r\nmodel-index:\r\n- name: mine\r\n  results: oops\r\n---\r\n# mine\r\n"
+    (folder / "README.md").write_bytes(hand_edited.encode())
+    FakeHubApi.calls = []
+    assert hub_push.main([str(folder), "--hub_model_id", "someone/detector"]) == 0
+    assert (folder / "README.md").read_bytes() == hand_edited.replace("mine", "detector").encode()
     assert "someone/detector/commit/fake" in capsys.readouterr().out
 
     class OfflineHubApi(FakeHubApi):
