@@ -273,17 +273,24 @@ def test_a_saved_lora_model_loads_back_into_a_lora_model(tiny_clip_dir, tmp_path
 
 def test_a_merged_state_dict_restores_lora_on_an_embedding_too(tiny_clip_dir, tmp_path):
     # peft names an embedding's factors lora_embedding_A/B: their update must start over like a linear layer's
+    # (Trainer's best model at end: the model it loads into has trained factors of its own, A and B both non-zero)
     targets = ["q_proj", "position_embedding"]
-    trained = PinClipForImageClassification.from_clip(str(tiny_clip_dir), lora_r=2, lora_target_modules=targets).eval()
+
+    def trained_lora(seed: int) -> PinClipForImageClassification:
+        model = PinClipForImageClassification.from_clip(str(tiny_clip_dir), lora_r=2, lora_target_modules=targets)
+        generator = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for name, param in model.named_parameters():
+                if ".lora_" in name:
+                    param.copy_(torch.randn(param.shape, generator=generator) * 0.2)
+        return model.eval()
+
+    saved = trained_lora(0)
+    saved.save_pretrained(tmp_path)
+    other = trained_lora(1)
+    other.load_state_dict(load_file(tmp_path / "model.safetensors"))
     with torch.no_grad():
-        for name, param in trained.named_parameters():
-            if "lora_B" in name or "lora_embedding_B" in name:
-                param.normal_(std=0.2)
-    trained.save_pretrained(tmp_path)
-    fresh = PinClipForImageClassification.from_clip(str(tiny_clip_dir), lora_r=2, lora_target_modules=targets).eval()
-    fresh.load_state_dict(load_file(tmp_path / "model.safetensors"))
-    with torch.no_grad():
-        torch.testing.assert_close(fresh(images()).logits, trained(images()).logits, atol=1e-5, rtol=0)
+        torch.testing.assert_close(other(images()).logits, saved(images()).logits, atol=1e-5, rtol=0)
 
 
 def test_weights_without_a_saved_config_load_with_the_config_given(tiny_model_dir, tmp_path):
