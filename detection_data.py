@@ -329,9 +329,9 @@ def load_detection_data(data_args: DataArguments, need_train: bool, seed: int = 
 
 
 def image_files(dataset: datasets.Dataset, image_column: str, root: str) -> set[str]:
-    """The files a dataset read from a folder holds, as normalised absolute paths: its images' `path` values, relative
-    to `root` from this repository's folder reader, absolute from datasets' imagefolder. Read in Arrow batches,
-    without decoding an image."""
+    """The files a dataset read from a folder holds, as absolute paths with links resolved: its images' `path` values,
+    relative to `root` from this repository's folder reader, absolute from datasets' imagefolder. Read in Arrow
+    batches, without decoding an image."""
     paths = dataset.select_columns([image_column]).cast_column(image_column, datasets.Image(decode=False))
     files = set()
     for batch in paths.with_format("arrow").iter(batch_size=1024):
@@ -339,7 +339,6 @@ def image_files(dataset: datasets.Dataset, image_column: str, root: str) -> set[
             if path:  # links resolved: a folder link inside the training tree reaches the test files themselves
                 files.add(os.path.realpath(os.path.join(root, path)))
     return files
-
 
 
 def check_no_shared_files(train: datasets.Dataset, train_root: str, test: dict[str, datasets.Dataset], eval_dir: str,

@@ -72,7 +72,11 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:  # noqa: BLE001 - offline, no login, no rights: said in one line, nothing uploaded
         print(f"error: cannot create {args.hub_model_id} on the Hub ({error})", file=sys.stderr)
         return 2
-    print(f"uploaded {args.folder} → {push_folder(args.folder, args.hub_model_id)}")
+    try:
+        print(f"uploaded {args.folder} → {push_folder(args.folder, args.hub_model_id)}")
+    except Exception as error:  # noqa: BLE001 - the connection may drop during the upload: rerunning retries it
+        print(f"error: uploading {args.folder} to {args.hub_model_id} failed ({error}); rerun to retry", file=sys.stderr)
+        return 1
     return 0
 
 

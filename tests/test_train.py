@@ -746,6 +746,14 @@ def test_hub_push_uploads_a_folder_trained_before(trained_run, tmp_path: Path, m
     assert hub_push.main([str(tmp_path), "--hub_model_id", "someone/detector"]) == 2  # no model in it
     assert "is not a saved model folder" in capsys.readouterr().err
 
+    class DroppingHubApi(FakeHubApi):
+        def upload_folder(self, *args, **kwargs):
+            raise ConnectionError("connection reset")
+
+    monkeypatch.setattr(hub_push, "HfApi", DroppingHubApi)
+    assert hub_push.main([str(folder), "--hub_model_id", "someone/detector"]) == 1
+    assert "failed (connection reset); rerun to retry" in capsys.readouterr().err
+
 
 def test_an_evaluation_is_not_uploaded_as_if_it_were_a_trained_model(tmp_path: Path, capsys) -> None:
     argv = ["--eval_only", "--model_name_or_path", str(tmp_path), "--output_dir", str(tmp_path / "eval"),
