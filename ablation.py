@@ -30,8 +30,7 @@ from accelerate.state import AcceleratorState
 
 import train
 from configuration_pinclip import NOISE_MODES
-from inference import display_name
-from training_args import MINIGENIMAGE, changed_settings, parse_arguments, run_settings
+from training_args import changed_settings, parse_arguments, run_settings
 
 RUN_RECORD = "ablation_run.json"  # the settings of a finished run
 # train.py arguments the ablation sets for every run itself
@@ -89,7 +88,7 @@ def default_output_dir(train_args: list[str]) -> Path:
     """`outputs/ablation-<data>`, named after the training data, so that ablations on two datasets (two presets,
     say) never write into one folder and replace each other's runs."""
     _, data_args, _ = parse_arguments(train_args)
-    name = display_name(data_args.train_dir or data_args.dataset_name or MINIGENIMAGE)
+    name = train.training_data(data_args)  # as the model card names it
     return Path("outputs") / ("ablation-" + (re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "data").lower())
 
 

@@ -43,8 +43,8 @@ except ImportError:
 
 # `from_clip` takes these config fields from the checkpoint itself.
 FIELDS_FROM_CLIP = frozenset({"vision_config", "text_config", "projection_dim"})
-# Loading arguments of `from_pretrained` that `from_clip`, which builds a new model, has no use for.
-LOADING_KWARGS = frozenset({"attn_implementation", "device_map", "num_labels"})
+# Arguments of `from_pretrained` that `from_clip`, which builds a new model, has no use for.
+PRETRAINED_ONLY_KWARGS = frozenset({"attn_implementation", "device_map", "num_labels"})
 # The fields whose text the `prompt_embeds` buffer embeds: only `from_clip`, which has the text tower, can change them.
 PROMPT_FIELDS = ("class_words", "prompt_templates")
 # The config fields that decide which modules a model has and their shapes: fixed once it is built.
@@ -57,7 +57,7 @@ CHECKED_FIELDS = MODULE_SHAPING_FIELDS + ("inference_noise", "noise_scale", "noi
 # Keyword arguments forward() takes and ignores: transformers' Trainer may pass them; this loss is a batch mean.
 IGNORED_FORWARD_KWARGS = frozenset({"num_items_in_batch"})
 # The arguments of `from_pretrained` that say where its files are, as transformers takes them.
-HUB_LOADING_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder", "proxies")
+FILE_LOCATION_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder", "proxies")
 # The Hub arguments of `save_pretrained(..., push_to_hub=True)`, as transformers takes them.
 HUB_KWARGS = ("repo_id", "commit_message", "commit_description", "private", "token", "revision", "create_pr")
 
@@ -204,7 +204,7 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
         if overrides.get("dtype") is not None and overrides.get("torch_dtype") is not None:
             raise ValueError("from_clip got both dtype and torch_dtype (its older name): give one")
         dtype = overrides.pop("dtype", None) or overrides.pop("torch_dtype", None)
-        loading = sorted(set(overrides) & LOADING_KWARGS)
+        loading = sorted(set(overrides) & PRETRAINED_ONLY_KWARGS)
         if loading:
             raise ValueError(
                 f"from_clip builds a new model and takes no loading argument {loading}: place it with `.to(device)`, "
@@ -261,22 +261,10 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
                 f"{tuple(model.prompt_embeds.shape)} (a CLIP checkpoint, or other prompts): build PiN-CLIP from a "
                 "CLIP checkpoint with PinClipForImageClassification.from_clip, which embeds the prompts"
             )
-        if pretrained_model_name_or_path is None:  # weights from a state_dict argument: no saved config to compare
-            return (model, info) if output_loading_info else model
-        hub_kwargs = {name: kwargs[name] for name in HUB_LOADING_KWARGS if name in kwargs}
-        saved = PreTrainedConfig.get_config_dict(pretrained_model_name_or_path, **hub_kwargs)[0]
-        if saved.get("model_type") != PinClipConfig.model_type:  # weights alone, with a config given: nothing saved
-            return (model, info) if output_loading_info else model
-        defaults = PinClipConfig()
-        changed = {name: (saved.get(name, getattr(defaults, name)), getattr(model.config, name)) for name in PROMPT_FIELDS}
-        changed = {name: values for name, values in changed.items() if list(values[0]) != list(values[1])}
-        if changed:
-            described = ", ".join(f"{name} {old!r} → {new!r}" for name, (old, new) in changed.items())
-            raise ValueError(
-                f"{pretrained_model_name_or_path}: its prompt embeddings embed the saved prompts, not new ones "
-                f"({described}), and the model keeps no text tower: build a model with new prompts with "
-                "from_clip(clip_checkpoint, ...)"
-            )
+        if pretrained_model_name_or_path is not None:  # None: weights from a state_dict argument, no saved config
+            hub_kwargs = {name: kwargs[name] for name in FILE_LOCATION_KWARGS if name in kwargs}
+            saved = PreTrainedConfig.get_config_dict(pretrained_model_name_or_path, **hub_kwargs)[0]
+            _check_saved_prompts(saved, model.config, pretrained_model_name_or_path)
         return (model, info) if output_loading_info else model
 
     def load_state_dict(self, state_dict: dict[str, torch.Tensor], strict: bool = True, assign: bool = False):
@@ -548,6 +536,23 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
             logits=logits, hidden_states=hidden_states, attentions=attentions, image_embeds=image_embeds, **losses
         )
         return output if return_dict else output.to_tuple()
+
+
+def _check_saved_prompts(saved: dict, config: PinClipConfig, source: str | os.PathLike) -> None:
+    """`ValueError` when `config` names other prompts than the saved PiN-CLIP config (`saved`, a dict) whose
+    `prompt_embeds` the weights hold; nothing to compare when the saved config is no PiN-CLIP's (weights alone)."""
+    if saved.get("model_type") != PinClipConfig.model_type:
+        return
+    defaults = PinClipConfig()  # a config saved before a field existed holds its default
+    changed = [
+        f"{name} {saved.get(name, getattr(defaults, name))!r} → {getattr(config, name)!r}" for name in PROMPT_FIELDS
+        if list(saved.get(name, getattr(defaults, name))) != list(getattr(config, name))
+    ]
+    if changed:
+        raise ValueError(
+            f"{source}: its prompt embeddings embed the saved prompts, not new ones ({', '.join(changed)}), and the "
+            "model keeps no text tower: build a model with new prompts with from_clip(clip_checkpoint, ...)"
+        )
 
 
 def gaussian_kl(mu: torch.Tensor, sigma: torch.Tensor, prior_std: float) -> torch.Tensor:

@@ -112,6 +112,11 @@ def upload_space(folder: str | Path, repo_id: str, api: HfApi | None = None, pri
     """
     api = api or HfApi()
     create_space_repo(repo_id, api, private)
+    return push_space(folder, repo_id, api)
+
+
+def push_space(folder: str | Path, repo_id: str, api: HfApi) -> str:
+    """Upload `folder` to the existing Space `repo_id` in one commit; returns the Space's URL."""
     api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="space", commit_message="Upload PiN-CLIP demo")
     return f"https://huggingface.co/spaces/{repo_id}"
 
@@ -139,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
         except Exception as error:  # noqa: BLE001 - offline, no login, no rights: one line, not a traceback
             parser.exit(2, f"space.py: error: --upload: cannot create the Space {args.repo_id} on the Hub ({error})\n")
         try:
-            print(f"uploaded: {upload_space(folder, args.repo_id, api=api, private=args.private)}")
+            print(f"uploaded: {push_space(folder, args.repo_id, api)}")
         except Exception as error:  # noqa: BLE001 - the connection may drop during the upload
             parser.exit(1, f"space.py: error: uploading {folder} to {args.repo_id} failed ({error}); the folder is "
                            "complete: rerun the command to retry\n")

@@ -328,6 +328,14 @@ def identical_images(dataset_dict: datasets.DatasetDict) -> list[dict]:
     return sorted(groups, key=lambda group: group["files"])
 
 
+def identical_warning(identical: list[dict], shown: int) -> str:
+    """The warning about `identical_images`' groups, the first `shown` of them listed."""
+    listed = "\n".join(f"  {', '.join(group['files'])}" for group in identical[:shown])
+    return (f"{len(identical)} images are stored as identical files in more than one split or under both labels (a "
+            f"test image that is also a training image inflates the test numbers):\n{listed}"
+            + ("\n  ..." if len(identical) > shown else ""))
+
+
 def build_report(source: str, raw_dir: str | os.PathLike, plan: ConversionPlan, identical: list[dict]) -> dict:
     """Images per split, subset and label; every skipped file with its reason; copies across splits or labels."""
     counts: dict[str, dict[str, dict[str, int]]] = {}
@@ -376,9 +384,7 @@ def load_converted(raw_dir: str | os.PathLike, rule: LayoutRule, cache_dir: str 
     dataset_dict = plan_to_dataset_dict(raw_dir, plan, cache_dir)
     identical = identical_images(dataset_dict)
     if identical:
-        shown = "\n".join(f"  {', '.join(group['files'])}" for group in identical[:10])
-        logger.warning(f"{raw_dir}: {len(identical)} images are identical files in more than one split or under both "
-                       f"labels:\n{shown}{' ...' if len(identical) > 10 else ''}")
+        logger.warning(f"{raw_dir}: {identical_warning(identical, shown=10)}")
     return dataset_dict
 
 
@@ -521,10 +527,7 @@ def cli(convert_fn: Callable[..., datasets.DatasetDict], description: str, argv:
     print(f"{report['num_images']} images written, {report['num_skipped']} files skipped{why} (see report.json)")
     identical = report["identical_across_splits_or_labels"]
     if identical:
-        shown = "; ".join(", ".join(group["files"]) for group in identical[:3])
-        print(f"warning: {len(identical)} images are stored as identical files in more than one split or under both "
-              f"labels: {shown}{' ...' if len(identical) > 3 else ''} (every group in report.json): a test image that "
-              "is also a training image inflates the test numbers", file=sys.stderr)
+        print(f"warning: {identical_warning(identical, shown=3)}\n(every group in report.json)", file=sys.stderr)
     return 0
 
 

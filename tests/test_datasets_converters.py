@@ -962,4 +962,4 @@ def test_identical_files_across_splits_or_labels_are_reported(tmp_path, capsys, 
     ]
     assert "warning: 2 images are stored as identical files" in capsys.readouterr().err
     folder.load_folder_dataset(raw)  # read in-process (--train_dir): a logged warning instead of the report
-    assert "2 images are identical files in more than one split or under both labels" in caplog.text
+    assert "2 images are stored as identical files in more than one split or under both labels" in caplog.text
