@@ -49,7 +49,9 @@ class Settings:
     calls_per_round: int  # several calls per timed sample, so a sample is long enough to time on a GPU
 
 
-FULL = Settings(shape="vit-l-14", train_batch=32, infer_batch=64, deploy_batch=256, matmul_size=8192, rounds=7,
+# 15 rounds: with 7, the H200's per-round training ratios spread over 0.95-1.28 and the median moved by 0.09 between
+# two runs of the same code (bench/NOTES.md §6); the run took 85 s of gpu.sh's 260.
+FULL = Settings(shape="vit-l-14", train_batch=32, infer_batch=64, deploy_batch=256, matmul_size=8192, rounds=15,
                 calls_per_round=5)
 QUICK = Settings(shape="tiny", train_batch=8, infer_batch=8, deploy_batch=16, matmul_size=512, rounds=3,
                  calls_per_round=2)

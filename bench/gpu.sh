@@ -43,6 +43,6 @@ if [ -n "${OUT:-}" ]; then
   ARGS+=(--output "$OUT/gpu_results.md")
 fi
 echo "== benchmark"
-# Hard limit: with the package check's 30 s, under the 5-minute budget. On an H200 the run took 51 s before the
-# compiled bf16 deployment rows were added (bench/gpu_results_h200.md); those are unmeasured on a GPU so far.
+# Hard limit: with the package check's 30 s, under the 5-minute budget. On an H200 the run took 85 s with 7 rounds,
+# compilation included (bench/gpu_results_h200.md); 15 rounds should take about twice that.
 timeout 260 "$PYTHON" bench/bench_gpu.py "${ARGS[@]}"

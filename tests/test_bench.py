@@ -199,3 +199,29 @@ def test_a_saved_detector_is_rebuilt_when_the_model_code_changes(tiny_clip_dir, 
     built = (folder / "model.safetensors").stat().st_mtime_ns
     saved_pinclip(tiny_clip_dir, folder)  # current: kept as it is
     assert (folder / "model.safetensors").stat().st_mtime_ns == built
+
+
+def test_the_accelerator_script_runs_its_whole_path_on_a_cpu(tmp_path: Path) -> None:
+    """bench/gpu.sh runs where device time is scarce: its Python side must not fail there for want of a CPU run."""
+    import bench_gpu
+
+    output = tmp_path / "gpu_results.md"
+    assert bench_gpu.main(["--device", "cpu", "--quick", "--output", str(output)]) == 0
+    rows = [line for line in output.read_text().splitlines() if line.startswith("| ") and "---" not in line][1:]
+    figures = [row.split(" | ")[0].lstrip("| ") for row in rows]
+    assert figures[:3] == ["training-step cost of PiN noise", "inference cost", "compute utilisation"]
+    assert any("torch.compile" in figure for figure in figures[3:]) and len(figures) == 5
+    assert all(row.split(" | ")[4] in ("pass", "FAIL") for row in rows)
+
+
+def test_the_training_step_profile_counts_the_operators_the_noise_branch_adds(tmp_path: Path, monkeypatch,
+                                                                               capsys) -> None:
+    import common
+    import profile_training_step
+
+    monkeypatch.setattr(common, "CACHE_DIR", tmp_path)  # the random CLIP is cached here, not in the checkout
+    assert profile_training_step.main(["--rounds", "2", "--batch", "2"]) == 0
+    rows = {line.split(" | ")[0].lstrip("| "): line.split(" | ") for line in capsys.readouterr().out.splitlines()
+            if line.startswith("| pin") or line.startswith("| none")}
+    calls = {mode: int(row[1].replace(",", "")) for mode, row in rows.items()}
+    assert set(calls) == {"pin", "none"} and calls["pin"] > calls["none"] > 100  # generator, KL, 2nd classifier pass
