@@ -70,15 +70,16 @@ class Detector:
 
     @classmethod
     def load(
-        cls, name_or_path: str | os.PathLike, device: str | None = None, trust_remote_code: bool = False
+        cls, name_or_path: str | os.PathLike, device: str | None = None, trust_remote_code: bool = False,
+        dtype: torch.dtype | None = None,
     ) -> "Detector":
         """Load a saved detector (local folder or Hub id; with HF_HUB_OFFLINE=1 only local files are read), as
-        `load_classifier` does.
+        `load_classifier` does, on `device` (default: CUDA when there is one) in `dtype` (default: as saved).
 
         The threshold is the config's `detection_threshold` when the model carries one, 0.5 otherwise.
         """
         source = str(name_or_path)
-        model, processor = load_classifier(source, trust_remote_code)
+        model, processor = load_classifier(source, trust_remote_code, dtype=dtype)
         model = model.to(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         threshold = getattr(model.config, "detection_threshold", None)
         threshold = DEFAULT_THRESHOLD if threshold is None else float(threshold)
@@ -168,9 +169,11 @@ def is_hub_id(name: str) -> bool:
 
 
 def load_classifier(
-    name_or_path: str | os.PathLike, trust_remote_code: bool = False
+    name_or_path: str | os.PathLike, trust_remote_code: bool = False, dtype: torch.dtype | None = None
 ) -> tuple[PreTrainedModel, BaseImageProcessor]:
-    """A saved image classifier (local folder or Hub id) in eval mode, and its image processor (PIL backend).
+    """A saved image classifier (local folder or Hub id) in eval mode, its weights in `dtype` (default: as
+    transformers loads it; `torch.bfloat16` is the fast form on a GPU, bench/NOTES.md §6), and its image processor
+    (PIL backend).
 
     Without `trust_remote_code` no code from the model's folder or Hub repository runs: a PiN-CLIP detector loads
     with the `modeling_pinclip` class beside this file (and must fit it exactly: a model saved by another version
@@ -185,7 +188,7 @@ def load_classifier(
     is_pinclip = config_dict.get("model_type") == PinClipForImageClassification.config_class.model_type
     # transformers fills missing weights with random ones and only logs it: a detector must not score at random.
     if is_pinclip and not trust_remote_code:
-        model, info = PinClipForImageClassification.from_pretrained(source, output_loading_info=True)
+        model, info = PinClipForImageClassification.from_pretrained(source, output_loading_info=True, dtype=dtype)
         problems = {kind: keys for kind, keys in info.items() if keys}  # missing, unexpected, mismatched, errors
         if problems:
             raise ValueError(
@@ -194,7 +197,7 @@ def load_classifier(
             )
     else:
         model, info = AutoModelForImageClassification.from_pretrained(
-            source, trust_remote_code=trust_remote_code, output_loading_info=True
+            source, trust_remote_code=trust_remote_code, output_loading_info=True, dtype=dtype
         )
         # Unused weights in the file (a pretraining head, say) are common and harmless; absent ones are not.
         problems = {kind: info[kind] for kind in ("missing_keys", "mismatched_keys") if info.get(kind)}

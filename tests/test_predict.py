@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 import predict
@@ -68,6 +69,24 @@ def test_scan_matches_single_image_scores(scan_tree: Path, tiny_model_dir: Path)
     path = scan_tree / "b" / "deep" / "c.jpg"
     (result,) = detector.scan([path])
     assert result.p_fake == pytest.approx(detector.p_fake(Image.open(path).convert("RGB")), abs=1e-6)
+
+
+def test_dtype_loads_the_weights_in_that_type_and_scores_close_to_float32(scan_tree: Path, tiny_model_dir: Path,
+                                                                        tmp_path: Path) -> None:
+    rows = {}
+    for dtype in ("float32", "bfloat16"):
+        output = tmp_path / f"{dtype}.csv"
+        assert predict.main([str(scan_tree), "--model", str(tiny_model_dir), "--dtype", dtype, "--num_workers", "0",
+                             "--output", str(output)]) == 0
+        rows[dtype] = read_rows(output)
+    scored = [name for name, row in rows["float32"].items() if row["p_fake"]]
+    assert scored == ["a.png", "d.webp", "c.jpg"] and [*rows["bfloat16"]] == [*rows["float32"]]
+    for name in scored:  # bfloat16 keeps 8 bits of mantissa: close, rarely identical
+        assert float(rows["bfloat16"][name]["p_fake"]) == pytest.approx(float(rows["float32"][name]["p_fake"]), abs=0.02)
+    detector = Detector.load(tiny_model_dir, dtype=torch.bfloat16)
+    assert {parameter.dtype for parameter in detector.model.parameters()} == {torch.bfloat16}
+    with pytest.raises(SystemExit):
+        predict.parse_args([str(scan_tree), "--dtype", "int8"])
 
 
 def test_scan_rejects_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
