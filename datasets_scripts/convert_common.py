@@ -50,6 +50,13 @@ FEATURES = datasets.Features(
         "subset": datasets.Value("string"),
     }
 )
+# The rows are written with the image as a plain {bytes, path} struct, then typed as an Image: encoding through the
+# Image feature drops the bytes of any row whose path, relative to raw_dir, also names a file relative to the working
+# directory, and that file (another one, or the same one reached only from here) would be read in their place.
+ROW_FEATURES = datasets.Features(
+    {**FEATURES, "image": {"bytes": datasets.Value("binary"), "path": datasets.Value("string")}}
+)
+ROWS_FORMAT = "bytes always kept"  # part of the cache key: rows cached by the encoding above are not reused
 
 # Leaf folder names that carry the label, compared case-insensitively.
 REAL_MARKERS = {"0_real", "real", "nature"}
@@ -293,12 +300,12 @@ def plan_to_dataset_dict(raw_dir: str | os.PathLike, plan: ConversionPlan, cache
     for split in sorted(plan.entries):
         splits[split] = datasets.Dataset.from_generator(
             _rows,
-            features=FEATURES,
+            features=ROW_FEATURES,
             gen_kwargs={"raw_dir": str(raw_dir), "entries": plan.entries[split]},
             split=datasets.NamedSplit(split),
             cache_dir=cache_dir,
-            fingerprint=hashlib.sha256(f"{base}|{split}".encode()).hexdigest()[:32],
-        )
+            fingerprint=hashlib.sha256(f"{base}|{split}|{ROWS_FORMAT}".encode()).hexdigest()[:32],
+        ).cast_column("image", FEATURES["image"])  # the same Arrow storage: a schema change, no rewrite
     return datasets.DatasetDict(splits)
 
 
@@ -313,8 +320,6 @@ def identical_images(dataset_dict: datasets.DatasetDict) -> list[dict]:
             images = batch.column("image").combine_chunks()
             rows = zip(images.field("bytes").to_pylist(), images.field("path").to_pylist(), batch.column("label").to_pylist())
             for data, path, label in rows:
-                if data is None:  # datasets keeps a path alone when it names a file it can reach from here
-                    data = Path(path).read_bytes()
                 digest = hashlib.sha256(data).digest()
                 if digest in first:
                     repeated.setdefault(digest, [first[digest]]).append((split, path, label))

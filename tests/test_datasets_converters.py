@@ -517,6 +517,33 @@ def test_load_folder_dataset_names_the_generator_after_the_resolved_folder(tmp_p
     assert set(dsd["train"]["generator"]) == {"progan_eval"}
 
 
+def _stored_images(dataset: datasets.Dataset) -> dict[str, bytes | None]:
+    """path → the bytes a row stores (None: a path alone, read from wherever the reader stands)."""
+    images = dataset.cast_column("image", datasets.Image(decode=False))["image"]
+    return {image["path"]: image["bytes"] for image in images}
+
+
+def test_rows_keep_their_bytes_when_the_working_directory_holds_a_file_of_the_same_relative_path(tmp_path, monkeypatch):
+    """datasets' Image encoder keeps a path alone when it names a file from the working directory: that file, not
+    the one under raw_dir, would then be read (and nothing, from anywhere else)."""
+    raw = tmp_path / "data"
+    _leaf(raw / "0_real", 1)
+    _leaf(raw / "1_fake", 2)
+    impostor = tmp_path / "0_real" / "0_real_1_a.png"  # same path relative to the working directory
+    _write(impostor, _image_bytes("PNG", 99))
+    monkeypatch.chdir(tmp_path)
+    in_process = folder.load_folder_dataset("data", cache_dir=str(tmp_path / "hf_cache"))["train"]
+    monkeypatch.chdir(raw)  # converting from inside the tree: every relative path names its own file from here
+    folder.convert_folder(".", tmp_path / "out")
+    monkeypatch.chdir(tmp_path.parent)
+    saved = datasets.load_from_disk(str(tmp_path / "out"))["train"]
+    files = {path.relative_to(raw).as_posix(): path.read_bytes() for path in raw.rglob("*.*")}
+    assert _stored_images(in_process) == files and len(files) == 4
+    assert _stored_images(saved) == {Path(rel).name: data for rel, data in files.items()}  # save_to_disk keeps names
+    row = next(row for row in in_process if row["label"] == 0 and row["image"].format == "PNG")
+    assert np.array_equal(np.asarray(row["image"]), np.asarray(Image.open(raw / "0_real" / "0_real_1_a.png")))
+
+
 def test_genimage_accepts_the_short_layout_and_rejects_deeper_ones():
     assert genimage.genimage_rule(("ADM", "train", "ai", "x.png")) == convert_common.Placement("train", 1, "ADM", "ADM")
     assert genimage.genimage_rule(("ADM", "val", "nature", "x.png")) == convert_common.Placement(
