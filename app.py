@@ -15,6 +15,7 @@ import csv
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -39,6 +40,8 @@ NO_JPEG = 100  # the JPEG slider's "off" position
 # forward passes beat one at a time by ~5x and beat pooling them into shared batches, and cost little memory.
 PREDICT_CONCURRENCY = 8
 CSV_FOLDERS_KEPT = 16  # batch CSVs kept on disk (Gradio serves its own copies)
+# Uploads and previews in Gradio's cache: every hour, files older than an hour go (a Space runs for weeks).
+CACHE_CLEANUP = (3600, 3600)
 # The column titles of reporting.py's results tables (reporting does not travel to the Space).
 METRIC_COLUMNS = (("acc", "Acc"), ("r_acc", "R.Acc"), ("f_acc", "F.Acc"), ("ap", "AP"), ("auc", "AUC"))
 logger = logging.getLogger("pinclip.app")
@@ -72,6 +75,40 @@ def spreadsheet_safe(cell: str) -> str:
     return "'" + cell if cell[:1] in ("=", "+", "-", "@", "\t", "\r") else cell
 
 
+def p_fake_shown(p_fake: float, threshold: float) -> str:
+    """p(fake) to 3 decimals, or to 9 significant digits (`p_fake_text`) where 3 decimals would put it on the other
+    side of the threshold: 0.4996 must not read 0.500 beside "real"."""
+    short = f"{p_fake:.3f}"
+    return short if (float(short) >= threshold) == (p_fake >= threshold) else p_fake_text(p_fake)
+
+
+def code_span(text: str) -> str:
+    """`text` as Markdown inline code, whatever backticks it holds (an uploaded file's name)."""
+    longest = max((len(run) for run in re.findall("`+", text)), default=0)
+    fence = "`" * (longest + 1)  # a longer run of backticks than the text holds; spaces keep edge ones apart
+    return f"{fence} {text} {fence}" if longest else f"{fence}{text}{fence}"
+
+
+def decision_label(**kwargs) -> gr.Label:
+    """A `gr.Label` headed by the detector's decision at its threshold, above the probabilities. Gradio heads a Label
+    with the likelier class, which contradicts the decision whenever the threshold is not 0.5: this one takes
+    `(decision, {class: probability})` and shows (and answers API clients) that decision. Its `postprocess` is
+    replaced on the instance: a subclass of a Gradio component makes Gradio write a `.pyi` file beside app.py."""
+    label = gr.Label(**kwargs)
+    probabilities_only = label.postprocess
+
+    def postprocess(value):
+        if not isinstance(value, tuple):
+            return probabilities_only(value)
+        decision, probabilities = value
+        data = probabilities_only(probabilities)
+        data.label = decision
+        return data
+
+    label.postprocess = postprocess
+    return label
+
+
 def resolve_model(model: str | os.PathLike | None) -> str | None:
     """The model to load: the one asked for, else the first default folder that exists, else None."""
     if model:
@@ -79,13 +116,19 @@ def resolve_model(model: str | os.PathLike | None) -> str | None:
     return next((str(path) for path in MODEL_CANDIDATES if path.is_dir()), None)
 
 
-def load_detector(model: str | None, trust_remote_code: bool = False) -> tuple[Detector | None, str]:
-    """(detector, status line) — (None, what to do) when there is no model or it cannot be loaded."""
+def load_detector(model: str | None, trust_remote_code: bool = False,
+                  strict: bool = False) -> tuple[Detector | None, str]:
+    """(detector, status line) — (None, what to do) when there is no model or it cannot be loaded; with `strict`
+    (a model named on the command line) a model that cannot be loaded raises `ValueError` with the reason."""
     if model is None:
         return None, f"No model yet: create the default one with `{TRAIN_COMMAND}`, then restart the app."
     try:
         return Detector.load(model, trust_remote_code=trust_remote_code), ""
     except Exception as error:  # noqa: BLE001 - the app must start and say so; the details go to the server log only
+        if strict:  # the operator's own path and the reason, on the operator's terminal
+            reason = str(error).removeprefix(f"{model}: ")
+            hint = " (add --trust_remote_code if you trust its code)" if "trust_remote_code" in reason else ""
+            raise ValueError(f"cannot load the model {model}: {reason}{hint}") from error
         logger.exception("cannot load model %s", model)
         if "trust_remote_code" in str(error):
             return None, (
@@ -241,44 +284,62 @@ class Handlers:
         thumbnail.thumbnail((PREVIEW_SIZE, PREVIEW_SIZE))
         return thumbnail
 
-    def predict(self, path: str | None) -> tuple[dict[str, float] | None, str, Image.Image | None]:
-        """One uploaded image → ({label: probability}, decision text, what the model read)."""
+    @staticmethod
+    def score(detector: Detector, name: str, images: list[Image.Image]) -> list[dict[str, float]]:
+        """`detector.score_images`, its refusals (a diverged model's NaN scores) as a gr.Error naming the file."""
+        try:
+            return detector.score_images(images)
+        except ValueError as error:
+            raise gr.Error(f"{name}: {error}") from None
+
+    def predict(self, path: str | None) -> tuple[tuple[str, dict[str, float]] | None, str, Image.Image | None]:
+        """One uploaded image → ((decision, {label: probability}), decision text, the pixels the model read)."""
         if not path:
             return None, "", None
         detector = self._require_model()
         name, image = self.open_upload(path)
-        probabilities = detector.score_images([image])[0]
+        (probabilities,) = self.score(detector, name, [image])
         p_fake = probabilities[FAKE]
-        verdict = "AI-generated (fake)" if detector.label_of(p_fake) == FAKE else "real"
+        label = detector.label_of(p_fake)
+        view = detector.preprocessing.model_view(image)
+        # A crop-only processor reads a window of the upload, not all of it: say which, next to the decision.
+        read = "its central" if detector.preprocessing.centre_crop else "it resized and cropped to"
         decision = (
-            f"**Decision: {verdict}** · `{name}` ({image.width}×{image.height}): p(fake) = {p_fake:.3f}, "
-            f"threshold {detector.threshold:g}"
+            f"**Decision: {'AI-generated (fake)' if label == FAKE else 'real'}** · {code_span(name)} "
+            f"({image.width}×{image.height}; the model reads {read} {view.width}×{view.height} px, shown below): "
+            f"p(fake) = {p_fake_shown(p_fake, detector.threshold)}, threshold {detector.threshold:g}"
         )
-        return probabilities, decision, self.preview(image)
+        return (label, probabilities), decision, self.preview(view)
 
-    def robustness(self, path: str | None, jpeg_quality: int, blur_sigma: float) -> tuple[dict[str, float] | None, str, Image.Image | None]:
-        """Re-score the image after blur and JPEG re-compression, next to its original score."""
+    def robustness(self, path: str | None, jpeg_quality: int, blur_sigma: float) -> tuple[tuple[str, dict[str, float]] | None, str, Image.Image | None]:
+        """Re-score the image after blur and JPEG re-compression, next to its original score (nothing to do while
+        both sliders rest: the Detect panel already shows that score)."""
         if not path:
             return None, "", None
+        if jpeg_quality >= NO_JPEG and blur_sigma <= 0:
+            return None, "Move a slider to re-score the image after JPEG re-compression or blur.", None
         detector = self._require_model()
         name, image = self.open_upload(path)
         try:
             processed = degrade(image, None if jpeg_quality >= NO_JPEG else int(jpeg_quality), float(blur_sigma))
         except ValueError as error:
             raise gr.Error(f"{name}: {error}") from None
-        original, changed = detector.score_images([image, processed])
+        original, changed = self.score(detector, name, [image, processed])
         steps = [f"blur σ={blur_sigma:g}" if blur_sigma > 0 else "", f"JPEG q={int(jpeg_quality)}" if jpeg_quality < NO_JPEG else ""]
-        steps_text = " then ".join(step for step in steps if step) or "no processing"
-        shift = f"p(fake) {original[FAKE]:.3f} → {changed[FAKE]:.3f} after {steps_text}"
-        return changed, shift, self.preview(processed)
+        steps_text = " then ".join(step for step in steps if step)
+        shown = (p_fake_shown(scores[FAKE], detector.threshold) for scores in (original, changed))
+        shift = "p(fake) {} → {} after {}".format(*shown, steps_text)
+        changed_label = (detector.label_of(changed[FAKE]), changed)
+        return changed_label, shift, self.preview(detector.preprocessing.model_view(processed))
 
-    def batch(self, paths: list[str] | None) -> tuple[list[list], str | None]:
+    def batch(self, paths: list[str] | None, progress: gr.Progress = gr.Progress()) -> tuple[list[list], str | None]:
         """Several files → table rows (file, p_fake, label, error) and a CSV of the same."""
         if not paths:
+            gr.Warning("No files to scan: add images first.")
             return [], None
         detector = self._require_model()
         rows = []
-        for result in detector.scan(paths, batch_size=16):
+        for result in progress.tqdm(detector.scan(paths, batch_size=16), total=len(paths), desc="scanning"):
             # as predict.py writes it: rounder values would tie scores and could read 0.5 beside "real"
             p_fake = None if result.p_fake is None else float(p_fake_text(result.p_fake))
             rows.append([Path(result.path).name, p_fake, result.label or "", result.error or ""])
@@ -312,13 +373,13 @@ def build_demo(model_path: str | os.PathLike | None = None, trust_remote_code: b
     A model that cannot be loaded gives a demo that says why, or with `strict` a `ValueError` with the same words.
     """
     model = resolve_model(model_path)
-    detector, problem = load_detector(model, trust_remote_code)
-    if strict and detector is None:
+    detector, problem = load_detector(model, trust_remote_code, strict=strict)
+    if strict and detector is None:  # no model at all
         raise ValueError(problem)
     handlers = Handlers(detector, problem)
     gr.set_static_paths([ASSETS_DIR])  # examples load from the app folder whatever the working directory
 
-    with gr.Blocks(title="PiN-CLIP AI-generated image detector") as demo:
+    with gr.Blocks(title="PiN-CLIP AI-generated image detector", delete_cache=CACHE_CLEANUP) as demo:
         gr.Markdown(
             "# PiN-CLIP: is this image AI-generated?\n"
             "A CLIP detector trained with positive-incentive noise. Scores are probabilities from a research "
@@ -340,20 +401,21 @@ def build_demo(model_path: str | os.PathLike | None = None, trust_remote_code: b
                             inputs=[upload], label="MiniGenImage examples",
                         )
                 with gr.Column():
-                    label = gr.Label(num_top_classes=2, label="Prediction", elem_id="prediction")
+                    label = decision_label(num_top_classes=2, label="Decision and probabilities", elem_id="prediction")
                     decision = gr.Markdown(label="Decision", elem_id="decision")
                     # PNG, not Gradio's default WebP: a lossy preview would add artefacts the model never saw.
-                    seen = gr.Image(label="Image as the model reads it (RGB, EXIF-rotated, first frame)", interactive=False,
-                                    height=260, format="png")
+                    seen = gr.Image(label="What the model reads (RGB, EXIF-rotated, first frame, its crop)",
+                                    interactive=False, height=260, format="png")
             with gr.Accordion("Robustness preview: does processing move the score?", open=True):
                 with gr.Row():
                     jpeg = gr.Slider(30, NO_JPEG, value=NO_JPEG, step=5, label="JPEG quality (100 = no re-compression)")
                     blur = gr.Slider(0, 3, value=0, step=0.25, label="Gaussian blur σ (px)", elem_id="blur")
                 with gr.Row():
-                    robust_label = gr.Label(num_top_classes=2, label="Prediction after processing")
+                    robust_label = decision_label(num_top_classes=2, label="Decision after processing")
                     with gr.Column():
                         robust_shift = gr.Markdown(elem_id="robust-shift")
-                        robust_image = gr.Image(label="Processed image", interactive=False, height=200, format="png")
+                        robust_image = gr.Image(label="What the model reads after processing", interactive=False,
+                                                height=200, format="png")
 
         with gr.Tab("Batch"):
             batch_files = gr.File(label="Images", file_count="multiple", type="filepath")
@@ -379,12 +441,14 @@ def build_demo(model_path: str | os.PathLike | None = None, trust_remote_code: b
                         gr.Markdown(card_body)
 
         robust_inputs, robust_outputs = [upload, jpeg, blur], [robust_label, robust_shift, robust_image]
-        upload.change(handlers.predict, [upload], [label, decision, seen], api_name="predict", concurrency_limit=PREDICT_CONCURRENCY).success(
-            handlers.robustness, robust_inputs, robust_outputs, api_visibility="private"
+        # Every event that runs the model shares one pool of PREDICT_CONCURRENCY workers.
+        scoring = dict(concurrency_limit=PREDICT_CONCURRENCY, concurrency_id="score")
+        upload.change(handlers.predict, [upload], [label, decision, seen], api_name="predict", **scoring).success(
+            handlers.robustness, robust_inputs, robust_outputs, api_visibility="private", **scoring
         )
         # `input` fires for drags, clicks, arrow keys and typed values alike; only the latest pending one runs.
         gr.on([jpeg.input, blur.input], handlers.robustness, robust_inputs, robust_outputs, api_visibility="private",
-              trigger_mode="always_last")
+              trigger_mode="always_last", **scoring)
         batch_button.click(handlers.batch, [batch_files], [batch_table, batch_csv], api_name="batch")
     return demo
 

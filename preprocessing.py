@@ -90,3 +90,18 @@ class Preprocessing:
     def __call__(self, images: Sequence[Image.Image]) -> torch.Tensor:
         """RGB images → their `(B, 3, H, W)` model input, both steps in this process."""
         return self.per_batch(torch.stack([self.per_image(image) for image in images]))
+
+    def model_view(self, image: Image.Image) -> Image.Image:
+        """What the model reads of an RGB image, as an RGB image: the crop itself for the split, else the
+        processor's output with its normalisation and rescaling undone (the pixels after any resize and crop)."""
+        if self.centre_crop:
+            return Image.fromarray(self.centre_crop.crop(image).permute(1, 2, 0).numpy())
+        processor = self.processor
+        pixels = self.per_image(image).double()
+        if getattr(processor, "do_normalize", False):
+            std, mean = (torch.tensor(np.atleast_1d(v), dtype=torch.float64).view(-1, 1, 1)
+                         for v in (processor.image_std, processor.image_mean))
+            pixels = pixels * std + mean
+        if getattr(processor, "do_rescale", False):
+            pixels = pixels / float(processor.rescale_factor)
+        return Image.fromarray(pixels.round().clamp(0, 255).to(torch.uint8).permute(1, 2, 0).numpy())

@@ -20,6 +20,8 @@ from pathlib import Path
 import gradio as gr
 from huggingface_hub import HfApi
 
+from inference import Detector
+
 REPO_DIR = Path(__file__).resolve().parent
 # The model classes travel too: the demo loads its PiN-CLIP with them, running no code from the model folder.
 APP_FILES = (
@@ -81,6 +83,11 @@ def build_space(model_dir: str | Path, output_dir: str | Path, title: str = "PiN
         raise FileNotFoundError(f"{model_dir} is not a saved model folder (no config.json); run `python train.py` first")
     if output_dir.resolve() == model_dir.resolve() or output_dir.resolve() in model_dir.resolve().parents:
         raise ValueError(f"output {output_dir} holds the model {model_dir}: replacing it would delete the model")
+    try:  # as the Space will load it: `python app.py`, no --trust_remote_code, on a CPU
+        Detector.load(model_dir, device="cpu")
+    except Exception as error:  # noqa: BLE001 - weights that do not fit, a corrupt file, a model with its own code
+        raise ValueError(f"{model_dir}: the Space's app could not load this model, so the Space would only show an "
+                         f"error: {str(error).removeprefix(f'{model_dir}: ')}") from error
     if output_dir.exists():
         is_previous_space = (output_dir / "app.py").is_file() and (output_dir / MODEL_DIR_NAME).is_dir()
         if not output_dir.is_dir() or (any(output_dir.iterdir()) and not is_previous_space):

@@ -20,8 +20,8 @@ from PIL import Image
 from transformers import AutoImageProcessor, AutoModelForImageClassification
 
 import space
-from app import (Handlers, build_demo, launch_kwargs, load_detector, metrics_rows, model_overview, read_card,
-                 read_metrics)
+from app import (CACHE_CLEANUP, PREDICT_CONCURRENCY, Handlers, build_demo, code_span, decision_label, launch_kwargs,
+                 load_detector, metrics_rows, model_overview, p_fake_shown, read_card, read_metrics)
 from image_io import load_rgb_image
 from inference import DEFAULT_MODEL_DIR, p_fake_text
 
@@ -132,8 +132,10 @@ def confidences(label_output: dict) -> dict[str, float]:
 def test_app_answer_equals_model_probability(client: Client, model_dir: Path) -> None:
     image = Path(__file__).resolve().parents[1] / "assets" / "fake_gan.png"
     label, decision, _ = client.predict(handle_file(str(image)), api_name="/predict")
-    assert confidences(label)["fake"] == pytest.approx(model_p_fake(model_dir, image), abs=1e-5)
+    p_fake = model_p_fake(model_dir, image)
+    assert confidences(label)["fake"] == pytest.approx(p_fake, abs=1e-5)
     assert set(confidences(label)) == {"real", "fake"}
+    assert label["label"] == ("fake" if p_fake >= 0.5 else "real")
     assert "fake_gan.png" in decision and "threshold 0.5" in decision
 
 
@@ -157,7 +159,7 @@ def test_app_scores_awkward_images(client: Client, awkward: dict[str, Path], nam
     label, decision, _ = client.predict(handle_file(str(awkward[name])), api_name="/predict")
     assert sum(confidences(label).values()) == pytest.approx(1.0, abs=1e-5)
     if name == "rotated.jpg":
-        assert "(48×40)" in decision  # EXIF orientation applied before scoring
+        assert "(48×40;" in decision  # EXIF orientation applied before scoring
 
 
 @pytest.mark.parametrize("name, reason", [("bomb.png", "pixel limit"), ("not_an_image.png", "not a recognised image")])
@@ -255,7 +257,7 @@ def test_robustness_preview_rescoring(model_dir: Path, tmp_path: Path) -> None:
     detector, problem = load_detector(str(model_dir))
     image = Path(__file__).resolve().parents[1] / "assets" / "real_1.png"
     handlers = Handlers(detector, problem)
-    label, shift, preview = handlers.robustness(str(image), 50, 1.5)
+    (_, label), shift, preview = handlers.robustness(str(image), 50, 1.5)
     assert set(label) == {"real", "fake"} and "blur σ=1.5 then JPEG q=50" in shift and preview.size == (256, 256)
     Image.new("RGB", (70000, 2)).save(tmp_path / "panorama.png")  # scored fine, but no JPEG can hold it
     with pytest.raises(gr.Error, match="panorama.png: JPEG cannot store a 70000×2 image"):
@@ -286,7 +288,7 @@ def test_browser_uploads_image_and_reads_label(app_url: str, awkward: dict[str, 
             page.locator("#decision").get_by_text("p(fake)").wait_for(timeout=30_000)
             decision = page.locator("#decision").inner_text()
             prediction = page.locator("#prediction").inner_text()
-            page.locator("#robust-shift").get_by_text("no processing").wait_for(timeout=30_000)
+            page.locator("#robust-shift").get_by_text("Move a slider").wait_for(timeout=30_000)
             page.locator("#blur input[type=range]").focus()  # the keyboard moves a slider as well as the mouse
             page.keyboard.press("ArrowRight")
             page.keyboard.press("ArrowRight")
@@ -294,7 +296,7 @@ def test_browser_uploads_image_and_reads_label(app_url: str, awkward: dict[str, 
             page.screenshot(path=str(ARTIFACTS / "app-detect.png"), full_page=True)
         finally:
             browser.close()
-    assert "rotated.jpg" in decision and "(48×40)" in decision
+    assert "rotated.jpg" in decision and "(48×40;" in decision
     assert "real" in prediction and "fake" in prediction and "%" in prediction
 
 
@@ -350,9 +352,10 @@ def test_the_decision_follows_p_fake_and_the_threshold(model_dir: Path, threshol
     detector.threshold = threshold
     image = ASSETS / "fake_gan.png"
     p_fake = detector.p_fake(Image.open(image).convert("RGB"))
-    probabilities, decision, _ = Handlers(detector, problem).predict(str(image))
+    (label, probabilities), decision, _ = Handlers(detector, problem).predict(str(image))
     assert probabilities["fake"] == pytest.approx(p_fake)
     assert decision.startswith(verdict) and f"p(fake) = {p_fake:.3f}," in decision
+    assert label == ("fake" if "fake" in verdict else "real")  # the headline is the decision, not the likelier class
 
 
 def test_robustness_preview_scores_the_processed_image(model_dir: Path) -> None:
@@ -364,18 +367,18 @@ def test_robustness_preview_scores_the_processed_image(model_dir: Path) -> None:
     image = load_rgb_image(path)
     original, processed = (detector.p_fake(im) for im in (image, degrade(image, 30, 3.0)))
     assert abs(original - processed) > 1e-4  # the processing moves this image's score
-    label, shift, _ = Handlers(detector, problem).robustness(str(path), 30, 3.0)
-    assert label["fake"] == pytest.approx(processed)
+    (decided, label), shift, _ = Handlers(detector, problem).robustness(str(path), 30, 3.0)
+    assert label["fake"] == pytest.approx(processed) and decided == detector.label_of(processed)
     assert shift == f"p(fake) {original:.3f} → {processed:.3f} after blur σ=3 then JPEG q=30"
 
 
-def test_robustness_preview_at_the_sliders_rest_positions_changes_nothing(model_dir: Path) -> None:
+def test_robustness_preview_at_the_sliders_rest_positions_scores_nothing(model_dir: Path, monkeypatch) -> None:
+    """Every upload runs the preview after the prediction: at rest (JPEG 100 is "off", σ 0) it would only score the
+    same image twice more."""
     detector, problem = load_detector(str(model_dir))
-    path = ASSETS / "fake_gan.png"
-    p_fake = detector.p_fake(Image.open(path).convert("RGB"))
-    label, shift, _ = Handlers(detector, problem).robustness(str(path), 100, 0)
-    assert label["fake"] == pytest.approx(p_fake, abs=1e-6)  # JPEG 100 is "off", not a re-compression
-    assert shift.endswith("after no processing")
+    monkeypatch.setattr(detector, "score_images", lambda images: pytest.fail("scored at the sliders' rest"))
+    label, shift, image = Handlers(detector, problem).robustness(str(ASSETS / "fake_gan.png"), 100, 0)
+    assert label is None and image is None and shift.startswith("Move a slider")
 
 
 def test_a_model_that_cannot_load_is_named_without_its_server_path(tmp_path: Path) -> None:
@@ -461,7 +464,7 @@ def test_app_refuses_to_start_on_a_model_named_on_the_command_line_that_cannot_l
     with pytest.raises(SystemExit) as exit_:
         app.main(["--model", str(tmp_path / "typo")])
     error = capsys.readouterr().err
-    assert exit_.value.code == 2 and "Could not load the model `typo`" in error
+    assert exit_.value.code == 2 and f"cannot load the model {tmp_path / 'typo'}: no such model folder" in error
 
 
 def test_previews_are_lossless(model_dir: Path) -> None:
@@ -469,7 +472,6 @@ def test_previews_are_lossless(model_dir: Path) -> None:
     demo = build_demo(model_dir)
     images = [block for block in demo.blocks.values() if isinstance(block, gr.Image)]
     assert len(images) == 2 and all(image.format == "png" for image in images)
-
 
 
 def test_batch_csv_cells_that_a_spreadsheet_would_run_are_quoted(model_dir: Path, tmp_path: Path) -> None:
@@ -483,3 +485,69 @@ def test_batch_csv_cells_that_a_spreadsheet_would_run_are_quoted(model_dir: Path
     with open(csv_path, newline="", encoding="utf-8") as handle:
         cells = [row[0] for row in list(csv.reader(handle))[1:]]
     assert cells == ["'=HYPERLINK(1).png", "'+1.png", "'-photo.png", "plain.png"]
+
+
+def test_a_threshold_away_from_one_half_heads_the_label_with_the_decision(client: Client, model_dir: Path,
+                                                                           tmp_path: Path) -> None:
+    """Gradio heads a Label with the likelier class; at threshold 0.99999 a p(fake) of 0.9 is the decision "real"."""
+    strict = tmp_path / "strict-model"
+    shutil.copytree(model_dir, strict)
+    config = json.loads((strict / "config.json").read_text())
+    (strict / "config.json").write_text(json.dumps({**config, "detection_threshold": 0.99999}))
+    detector, problem = load_detector(str(strict))
+    handlers = Handlers(detector, problem)
+    for name in ("fake_gan.png", "real_1.png"):
+        p_fake = detector.p_fake(load_rgb_image(ASSETS / name))
+        (label, probabilities), decision, _ = handlers.predict(str(ASSETS / name))
+        assert label == ("fake" if p_fake >= 0.99999 else "real") and probabilities["fake"] == pytest.approx(p_fake)
+        shown = decision.split("p(fake) = ")[1].split(",")[0]
+        assert (float(shown) >= 0.99999) == (p_fake >= 0.99999)  # the number shown is on the decision's side
+    payload = decision_label().postprocess(("real", {"real": 0.1, "fake": 0.9}))
+    assert payload.label == "real" and [c.label for c in payload.confidences] == ["fake", "real"]
+
+
+@pytest.mark.parametrize("p_fake, threshold, shown", [(0.4996, 0.5, "0.4996"), (0.5004, 0.5, "0.500"),
+                                                     (0.25, 0.5, "0.250"), (0.99991, 0.99999, "0.99991")])
+def test_p_fake_is_shown_on_the_side_of_the_threshold_it_is_on(p_fake: float, threshold: float, shown: str) -> None:
+    assert p_fake_shown(p_fake, threshold) == shown
+
+
+@pytest.mark.parametrize("name", ["plain.png", "a`b.png", "``x``.png", "`edge.png"])
+def test_a_file_name_is_one_code_span_whatever_backticks_it_holds(name: str) -> None:
+    from markdown_it import MarkdownIt  # the CommonMark parser Gradio's own dependencies bring
+
+    html = MarkdownIt().renderInline(code_span(name))
+    assert html == f"<code>{name}</code>"
+
+
+def test_the_preview_is_what_the_model_reads(model_dir: Path, tmp_path: Path) -> None:
+    """A crop-only detector reads the centre of an upload: a fake pasted there decides; the preview and the text say
+    which window was read."""
+    detector, problem = load_detector(str(model_dir))
+    side = detector.model.config.image_size
+    big = Image.fromarray(np.random.default_rng(3).integers(0, 256, (5 * side, 4 * side, 3), dtype=np.uint8))
+    big.save(tmp_path / "big.png")
+    _, decision, preview = Handlers(detector, problem).predict(str(tmp_path / "big.png"))
+    centre = big.crop(((4 * side - side) // 2, (5 * side - side) // 2, (4 * side + side) // 2, (5 * side + side) // 2))
+    scale = preview.width // side
+    assert preview.size == (side * scale, side * scale)
+    assert np.array_equal(np.asarray(preview.resize((side, side), Image.Resampling.NEAREST)), np.asarray(centre))
+    assert f"({4 * side}×{5 * side}; the model reads its central {side}×{side} px" in decision
+
+
+def test_a_model_whose_scores_are_not_numbers_is_a_message_naming_the_file(model_dir: Path, tmp_path: Path) -> None:
+    detector, problem = load_detector(str(model_dir))
+    with torch.no_grad():
+        detector.model.classifier.weight.fill_(float("nan"))
+    with pytest.raises(gr.Error, match="fake_gan.png: the model's scores are not all numbers"):
+        Handlers(detector, problem).predict(str(ASSETS / "fake_gan.png"))
+    with pytest.raises(gr.Error, match="fake_gan.png: the model's scores are not all numbers"):
+        Handlers(detector, problem).robustness(str(ASSETS / "fake_gan.png"), 50, 0)
+
+
+def test_every_scoring_event_shares_one_pool_and_old_uploads_are_cleaned(model_dir: Path) -> None:
+    demo = build_demo(model_dir)
+    scoring = [fn for fn in demo.fns.values() if fn.name in ("predict", "robustness")]
+    assert len(scoring) == 3  # the prediction, the preview chained to it, the preview on the sliders
+    assert {(fn.concurrency_id, fn.concurrency_limit) for fn in scoring} == {("score", PREDICT_CONCURRENCY)}
+    assert demo.delete_cache == CACHE_CLEANUP

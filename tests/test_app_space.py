@@ -79,6 +79,15 @@ def test_build_space_refuses_a_folder_without_a_model(tmp_path: Path) -> None:
         space.build_space(tmp_path, tmp_path / "space")
 
 
+def test_build_space_refuses_a_model_its_app_cannot_load(tiny_model_dir: Path, tmp_path: Path) -> None:
+    broken = tmp_path / "broken-model"
+    shutil.copytree(tiny_model_dir, broken)
+    (broken / "model.safetensors").write_bytes(b"not safetensors")
+    with pytest.raises(ValueError, match="the Space's app could not load this model"):
+        space.build_space(broken, tmp_path / "space")
+    assert not (tmp_path / "space").exists()
+
+
 def test_build_space_replaces_only_its_own_folders(tiny_model_dir: Path, tmp_path: Path) -> None:
     model_dir = shutil.copytree(tiny_model_dir, tmp_path / "trained")
     with pytest.raises(ValueError, match="would delete the model"):

@@ -87,3 +87,26 @@ def test_a_processor_that_pads_runs_whole(processor) -> None:
     image = random_image(50, 70, 3)
     expected = padding(images=image, return_tensors="pt")["pixel_values"]
     assert expected.shape[-2:] == (40, 40) and torch.equal(Preprocessing(padding)([image]), expected)
+
+
+@pytest.mark.parametrize("resizes", [False, True])
+def test_model_view_is_the_image_the_model_reads(processor, resizes: bool) -> None:
+    """The demo shows `model_view`: scored again, it must give the model the input the image gave it (exactly for
+    the crop; within the 8-bit rounding of the view after a resize), and be the central crop where nothing resizes."""
+    if resizes:
+        side = processor.crop_size["height"]
+        processor = processor.__class__(**{**processor.to_dict(), "do_resize": True, "size": {"shortest_edge": side}})
+    preprocessing = Preprocessing(processor)
+    assert (preprocessing.centre_crop is None) == resizes
+    image = random_image(300, 200, seed=7)
+    view = preprocessing.model_view(image)
+    side = processor.crop_size["height"]
+    assert view.mode == "RGB" and view.size == (side, side)
+    if not resizes:
+        left, top = (300 - side) // 2, (200 - side) // 2
+        assert np.array_equal(np.asarray(view), np.asarray(image.crop((left, top, left + side, top + side))))
+        assert torch.equal(preprocessing([view]), preprocessing([image]))
+    else:
+        one_level = processor.rescale_factor / min(processor.image_std)  # one 8-bit step in model-input units
+        assert (preprocessing([view]) - preprocessing([image])).abs().max() <= 0.5 * one_level + 1e-6
+        assert not np.array_equal(np.asarray(view), np.asarray(image.crop((50, 50, 50 + side, 50 + side))))
