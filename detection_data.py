@@ -252,6 +252,9 @@ def load_detection_data(data_args: DataArguments, need_train: bool, seed: int = 
     `max_train_samples` keeps; `max_eval_samples` always keeps the same ones)."""
 
     def prepare(dataset: datasets.Dataset, name: str) -> datasets.Dataset:
+        if data_args.image_column not in dataset.column_names:  # found now, not by datasets' own error later
+            raise ValueError(f"{name}: no image column {data_args.image_column!r} (--image_column); its columns are "
+                             f"{dataset.column_names}")
         try:
             return normalize_labels(dataset, data_args.label_column)
         except ValueError as error:  # which of the splits and subsets it is
@@ -300,11 +303,19 @@ def load_detection_data(data_args: DataArguments, need_train: bool, seed: int = 
             drawn = f" (in the {data_args.max_train_samples} rows --max_train_samples drew)" if data_args.max_train_samples else ""
             raise ValueError(f"the training data holds {only} images only{drawn}: a detector needs both real and fake ones")
         validation_split = data_args.validation_split
-        if validation_split not in train_source and validation_split == VALIDATION_ALIASES[0]:
+        named = validation_split != VALIDATION_ALIASES[0]  # the default may be missing; a name given must exist
+        if not named and validation_split not in train_source:
             validation_split = next((name for name in VALIDATION_ALIASES if name in train_source), validation_split)
+        if named and validation_split not in train_source:
+            raise ValueError(f"--validation_split {validation_split!r}: no such split among {list(train_source)}")
+        if named and validation_split in reported:  # selecting the model on test images flatters the result
+            raise ValueError(f"--validation_split {validation_split!r} is also test data: choose another split, or "
+                             "leave it out of the test splits (--eval_splits)")
         if validation_split == split:  # model selection on the training images would say nothing
             logger.warning(f"no validation: split {split!r} is the training data")
-        elif validation_split in train_source and validation_split not in reported:
+        elif validation_split in reported:
+            logger.warning(f"no validation: split {validation_split!r} is test data")
+        elif validation_split in train_source:
             validation = prepare(train_source[validation_split], f"validation split {validation_split!r}")
             data.validation = {  # --max_eval_samples limits it as transformers' example scripts do
                 name: truncate(subset, data_args.max_eval_samples, EVAL_SAMPLE_SEED)

@@ -352,11 +352,19 @@ def run_eval_only(
 
 
 # ----------------------------------------------------------------------------------------------- main
+def launch_command(arguments: list[str], accelerator: Accelerator) -> str:
+    """The command that repeats this run: `python train.py ...`, or `accelerate launch ... train.py ...` with the
+    process count and mixed precision, which shape the batch, the data order and the arithmetic."""
+    if accelerator.num_processes == 1 and accelerator.mixed_precision == "no":
+        return "python train.py " + shlex.join(arguments)
+    return (f"accelerate launch --num_processes {accelerator.num_processes} --mixed_precision "
+            f"{accelerator.mixed_precision} train.py " + shlex.join(arguments))
+
+
 def main(argv: list[str] | None = None) -> dict:
     """Run training + evaluation (or evaluation only); return the test metrics."""
     started = time.time()
     model_args, data_args, args = parse_arguments(argv)
-    command = "python train.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     # Mixed precision and the process layout come from `accelerate launch` (a hard-coded
     # mixed_precision would override its --mixed_precision). The seedable sampler makes
     # the shuffle a function of (seed, epoch) on every process, so a resumed run sees the same data order.
@@ -364,6 +372,15 @@ def main(argv: list[str] | None = None) -> dict:
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=args.seed),
     )
+    if accelerator.gradient_accumulation_steps != args.gradient_accumulation_steps:
+        # `accelerate launch --gradient_accumulation_steps` (DeepSpeed) sets it in the environment, and Accelerator
+        # prefers that: the schedule, the batch and the logs would count steps that are not taken.
+        raise ValueError(
+            f"accelerate accumulates gradients over {accelerator.gradient_accumulation_steps} steps "
+            f"(ACCELERATE_GRADIENT_ACCUMULATION_STEPS) but --gradient_accumulation_steps is "
+            f"{args.gradient_accumulation_steps}: give the same value to both, or set it with train.py's argument only"
+        )
+    command = launch_command(sys.argv[1:] if argv is None else argv, accelerator)
     set_seed(args.seed)
     if args.eval_only:
         return run_eval_only(model_args, data_args, args, accelerator, started)
@@ -527,6 +544,8 @@ def main(argv: list[str] | None = None) -> dict:
             "lr": args.learning_rate,
             "scheduler": args.lr_scheduler_type,
             "seed": args.seed,
+            "processes": accelerator.num_processes,
+            "mixed_precision": accelerator.mixed_precision,
         }
         extra = {"validation": validation, "training": training}
         write_evaluation(output_dir, metrics, outputs, robustness, title, extra)

@@ -19,6 +19,10 @@ from inference import is_hub_id
 
 MINIGENIMAGE = "minigenimage"
 OPTIMIZERS = ("adam", "adamw")
+# The transformers schedules this loop can drive: one `step()` per optimizer step, sized by warmup and total steps
+# (reduce_lr_on_plateau and greedy step on a metric; the min-LR cosines and warmup_stable_decay need settings more).
+SCHEDULERS = ("linear", "cosine", "cosine_with_restarts", "polynomial", "constant", "constant_with_warmup",
+              "inverse_sqrt")
 CHECKPOINT_PREFIX = "checkpoint-"  # OUTPUT_DIR/checkpoints/checkpoint-N
 CONFIG_SUFFIXES = (".json", ".yaml", ".yml")
 # The ModelArguments that say where the backbone comes from and how to load it; all the others are PinClipConfig fields.
@@ -158,7 +162,8 @@ class TrainingArguments:
     optimizer: str = field(default="adamw", metadata={"help": "adam (the authors') | adamw."})
     learning_rate: float = field(default=1e-3, metadata={"help": "Peak learning rate."})
     weight_decay: float = field(default=0.05, metadata={"help": "Weight decay (adamw)."})
-    lr_scheduler_type: str = field(default="cosine", metadata={"help": "transformers scheduler name."})
+    lr_scheduler_type: str = field(default="cosine",
+                                   metadata={"help": f"transformers scheduler: {', '.join(SCHEDULERS)}."})
     warmup_ratio: float = field(default=0.05, metadata={"help": "Fraction of steps with linear warm-up."})
     max_grad_norm: float = field(default=1.0, metadata={"help": "Gradient clipping (0: off)."})
     horizontal_flip: bool = field(default=True, metadata={"help": "Random horizontal flip in training."})
@@ -187,7 +192,10 @@ def read_config_file(path: str | Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"config file {path} does not exist")
     text = path.read_text()
-    values = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    try:
+        values = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as error:  # JSONDecodeError is a ValueError
+        raise ValueError(f"config file {path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'} ({error})") from None
     if not isinstance(values, dict):
         raise ValueError(f"config file {path} must hold a mapping of argument names to values")
     return values
@@ -199,23 +207,32 @@ def config_to_argv(values: dict) -> list[str]:
     for name, value in values.items():
         if value is None:
             continue
+        if value == []:  # argparse would answer "expected at least one argument", not naming the file
+            raise ValueError(f"--{name} is an empty list: leave it out of the config file instead")
         tokens = value if isinstance(value, list) else [value]
         argv += [f"--{name}", *(str(token) for token in tokens)]
     return argv
 
 
 def expand_config(argv: list[str]) -> list[str]:
-    """Replace a config file given first (`train.py configs/genimage.yaml --seed 1`) or as `--config FILE` by its
-    arguments, placed first: the rest of the command line wins."""
-    if argv and argv[0].endswith(CONFIG_SUFFIXES) and not argv[0].startswith("-"):
-        return config_to_argv(read_config_file(argv[0])) + argv[1:]
-    if "--config" in argv:
-        position = argv.index("--config")
-        if position + 1 >= len(argv):
-            raise ValueError("--config needs a file name")
-        rest = argv[:position] + argv[position + 2 :]
-        return config_to_argv(read_config_file(argv[position + 1])) + rest
-    return argv
+    """Replace a config file given first (`train.py configs/genimage.yaml --seed 1`) or as `--config FILE` (or
+    `--config=FILE`) by its arguments, placed first: the rest of the command line wins. One config file per run."""
+    files, rest = [], list(argv)
+    if rest and rest[0].endswith(CONFIG_SUFFIXES) and not rest[0].startswith("-"):
+        files.append(rest.pop(0))
+    while "--config" in rest or any(token.startswith("--config=") for token in rest):
+        position = next(i for i, token in enumerate(rest) if token == "--config" or token.startswith("--config="))
+        if rest[position] == "--config":
+            if position + 1 >= len(rest) or rest[position + 1].startswith("-"):
+                raise ValueError("--config needs a file name")
+            files.append(rest.pop(position + 1))
+            rest.pop(position)
+        else:
+            files.append(rest.pop(position).removeprefix("--config="))
+    if len(files) > 1:
+        raise ValueError(f"one config file per run, got {len(files)} ({', '.join(files)}): merge them, or give the "
+                         "other's settings on the command line")
+    return config_to_argv(read_config_file(files[0])) + rest if files else rest
 
 
 def check_arguments(model_args: ModelArguments, data_args: DataArguments, args: TrainingArguments) -> list[str]:
@@ -267,15 +284,18 @@ def check_arguments(model_args: ModelArguments, data_args: DataArguments, args: 
         problems.append(f"--warmup_ratio {args.warmup_ratio}: must be in [0, 1)")
     if args.optimizer not in OPTIMIZERS:
         problems.append(f"--optimizer {args.optimizer}: choose one of {', '.join(OPTIMIZERS)}")
-    if args.lr_scheduler_type not in {scheduler.value for scheduler in SchedulerType}:
-        problems.append(f"--lr_scheduler_type {args.lr_scheduler_type}: not a transformers scheduler "
-                        f"({', '.join(scheduler.value for scheduler in SchedulerType)})")
+    if args.lr_scheduler_type not in SCHEDULERS:
+        known = args.lr_scheduler_type in {scheduler.value for scheduler in SchedulerType}
+        why = ("a transformers scheduler that needs metrics or settings this loop does not give it" if known
+               else "not a transformers scheduler")
+        problems.append(f"--lr_scheduler_type {args.lr_scheduler_type}: {why} (use one of {', '.join(SCHEDULERS)})")
     return problems
 
 
 def parse_arguments(argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, TrainingArguments]:
     """Parse the command line (or `argv`); exit with status 2 and a message naming the culprit on any error."""
-    parser = HfArgumentParser(ARGUMENT_CLASSES, description=__doc__)
+    parser = HfArgumentParser(ARGUMENT_CLASSES, description=__doc__,
+                              usage="%(prog)s [CONFIG.yaml | --config CONFIG] [--argument value ...]")
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
         argv = expand_config(argv)

@@ -461,3 +461,20 @@ def test_a_folder_whose_own_name_is_not_utf8_is_read(tmp_path):
     evaluated = image_tree(tmp_path / os.fsdecode(b"test-\xff"))
     data = load_detection_data(DataArguments(train_dir=image_tree(tmp_path / "train"), eval_dir=evaluated), True)
     assert list(data.test) == ["test-\\xff"] and len(data.test["test-\\xff"]) == 2
+
+
+def test_a_validation_split_named_must_exist_and_must_not_be_test_data(tmp_path):
+    source = saved(tmp_path, {"train": rows([0, 1], ["sd", "sd"]), "val": rows([0, 1], ["sd", "sd"]),
+                              "test": rows([0, 1], ["gan", "gan"])})
+    with pytest.raises(ValueError, match=r"--validation_split 'valdation': no such split among \['train', 'val', 'test'\]"):
+        load_detection_data(DataArguments(dataset_name=source, validation_split="valdation"), need_train=True)
+    with pytest.raises(ValueError, match="--validation_split 'test' is also test data"):
+        load_detection_data(DataArguments(dataset_name=source, validation_split="test"), need_train=True)
+    named = load_detection_data(DataArguments(dataset_name=source, validation_split="val"), need_train=True)
+    assert list(named.validation) == ["sd"] and list(named.test) == ["gan"]
+
+
+def test_a_misspelt_image_column_names_the_argument_before_any_image_is_read(tmp_path):
+    source = saved(tmp_path, {"train": rows([0, 1], ["sd", "sd"]), "test": rows([0, 1], ["gan", "gan"])})
+    with pytest.raises(ValueError, match=r"no image column 'im' \(--image_column\); its columns are \['image', "):
+        load_detection_data(DataArguments(dataset_name=source, image_column="im"), need_train=True)

@@ -296,6 +296,10 @@ def test_two_processes_count_each_training_image_once(minigen_cache, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     training = json.loads((tmp_path / "metrics.json").read_text())["training"]
     assert (training["steps"], training["images_seen"]) == (6, 44)
+    assert (training["processes"], training["mixed_precision"]) == (2, "no")
+    # the card's command repeats this run: `python train.py` would train one process on batches of 4
+    assert "accelerate launch --num_processes 2 --mixed_precision no train.py --minigenimage_reduced" in (
+        tmp_path / "README.md").read_text()
 
 
 # ------------------------------------------------------------------------------------- folders, eval-only
@@ -428,7 +432,10 @@ def test_paper_presets_parse(name):
      (["--optimizer", "sgd"], "--optimizer sgd: choose one of adam, adamw"),
      (["--learning_rate", "nan"], "--learning_rate nan: must be a positive number"),
      (["--warmup_ratio", "1.5"], "--warmup_ratio 1.5: must be in [0, 1)"),
-     (["--lr_scheduler_type", "cosinus"], "--lr_scheduler_type cosinus: not a transformers scheduler")],
+     (["--lr_scheduler_type", "cosinus"], "--lr_scheduler_type cosinus: not a transformers scheduler"),
+     # transformers schedules this loop cannot drive: stepped on a metric, or needing settings it does not pass
+     (["--lr_scheduler_type", "reduce_lr_on_plateau"], "needs metrics or settings this loop does not give it"),
+     (["--lr_scheduler_type", "warmup_stable_decay"], "needs metrics or settings this loop does not give it")],
 )
 def test_out_of_range_values_fail_before_any_work(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
@@ -531,12 +538,36 @@ def test_the_log_holds_each_steps_rate_and_the_kl_term(minigen_cache, tmp_path):
 @pytest.mark.parametrize(
     "argv, message",
     [(["--push_to_hub"], "--push_to_hub needs --hub_model_id"),
-     (["--seed", "1", "--config"], "--config needs a file name")],
+     (["--seed", "1", "--config"], "--config needs a file name"),
+     (["--config", "--seed", "1"], "--config needs a file name")],
 )
 def test_argument_combinations_that_cannot_work_fail_before_any_work(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
         parse_arguments(argv)
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_config_file_forms_and_mistakes(tmp_path, capsys):
+    config = tmp_path / "run.yaml"
+    config.write_text("seed: 3\n")
+    assert parse_arguments([f"--config={config}"])[2].seed == 3
+    for argv, message in (([str(config), "--config", str(config)], "one config file per run, got 2"),
+                          ([str(tmp_path / "broken.yaml")], f"config file {tmp_path / 'broken.yaml'}: not valid YAML"),
+                          ([str(tmp_path / "empty.yaml")], "--train_generators is an empty list: leave it out")):
+        (tmp_path / "broken.yaml").write_text("seed: [1\n")
+        (tmp_path / "empty.yaml").write_text("train_generators: []\n")
+        with pytest.raises(SystemExit) as exit_info:
+            parse_arguments(argv)
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_an_accumulation_set_by_accelerate_that_differs_from_the_argument_is_refused(tmp_path, monkeypatch):
+    """`accelerate launch --gradient_accumulation_steps` sets it in the environment, and Accelerator prefers it: the
+    run would take fewer optimizer steps than it sized its schedule and reports for."""
+    monkeypatch.setenv("ACCELERATE_GRADIENT_ACCUMULATION_STEPS", "4")
+    with pytest.raises(ValueError, match=r"accumulates gradients over 4 steps .* --gradient_accumulation_steps is 1"):
+        train.main(["--output_dir", str(tmp_path / "run"), "--max_steps", "2"])
+    assert not (tmp_path / "run").exists()
 
 
 def test_null_values_in_a_config_file_keep_the_default(tmp_path):
