@@ -266,7 +266,8 @@ def load_detection_data(data_args: DataArguments, need_train: bool, seed: int = 
     )
     eval_source = load_folder(data_args.eval_dir, data_args) if data_args.eval_dir else source
     if eval_source is None:
-        raise ValueError("nothing to evaluate on: give --eval_dir or --dataset_name")
+        same = f" (a test/ folder inside --train_dir: --eval_dir {data_args.train_dir})" if data_args.train_dir else ""
+        raise ValueError(f"nothing to evaluate on: give --eval_dir or --dataset_name{same}")
     test_names = eval_split_names(list(eval_source), data_args)
     data = DetectionData()
     if need_train:

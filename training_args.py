@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 from transformers import HfArgumentParser, SchedulerType
 
+from configuration_pinclip import PinClipConfig
 from inference import is_hub_id
 
 MINIGENIMAGE = "minigenimage"
@@ -284,6 +285,11 @@ def check_arguments(model_args: ModelArguments, data_args: DataArguments, args: 
         problems.append(f"--warmup_ratio {args.warmup_ratio}: must be in [0, 1)")
     if args.optimizer not in OPTIMIZERS:
         problems.append(f"--optimizer {args.optimizer}: choose one of {', '.join(OPTIMIZERS)}")
+    if not args.eval_only:  # the model's settings, checked now rather than after the data has loaded
+        try:
+            PinClipConfig(**model_args.config_overrides())
+        except ValueError as error:
+            problems.append(str(error).replace(f"{PinClipConfig.__name__}.", "--"))
     if args.lr_scheduler_type not in SCHEDULERS:
         known = args.lr_scheduler_type in {scheduler.value for scheduler in SchedulerType}
         why = ("a transformers scheduler that needs metrics or settings this loop does not give it" if known

@@ -478,3 +478,9 @@ def test_a_misspelt_image_column_names_the_argument_before_any_image_is_read(tmp
     source = saved(tmp_path, {"train": rows([0, 1], ["sd", "sd"]), "test": rows([0, 1], ["gan", "gan"])})
     with pytest.raises(ValueError, match=r"no image column 'im' \(--image_column\); its columns are \['image', "):
         load_detection_data(DataArguments(dataset_name=source, image_column="im"), need_train=True)
+
+
+def test_a_training_folder_without_test_data_points_at_its_own_test_folder(tmp_path):
+    folder = image_tree(tmp_path / "photos")
+    with pytest.raises(ValueError, match=f"nothing to evaluate on: .*--eval_dir {folder}"):
+        load_detection_data(DataArguments(train_dir=folder), need_train=True)

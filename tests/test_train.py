@@ -433,6 +433,8 @@ def test_paper_presets_parse(name):
      (["--learning_rate", "nan"], "--learning_rate nan: must be a positive number"),
      (["--warmup_ratio", "1.5"], "--warmup_ratio 1.5: must be in [0, 1)"),
      (["--lr_scheduler_type", "cosinus"], "--lr_scheduler_type cosinus: not a transformers scheduler"),
+     (["--noise_mode", "pinn"], "--noise_mode='pinn' is not allowed; choose one of ('pin', 'random', 'none')"),
+     (["--generator_hidden_size", "255"], "--generator_hidden_size=255 must be divisible by generator_num_heads=4"),
      # transformers schedules this loop cannot drive: stepped on a metric, or needing settings it does not pass
      (["--lr_scheduler_type", "reduce_lr_on_plateau"], "needs metrics or settings this loop does not give it"),
      (["--lr_scheduler_type", "warmup_stable_decay"], "needs metrics or settings this loop does not give it")],
