@@ -302,11 +302,12 @@ class Handlers:
         p_fake = probabilities[FAKE]
         label = detector.label_of(p_fake)
         view = detector.preprocessing.model_view(image)
-        # A crop-only processor reads a window of the upload, not all of it: say which, next to the decision.
-        read = "its central" if detector.preprocessing.centre_crop else "it resized and cropped to"
+        # A crop-only processor reads a window of the upload, not all of it: say so, next to the decision.
+        size = f"{view.width}×{view.height} px"
+        read = f"its central {size}" if detector.preprocessing.centre_crop else f"it as {size} after its processor"
         decision = (
             f"**Decision: {'AI-generated (fake)' if label == FAKE else 'real'}** · {code_span(name)} "
-            f"({image.width}×{image.height}; the model reads {read} {view.width}×{view.height} px, shown below): "
+            f"({image.width}×{image.height}; the model reads {read}, shown below): "
             f"p(fake) = {p_fake_shown(p_fake, detector.threshold)}, threshold {detector.threshold:g}"
         )
         return (label, probabilities), decision, self.preview(view)

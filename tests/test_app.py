@@ -533,6 +533,15 @@ def test_the_preview_is_what_the_model_reads(model_dir: Path, tmp_path: Path) ->
     assert preview.size == (side * scale, side * scale)
     assert np.array_equal(np.asarray(preview.resize((side, side), Image.Resampling.NEAREST)), np.asarray(centre))
     assert f"({4 * side}×{5 * side}; the model reads its central {side}×{side} px" in decision
+    # a processor that resizes: the whole upload, shrunk, is what the model reads
+    from preprocessing import Preprocessing
+
+    processor = detector.processor
+    detector.preprocessing = Preprocessing(processor.__class__(**{**processor.to_dict(), "do_resize": True,
+                                                                  "size": {"shortest_edge": side}}))
+    _, decision, preview = Handlers(detector, problem).predict(str(tmp_path / "big.png"))
+    assert f"the model reads it as {side}×{side} px after its processor" in decision
+    assert np.abs(np.asarray(preview.resize((side, side)), dtype=int) - np.asarray(centre, dtype=int)).mean() > 20
 
 
 def test_a_model_whose_scores_are_not_numbers_is_a_message_naming_the_file(model_dir: Path, tmp_path: Path) -> None:
