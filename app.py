@@ -245,7 +245,7 @@ def model_overview(detector: Detector, card: dict, metrics: dict) -> str:
         f"**Noise** `{getattr(config, 'noise_mode', '?')}` (injection `{getattr(config, 'noise_injection', '?')}`, "
         f"scale `{getattr(config, 'noise_scale', 'absolute')}`)",
         f"**Input** {getattr(config, 'image_size', '?')} px, {resize}",
-        f"**Decision** fake when p(fake) ≥ {detector.threshold:g}",
+        f"**Decision** fake when p(fake) ≥ {detector.threshold:.9g}",
     ]
     return "  \n".join(lines)
 
@@ -308,7 +308,7 @@ class Handlers:
         decision = (
             f"**Decision: {'AI-generated (fake)' if label == FAKE else 'real'}** · {code_span(name)} "
             f"({image.width}×{image.height}; the model reads {read}, shown below): "
-            f"p(fake) = {p_fake_shown(p_fake, detector.threshold)}, threshold {detector.threshold:g}"
+            f"p(fake) = {p_fake_shown(p_fake, detector.threshold)}, threshold {detector.threshold:.9g}"
         )
         return (label, probabilities), decision, self.preview(view)
 

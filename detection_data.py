@@ -33,6 +33,7 @@ from training_args import MINIGENIMAGE, DataArguments
 logger = logging.getLogger(__name__)
 # What other datasets call their model-selection split, tried when the default `validation` is absent.
 VALIDATION_ALIASES = ("validation", "valid", "val", "dev")
+NO_VALIDATION = "none"  # --validation_split none: no model-selection data, even where a validation split exists
 EVAL_SAMPLE_SEED = 0  # which rows --max_eval_samples keeps, fixed
 
 
@@ -247,6 +248,26 @@ def truncate(dataset: datasets.Dataset, limit: int | None, seed: int) -> dataset
     return dataset.shuffle(seed=seed).select(range(limit)).flatten_indices()
 
 
+def validation_split_of(asked: str, splits: list[str], reported: list[str]) -> str | None:
+    """The split that selects the model, or None: `--validation_split none`, or the default `validation` when the
+    data has none (nor `valid`/`val`/`dev`) or reports it as test data. A split named otherwise must exist and must
+    not be test data: selecting the model on test images would flatter the reported result."""
+    if asked == NO_VALIDATION:
+        return None
+    if asked == VALIDATION_ALIASES[0]:  # the default
+        found = next((name for name in VALIDATION_ALIASES if name in splits), None)
+        if found in reported:
+            logger.warning(f"no validation: split {found!r} is test data")
+            return None
+        return found
+    if asked not in splits:
+        raise ValueError(f"--validation_split {asked!r}: no such split among {splits}")
+    if asked in reported:
+        raise ValueError(f"--validation_split {asked!r} is also test data: choose another split, or leave it out of "
+                         "the test splits (--eval_splits)")
+    return asked
+
+
 def load_detection_data(data_args: DataArguments, need_train: bool, seed: int = 0) -> DetectionData:
     """Load the train split (when training), the validation subsets and the test subsets (`seed`: which rows
     `max_train_samples` keeps; `max_eval_samples` always keeps the same ones)."""
@@ -303,20 +324,10 @@ def load_detection_data(data_args: DataArguments, need_train: bool, seed: int = 
             only = ", ".join(LABEL_NAMES[label] for label in sorted(classes))
             drawn = f" (in the {data_args.max_train_samples} rows --max_train_samples drew)" if data_args.max_train_samples else ""
             raise ValueError(f"the training data holds {only} images only{drawn}: a detector needs both real and fake ones")
-        validation_split = data_args.validation_split
-        named = validation_split != VALIDATION_ALIASES[0]  # the default may be missing; a name given must exist
-        if not named and validation_split not in train_source:
-            validation_split = next((name for name in VALIDATION_ALIASES if name in train_source), validation_split)
-        if named and validation_split not in train_source:
-            raise ValueError(f"--validation_split {validation_split!r}: no such split among {list(train_source)}")
-        if named and validation_split in reported:  # selecting the model on test images flatters the result
-            raise ValueError(f"--validation_split {validation_split!r} is also test data: choose another split, or "
-                             "leave it out of the test splits (--eval_splits)")
+        validation_split = validation_split_of(data_args.validation_split, list(train_source), reported)
         if validation_split == split:  # model selection on the training images would say nothing
             logger.warning(f"no validation: split {split!r} is the training data")
-        elif validation_split in reported:
-            logger.warning(f"no validation: split {validation_split!r} is test data")
-        elif validation_split in train_source:
+        elif validation_split is not None:
             validation = prepare(train_source[validation_split], f"validation split {validation_split!r}")
             data.validation = {  # --max_eval_samples limits it as transformers' example scripts do
                 name: truncate(subset, data_args.max_eval_samples, EVAL_SAMPLE_SEED)

@@ -25,7 +25,7 @@ from tqdm.auto import tqdm
 from inference import DEFAULT_MODEL_DIR, TRAIN_COMMAND, Detector, ScanResult, find_images, p_fake_text
 
 FIELDS = ("path", "p_fake", "label", "error")
-DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+DTYPES = {"auto": None, "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -38,9 +38,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--batch_size", type=int, default=32, help="images per model call (default: %(default)s)")
     parser.add_argument("--num_workers", type=int, default=2,
                         help="DataLoader workers that decode and preprocess (default: %(default)s)")
-    parser.add_argument("--dtype", choices=sorted(DTYPES), default="float32",
-                        help="weights and model inputs in this type: bfloat16 is faster on a recent GPU, float32 "
-                        "(default) on a CPU; P(fake) may differ in the second or third decimal")
+    parser.add_argument("--dtype", choices=sorted(DTYPES), default="auto",
+                        help="weights and model inputs in this type (default: auto, as saved; a PiN-CLIP is saved in "
+                        "float32): bfloat16 is faster on a recent GPU; P(fake) then moves slightly")
     parser.add_argument("--output", default="results.csv", help="results file, .csv or .jsonl (default: %(default)s)")
     args = parser.parse_args(argv)
     if Path(args.output).suffix.lower() not in (".csv", ".jsonl"):

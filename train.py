@@ -24,7 +24,7 @@ import datasets
 import evaluate
 import numpy as np
 import torch
-from accelerate import Accelerator, DataLoaderConfiguration
+from accelerate import Accelerator, DataLoaderConfiguration, DistributedType
 from accelerate.utils import set_seed
 from PIL import Image
 from torch.utils.data import DataLoader
@@ -354,11 +354,16 @@ def run_eval_only(
 # ----------------------------------------------------------------------------------------------- main
 def launch_command(arguments: list[str], accelerator: Accelerator) -> str:
     """The command that repeats this run: `python train.py ...`, or `accelerate launch ... train.py ...` with the
-    process count and mixed precision, which shape the batch, the data order and the arithmetic."""
+    process count and mixed precision, which shape the batch, the data order and the arithmetic. Several processes
+    need `--multi_gpu` (without it accelerate starts one unless it sees several GPUs), and on CPUs the variable too."""
     if accelerator.num_processes == 1 and accelerator.mixed_precision == "no":
         return "python train.py " + shlex.join(arguments)
-    return (f"accelerate launch --num_processes {accelerator.num_processes} --mixed_precision "
-            f"{accelerator.mixed_precision} train.py " + shlex.join(arguments))
+    launch = "accelerate launch"
+    if accelerator.num_processes > 1:
+        cpus = accelerator.distributed_type == DistributedType.MULTI_CPU
+        launch = ("ACCELERATE_USE_CPU=true " if cpus else "") + "accelerate launch --multi_gpu"
+    return (f"{launch} --num_processes {accelerator.num_processes} --mixed_precision {accelerator.mixed_precision} "
+            "train.py " + shlex.join(arguments))
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -372,6 +377,10 @@ def main(argv: list[str] | None = None) -> dict:
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=args.seed),
     )
+    set_seed(args.seed)
+    if args.eval_only:
+        return run_eval_only(model_args, data_args, args, accelerator, started)
+
     if accelerator.gradient_accumulation_steps != args.gradient_accumulation_steps:
         # `accelerate launch --gradient_accumulation_steps` (DeepSpeed) sets it in the environment, and Accelerator
         # prefers that: the schedule, the batch and the logs would count steps that are not taken.
@@ -381,9 +390,6 @@ def main(argv: list[str] | None = None) -> dict:
             f"{args.gradient_accumulation_steps}: give the same value to both, or set it with train.py's argument only"
         )
     command = launch_command(sys.argv[1:] if argv is None else argv, accelerator)
-    set_seed(args.seed)
-    if args.eval_only:
-        return run_eval_only(model_args, data_args, args, accelerator, started)
 
     if args.push_to_hub and accelerator.is_main_process:
         try:

@@ -121,7 +121,8 @@ class DataArguments:
     )
     eval_dir: str | None = field(default=None, metadata={"help": "Image folder tree for evaluation, same layouts."})
     train_split: str = field(default="train", metadata={"help": "Split to train on."})
-    validation_split: str = field(default="validation", metadata={"help": "Split for model selection (if any)."})
+    validation_split: str = field(default="validation", metadata={
+        "help": "Split for model selection (`validation`, else `valid`/`val`/`dev` when present; `none`: no validation)."})
     test_split_prefix: str = field(default="test_", metadata={"help": "Splits named PREFIX<subset> are test subsets."})
     eval_splits: list[str] | None = field(
         default=None, metadata={"help": "Explicit test splits (default: every PREFIX* split, else 'test')."}
@@ -233,7 +234,13 @@ def expand_config(argv: list[str]) -> list[str]:
     if len(files) > 1:
         raise ValueError(f"one config file per run, got {len(files)} ({', '.join(files)}): merge them, or give the "
                          "other's settings on the command line")
-    return config_to_argv(read_config_file(files[0])) + rest if files else rest
+    if not files:
+        return rest
+    try:
+        return config_to_argv(read_config_file(files[0])) + rest
+    except ValueError as error:
+        message = str(error)
+        raise ValueError(message if message.startswith("config file") else f"config file {files[0]}: {message}") from None
 
 
 def check_arguments(model_args: ModelArguments, data_args: DataArguments, args: TrainingArguments) -> list[str]:

@@ -21,7 +21,7 @@ started=$(date +%s)
 status=0
 timeout 270 "$PYTHON" -m accelerate.commands.launch --num_processes 1 --num_machines 1 --mixed_precision bf16 \
   --dynamo_backend no train.py --max_steps 1000 --output_dir "$RUN_DIR" >"$LOG" 2>&1 || status=$?
-tr '\r' '\n' <"$LOG" | grep -v '^training: ' | tail -25  # the log without the progress bar's redraws
+tr '\r' '\n' <"$LOG" | grep -v '^training: ' | tail -25 || true  # the log without the progress bar's redraws
 echo "exit status $status after $(( $(date +%s) - started )) s" | tee -a "$LOG"
 if [ -f "$RUN_DIR/metrics.json" ]; then
   [ -n "${OUT:-}" ] && cp "$RUN_DIR/metrics.json" "$OUT/train_metrics.json"

@@ -487,21 +487,27 @@ def test_batch_csv_cells_that_a_spreadsheet_would_run_are_quoted(model_dir: Path
     assert cells == ["'=HYPERLINK(1).png", "'+1.png", "'-photo.png", "plain.png"]
 
 
-def test_a_threshold_away_from_one_half_heads_the_label_with_the_decision(client: Client, model_dir: Path,
-                                                                           tmp_path: Path) -> None:
-    """Gradio heads a Label with the likelier class; at threshold 0.99999 a p(fake) of 0.9 is the decision "real"."""
-    strict = tmp_path / "strict-model"
-    shutil.copytree(model_dir, strict)
-    config = json.loads((strict / "config.json").read_text())
-    (strict / "config.json").write_text(json.dumps({**config, "detection_threshold": 0.99999}))
-    detector, problem = load_detector(str(strict))
-    handlers = Handlers(detector, problem)
-    for name in ("fake_gan.png", "real_1.png"):
-        p_fake = detector.p_fake(load_rgb_image(ASSETS / name))
-        (label, probabilities), decision, _ = handlers.predict(str(ASSETS / name))
-        assert label == ("fake" if p_fake >= 0.99999 else "real") and probabilities["fake"] == pytest.approx(p_fake)
-        shown = decision.split("p(fake) = ")[1].split(",")[0]
-        assert (float(shown) >= 0.99999) == (p_fake >= 0.99999)  # the number shown is on the decision's side
+def test_a_threshold_away_from_one_half_heads_the_label_with_the_decision(model_dir: Path, tmp_path: Path) -> None:
+    """Gradio heads a Label with the likelier class; with the threshold between p(fake) and the other side of 0.5,
+    the decision is the other class, and the UI and API clients must get the decision."""
+    image = ASSETS / "fake_gan.png"
+    p_fake = load_detector(str(model_dir))[0].p_fake(load_rgb_image(image))
+    threshold = (p_fake + 1) / 2 if p_fake >= 0.5 else p_fake / 2  # the decision is not the likelier class
+    decided = "fake" if p_fake >= threshold else "real"
+    assert decided != max({"real": 1 - p_fake, "fake": p_fake}.items(), key=lambda item: item[1])[0]
+    moved = tmp_path / "moved-threshold"
+    shutil.copytree(model_dir, moved)
+    config = json.loads((moved / "config.json").read_text())
+    (moved / "config.json").write_text(json.dumps({**config, "detection_threshold": threshold}))
+    demo = build_demo(moved, strict=True)
+    demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, **launch_kwargs(free_port()))
+    try:
+        label, decision, _ = Client(demo.local_url, verbose=False).predict(handle_file(str(image)), api_name="/predict")
+    finally:
+        demo.close()
+    assert label["label"] == decided and confidences(label)["fake"] == pytest.approx(p_fake, abs=1e-5)
+    shown = float(decision.split("p(fake) = ")[1].split(",")[0])
+    assert (shown >= threshold) == (p_fake >= threshold) and f"threshold {threshold:.9g}" in decision
     payload = decision_label().postprocess(("real", {"real": 0.1, "fake": 0.9}))
     assert payload.label == "real" and [c.label for c in payload.confidences] == ["fake", "real"]
 

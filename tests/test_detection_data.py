@@ -472,6 +472,9 @@ def test_a_validation_split_named_must_exist_and_must_not_be_test_data(tmp_path)
         load_detection_data(DataArguments(dataset_name=source, validation_split="test"), need_train=True)
     named = load_detection_data(DataArguments(dataset_name=source, validation_split="val"), need_train=True)
     assert list(named.validation) == ["sd"] and list(named.test) == ["gan"]
+    assert list(load_detection_data(DataArguments(dataset_name=source), need_train=True).validation) == ["sd"]
+    off = load_detection_data(DataArguments(dataset_name=source, validation_split="none"), need_train=True)
+    assert off.validation == {} and list(off.test) == ["gan"]  # switched off although `val` exists
 
 
 def test_a_misspelt_image_column_names_the_argument_before_any_image_is_read(tmp_path):

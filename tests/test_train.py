@@ -298,8 +298,9 @@ def test_two_processes_count_each_training_image_once(minigen_cache, tmp_path):
     assert (training["steps"], training["images_seen"]) == (6, 44)
     assert (training["processes"], training["mixed_precision"]) == (2, "no")
     # the card's command repeats this run: `python train.py` would train one process on batches of 4
-    assert "accelerate launch --num_processes 2 --mixed_precision no train.py --minigenimage_reduced" in (
-        tmp_path / "README.md").read_text()
+    # (the launch above, with its port and no dynamo, is this command: `--multi_gpu` is what starts two processes)
+    assert ("ACCELERATE_USE_CPU=true accelerate launch --multi_gpu --num_processes 2 --mixed_precision no train.py "
+            "--minigenimage_reduced") in (tmp_path / "README.md").read_text()
 
 
 # ------------------------------------------------------------------------------------- folders, eval-only
