@@ -29,10 +29,11 @@ CONFIG_SUFFIXES = (".json", ".yaml", ".yml")
 # The ModelArguments that say where the backbone comes from and how to load it; all the others are PinClipConfig fields.
 NOT_CONFIG_FIELDS = ("model_name_or_path", "random_clip_shape", "trust_remote_code")
 # What a checkpoint may be resumed with other values of: where the run is written, how it is continued, logged,
-# checkpointed, evaluated in batches and published. Anything else would continue one run's weights as another's.
+# checkpointed, evaluated in batches, loaded (crops are seeded per image and epoch, so DataLoader workers change no
+# batch) and published. Anything else would continue one run's weights as another's.
 RESUMABLE_CHANGES = ("output_dir", "resume_from_checkpoint", "logging_steps", "checkpointing_steps",
-                     "checkpoints_total_limit", "per_device_eval_batch_size", "robustness", "push_to_hub",
-                     "hub_model_id", "hub_private_repo")
+                     "checkpoints_total_limit", "per_device_eval_batch_size", "dataloader_num_workers", "robustness",
+                     "push_to_hub", "hub_model_id", "hub_private_repo")
 
 
 @dataclass

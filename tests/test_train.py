@@ -199,9 +199,11 @@ def test_card_lists_only_hub_datasets(tmp_path):
         assert (train.hub_training_dataset(data_args), train.training_data(data_args)) == (hub_id, name), data_args
 
 
-def test_resume_from_checkpoint_is_exact(trained_run, minigen_cache, tmp_path):
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_resume_from_checkpoint_is_exact(trained_run, minigen_cache, tmp_path, workers):
     """A run that stopped after step 4 (mid-epoch, a half-written save beside it) and resumes with `latest`
-    ends with exactly the weights and metrics of the uninterrupted run."""
+    ends with exactly the weights and metrics of the uninterrupted run, also with DataLoader workers that run
+    did not have (a resume on another machine)."""
     full, _, _ = trained_run
     resumed = tmp_path / "resumed"
     (resumed / "checkpoints").mkdir(parents=True)
@@ -213,7 +215,7 @@ def test_resume_from_checkpoint_is_exact(trained_run, minigen_cache, tmp_path):
         log.write('{"step": 7, "epoch": 2, "lr"')  # ...and was cut short while writing a record
     metrics = train.main(
         reduced_args(minigen_cache, resumed, "--num_train_epochs", "2", "--checkpointing_steps", "2",
-                     "--resume_from_checkpoint", "latest")
+                     "--resume_from_checkpoint", "latest", "--dataloader_num_workers", workers)
     )
     expected, got = load_file(full / "model.safetensors"), load_file(resumed / "model.safetensors")
     assert expected.keys() == got.keys()
