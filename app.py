@@ -231,7 +231,8 @@ def training_data_name(metrics: dict, card: dict) -> str:
     if isinstance(training, dict) and training.get("data"):
         return str(training["data"])
     datasets = card.get("datasets") or []
-    return ", ".join(map(str, datasets if isinstance(datasets, list) else [datasets])) or "see the model card"
+    recorded = ", ".join(map(str, datasets if isinstance(datasets, list) else [datasets]))
+    return recorded or "not recorded (neither metrics.json nor a model card names it)"
 
 
 def model_overview(detector: Detector, card: dict, metrics: dict) -> str:

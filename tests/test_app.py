@@ -231,7 +231,8 @@ def test_model_panel_names_the_training_data_from_metrics(model_dir: Path, tmp_p
     text = model_overview(detector, card, {"training": {"data": "MiniGenImage"}})
     assert "**Training data** MiniGenImage" in text and "org/genimage" not in text
     assert "**Training data** org/genimage" in model_overview(detector, card, {"training": ["not", "a", "dict"]})
-    assert "**Training data** see the model card" in model_overview(detector, {}, {})
+    assert "**Training data** not recorded (neither metrics.json nor a model card names it)" in model_overview(
+        detector, {}, {})
     folder = shutil.copytree(model_dir, tmp_path / "recorded")
     (folder / "metrics.json").write_text(json.dumps({"subsets": {}, "training": {"data": "my-photos"}}))
     assert read_metrics(str(folder))["training"]["data"] == "my-photos"
