@@ -313,7 +313,8 @@ class Handlers:
         )
         return (label, probabilities), decision, self.preview(view)
 
-    def robustness(self, path: str | None, jpeg_quality: int, blur_sigma: float) -> tuple[tuple[str, dict[str, float]] | None, str, Image.Image | None]:
+    def robustness(self, path: str | None, jpeg_quality: int,
+                   blur_sigma: float) -> tuple[tuple[str, dict[str, float]] | None, str, Image.Image | None]:
         """Re-score the image after blur and JPEG re-compression, next to its original score (nothing to do while
         both sliders rest: the Detect panel already shows that score)."""
         if not path:

@@ -123,7 +123,8 @@ class DataArguments:
     eval_dir: str | None = field(default=None, metadata={"help": "Image folder tree for evaluation, same layouts."})
     train_split: str = field(default="train", metadata={"help": "Split to train on."})
     validation_split: str = field(default="validation", metadata={
-        "help": "Split for model selection (`validation`, else `valid`/`val`/`dev` when present; `none`: no validation)."})
+        "help": "Split for model selection (`validation`, else `valid`/`val`/`dev` when present; `none`: no "
+                "validation)."})
     test_split_prefix: str = field(default="test_", metadata={"help": "Splits named PREFIX<subset> are test subsets."})
     eval_splits: list[str] | None = field(
         default=None, metadata={"help": "Explicit test splits (default: every PREFIX* split, else 'test')."}
@@ -198,7 +199,8 @@ def read_config_file(path: str | Path) -> dict:
     try:
         values = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     except (ValueError, yaml.YAMLError) as error:  # JSONDecodeError is a ValueError
-        raise ValueError(f"config file {path}: not valid {'JSON' if path.suffix == '.json' else 'YAML'} ({error})") from None
+        kind = "JSON" if path.suffix == ".json" else "YAML"
+        raise ValueError(f"config file {path}: not valid {kind} ({error})") from None
     if not isinstance(values, dict):
         raise ValueError(f"config file {path} must hold a mapping of argument names to values")
     return values
