@@ -410,9 +410,9 @@ def main(argv: list[str] | None = None) -> dict:
         check_same_run(checkpoint, settings)
     with accelerator.main_process_first():  # the main process builds / caches the data, the others read it
         data = load_detection_data(data_args, need_train=True, seed=args.seed)
-    if accelerator.is_main_process:  # an unreadable evaluation image stops the run now, not after training
-        check_images(data.validation, data_args.image_column, "validation")
-        check_images(data.test, data_args.image_column, "test")
+    # An unreadable evaluation image stops the run now, not after training; each process checks its share.
+    for kind, subsets in (("validation", data.validation), ("test", data.test)):
+        check_images(subsets, data_args.image_column, kind, accelerator.process_index, accelerator.num_processes)
 
     # Model: the same `from_clip` path for a random tiny CLIP and for openai/clip-vit-large-patch14.
     clip = backbone_path(model_args, args, accelerator)

@@ -487,3 +487,22 @@ def test_a_training_folder_without_test_data_points_at_its_own_test_folder(tmp_p
     folder = image_tree(tmp_path / "photos")
     with pytest.raises(ValueError, match=f"nothing to evaluate on: .*--eval_dir {folder}"):
         load_detection_data(DataArguments(train_dir=folder), need_train=True)
+
+
+def test_processes_check_a_share_of_the_images_each_and_together_all(monkeypatch):
+    from detection_data import ImageRows, check_images
+
+    good = png_bytes()
+    data = {"image": [{"bytes": good, "path": None}] * 6, "label": [0, 1] * 3}
+    data["image"][3] = {"bytes": good[:60], "path": None}
+    dataset = datasets.Dataset.from_dict(data, features=datasets.Features(
+        {"image": datasets.Image(), "label": datasets.ClassLabel(names=["real", "fake"])}))
+    opened = []
+    read = ImageRows.__getitem__
+    monkeypatch.setattr(ImageRows, "__getitem__", lambda rows, index: (opened.append(index), read(rows, index))[1])
+    check_images({"sd": dataset}, "image", "test", process_index=0, num_processes=2)  # rows 0, 2, 4
+    with pytest.raises(ValueError, match="test subset 'sd', row 3: image: truncated"):
+        check_images({"sd": dataset}, "image", "test", process_index=1, num_processes=2)
+    assert opened == [0, 2, 4, 1, 3]
+    with pytest.raises(ValueError, match="row 3"):
+        check_images({"sd": dataset}, "image", "test")  # one process: every row
