@@ -11,6 +11,7 @@ the user sent are the bytes that are scored, and a bad file becomes a message na
 from __future__ import annotations
 
 import argparse
+import collections
 import csv
 import json
 import logging
@@ -73,6 +74,17 @@ def spreadsheet_safe(cell: str) -> str:
     """A CSV cell that a spreadsheet shows as text: an uploaded file named `=HYPERLINK(...).png` would otherwise be
     run as a formula when the downloaded CSV is opened (a quote in front is the usual escape)."""
     return "'" + cell if cell[:1] in ("=", "+", "-", "@", "\t", "\r") else cell
+
+
+def upload_names(paths: list[str]) -> list[str]:
+    """The uploads' file names (never the server's folders), numbered where several share one: `a.png (1 of 2)`."""
+    names = [Path(path).name for path in paths]
+    counts, seen = collections.Counter(names), collections.Counter()
+    numbered = []
+    for name in names:
+        seen[name] += 1
+        numbered.append(f"{name} ({seen[name]} of {counts[name]})" if counts[name] > 1 else name)
+    return numbered
 
 
 def p_fake_shown(p_fake: float, threshold: float) -> str:
@@ -342,10 +354,11 @@ class Handlers:
             return [], None
         detector = self._require_model()
         rows = []
-        for result in progress.tqdm(detector.scan(paths, batch_size=16), total=len(paths), desc="scanning"):
+        results = progress.tqdm(detector.scan(paths, batch_size=16), total=len(paths), desc="scanning")
+        for name, result in zip(upload_names(paths), results):  # the scan keeps the order of `paths`
             # as predict.py writes it: rounder values would tie scores and could read 0.5 beside "real"
             p_fake = None if result.p_fake is None else float(p_fake_text(result.p_fake))
-            rows.append([Path(result.path).name, p_fake, result.label or "", result.error or ""])
+            rows.append([name, p_fake, result.label or "", result.error or ""])
         # One folder per request, so concurrent users never overwrite each other's download; Gradio serves its
         # own copy of the file, so earlier requests' folders are removed rather than left to pile up.
         self.csv_folders.append(tempfile.mkdtemp(prefix="pinclip-"))

@@ -190,6 +190,12 @@ def test_app_batch_table_and_csv(client: Client, awkward: dict[str, Path]) -> No
     lines = Path(csv_path).read_text().splitlines()
     assert lines[0] == "file,p_fake,label,error" and len(lines) == 4
     assert "/" not in "".join(lines[1:])  # names only, no server path
+    twin = awkward["rgba.png"].parent / "twin" / "rgba.png"  # another file of the same name
+    twin.parent.mkdir(exist_ok=True)
+    shutil.copy(awkward["tiny4x4.png"], twin)
+    table, _ = client.predict([handle_file(str(path)) for path in (awkward["rgba.png"], twin)], api_name="/batch")
+    assert [row[0] for row in table["data"]] == ["rgba.png (1 of 2)", "rgba.png (2 of 2)"]
+    assert table["data"][0][1] == rows["rgba.png"][1]  # in upload order
 
 
 def test_app_without_model_starts_and_says_how_to_train(tmp_path: Path) -> None:
