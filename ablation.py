@@ -10,8 +10,10 @@ reads the latter).
 
 A run that finished is kept: rerunning the same command (after a crash, or with more `--ablation_seeds`) trains only
 the runs whose folder lacks a finished run of the same settings (`ablation_run.json` beside its `metrics.json`: the
-parsed `train.py` arguments, so a config file's contents count and `--x=1` equals `--x 1`, and the files of a local
-`--model_name_or_path` folder, so a backbone written again is a new run); delete a run's folder to train it again.
+parsed `train.py` arguments, so a config file's contents count and `--x=1` equals `--x 1`, the files of a local
+`--model_name_or_path` folder, so a backbone written again is a new run, and the hash of the `metrics.json` the run
+wrote, so a folder trained into since, or left without metrics, is trained again); delete a run's folder to train it
+again. The summary files are removed before any training and written at the end: they never describe other runs.
 A run that crashed after saving checkpoints (`--checkpointing_steps`) continues from them when
 `--resume_from_checkpoint latest` is passed through; otherwise `train.py` refuses to start over on top of them, and it
 refuses to continue them with other settings (delete the run's folder to train it anew). Local data folders are not
@@ -19,6 +21,7 @@ fingerprinted: after changing their files, delete the runs trained on them.
 """
 
 import argparse
+import hashlib
 import json
 import re
 import shlex
@@ -33,7 +36,7 @@ from configuration_pinclip import NOISE_MODES
 from training_args import changed_settings, parse_arguments, run_settings
 
 RUN_RECORD = "ablation_run.json"  # the settings of a finished run
-# train.py arguments the ablation sets for every run itself
+# train.py arguments the ablation sets for every run itself (also refused as `--noise-mode`, which train.py accepts)
 OWN_TRAIN_ARGUMENTS = ("--noise_mode", "--seed", "--output_dir")
 # Where a run is written and how it gets done (continued from a checkpoint or not), not what it trains.
 NOT_WHAT_IS_TRAINED = ("output_dir", "resume_from_checkpoint")
@@ -98,6 +101,23 @@ def what_is_trained(run_args: list[str]) -> dict:
     return run_settings(parse_arguments(run_args), leave_out=NOT_WHAT_IS_TRAINED)
 
 
+def finished_record(run_dir: Path, settings: dict) -> dict:
+    """What `RUN_RECORD` holds for a run that has just finished in `run_dir` with `settings`."""
+    metrics = hashlib.sha256((run_dir / "metrics.json").read_bytes()).hexdigest()
+    return {"settings": settings, "metrics_sha256": metrics}
+
+
+def is_finished(run_dir: Path, settings: dict) -> bool:
+    """Whether `run_dir` holds the finished run of `settings`: its record, and the very metrics.json it wrote."""
+    record_file = run_dir / RUN_RECORD
+    if not record_file.is_file() or not (run_dir / "metrics.json").is_file():
+        return False
+    record = json.loads(record_file.read_text())
+    if not isinstance(record, dict) or set(record) != {"settings", "metrics_sha256"}:  # an older record: unverifiable
+        return False
+    return record == finished_record(run_dir, record["settings"]) and not changed_settings(record["settings"], settings)
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
@@ -113,24 +133,27 @@ def main(argv: list[str] | None = None) -> dict:
         parser.error(f"--ablation_seeds must be at least 1, got {own.ablation_seeds}")
     if len(set(own.modes)) < len(own.modes):
         parser.error(f"--modes names a mode twice: {' '.join(own.modes)}")
-    ignored = [token for token in train_args if token.split("=")[0] in OWN_TRAIN_ARGUMENTS]
+    ignored = [token for token in train_args  # `--noise-mode=pin` is `--noise_mode` to train.py's parser
+               if token.startswith("--") and "--" + token[2:].split("=")[0].replace("-", "_") in OWN_TRAIN_ARGUMENTS]
     if ignored:
         parser.error(f"{' '.join(ignored)}: the ablation sets {', '.join(OWN_TRAIN_ARGUMENTS)} of every run itself "
                      "(use --modes, --ablation_seeds and --output_dir)")
     out = Path(own.output_dir) if own.output_dir else default_output_dir(train_args)
+    for summary_file in (out / "ablation.json", out / "ablation.md"):  # written again at the end, for these runs
+        summary_file.unlink(missing_ok=True)
     runs: dict[str, list[dict]] = {}
     for mode in own.modes:
         for seed in range(own.ablation_seeds):
             run_dir = out / f"{mode}-seed{seed}"
             run_args = train_args + ["--noise_mode", mode, "--seed", str(seed), "--output_dir", str(run_dir)]
-            record = run_dir / RUN_RECORD
-            if record.is_file() and not changed_settings(json.loads(record.read_text()), what_is_trained(run_args)):
+            record, settings = run_dir / RUN_RECORD, what_is_trained(run_args)
+            if is_finished(run_dir, settings):
                 print(f"{run_dir}: finished earlier with the same arguments, kept")
             else:
                 record.unlink(missing_ok=True)
                 train.main(run_args)
                 AcceleratorState._reset_state(reset_partial_state=True)  # the next run builds a fresh Accelerator
-                record.write_text(json.dumps(what_is_trained(run_args)) + "\n")  # once metrics.json is written
+                record.write_text(json.dumps(finished_record(run_dir, settings)) + "\n")  # once metrics.json is written
             runs.setdefault(mode, []).append(json.loads((run_dir / "metrics.json").read_text()))
     summary = {}
     for mode, results in runs.items():
@@ -151,7 +174,8 @@ def main(argv: list[str] | None = None) -> dict:
     unseen = next(iter(summary.values()))["unseen_subsets"]
     listed = f"Unseen families: {', '.join(unseen)}.\n\n" if unseen else ""
     (out / "ablation.md").write_text(
-        f"Accuracy (%), mean ± std over {own.ablation_seeds} seeds\n\n{table}\n{listed}`{command}`\n"
+        f"Accuracy (%), mean ± sample std (n − 1) over {own.ablation_seeds} seed{'s' * (own.ablation_seeds != 1)}\n\n"
+        f"{table}\n{listed}`{command}`\n"
     )
     print(table)
     return summary

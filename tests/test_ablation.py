@@ -70,7 +70,7 @@ def test_summary_is_mean_and_sample_std_over_seeds_and_the_table_shows_it(fake_t
     assert pin["unseen"]["values"] == [0.5, 0.6, 0.7]  # gan only: tconv was trained on
     assert json.loads((tmp_path / "ablation.json").read_text())["accuracy"] == json.loads(json.dumps(summary))
     table = (tmp_path / "ablation.md").read_text()
-    assert table.startswith("Accuracy (%), mean ± std over 3 seeds\n")
+    assert table.startswith("Accuracy (%), mean ± sample std (n − 1) over 3 seeds\n")
     for line in ("| subset | pin |", "| tconv | 90.0 ± 0.0 |", "| gan | 60.0 ± 10.0 |", "| **test mean** | 75.0 ± 5.0 |",
                  "| **unseen-family mean** | 60.0 ± 10.0 |", "| validation mean | 60.0 ± 10.0 |"):
         assert line in table.splitlines(), line
@@ -80,7 +80,7 @@ def test_one_seed_has_no_std(fake_training, tmp_path: Path) -> None:
     summary = ablation.main(["--ablation_seeds", "1", "--modes", "pin", "--output_dir", str(tmp_path)])
     assert summary["pin"]["mean"] == {"mean": pytest.approx(0.7), "std": None, "values": [pytest.approx(0.7)]}
     table = (tmp_path / "ablation.md").read_text()
-    assert table.startswith("Accuracy (%), mean ± std over 1 seeds") and "| **test mean** | 70.0 ± – |" in table
+    assert table.startswith("Accuracy (%), mean ± sample std (n − 1) over 1 seed\n") and "| **test mean** | 70.0 ± – |" in table
 
 
 def test_no_unseen_family_mean_without_the_training_generators_of_every_run(monkeypatch, tmp_path: Path) -> None:
@@ -150,6 +150,7 @@ def test_a_backbone_folder_written_again_is_a_new_run(fake_training, tmp_path: P
 
 @pytest.mark.parametrize("argv, message", [
     (["--seed", "5"], "--seed"), (["--noise_mode=pin"], "--noise_mode=pin"), (["--modes", "pin", "pin"], "twice"),
+    (["--output-dir", "x"], "--output-dir"), (["--noise-mode=pin"], "--noise-mode=pin"),  # train.py's dash aliases
 ])
 def test_arguments_the_ablation_would_override_or_double_are_refused(argv, message, capsys) -> None:
     with pytest.raises(SystemExit) as exit_:
@@ -197,3 +198,28 @@ def test_ablations_on_two_datasets_default_to_two_folders(fake_training, tmp_pat
     assert sorted(path.name for path in (tmp_path / "outputs").iterdir()) == [
         "ablation-aigibench", "ablation-genimage", "ablation-minigenimage"]
     assert len(fake_training) == 3
+
+
+def test_a_folder_trained_into_since_or_left_without_metrics_is_trained_again(fake_training, tmp_path: Path) -> None:
+    """The record vouches for the metrics.json its run wrote: `train.py --output_dir OUT/pin-seed0` by hand since
+    (another mode, other steps) or a run killed after clearing the folder must not be counted as the ablation's."""
+    argv = ["--ablation_seeds", "2", "--modes", "pin", "--output_dir", str(tmp_path)]
+    ablation.main(argv)
+    assert len(fake_training) == 2
+    (tmp_path / "pin-seed0" / "metrics.json").write_text(json.dumps({"subsets": {}, "by": "another run"}))
+    (tmp_path / "pin-seed1" / "metrics.json").unlink()
+    ablation.main(argv)
+    assert [call[call.index("--output_dir") + 1] for call in fake_training[2:]] == [
+        str(tmp_path / "pin-seed0"), str(tmp_path / "pin-seed1")]
+    ablation.main(argv)
+    assert len(fake_training) == 4  # both finished again: kept
+
+
+def test_a_rerun_that_fails_leaves_no_summary_of_other_runs(fake_training, tmp_path: Path) -> None:
+    argv = ["--ablation_seeds", "1", "--modes", "pin", "none", "--output_dir", str(tmp_path)]
+    ablation.main(argv)
+    assert (tmp_path / "ablation.json").is_file() and (tmp_path / "ablation.md").is_file()
+    ablation.train.main.fail_none = True
+    with pytest.raises(RuntimeError, match="diverged"):
+        ablation.main(argv + ["--max_steps", "7"])  # pin retrained, then none fails
+    assert not (tmp_path / "ablation.json").exists() and not (tmp_path / "ablation.md").exists()
