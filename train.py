@@ -25,7 +25,7 @@ import evaluate
 import numpy as np
 import torch
 from accelerate import Accelerator, DataLoaderConfiguration, DistributedType
-from accelerate.utils import set_seed
+from accelerate.utils import gather_object, set_seed
 from PIL import Image
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -36,6 +36,7 @@ from clip_checkpoints import write_random_clip
 from corruptions import robustness_grid
 from detection_data import Collator, EvalImages, TrainImages, check_images, load_detection_data
 from hub_push import create_model_repo, push_folder
+from image_io import ImageLoadError
 from inference import DEFAULT_THRESHOLD, Detector, display_name
 from modeling_pinclip import PinClipForImageClassification, PinClipOutput
 from training_args import (
@@ -410,9 +411,19 @@ def main(argv: list[str] | None = None) -> dict:
         check_same_run(checkpoint, settings)
     with accelerator.main_process_first():  # the main process builds / caches the data, the others read it
         data = load_detection_data(data_args, need_train=True, seed=args.seed)
-    # An unreadable evaluation image stops the run now, not after training; each process checks its share.
+    # An unreadable evaluation image stops the run now, not after training; each process checks its share, and
+    # every process stops with the first problem found (one that stopped alone would leave the others to fail at
+    # their next collective with a connection error instead of the reason).
+    unreadable = []
     for kind, subsets in (("validation", data.validation), ("test", data.test)):
-        check_images(subsets, data_args.image_column, kind, accelerator.process_index, accelerator.num_processes)
+        try:
+            check_images(subsets, data_args.image_column, kind, accelerator.process_index, accelerator.num_processes)
+        except ImageLoadError as error:
+            unreadable.append(str(error))
+            break
+    unreadable = gather_object(unreadable) if accelerator.num_processes > 1 else unreadable
+    if unreadable:
+        raise ImageLoadError(unreadable[0])
 
     # Model: the same `from_clip` path for a random tiny CLIP and for openai/clip-vit-large-patch14.
     clip = backbone_path(model_args, args, accelerator)

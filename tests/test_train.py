@@ -882,7 +882,8 @@ def test_a_rerun_into_the_same_folder_gives_the_weights_of_a_fresh_run(minigen_c
     assert all(torch.equal(expected[name], got[name]) for name in expected)
 
 
-def test_an_unreadable_test_image_stops_the_run_before_training(tmp_path, monkeypatch):
+def dataset_with_an_unreadable_test_image(folder: Path, row: int) -> Path:
+    """A saved dataset of 4 training and 4 test PNGs, test row `row` cut short."""
     import datasets
     from PIL import Image as PILImage
 
@@ -894,9 +895,28 @@ def test_an_unreadable_test_image_stops_the_run_before_training(tmp_path, monkey
     features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["real", "fake"]),
                                   "generator": datasets.Value("string")})
     good = {"image": [{"bytes": png(i), "path": None} for i in range(4)], "label": [0, 1, 0, 1], "generator": ["sd"] * 4}
-    broken = {**good, "image": good["image"][:2] + [{"bytes": png(9)[:50], "path": None}] + good["image"][3:]}
+    broken = {**good, "image": [*good["image"][:row], {"bytes": png(9)[:50], "path": None}, *good["image"][row + 1:]]}
     datasets.DatasetDict({"train": datasets.Dataset.from_dict(good, features=features),
-                          "test": datasets.Dataset.from_dict(broken, features=features)}).save_to_disk(str(tmp_path / "data"))
+                          "test": datasets.Dataset.from_dict(broken, features=features)}).save_to_disk(str(folder))
+    return folder
+
+
+def test_an_unreadable_test_image_found_by_one_process_stops_every_one_with_the_reason(tmp_path):
+    """Row 3 is in the second process's share of the check: both stop with its message, not a connection error."""
+    data = dataset_with_an_unreadable_test_image(tmp_path / "data", row=3)
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    launch = [str(ACCELERATE), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+              "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29535"]
+    result = subprocess.run(launch + ["train.py", "--dataset_name", str(data), "--output_dir", str(tmp_path / "out"),
+                                      "--random_clip_shape", "tiny", "--max_steps", "1"],
+                            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=240)
+    assert result.returncode != 0
+    assert result.stderr.count("train.py: error: test subset 'sd', row 3: image: truncated or corrupt") == 2
+    assert "Connection closed" not in result.stderr and not (tmp_path / "out" / "model.safetensors").exists()
+
+
+def test_an_unreadable_test_image_stops_the_run_before_training(tmp_path, monkeypatch):
+    dataset_with_an_unreadable_test_image(tmp_path / "data", row=2)
     monkeypatch.setattr(train, "make_optimizer", lambda *a: pytest.fail("training started"))
     with pytest.raises(ValueError, match="test subset 'sd', row 2: image: truncated or corrupt"):
         train.main(["--dataset_name", str(tmp_path / "data"), "--output_dir", str(tmp_path / "out"),
