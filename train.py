@@ -353,6 +353,15 @@ def run_eval_only(
 
 
 # ----------------------------------------------------------------------------------------------- main
+def stop_together(accelerator: Accelerator, problems: list[str], error: type[Exception]) -> None:
+    """Raise `error` with the first of every process's `problems` on every process (a collective: all call it). A
+    process that stopped alone would leave the others to fail at their next collective with a connection error
+    instead of the reason."""
+    problems = gather_object(problems) if accelerator.num_processes > 1 else problems
+    if problems:
+        raise error(problems[0])
+
+
 def launch_command(arguments: list[str], accelerator: Accelerator) -> str:
     """The command that repeats this run: `python train.py ...`, or `accelerate launch ... train.py ...` with the
     process count and mixed precision, which shape the batch, the data order and the arithmetic. Several processes
@@ -392,11 +401,14 @@ def main(argv: list[str] | None = None) -> dict:
         )
     command = launch_command(sys.argv[1:] if argv is None else argv, accelerator)
 
-    if args.push_to_hub and accelerator.is_main_process:
-        try:
-            create_model_repo(args.hub_model_id, private=args.hub_private_repo)
-        except Exception as error:  # noqa: BLE001 - offline, no login, no rights: before training, not after it
-            raise ValueError(f"--push_to_hub: cannot create {args.hub_model_id} on the Hub ({error})") from error
+    if args.push_to_hub:
+        problems = []
+        if accelerator.is_main_process:
+            try:
+                create_model_repo(args.hub_model_id, private=args.hub_private_repo)
+            except Exception as error:  # noqa: BLE001 - offline, no login, no rights: before training, not after it
+                problems.append(f"--push_to_hub: cannot create {args.hub_model_id} on the Hub ({error})")
+        stop_together(accelerator, problems, ValueError)
     output_dir = Path(args.output_dir)
     if not args.resume_from_checkpoint and list_checkpoints(output_dir):
         raise ValueError(
@@ -411,9 +423,7 @@ def main(argv: list[str] | None = None) -> dict:
         check_same_run(checkpoint, settings)
     with accelerator.main_process_first():  # the main process builds / caches the data, the others read it
         data = load_detection_data(data_args, need_train=True, seed=args.seed)
-    # An unreadable evaluation image stops the run now, not after training; each process checks its share, and
-    # every process stops with the first problem found (one that stopped alone would leave the others to fail at
-    # their next collective with a connection error instead of the reason).
+    # An unreadable evaluation image stops the run now, not after training; each process checks its share.
     unreadable = []
     for kind, subsets in (("validation", data.validation), ("test", data.test)):
         try:
@@ -421,9 +431,7 @@ def main(argv: list[str] | None = None) -> dict:
         except ImageLoadError as error:
             unreadable.append(str(error))
             break
-    unreadable = gather_object(unreadable) if accelerator.num_processes > 1 else unreadable
-    if unreadable:
-        raise ImageLoadError(unreadable[0])
+    stop_together(accelerator, unreadable, ImageLoadError)
 
     # Model: the same `from_clip` path for a random tiny CLIP and for openai/clip-vit-large-patch14.
     clip = backbone_path(model_args, args, accelerator)

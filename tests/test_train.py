@@ -882,8 +882,8 @@ def test_a_rerun_into_the_same_folder_gives_the_weights_of_a_fresh_run(minigen_c
     assert all(torch.equal(expected[name], got[name]) for name in expected)
 
 
-def dataset_with_an_unreadable_test_image(folder: Path, row: int) -> Path:
-    """A saved dataset of 4 training and 4 test PNGs, test row `row` cut short."""
+def dataset_with_an_unreadable_test_image(folder: Path, row: int | None) -> Path:
+    """A saved dataset of 4 training and 4 test PNGs, test row `row` cut short (None: all readable)."""
     import datasets
     from PIL import Image as PILImage
 
@@ -895,23 +895,28 @@ def dataset_with_an_unreadable_test_image(folder: Path, row: int) -> Path:
     features = datasets.Features({"image": datasets.Image(), "label": datasets.ClassLabel(names=["real", "fake"]),
                                   "generator": datasets.Value("string")})
     good = {"image": [{"bytes": png(i), "path": None} for i in range(4)], "label": [0, 1, 0, 1], "generator": ["sd"] * 4}
-    broken = {**good, "image": [*good["image"][:row], {"bytes": png(9)[:50], "path": None}, *good["image"][row + 1:]]}
+    broken = good if row is None else {
+        **good, "image": [*good["image"][:row], {"bytes": png(9)[:50], "path": None}, *good["image"][row + 1:]]}
     datasets.DatasetDict({"train": datasets.Dataset.from_dict(good, features=features),
                           "test": datasets.Dataset.from_dict(broken, features=features)}).save_to_disk(str(folder))
     return folder
 
 
-def test_an_unreadable_test_image_found_by_one_process_stops_every_one_with_the_reason(tmp_path):
-    """Row 3 is in the second process's share of the check: both stop with its message, not a connection error."""
-    data = dataset_with_an_unreadable_test_image(tmp_path / "data", row=3)
+@pytest.mark.parametrize("problem", ["unreadable image", "hub offline"])
+def test_a_problem_one_process_finds_stops_every_one_with_the_reason(tmp_path, problem):
+    """Test row 3 is in the second process's share of the image check; only the main process creates the Hub repo:
+    both processes stop with the message, neither with a connection error at its next collective."""
+    data = dataset_with_an_unreadable_test_image(tmp_path / "data", row=3 if problem == "unreadable image" else None)
+    extra, message = (["--push_to_hub", "--hub_model_id", "someone/x"], "--push_to_hub: cannot create someone/x") if (
+        problem == "hub offline") else ([], "test subset 'sd', row 3: image: truncated or corrupt")
     env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     launch = [str(ACCELERATE), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
               "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29535"]
     result = subprocess.run(launch + ["train.py", "--dataset_name", str(data), "--output_dir", str(tmp_path / "out"),
-                                      "--random_clip_shape", "tiny", "--max_steps", "1"],
+                                      "--random_clip_shape", "tiny", "--max_steps", "1", *extra],
                             cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=240)
     assert result.returncode != 0
-    assert result.stderr.count("train.py: error: test subset 'sd', row 3: image: truncated or corrupt") == 2
+    assert result.stderr.count(f"train.py: error: {message}") == 2, result.stderr[-3000:]
     assert "Connection closed" not in result.stderr and not (tmp_path / "out" / "model.safetensors").exists()
 
 
