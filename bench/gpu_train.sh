@@ -6,7 +6,8 @@
 #   bash bench/gpu_train.sh          # writes $OUT/train_log.txt and $OUT/train_metrics.json when $OUT is set
 #
 # Hard limit 270 s, so that it fits after bench/gpu.sh (290 s at most) in one 10-minute device call. On an H200
-# (2026-11-30) building MiniGenImage took ≈ 2 min and training ran at ≈ 19 steps/s (no DataLoader workers).
+# (2026-11-30) training began ≈ 2 min after the launch (MiniGenImage built from an empty cache, evaluation images
+# checked) and ran at ≈ 19 steps/s (no DataLoader workers).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
