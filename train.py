@@ -108,11 +108,41 @@ def distinct_images(batch_index: int, images_per_batch: int, dataset_size: int) 
     return min(images_per_batch, dataset_size - batch_index * images_per_batch)
 
 
-def logged_values(outputs: PinClipOutput, accelerator: Accelerator) -> dict[str, float]:
-    """This micro-batch's `LOGGED_OUTPUTS` that the model gave, averaged over processes (one reduction for all)."""
-    names = [name for name in LOGGED_OUTPUTS if getattr(outputs, name) is not None]
-    values = accelerator.reduce(torch.stack([getattr(outputs, name).detach().float() for name in names]), "mean")
-    return dict(zip(names, values.tolist()))
+class LogWindow:
+    """The per-micro-batch values of `LOGGED_OUTPUTS` since the last train_log.jsonl record.
+
+    They stay on the device until a record or a checkpoint reads them: reading a device tensor waits for the step
+    that computed it (and averaging over processes is a collective), so reading once per record instead of once
+    per step lets the host queue the next steps while the accelerator runs this one. The values read are those a
+    per-step read gives: each step's vector averaged over processes, in step order.
+    """
+
+    def __init__(self, values: dict[str, list[float]] | None = None):
+        self.values = {name: list(history) for name, history in (values or {}).items()}
+        self.names: list[str] = []
+        self.pending: list[torch.Tensor] = []
+
+    def add(self, outputs: PinClipOutput) -> None:
+        """Keep this micro-batch's values (those the model gave; the noise terms need noise), without reading them."""
+        if not self.names:
+            self.names = [name for name in LOGGED_OUTPUTS if getattr(outputs, name) is not None]
+        self.pending.append(torch.stack([getattr(outputs, name).detach().float() for name in self.names]))
+
+    def read(self, accelerator: Accelerator) -> dict[str, list[float]]:
+        """Every value kept so far, by name, each averaged over processes (one reduction for all); every process
+        must call this at the same step."""
+        if self.pending:
+            steps = accelerator.reduce(torch.stack(self.pending), "mean").tolist()
+            for name, history in zip(self.names, zip(*steps)):
+                self.values.setdefault(name, []).extend(history)
+            self.pending = []
+        return self.values
+
+    def mean_and_clear(self, accelerator: Accelerator) -> dict[str, float]:
+        """The window's mean per name, then an empty window."""
+        means = {name: float(np.mean(history)) for name, history in self.read(accelerator).items()}
+        self.values = {}
+        return means
 
 
 def make_optimizer(model: torch.nn.Module, args: TrainingArguments) -> torch.optim.Optimizer:
@@ -469,12 +499,12 @@ def main(argv: list[str] | None = None) -> dict:
     )
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
 
-    # unlogged: the per-step values since the last log record, averaged into the next one
     completed_steps, images_seen, unlogged = 0, 0, {}
     if checkpoint is not None:
         completed_steps, images_seen, unlogged = restore_checkpoint(accelerator, checkpoint, output_dir)
     elif args.resume_from_checkpoint:
         accelerator.print(f"no checkpoint in {output_dir / 'checkpoints'} yet: starting from scratch")
+    window = LogWindow(unlogged)  # the per-step values since the last log record, averaged into the next one
     start_epoch = completed_steps // steps_per_epoch
     skip_batches = (completed_steps - start_epoch * steps_per_epoch) * args.gradient_accumulation_steps
 
@@ -514,16 +544,14 @@ def main(argv: list[str] | None = None) -> dict:
                 optimizer.zero_grad()
             images_seen += distinct_images(batch_index, args.per_device_train_batch_size * accelerator.num_processes,
                                            len(train_images))
-            for name, value in logged_values(outputs, accelerator).items():
-                unlogged.setdefault(name, []).append(value)
+            window.add(outputs)
             if not accelerator.sync_gradients:
                 continue
             completed_steps += 1
             progress.update(1)
             if completed_steps % args.logging_steps == 0 or completed_steps == max_steps:
                 record = {"step": completed_steps, "epoch": epoch, "lr": step_lr}
-                record.update({name: float(np.mean(values)) for name, values in unlogged.items()})
-                unlogged = {}
+                record.update(window.mean_and_clear(accelerator))
                 if not math.isfinite(record["loss"]):  # every later step, and the saved model, would be NaN too
                     raise ValueError(
                         f"the training loss is {record['loss']} at step {completed_steps} (lr {step_lr:g}): training "
@@ -534,8 +562,9 @@ def main(argv: list[str] | None = None) -> dict:
                     with log_path.open("a") as log:
                         log.write(json.dumps(record) + "\n")
             if args.checkpointing_steps and completed_steps % args.checkpointing_steps == 0:
+                progress_state = {"images_seen": images_seen, "window": window.read(accelerator)}
                 save_checkpoint(accelerator, output_dir, completed_steps, args.checkpoints_total_limit,
-                                progress={"images_seen": images_seen, "window": unlogged}, settings=settings)
+                                progress=progress_state, settings=settings)
             if completed_steps >= max_steps:
                 break
     progress.close()

@@ -711,6 +711,29 @@ def test_each_log_record_averages_the_steps_since_the_previous_one(minigen_cache
         assert two[1][name] == pytest.approx(one[2][name], rel=1e-6), name
 
 
+def test_the_loop_reads_the_logged_values_once_per_record_or_checkpoint_not_per_step(minigen_cache, tmp_path,
+                                                                                      monkeypatch):
+    """Reading a device tensor waits for the step that computed it, and averaging over processes is a collective:
+    per step, that kept the host from queueing the next step while an accelerator ran this one."""
+    from accelerate import Accelerator
+
+    reductions = []
+    reduce = Accelerator.reduce
+
+    def counted(self, tensor, *args, **kwargs):
+        reductions.append(tuple(tensor.shape))
+        return reduce(self, tensor, *args, **kwargs)
+
+    monkeypatch.setattr(Accelerator, "reduce", counted)
+    out = tmp_path / "run"
+    train.main(reduced_args(minigen_cache, out, *QUICK, "--max_steps", "5", "--logging_steps", "3",
+                            "--checkpointing_steps", "2"))
+    names = len(train.LOGGED_OUTPUTS) - 1  # no kl_loss at kl_weight 0
+    # steps 1-2 at checkpoint 2, step 3 at the record of step 3, step 4 at checkpoint 4, step 5 at the last record
+    assert reductions == [(2, names), (1, names), (1, names), (1, names)]
+    assert [record["step"] for record in log_of(out)] == [3, 5]
+
+
 def test_resuming_mid_epoch_with_gradient_accumulation_is_exact(minigen_cache, tmp_path):
     full, resumed = tmp_path / "full", tmp_path / "resumed"
     train.main(reduced_args(minigen_cache, full, *ACCUMULATE, "--checkpointing_steps", "1", "--checkpoints_total_limit", "0"))
