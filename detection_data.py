@@ -94,14 +94,14 @@ def read_source(name: str | None, config_name: str | None, data_args: DataArgume
         raise ValueError(f"--dataset_name {name}: no such folder, and loading it from the Hub failed ({error})") from error
 
 
-def load_folder(raw_dir: str, data_args: DataArguments) -> datasets.DatasetDict:
+def load_folder(raw_dir: str, data_args: DataArguments, default_split: str = "train") -> datasets.DatasetDict:
     """A raw real/fake folder tree (0_real/1_fake, nature/ai or real/fake leaves), its columns named as the
     `--image_column`/`--label_column`/`--generator_column` of the run, so that a Hub dataset's column names given
-    for `--dataset_name` find the folder's columns too."""
+    for `--dataset_name` find the folder's columns too. Images under no split folder go to `default_split`."""
     from datasets_scripts.folder import load_folder_dataset
 
     names = {"image": data_args.image_column, "label": data_args.label_column, "generator": data_args.generator_column}
-    folder = load_folder_dataset(raw_dir)
+    folder = load_folder_dataset(raw_dir, default_split)
     columns = next(iter(folder.values())).column_names
     renamed = {old: new for old, new in names.items() if old != new and new not in columns}
     return folder.rename_columns(renamed) if renamed else folder
@@ -285,16 +285,23 @@ def load_detection_data(data_args: DataArguments, need_train: bool, seed: int = 
     source = None if use_folders and data_args.dataset_name is None else load_source(
         data_args.dataset_name, data_args.dataset_config_name, data_args
     )
-    eval_source = load_folder(data_args.eval_dir, data_args) if data_args.eval_dir else source
+    same_folder = data_args.eval_dir is not None and data_args.train_dir is not None and (
+        Path(data_args.train_dir).resolve() == Path(data_args.eval_dir).resolve()
+    )
+    eval_source = source
+    if data_args.eval_dir:  # its images under no split folder are test data, unless it is the training folder too
+        eval_source = load_folder(data_args.eval_dir, data_args, "train" if same_folder else "test")
     if eval_source is None:
         same = f" (a test/ folder inside --train_dir: --eval_dir {data_args.train_dir})" if data_args.train_dir else ""
         raise ValueError(f"nothing to evaluate on: give --eval_dir or --dataset_name{same}")
     test_names = eval_split_names(list(eval_source), data_args)
+    left_out = [name for name in eval_source if name not in test_names]
+    if data_args.eval_dir and not same_folder and not data_args.eval_splits and left_out:  # never dropped silently
+        counts = ", ".join(f"{name!r} ({len(eval_source[name])} images)" for name in left_out)
+        logger.warning(f"--eval_dir {data_args.eval_dir}: split(s) {counts} not evaluated, only {test_names}; name the "
+                       "splits to evaluate with --eval_splits")
     data = DetectionData()
     if need_train:
-        same_folder = data_args.eval_dir is not None and data_args.train_dir is not None and (
-            Path(data_args.train_dir).resolve() == Path(data_args.eval_dir).resolve()
-        )
         if same_folder:
             train_source = eval_source
         else:

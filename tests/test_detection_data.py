@@ -506,3 +506,25 @@ def test_processes_check_a_share_of_the_images_each_and_together_all(monkeypatch
     assert opened == [0, 2, 4, 1, 3]
     with pytest.raises(ValueError, match="row 3"):
         check_images({"sd": dataset}, "image", "test")  # one process: every row
+
+
+def test_every_image_of_an_eval_folder_is_evaluated_or_named_in_a_warning(tmp_path, caplog):
+    # one generator in a test/ folder, one under no split folder: both are test data (the second was read as a
+    # `train` split and silently left out, since a `test` split existed)
+    wild = tmp_path / "wild"
+    image_tree(wild / "midjourney")
+    image_tree(wild / "dalle3" / "test")
+    data = load_detection_data(DataArguments(eval_dir=str(wild)), need_train=False)
+    assert {name: len(subset) for name, subset in data.test.items()} == {"dalle3": 2, "midjourney": 2}
+    # a split that is not test data is named, with its size, not dropped silently
+    image_tree(wild / "sd" / "val")
+    with caplog.at_level("WARNING"):
+        data = load_detection_data(DataArguments(eval_dir=str(wild)), need_train=False)
+    assert sorted(data.test) == ["dalle3", "midjourney"]
+    assert "split(s) 'validation' (2 images) not evaluated" in caplog.text
+    # the training folder given as --eval_dir too keeps its unfoldered images as training data
+    tree = tmp_path / "tree"
+    image_tree(tree / "sd")
+    image_tree(tree / "test" / "gan")
+    data = load_detection_data(DataArguments(train_dir=str(tree), eval_dir=str(tree)), need_train=True)
+    assert data.train.num_rows == 2 and list(data.test) == ["gan"]
