@@ -121,12 +121,20 @@ def find_label(parts: tuple[str, ...]) -> LabelMatch | str:
     return matches[0]
 
 
+def extension_problem(path: Path) -> str | None:
+    """Why `path`'s name is not that of an image file the scanner reads (`image_io.IMAGE_EXTENSIONS`), or None."""
+    if path.suffix.lower() not in IMAGE_EXTENSIONS:
+        return f"not an image extension ({path.suffix or 'none'})"
+    return None
+
+
 def check_image(path: Path) -> str | None:
     """Why `path` is not a usable image, or None: an extension read as an image (`image_io.IMAGE_EXTENSIONS`, as
     the scanner reads folders) and a complete decode by `image_io.load_rgb_image`, the very loader of training and
     evaluation, so a file kept here cannot fail there, hours into a run. No pixels are kept."""
-    if path.suffix.lower() not in IMAGE_EXTENSIONS:
-        return f"not an image extension ({path.suffix or 'none'})"
+    reason = extension_problem(path)
+    if reason is not None:
+        return reason
     try:
         load_rgb_image(path).close()
     except ImageLoadError as error:
@@ -224,7 +232,7 @@ def plan_conversion(raw_dir: str | os.PathLike, rule: LayoutRule) -> ConversionP
         raise FileNotFoundError(f"raw directory not found: {root}")
     plan = ConversionPlan()
     kept: dict[tuple[int, int], tuple[str, Placement, set[str]]] = {}  # file → first path, placement, its generators
-    refused: dict[tuple[int, int], str] = {}  # file → why check_image refused it: decoded once, however many links
+    refused: dict[tuple[int, int], str] = {}  # file → why its contents were refused: decoded once, however many links
     for walked in walk_files(root):
         rel = walked.path.relative_to(root)
         reason = walked.skip_reason
@@ -238,6 +246,8 @@ def plan_conversion(raw_dir: str | os.PathLike, rule: LayoutRule) -> ConversionP
                 reason = placement
             elif isinstance(target, str):  # a broken link, a link loop, a file gone since the walk
                 reason = target
+            elif extension_problem(walked.path):  # by name, so per path: links may name one file differently
+                reason = extension_problem(walked.path)
             elif target in kept:
                 reason = _repeat_reason(placement, *kept[target])
             elif target in refused:
@@ -548,3 +558,10 @@ def leading_split(parts: tuple[str, ...], match: LabelMatch) -> tuple[str | None
     if match.index >= 1 and parts[0].lower() in SPLIT_ALIASES:
         return SPLIT_ALIASES[parts[0].lower()], 1
     return None, 0
+
+
+def split_below_label(parts: tuple[str, ...], match: LabelMatch) -> str | None:
+    """The split named by a folder below the label folder (`real/val/x.png`), if any: for trees split inside their
+    label folders, whose validation images would otherwise become training data."""
+    below = (name.lower() for name in parts[match.index + 1 : -1])
+    return next((SPLIT_ALIASES[name] for name in below if name in SPLIT_ALIASES), None)

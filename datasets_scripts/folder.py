@@ -21,9 +21,13 @@ from pathlib import Path
 import datasets
 
 if __package__:
-    from .convert_common import SPLIT_ALIASES, LayoutRule, Placement, cli, convert, find_label, load_converted
+    from .convert_common import (
+        SPLIT_ALIASES, LayoutRule, Placement, cli, convert, find_label, load_converted, split_below_label,
+    )
 else:
-    from convert_common import SPLIT_ALIASES, LayoutRule, Placement, cli, convert, find_label, load_converted
+    from convert_common import (
+        SPLIT_ALIASES, LayoutRule, Placement, cli, convert, find_label, load_converted, split_below_label,
+    )
 
 
 def folder_rule(root_name: str, default_split: str = "train") -> LayoutRule:
@@ -37,9 +41,8 @@ def folder_rule(root_name: str, default_split: str = "train") -> LayoutRule:
         position = next((i for i, name in enumerate(middle) if name.lower() in SPLIT_ALIASES), None)
         if position is not None:
             split = SPLIT_ALIASES[middle.pop(position).lower()]
-        else:  # `real/val/x.png`: a split folder below the label folder names the split too (else val trains)
-            below = (name.lower() for name in parts[match.index + 1 : -1])
-            split = next((SPLIT_ALIASES[name] for name in below if name in SPLIT_ALIASES), default_split)
+        else:
+            split = split_below_label(parts, match) or default_split
         generator = middle[0] if middle else root_name
         return Placement(split, match.label, generator, "/".join(middle) or generator)
 

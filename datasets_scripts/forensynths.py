@@ -4,8 +4,9 @@ Raw layout: ProGAN training data `[train|val/]<cls>/{0_real,1_fake}/*` (`<cls>` 
 LSUN classes) → generator `progan`, subset `<cls>`; test sets `[test/]<gen>/[<cls>/]{0_real,1_fake}/*`
 (e.g. `test/progan/airplane/0_real`, `test/deepfake/1_fake`) → generator `<gen>`, subset
 `<gen>[/<cls>]`.  The first folder gives the split (the archives' `progan_train`, `progan_val`
-and `CNN_synth_testset` folders count as `train`, `val` and `test`); without a split folder, a
-tree whose first folder is an LSUN class is `train` and any other is `test`.
+and `CNN_synth_testset` folders count as `train`, `val` and `test`); without one, a split folder
+below the label folder gives it (`car/0_real/val/x.png`), and without any, a tree whose first folder
+is an LSUN class is `train` and any other is `test`.
 
     python datasets_scripts/forensynths.py RAW_DIR --output_dir OUT [--push_to_hub ID]
 """
@@ -18,9 +19,13 @@ import sys
 import datasets
 
 if __package__:
-    from .convert_common import PROGAN_CLASSES, Placement, cli, convert, find_label, leading_split, load_converted
+    from .convert_common import (
+        PROGAN_CLASSES, Placement, cli, convert, find_label, leading_split, load_converted, split_below_label,
+    )
 else:
-    from convert_common import PROGAN_CLASSES, Placement, cli, convert, find_label, leading_split, load_converted
+    from convert_common import (
+        PROGAN_CLASSES, Placement, cli, convert, find_label, leading_split, load_converted, split_below_label,
+    )
 
 
 def forensynths_rule(parts: tuple[str, ...]) -> Placement | str:
@@ -32,6 +37,8 @@ def forensynths_rule(parts: tuple[str, ...]) -> Placement | str:
     if split == "train" and not middle and parts[0].lower() in PROGAN_CLASSES:
         # `train/0_real/x.png` in a tree rooted at progan_train/: the LSUN class "train", not the split
         split, middle = None, parts[:1]
+    if split is None:
+        split = split_below_label(parts, match)
     is_progan_training = bool(middle) and middle[0].lower() in PROGAN_CLASSES and split != "test"
     if split is None:
         split = "train" if is_progan_training else "test"

@@ -577,6 +577,12 @@ def test_forensynths_rule_edge_layouts():
     # label folders straight under test/: no generator to name, skipped with a reason
     reason = forensynths.forensynths_rule(("test", "0_real", "x.png"))
     assert isinstance(reason, str) and reason.startswith("unexpected ForenSynths layout")
+    # no split folder above the label folder: one below it names the split (validation images were trained on, and
+    # a generator's train/ images were test data)
+    assert forensynths.forensynths_rule(("car", "0_real", "val", "x.png")) == place("validation", 0, "progan", "car")
+    assert forensynths.forensynths_rule(("deepfake", "1_fake", "train", "x.png")) == place("train", 1, "deepfake",
+                                                                                           "deepfake")
+    assert forensynths.forensynths_rule(("test", "car", "1_fake", "val", "x.png")).split == "test"  # above comes first
 
 
 def test_folder_symlink_to_the_filesystem_root_is_not_followed(tmp_path):
@@ -916,6 +922,24 @@ def test_a_hard_link_does_not_put_one_file_in_two_splits(tmp_path):
     assert plan.skipped == [{"file": "train/sd/0_real/0_real_1_a.png",
                              "reason": "file already read into split 'test' (test/sd/0_real/copy.png): no file lands in "
                                        "two splits"}]
+
+
+def test_the_extension_is_checked_for_each_name_of_a_linked_file(tmp_path):
+    # one file under a name without an image extension that sorts first, and under another generator as a backup
+    raw = tmp_path / "raw"
+    _leaf(raw / "test" / "sd" / "1_fake", 1)
+    _leaf(raw / "test" / "sd" / "0_real", 1)
+    image = raw / "test" / "sd" / "1_fake" / "1_fake_1_a.png"
+    os.link(image, raw / "test" / "sd" / "1_fake" / "1_fake_1_")
+    (raw / "test" / "zz" / "1_fake").mkdir(parents=True)
+    os.link(image, raw / "test" / "zz" / "1_fake" / "1_fake_1_a.png.bak")
+    plan = convert_common.plan_conversion(raw, folder.folder_rule("raw"))
+    kept = sorted(rel for rel, _ in plan.entries["test"])
+    assert "test/sd/1_fake/1_fake_1_a.png" in kept and not any(rel.endswith((".bak", "_")) for rel in kept)
+    assert {item["file"]: item["reason"] for item in plan.skipped} == {
+        "test/sd/1_fake/1_fake_1_": "not an image extension (none)",
+        "test/zz/1_fake/1_fake_1_a.png.bak": "not an image extension (.bak)",
+    }
 
 
 def test_a_file_name_that_is_not_utf8_is_converted_with_its_bytes_escaped(tmp_path):
