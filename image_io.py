@@ -6,6 +6,7 @@ composited: compositing would rewrite the very pixels that carry a generator's f
 """
 
 import io
+import os
 import struct
 import warnings
 from pathlib import Path
@@ -97,20 +98,36 @@ def load_rgb_image(source: "str | Path | bytes | dict | Image.Image", max_pixels
         return _to_upright_rgb(source, "image", max_pixels, owned=False)
     if isinstance(source, (str, Path)):
         path = Path(source)
-        if not path.is_file():  # opening a FIFO or a device would block or never end: refused like a folder
-            kind = "no such file" if not path.exists() else "a folder" if path.is_dir() else "not a regular file"
-            raise ImageLoadError(f"{path}: {kind}")
-        if path.stat().st_size == 0:
-            raise ImageLoadError(f"{path}: empty file (0 bytes)")
+        try:
+            if not path.is_file():  # opening a FIFO or a device would block or never end: refused like a folder
+                raise ImageLoadError(f"{path}: {_not_a_file(path)}")
+            if path.stat().st_size == 0:
+                raise ImageLoadError(f"{path}: empty file (0 bytes)")
+            handle = path.open("rb")
+        except OSError as error:  # no permission to read it or to search a folder on its way, a name too long
+            raise ImageLoadError(f"{path}: cannot be read ({error.strerror or error})") from None
         # Decoded from the open file, not read whole first: Pillow reads what the header says it needs, so a
         # non-image (a video named .jpg, say) is refused without its size in memory.
-        with path.open("rb") as handle:
+        with handle:
             return _to_upright_rgb(_open(handle, str(path)), str(path), max_pixels, owned=True)
     if not isinstance(source, (bytes, bytearray, memoryview)):
         raise ImageLoadError(f"image: a {type(source).__name__} is not an image, bytes or a path")
     if not len(source):
         raise ImageLoadError("image: empty file (0 bytes)")
     return _to_upright_rgb(_open(io.BytesIO(source), "image"), "image", max_pixels, owned=True)
+
+
+def _not_a_file(path: Path) -> str:
+    """What `path`, which is no regular file, is instead."""
+    if not path.exists():
+        return "no such file"
+    if not path.is_dir():
+        return "not a regular file"
+    try:  # a folder reaches an image loader when it cannot be listed (inference.find_images gives it its row)
+        os.scandir(path).close()
+    except OSError as error:
+        return f"a folder that cannot be listed ({error.strerror or error})"
+    return "a folder"
 
 
 def tiff_directory_bytes(stream: "io.BufferedIOBase") -> int:
@@ -153,8 +170,8 @@ def tiff_directory_bytes(stream: "io.BufferedIOBase") -> int:
                 if type_bytes is None:  # a type Pillow skips
                     continue
                 length = type_bytes * values
-                if length <= inline:
-                    if tag in TIFF_SUB_DIRECTORY_TAGS and type_bytes in (4, 8):
+                if length <= inline:  # an offset held inline: one value of 4 bytes, or of 8 in a BigTIFF
+                    if tag in TIFF_SUB_DIRECTORY_TAGS and values and type_bytes in (4, 8) and type_bytes <= inline:
                         directories.append(struct.unpack(order + ("I" if type_bytes == 4 else "Q"), value[:type_bytes])[0])
                     continue
                 data_offset = struct.unpack(order + ("I" if inline == 4 else "Q"), value)[0]

@@ -233,8 +233,8 @@ class _ImageFiles(Dataset):
         try:
             image = load_rgb_image(path)
             return _Item(path, self.per_image(image))
-        except ImageLoadError as error:
-            return _Item(path, None, str(error).removeprefix(f"{path}: "))
+        except ImageLoadError as error:  # named as load_rgb_image names it: `./a.png` is `a.png` there
+            return _Item(path, None, str(error).removeprefix(f"{Path(path)}: "))
         except Exception as error:  # noqa: BLE001 - one odd file must not stop a scan of thousands
             return _Item(path, None, f"cannot process: {type(error).__name__}: {error}")
 
@@ -253,15 +253,23 @@ def _single_thread_worker(_: int) -> None:
 def find_images(paths: Iterable[str | os.PathLike]) -> list[Path]:
     """Files named in `paths` plus, for folders, every image file below them: recursively, following folder links
     (each real folder once, across all of `paths`: `photos photos/2024` lists 2024's files once), sorted, hidden
-    files and folders skipped. A broken link is kept, so its row says so."""
+    files and folders skipped. A broken link, and a folder that cannot be listed, are kept, so that their rows say
+    so. An empty path is refused (`Path("")` would be the working folder)."""
     found: list[Path] = []
     seen: set[str] = set()
-    for path in map(Path, paths):
-        if not path.is_dir():
+    for name in paths:
+        if not str(name):  # Path("") is the working folder: an unset shell variable would scan it
+            raise ValueError("an empty path names no file or folder")
+        path = Path(name)
+        try:
+            folder_named = path.is_dir()
+        except OSError:  # a name too long, a folder on its way that cannot be searched: its row says why
+            folder_named = False
+        if not folder_named:
             found.append(path)  # named explicitly: scanned (or reported) whatever its extension
             continue
-        below = []
-        for folder, folders, files in os.walk(path, followlinks=True):
+        below, unlisted = [], []
+        for folder, folders, files in os.walk(path, followlinks=True, onerror=unlisted.append):
             real = os.path.realpath(folder)
             if real in seen:  # reached again through a link (or a link loop): its files are listed once
                 folders.clear()
@@ -270,5 +278,7 @@ def find_images(paths: Iterable[str | os.PathLike]) -> list[Path]:
             folders[:] = sorted(name for name in folders if not name.startswith("."))  # a walk order of our own
             below += [Path(folder, name) for name in files
                       if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS]
+        # A folder that cannot be listed gets a row that says so, rather than its files left out unnoticed.
+        below += [Path(error.filename) for error in unlisted]
         found.extend(sorted(below))
     return found

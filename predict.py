@@ -43,6 +43,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         "float32): bfloat16 is faster on a recent GPU; P(fake) then moves slightly")
     parser.add_argument("--output", default="results.csv", help="results file, .csv or .jsonl (default: %(default)s)")
     args = parser.parse_args(argv)
+    if not all(args.paths):  # `predict.py "$DIR"` with DIR unset: Path("") would scan the working folder
+        parser.error("an empty path names no file or folder")
     if Path(args.output).suffix.lower() not in (".csv", ".jsonl"):
         parser.error(f"--output must end in .csv or .jsonl, got {args.output!r}")
     output = Path(args.output)

@@ -5,6 +5,7 @@ import struct
 import zlib
 import os
 import tracemalloc
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -303,6 +304,25 @@ def test_tags_pillow_skips_do_not_make_a_tiff_refused():
     """Counted, an unknown type or data past the end of the file refused files that Pillow opens at no cost."""
     for extra in ((50000, 99, 2**31, 0), (50001, 7, 10**6, 100), (50002, 17, 10**6, 100)):
         assert load_rgb_image(tiff_with_shared_tag_data(0, 0, extra=(extra,))).size == (8, 8), extra
+    # an EXIF pointer of an 8-byte type and no values, in a classic TIFF: read as an 8-byte offset from a 4-byte
+    # field, it raised struct.error out of load_rgb_image
+    assert load_rgb_image(tiff_with_shared_tag_data(0, 0, extra=((34665, 16, 0, 0),))).size == (8, 8)
+
+
+def test_a_path_the_file_system_refuses_is_an_image_load_error(tmp_path, monkeypatch):
+    """A name too long, or a file or folder without read permission, raised a bare OSError (a traceback in training,
+    a row repeating the path in the scanner)."""
+    with pytest.raises(ImageLoadError, match=r"cannot be read \(File name too long\)"):
+        load_rgb_image(tmp_path / ("a" * 300 + ".png"))
+    image = tmp_path / "a.png"
+    Image.new("RGB", (4, 4)).save(image)
+
+    def refused(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(Path, "open", refused)  # as for a user without read permission (tests may run as root)
+    with pytest.raises(ImageLoadError, match=r"a.png: cannot be read \(Permission denied\)"):
+        load_rgb_image(image)
 
 
 @pytest.mark.parametrize("save_args", [{}, {"compression": "tiff_lzw"}, {"compression": "tiff_adobe_deflate"},

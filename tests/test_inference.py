@@ -141,3 +141,36 @@ def test_a_small_folder_is_split_so_that_every_worker_gets_a_batch() -> None:
     assert scan_batch_size(100, 32, 2) == 32  # capped by the batch size
     assert scan_batch_size(1, 32, 4) == 1  # never 0
     assert scan_batch_size(7, 32, 0) == 32  # no workers: the batch as asked
+
+
+def test_a_folder_that_cannot_be_listed_gets_a_row_not_silence(tiny_model_dir, tmp_path, monkeypatch):
+    import os
+
+    (tmp_path / "photos" / "locked").mkdir(parents=True)
+    for name in ("photos/a.png", "photos/locked/b.png"):
+        Image.new("RGB", (8, 8)).save(tmp_path / name)
+    locked = str(tmp_path / "photos" / "locked")
+    scandir = os.scandir
+
+    def refusing(path="."):  # what a folder without read permission does (tests may run as root)
+        if os.fspath(path) == locked:
+            raise PermissionError(13, "Permission denied", os.fspath(path))
+        return scandir(path)
+
+    monkeypatch.setattr(os, "scandir", refusing)
+    files = find_images([tmp_path / "photos"])
+    assert files == [tmp_path / "photos" / "a.png", tmp_path / "photos" / "locked"]
+    rows = {Path(r.path).name: r for r in Detector.load(tiny_model_dir).scan(files, num_workers=0)}
+    assert rows["locked"].error == "a folder that cannot be listed (Permission denied)"
+    assert rows["a.png"].error is None
+
+
+def test_paths_the_file_system_refuses_or_that_are_empty(tiny_model_dir, tmp_path, monkeypatch):
+    too_long = tmp_path / ("a" * 300 + ".png")
+    assert find_images([too_long]) == [too_long]  # was an OSError that stopped the whole scan
+    with pytest.raises(ValueError, match="an empty path names no file or folder"):
+        find_images([""])  # Path("") is the working folder
+    monkeypatch.chdir(tmp_path)
+    rows = list(Detector.load(tiny_model_dir).scan([too_long, "./missing.png"], num_workers=0))
+    # the reason only: `./missing.png` is named `missing.png` in the loader's message, which was kept whole
+    assert [row.error for row in rows] == ["cannot be read (File name too long)", "no such file"]

@@ -189,6 +189,12 @@ def test_output_that_is_a_folder_or_not_writable_is_refused_before_the_scan(tmp_
         assert exit_.value.code == 2 and message in capsys.readouterr().err
 
 
+def test_an_empty_path_is_refused_not_read_as_the_working_folder(tmp_path: Path, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_:  # `predict.py "$DIR"` with DIR unset
+        predict.parse_args(["", "--output", str(tmp_path / "r.csv")])
+    assert exit_.value.code == 2 and "an empty path names no file or folder" in capsys.readouterr().err
+
+
 def test_checking_the_output_leaves_an_existing_file_as_it_was_and_creates_none(tmp_path: Path) -> None:
     kept, new = tmp_path / "old.csv", tmp_path / "new.jsonl"
     kept.write_text("path,p_fake\nx.png,0.5\n")
