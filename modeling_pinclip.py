@@ -19,7 +19,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.nn.functional as F
@@ -28,13 +28,15 @@ from torch import nn
 from transformers import AutoTokenizer, CLIPModel, CLIPVisionModel, PreTrainedConfig
 from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 from transformers.modeling_outputs import ImageClassifierOutput
-from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 from transformers.models.clip.modeling_clip import CLIPPreTrainedModel
 
 try:  # loaded as remote code (a package made by transformers): the relative import is what gets shipped
     from .configuration_pinclip import PinClipConfig
 except ImportError:  # imported from a checkout of this repository
     from configuration_pinclip import PinClipConfig
+
+if TYPE_CHECKING:  # imported where used: the model loads and runs on tensors without Pillow, as CLIP does
+    from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 
 try:  # LoRA fine-tuning only: merged models load and run without peft.
     from peft import LoraConfig, get_peft_model
@@ -199,7 +201,8 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
         The vision tower and visual projection are copied exactly; the class prompts are embedded once with the
         frozen text tower, which is then dropped. `overrides` are [`PinClipConfig`] fields; `lora_r > 0` adds
         LoRA to the vision tower (needs peft). `dtype` (or its older name `torch_dtype`) is the model's dtype, as in
-        `from_pretrained` (a `torch.dtype`, its name, or "auto" for the checkpoint's own); default float32.
+        `from_pretrained` (a `torch.dtype`, its name, or "auto" for the checkpoint's own); default float32. The model
+        is returned in evaluation mode, as `from_pretrained` returns one: call `.train()` to train it.
         """
         if overrides.get("dtype") is not None and overrides.get("torch_dtype") is not None:
             raise ValueError("from_clip got both dtype and torch_dtype (its older name): give one")
@@ -244,7 +247,7 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
             config.dtype = clip.dtype
         if config.lora_r > 0:
             model.add_lora()
-        return model
+        return model.eval()  # as from_pretrained gives it: no dropout, and no training noise when labels are given
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike | None, *args, **kwargs):
@@ -353,10 +356,12 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
         return self
 
     # ------------------------------------------------------------------------------------------- processing
-    def image_processor(self) -> CLIPImageProcessorPil:
+    def image_processor(self) -> "CLIPImageProcessorPil":
         """The forensic preprocessing: no resize by default (resizing blurs the generator's pixel traces), centre
         crop that pads small images with zeros, CLIP mean/std. Saved beside the model so pipeline, training and
-        evaluation see identical pixels."""
+        evaluation see identical pixels (needs Pillow)."""
+        from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+
         size = self.config.image_size
         return CLIPImageProcessorPil(
             do_resize=self.config.resize_images,
@@ -368,15 +373,22 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
             do_convert_rgb=True,
         )
 
-    def save_pretrained(self, save_directory: str | os.PathLike, *args, **kwargs) -> None:
+    def save_pretrained(
+        self, save_directory: str | os.PathLike, is_main_process: bool = True, state_dict: dict | None = None,
+        push_to_hub: bool = False, *args, **kwargs,
+    ) -> None:
         """Save as a model that loads without peft (LoRA merged into a copy) with its image processor.
 
         A `state_dict` given for a LoRA model (Accelerate's `state_dict=accelerator.get_state_dict(model)`) holds the
-        LoRA model's own keys: it is loaded into the copy, which is then merged and saved.
+        LoRA model's own keys: it is loaded into the copy, which is then merged and saved. A config field that shaped
+        the modules (prompts, noise mode, generator), changed by assignment since the model was built, is refused as
+        `forward` refuses it: the saved config would describe other modules or prompts than the saved weights.
         """
+        if tuple(map(vars(self.config).get, CHECKED_FIELDS)) != self._checked_config:
+            self._check_config_edits()
         # transformers would upload before the image processor is written: the upload is done here, last, of the files
         # this call wrote into `save_directory` (as transformers does: the ones modified since the call started).
-        push_to_hub = kwargs.pop("push_to_hub", False) and kwargs.get("is_main_process", True)
+        push_to_hub = push_to_hub and is_main_process
         hub_kwargs = {name: kwargs.pop(name) for name in HUB_KWARGS if name in kwargs}
         if push_to_hub:
             os.makedirs(save_directory, exist_ok=True)
@@ -388,15 +400,17 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
         model = self
         if self.has_lora:
             model = copy.deepcopy(self)
-            state_dict = kwargs.pop("state_dict", None)
             if state_dict:  # FSDP gives the processes that do not write an empty one
                 model.load_state_dict(state_dict)
+            state_dict = None  # the merged copy's own is saved
             model.merge_lora()
         # Only one auto class can be registered per class; AutoModel must map to this class too.
         auto_map = getattr(model.config, "auto_map", None) or {}
         model.config.auto_map = {**auto_map, "AutoModel": "modeling_pinclip.PinClipForImageClassification"}
-        super(PinClipForImageClassification, model).save_pretrained(save_directory, *args, **kwargs)
-        if kwargs.get("is_main_process", True):
+        super(PinClipForImageClassification, model).save_pretrained(
+            save_directory, is_main_process, state_dict, False, *args, **kwargs
+        )
+        if is_main_process:
             self.image_processor().save_pretrained(save_directory)
         if push_to_hub:
             self._upload_modified_files(

@@ -597,6 +597,65 @@ def test_a_config_changed_by_assignment_is_checked_before_it_is_used_or_saved(ti
         model(images(2, model.config.image_size))
 
 
+def test_a_config_field_that_shaped_the_modules_is_refused_at_save_as_in_forward(tiny_model_dir, tmp_path):
+    """Saved, the edit described prompts the weights do not embed (or dropped the trained generator, or could not
+    be loaded back)."""
+    for name, value in (("class_words", ["real", "ai"]), ("noise_mode", "none")):
+        model = PinClipForImageClassification.from_pretrained(tiny_model_dir)
+        setattr(model.config, name, value)
+        with pytest.raises(ValueError, match=f"changed after the model was built \\({name} "):
+            model.save_pretrained(tmp_path / name)
+        assert not (tmp_path / name / "config.json").exists()
+    model = PinClipForImageClassification.from_pretrained(tiny_model_dir)
+    model.config.inference_noise = "mean"  # read by forward, shapes nothing: saved
+    model.save_pretrained(tmp_path / "mean")
+    assert PinClipForImageClassification.from_pretrained(tmp_path / "mean").config.inference_noise == "mean"
+
+
+def test_save_pretrained_reads_its_arguments_by_position_as_transformers_does(tiny_clip_dir, tmp_path):
+    model = PinClipForImageClassification.from_clip(str(tiny_clip_dir), lora_r=4)
+    randomise_lora(model)
+    model.save_pretrained(tmp_path / "other", False)  # is_main_process: writes nothing
+    assert not (tmp_path / "other").exists() or not any((tmp_path / "other").iterdir())
+    state_dict = {name: tensor.clone() for name, tensor in model.state_dict().items()}
+    model.save_pretrained(tmp_path / "main", True, state_dict)  # the LoRA keys were saved unmerged
+    with safe_open(tmp_path / "main" / "model.safetensors", "pt") as saved:
+        assert not [key for key in saved.keys() if "lora" in key]
+    reloaded = PinClipForImageClassification.from_pretrained(tmp_path / "main").eval()
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(images()).logits, model(images()).logits, atol=1e-5, rtol=0)
+
+
+def test_from_clip_returns_a_model_in_evaluation_mode_as_from_pretrained_does(tiny_clip_dir):
+    model = PinClipForImageClassification.from_clip(str(tiny_clip_dir), classifier_dropout=0.5, lora_r=2)
+    assert not model.training and not any(module.training for module in model.modules())
+    pixels, labels = images(), torch.tensor([0, 1, 1, 0])
+    with torch.no_grad():
+        first, second = model(pixels, labels=labels), model(pixels, labels=labels)
+    assert torch.equal(first.logits, second.logits) and torch.equal(first.loss, second.loss)
+
+
+def test_the_remote_code_loads_and_runs_without_pillow(tiny_model_dir, tmp_path):
+    """Pillow is the image processor's, not the model's: transformers runs CLIP on tensors without it."""
+    import shutil
+    import subprocess
+    import sys
+
+    folder = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, folder)
+    script = (
+        "import sys; sys.modules['PIL'] = None\n"  # as if Pillow were not installed
+        "import torch\n"
+        "from transformers import AutoModelForImageClassification\n"
+        f"model = AutoModelForImageClassification.from_pretrained({str(folder)!r}, trust_remote_code=True)\n"
+        "size = model.config.image_size\n"
+        "print(tuple(model(torch.zeros(1, 3, size, size)).logits.shape))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().endswith("(1, 2)")
+
+
 def test_a_template_that_cannot_be_formatted_is_refused_up_front():
     for template in ("A {} photo {x}", "A {} photo {", "{} {0}", "A {{}} photo", "A photo"):
         with pytest.raises(ValueError, match="prompt_templates"):
