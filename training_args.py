@@ -165,7 +165,9 @@ class TrainingArguments:
     gradient_accumulation_steps: int = field(default=1, metadata={"help": "Batches per optimizer step."})
     optimizer: str = field(default="adamw", metadata={"help": "adam (the authors') | adamw."})
     learning_rate: float = field(default=1e-3, metadata={"help": "Peak learning rate."})
-    weight_decay: float = field(default=0.05, metadata={"help": "Weight decay (adamw)."})
+    weight_decay: float | None = field(
+        default=None, metadata={"help": "AdamW's decoupled weight decay (default 0.05; adam takes none: default 0)."}
+    )
     lr_scheduler_type: str = field(default="cosine",
                                    metadata={"help": f"transformers scheduler: {', '.join(SCHEDULERS)}."})
     warmup_ratio: float = field(default=0.05, metadata={"help": "Fraction of steps with linear warm-up."})
@@ -185,6 +187,10 @@ class TrainingArguments:
     push_to_hub: bool = field(default=False, metadata={"help": "Upload the output folder to --hub_model_id."})
     hub_model_id: str | None = field(default=None, metadata={"help": "Hub repository, e.g. user/pinclip-genimage."})
     hub_private_repo: bool = field(default=False, metadata={"help": "Create the Hub repository as private."})
+
+    def __post_init__(self) -> None:
+        if self.weight_decay is None:  # each optimizer's own default: Adam, the authors', has no decay to apply
+            self.weight_decay = 0.05 if self.optimizer == "adamw" else 0.0
 
 
 ARGUMENT_CLASSES = (ModelArguments, DataArguments, TrainingArguments)
@@ -295,6 +301,9 @@ def check_arguments(model_args: ModelArguments, data_args: DataArguments, args: 
         problems.append(f"--warmup_ratio {args.warmup_ratio}: must be in [0, 1)")
     if args.optimizer not in OPTIMIZERS:
         problems.append(f"--optimizer {args.optimizer}: choose one of {', '.join(OPTIMIZERS)}")
+    elif args.optimizer == "adam" and args.weight_decay:  # it would be ignored: make_optimizer gives Adam none
+        problems.append(f"--weight_decay {args.weight_decay}: --optimizer adam applies no weight decay (use --optimizer "
+                        "adamw, or leave --weight_decay out)")
     if not args.eval_only:  # the model's settings, checked now rather than after the data has loaded
         try:
             PinClipConfig(**model_args.config_overrides())

@@ -424,6 +424,13 @@ def test_paper_presets_parse(name):
     assert args.per_device_train_batch_size * args.gradient_accumulation_steps == 32
 
 
+def test_weight_decay_defaults_to_each_optimizers_own():
+    assert parse_arguments([])[2].weight_decay == 0.05  # AdamW's, as before
+    assert parse_arguments(["--optimizer", "adam"])[2].weight_decay == 0.0
+    assert parse_arguments(["--optimizer", "adam", "--weight_decay", "0"])[2].weight_decay == 0.0
+    assert parse_arguments(["--weight_decay", "0.1"])[2].weight_decay == 0.1
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [(["--logging_steps", "0"], "--logging_steps 0: must be at least 1"),
@@ -433,6 +440,8 @@ def test_paper_presets_parse(name):
      (["--max_train_samples", "0"], "--max_train_samples 0: must be at least 1"),  # was taken for "every row"
      (["--max_eval_samples", "-1"], "--max_eval_samples -1: must be at least 1"),
      (["--optimizer", "sgd"], "--optimizer sgd: choose one of adam, adamw"),
+     # Adam gets no weight decay from make_optimizer: a value given for it was silently ignored
+     (["--optimizer", "adam", "--weight_decay", "0.01"], "--weight_decay 0.01: --optimizer adam applies no weight decay"),
      (["--learning_rate", "nan"], "--learning_rate nan: must be a positive number"),
      (["--warmup_ratio", "1.5"], "--warmup_ratio 1.5: must be in [0, 1)"),
      (["--lr_scheduler_type", "cosinus"], "--lr_scheduler_type cosinus: not a transformers scheduler"),
