@@ -9,7 +9,9 @@ import re
 import sys
 from pathlib import Path
 
+import yaml
 from huggingface_hub import HfApi
+from huggingface_hub.utils import HFValidationError, validate_repo_id
 
 # Training state and scratch files stay local; the model, processor, remote code, card, metrics and plots go up.
 UPLOAD_IGNORE = ["checkpoints/**", "random-clip/**", "train_log.jsonl", "*.tmp"]
@@ -18,10 +20,20 @@ UPLOAD_IGNORE = ["checkpoints/**", "random-clip/**", "train_log.jsonl", "*.tmp"]
 UPLOAD_REPLACES = ["robustness.*", "plots/**", "*.safetensors", "*.safetensors.index.json"]
 
 
-def create_model_repo(repo_id: str, private: bool = False) -> None:
-    """Create `repo_id` (kept as it is when it exists). `train.py` calls it before training, as transformers' Trainer
-    does, so that a missing login or network fails in seconds rather than after the run."""
-    HfApi().create_repo(repo_id, repo_type="model", private=private, exist_ok=True)
+def repo_id_problem(repo_id: str) -> str | None:
+    """Why `repo_id` cannot name a Hub repository (checked here, before any file or the Hub is touched), or None."""
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as error:
+        return f"--hub_model_id {repo_id!r} is not a Hub repository id ({error})"
+    return None
+
+
+def create_model_repo(repo_id: str, private: bool = False) -> str:
+    """Create `repo_id` (kept as it is when it exists) and return its full id: the Hub puts a bare NAME under the
+    logged-in user. `train.py` calls it before training, as transformers' Trainer does, so that a missing login or
+    network fails in seconds rather than after the run."""
+    return HfApi().create_repo(repo_id, repo_type="model", private=private, exist_ok=True).repo_id
 
 
 def push_folder(folder: str | Path, repo_id: str) -> str:
@@ -48,10 +60,13 @@ def name_repo_in_card(card_path: Path, repo_id: str) -> None:
     new_name = repo_id.split("/")[-1]
     entry = re.search(r"^model-index:\r?\n- name: (.+?)\r?$", text, flags=re.MULTILINE)  # as train.py writes it
     if entry:
-        old_name = re.escape(entry.group(1))
-        for pattern in (rf"^(- name: ){old_name}(\r?)$", rf"^(# ){old_name}(\r?)$"):
-            text = re.sub(pattern, lambda match: f"{match.group(1)}{new_name}{match.group(2)}", text, count=1,
-                          flags=re.MULTILINE)
+        # YAML on both sides: a name such as 2024 or null is written quoted, and read back as the string it is
+        old_name = str(yaml.safe_load(f"name: {entry.group(1)}")["name"])
+        entry_name = yaml.safe_dump({"name": new_name}, allow_unicode=True, width=10**6).strip().removeprefix("name: ")
+        text = re.sub(r"^(model-index:\r?\n- name: ).+?(\r?)$", lambda match: f"{match.group(1)}{entry_name}{match.group(2)}",
+                      text, count=1, flags=re.MULTILINE)
+        text = re.sub(rf"^(# ){re.escape(old_name)}(\r?)$", lambda match: f"{match.group(1)}{new_name}{match.group(2)}",
+                      text, count=1, flags=re.MULTILINE)
     text = re.sub(r'(pipeline\("image-classification", model=)"[^"]*"', lambda match: f'{match.group(1)}"{repo_id}"', text)
     card_path.write_bytes(text.encode("utf-8"))
 
@@ -62,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--hub_model_id", required=True, help="the model repository, USER/NAME")
     parser.add_argument("--private", action="store_true", help="create the repository private (if it is new)")
     args = parser.parse_args(argv)
+    problem = repo_id_problem(args.hub_model_id)
+    if problem or "/" not in args.hub_model_id:  # the card must name the repository users load: USER/NAME
+        parser.error(problem or f"--hub_model_id {args.hub_model_id}: give USER/NAME (or ORG/NAME)")
     if not (args.folder / "config.json").is_file() or not any(args.folder.glob("*.safetensors")):
         print(f"error: {args.folder} is not a saved model folder (no config.json and weights); train one with "
               "`python train.py`", file=sys.stderr)

@@ -123,8 +123,10 @@ def upload_space(folder: str | Path, repo_id: str, api: HfApi | None = None, pri
 
 
 def push_space(folder: str | Path, repo_id: str, api: HfApi) -> str:
-    """Upload `folder` to the existing Space `repo_id` in one commit; returns the Space's URL."""
-    api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="space", commit_message="Upload PiN-CLIP demo")
+    """Upload `folder` to the existing Space `repo_id` in one commit, which also deletes every file an earlier upload
+    left there that `folder` lacks (old weights beside new shards, removed examples); returns the Space's URL."""
+    api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="space", commit_message="Upload PiN-CLIP demo",
+                      delete_patterns="*")
     return f"https://huggingface.co/spaces/{repo_id}"
 
 

@@ -435,7 +435,8 @@ def main(argv: list[str] | None = None) -> dict:
         problems = []
         if accelerator.is_main_process:
             try:
-                create_model_repo(args.hub_model_id, private=args.hub_private_repo)
+                # the full id: a bare NAME goes under the logged-in user, and the card must name what users load
+                args.hub_model_id = create_model_repo(args.hub_model_id, private=args.hub_private_repo)
             except Exception as error:  # noqa: BLE001 - offline, no login, no rights: before training, not after it
                 problems.append(f"--push_to_hub: cannot create {args.hub_model_id} on the Hub ({error})")
         stop_together(accelerator, problems, ValueError)

@@ -227,9 +227,7 @@ def plan_conversion(raw_dir: str | os.PathLike, rule: LayoutRule) -> ConversionP
     generator, lands in two splits or carries two labels. The first path in walk order keeps it (folders sorted by
     name, a folder's files before its subfolders), so which split keeps a file linked into two is alphabetical.
     """
-    root = Path(raw_dir)
-    if not root.is_dir():
-        raise FileNotFoundError(f"raw directory not found: {root}")
+    root = check_raw_dir(raw_dir)
     plan = ConversionPlan()
     kept: dict[tuple[int, int], tuple[str, Placement, set[str]]] = {}  # file → first path, placement, its generators
     refused: dict[tuple[int, int], str] = {}  # file → why its contents were refused: decoded once, however many links
@@ -262,6 +260,14 @@ def plan_conversion(raw_dir: str | os.PathLike, rule: LayoutRule) -> ConversionP
         kept.setdefault(target, (rel.as_posix(), placement, set()))[2].add(placement.generator)
         plan.entries.setdefault(placement.split, []).append((rel.as_posix(), placement))
     return plan
+
+
+def check_raw_dir(raw_dir: str | os.PathLike) -> Path:
+    """`raw_dir` as a Path; `FileNotFoundError` when it is no folder."""
+    root = Path(raw_dir)
+    if not root.is_dir():
+        raise FileNotFoundError(f"raw directory not found: {root}")
+    return root
 
 
 def file_identity(path: Path) -> tuple[int, int] | str:
@@ -417,6 +423,7 @@ def convert(
     """
     out = Path(output_dir)
     check_output_dir(raw_dir, out)
+    check_raw_dir(raw_dir)  # before the Hub: a misspelt folder must not leave an empty dataset repository
     if push_to_hub_id:  # a missing login or network fails now, not after hours of converting
         create_dataset_repo(push_to_hub_id)
     plan = plan_conversion(raw_dir, rule)

@@ -74,6 +74,29 @@ def test_upload_space_uses_the_hub_client(tiny_model_dir: Path, tmp_path: Path) 
     assert upload == "upload_folder" and uploaded["repo_type"] == "space" and uploaded["repo_id"] == "someone/pinclip-demo"
 
 
+def test_a_space_uploaded_again_holds_exactly_the_folder_built(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """An earlier upload's files stayed: old whole weights beside a new sharded save were what the Space loaded."""
+    from fnmatch import fnmatch
+
+    class HubWithFiles(FakeHubApi):
+        remote = {".gitattributes", "model/model.safetensors", "assets/removed_example.png", "app.py"}
+
+        def upload_folder(self, **kwargs) -> None:  # as the Hub commits: deletions by pattern, then the files
+            super().upload_folder(**kwargs)
+            root = Path(kwargs["folder_path"])
+            files = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+            patterns = kwargs.get("delete_patterns") or []
+            patterns = [patterns] if isinstance(patterns, str) else patterns
+            kept = {f for f in self.remote if f == ".gitattributes" or not any(fnmatch(f, pat) for pat in patterns)}
+            self.remote = kept | files
+
+    folder = space.build_space(tiny_model_dir, tmp_path / "space")
+    api = HubWithFiles()
+    space.push_space(folder, "someone/pinclip-demo", api)
+    built = {p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()}
+    assert api.remote == built | {".gitattributes"}
+
+
 def test_build_space_refuses_a_folder_without_a_model(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="python train.py"):
         space.build_space(tmp_path, tmp_path / "space")

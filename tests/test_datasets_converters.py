@@ -870,6 +870,15 @@ def test_a_hub_that_cannot_be_reached_stops_the_conversion_before_any_work(folde
     assert not (tmp_path / "out").exists()
 
 
+def test_a_misspelt_raw_folder_stops_before_the_hub_is_touched(tmp_path, monkeypatch, capsys):
+    import huggingface_hub
+
+    monkeypatch.setattr(huggingface_hub.HfApi, "create_repo", lambda *a, **kw: pytest.fail("repository created"))
+    with pytest.raises(SystemExit) as stopped:  # an empty dataset repository was left on the Hub
+        folder.main([str(tmp_path / "no_such_raw_dir"), "--output_dir", str(tmp_path / "out"), "--push_to_hub", "me/x"])
+    assert stopped.value.code == 2 and "raw directory not found" in capsys.readouterr().err
+
+
 def test_an_upload_that_fails_after_the_conversion_says_the_dataset_is_written(folder_tree, tmp_path, monkeypatch,
                                                                                capsys):
     import huggingface_hub

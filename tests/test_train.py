@@ -8,6 +8,7 @@ import subprocess
 import sys
 from fnmatch import fnmatch
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -63,6 +64,8 @@ class FakeHubApi:
 
     def create_repo(self, repo_id, **kwargs):
         self.calls.append(("create_repo", {"repo_id": repo_id, **kwargs}))
+        # as the Hub's RepoUrl: a bare NAME lands under the logged-in user
+        return SimpleNamespace(repo_id=repo_id if "/" in repo_id else f"someone/{repo_id}")
 
     def upload_folder(self, folder_path, repo_id, ignore_patterns=(), delete_patterns=(), **kwargs):
         root = Path(folder_path)
@@ -821,6 +824,40 @@ def test_hub_push_uploads_a_folder_trained_before(trained_run, tmp_path: Path, m
     monkeypatch.setattr(hub_push, "HfApi", DroppingHubApi)
     assert hub_push.main([str(folder), "--hub_model_id", "someone/detector"]) == 1
     assert "failed (connection reset); rerun to retry" in capsys.readouterr().err
+
+
+def test_hub_push_names_the_repository_as_yaml_reads_it_and_refuses_ids_before_touching_anything(
+        trained_run, tmp_path: Path, monkeypatch, capsys) -> None:
+    folder = tmp_path / "2024"  # a folder name YAML would read as a number: the card quotes it
+    folder.mkdir()
+    (folder / "config.json").write_text("x")
+    (folder / "model.safetensors").write_text("x")
+    card = (trained_run[0] / "README.md").read_text().replace("- name: pinclip-test", "- name: '2024'")
+    (folder / "README.md").write_text(card.replace("# pinclip-test", "# 2024"))
+    monkeypatch.setattr(hub_push, "HfApi", FakeHubApi)
+    before = (folder / "README.md").read_bytes()
+    for bad, message in (("someone/pinclip v2", "is not a Hub repository id"), ("pinclip-v2", "give USER/NAME")):
+        with pytest.raises(SystemExit) as exit_:
+            hub_push.main([str(folder), "--hub_model_id", bad])
+        assert exit_.value.code == 2 and message in capsys.readouterr().err
+        assert (folder / "README.md").read_bytes() == before  # the card was renamed before the id was refused
+    for repo_id, name in (("someone/null", "null"), ("someone/2025", "2025"), ("someone/pinclip-v2", "pinclip-v2")):
+        assert hub_push.main([str(folder), "--hub_model_id", repo_id]) == 0
+        pushed = ModelCard.load(folder / "README.md")  # `- name: null` failed to load; `2025` read as a number
+        assert pushed.data.model_name == name and f"\n# {name}\n" in pushed.text, repo_id
+
+
+def test_push_to_hub_with_a_bare_name_names_the_users_repository(minigen_cache, tmp_path, monkeypatch):
+    FakeHubApi.calls = []
+    monkeypatch.setattr(hub_push, "HfApi", FakeHubApi)
+    out = tmp_path / "run"
+    train.main(reduced_args(minigen_cache, out, *QUICK, "--max_steps", "1", "--push_to_hub", "--hub_model_id",
+                            "detector"))
+    (_, created), (_, uploaded) = FakeHubApi.calls
+    assert created["repo_id"] == "detector" and uploaded["repo_id"] == "someone/detector"
+    assert 'model="someone/detector"' in (out / "README.md").read_text()  # was model="detector"
+    with pytest.raises(SystemExit):
+        parse_arguments(["--push_to_hub", "--hub_model_id", "someone/a b"])
 
 
 def test_an_evaluation_is_not_uploaded_as_if_it_were_a_trained_model(tmp_path: Path, capsys) -> None:
