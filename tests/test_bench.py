@@ -58,10 +58,18 @@ def test_detection_row_reads_the_ablation_summary(tmp_path: Path) -> None:
     path.write_text(json.dumps(summary))
     figure, pretrained = detection_run(ablation=path, pretrained_ablation=tmp_path / "absent.json")
     assert figure.passed is True
-    assert "pin 81.0 ± 1.0" in figure.value and "+4.0" in figure.value
+    assert "pin 81.0 ± 1.0" in figure.value and "+4.00" in figure.value
     summary["accuracy"]["none"]["unseen"] = mean_std([0.80, 0.81, 0.82])  # pin ahead by less than 2 points
     path.write_text(json.dumps(summary))
     assert detection_run(ablation=path)[0].passed is False
+    # a margin just under the target (1.998) showed as "+2.0" beside a FAIL; the margin shown and the verdict agree
+    summary["accuracy"]["random"]["unseen"] = mean_std([0.70] * 3)
+    for pin, none, shown, passed in ((0.78049, 0.76051, "+1.99", False), (0.78051, 0.76049, "+2.00", True)):
+        summary["accuracy"]["pin"]["unseen"] = mean_std([pin] * 3)
+        summary["accuracy"]["none"]["unseen"] = mean_std([none] * 3)
+        path.write_text(json.dumps(summary))
+        row = detection_run(ablation=path)[0]
+        assert row.passed is passed and f"(pin − none = {shown})" in row.value, row.value
     assert pretrained.passed is None and "not measured" in pretrained.value
     assert "pretrain_backbone.py" in pretrained.details[0]  # says how to write the missing summary
     missing, _ = detection_run(ablation=tmp_path / "absent.json")
