@@ -120,10 +120,26 @@ def default_cache_dir() -> str:
     return os.path.join(root, "minigenimage")
 
 
+def build_code_fingerprint() -> dict[str, str]:
+    """What else decides the pixels besides the arguments: this module's and the generators' code (its constants:
+    tile pools, crop filter, photo list), and the versions of the libraries that compute or supply them."""
+    import PIL
+    import skimage
+    import sklearn
+
+    code = hashlib.sha256()
+    for module in (Path(__file__), Path(gens.__file__)):
+        code.update(module.read_bytes())
+    return {"code": code.hexdigest(), "torch": torch.__version__, "numpy": np.__version__, "pillow": PIL.__version__,
+            "scikit-image": skimage.__version__, "scikit-learn": sklearn.__version__}
+
+
 def cache_key(seed: int, crop_size: int, reduced: bool, sizes: Sizes) -> str:
-    """Name of the cache entry: changes whenever anything that affects the pixels changes."""
+    """Name of the cache entry: changes whenever anything that affects the pixels changes (the arguments, and
+    `build_code_fingerprint`: an edited constant such as the tile pools served the earlier build)."""
     payload = json.dumps(
-        {"version": VERSION, "seed": seed, "crop_size": crop_size, "reduced": reduced, "sizes": asdict(sizes)},
+        {"version": VERSION, "seed": seed, "crop_size": crop_size, "reduced": reduced, "sizes": asdict(sizes),
+         "build": build_code_fingerprint()},
         sort_keys=True,
     )
     return f"v{VERSION}-seed{seed}-crop{crop_size}-{'reduced' if reduced else 'full'}-" + hashlib.sha256(
@@ -161,13 +177,13 @@ def load_photos() -> list[Photo]:
     data_dir = Path(skimage.__file__).parent / "data"
     for name in SKIMAGE_PHOTOS:
         path = data_dir / name
-        if path.is_file():
-            photos.append(Photo(f"skimage/{name}", np.asarray(Image.open(path).convert("RGB"))))
+        if not path.is_file():  # skipped, it moved every tile of the later photos into another split
+            raise RuntimeError(f"scikit-image {skimage.__version__} has no {name}: MiniGenImage needs the version in "
+                               "requirements.txt")
+        photos.append(Photo(f"skimage/{name}", np.asarray(Image.open(path).convert("RGB"))))
     samples = load_sample_images()
     for filename, pixels in zip(samples.filenames, samples.images):
         photos.append(Photo(f"sklearn/{Path(filename).name}", np.ascontiguousarray(pixels[..., :3])))
-    if len(photos) < 3:
-        raise RuntimeError("too few bundled photographs found in scikit-image / scikit-learn")
     return photos
 
 
@@ -399,7 +415,7 @@ def build_minigenimage(
     """Build (or load from the cache) MiniGenImage and return it as a `DatasetDict`.
 
     The build is cached under `cache_dir` (default: see `default_cache_dir`) keyed by version,
-    seed, crop size, reduced flag and sizes; later calls load it in seconds. With `output_dir`,
+    seed, crop size, reduced flag, sizes and `build_code_fingerprint`; later calls load it in seconds. With `output_dir`,
     the dataset is also written there with `save_to_disk`, next to a `report.json`.
     """
     if crop_size < 2 or crop_size % 2:
