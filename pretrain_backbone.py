@@ -34,7 +34,9 @@ from transformers import CLIPModel, get_scheduler
 from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
 from clip_checkpoints import CLIP_SHAPES, write_random_clip
-from datasets_scripts.minigenimage import CROP_SIZE, Box, Photo, assign_tiles, load_photos, sample_crops
+from datasets_scripts.minigenimage import (
+    CROP_SIZE, Box, Photo, assign_tiles, load_photos, sample_crops, tile_pools_digest,
+)
 
 # CLIP's normalisation: the same mean/std the saved image processors apply.
 CLIP_MEAN = torch.tensor(OPENAI_CLIP_MEAN).view(1, 3, 1, 1)
@@ -156,6 +158,8 @@ def _pretrain_into(
         "command": shlex.join(["python", "pretrain_backbone.py", *args.argv]),
         "task": f"which of {len(photos)} photographs a {crop_size}×{crop_size} crop comes from (train-pool tiles)",
         "chance_acc": 1 / len(photos),
+        # whose training tiles it saw: train.py refuses it for a MiniGenImage build that deals the tiles otherwise
+        "minigenimage": {"seed": args.minigenimage_seed, "tile_pools": tile_pools_digest(pools)},
         "held_out_acc": history[-1]["held_out_acc"],
         "history": history,
         "seconds": round(time.time() - started, 1),

@@ -190,6 +190,11 @@ def load_photos() -> list[Photo]:
 Box = tuple[int, int, int, int]  # photo index, top, left, tile size
 
 
+def tile_pools_digest(pools: dict[str, list[Box]]) -> str:
+    """A fingerprint of a tile assignment (`assign_tiles`): two builds with the same one share no tile across splits."""
+    return hashlib.sha256(json.dumps({split: pools[split] for split in sorted(pools)}).encode()).hexdigest()
+
+
 def assign_tiles(photos: list[Photo], crop_size: int, seed: int) -> dict[str, list[Box]]:
     """Cut every photo into a grid of tiles and deal the tiles out to the train/validation/test pools."""
     tile = crop_size * 3 // 2  # leaves room for the crop to move inside its tile

@@ -98,6 +98,22 @@ def test_the_summary_records_chance_level_and_the_command(tmp_path: Path) -> Non
     assert json.loads((tmp_path / "pretraining.json").read_text())["command"] == summary["command"]
 
 
+
+def test_a_backbone_pretrained_on_other_tiles_is_refused_for_this_minigenimage(tmp_path: Path) -> None:
+    """Seed 0's training tiles are partly seed 1's validation and test tiles: training and evaluating on seed 1 from
+    a backbone pretrained for seed 0 was accepted without a word."""
+    import train
+    from training_args import DataArguments
+
+    pretrain(parse_args(["--output_dir", str(tmp_path), "--shape", "tiny", "--epochs", "1", "--crops_per_epoch", "64"]))
+    assert json.loads((tmp_path / "pretraining.json").read_text())["minigenimage"]["seed"] == 0
+    train.check_pretrained_tiles(str(tmp_path), DataArguments())  # the build it was pretrained for
+    with pytest.raises(ValueError, match="pretrained on the training tiles of MiniGenImage seed 0, which "
+                                         "--minigenimage_seed 1 deals out"):
+        train.check_pretrained_tiles(str(tmp_path), DataArguments(minigenimage_seed=1))
+    train.check_pretrained_tiles(str(tmp_path), DataArguments(minigenimage_seed=1, train_dir=str(tmp_path)))  # no MGI
+
+
 def test_an_output_folder_holding_something_else_is_refused_untouched(tmp_path: Path, capsys) -> None:
     detector = tmp_path / "my-detector"
     detector.mkdir()
