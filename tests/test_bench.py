@@ -233,3 +233,22 @@ def test_the_training_step_profile_counts_the_operators_the_noise_branch_adds(tm
             if line.startswith("| pin") or line.startswith("| none")}
     calls = {mode: int(row[1].replace(",", "")) for mode, row in rows.items()}
     assert set(calls) == {"pin", "none"} and calls["pin"] > calls["none"] > 100  # generator, KL, 2nd classifier pass
+
+
+def test_the_minigenimage_audit_counts_saturated_images_per_split_and_label(tmp_path: Path, monkeypatch,
+                                                                            capsys) -> None:
+    import numpy as np
+
+    import audit_minigenimage
+    from datasets_scripts.minigenimage import build_minigenimage
+
+    monkeypatch.setenv("PINCLIP_CACHE", str(tmp_path))  # the reduced build goes here, not into the shared cache
+    assert audit_minigenimage.main(["--reduced", "--high", "200"]) == 0
+    rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines() if line.startswith("| train |")]
+    assert len(rows) == 1
+    _, family, real_share, fake_share, _ = rows[0]
+    train = build_minigenimage(reduced=True, show_progress=False)["train"]
+    labels = np.array(train["label"])
+    hit = np.array([np.asarray(image).max() >= 200 for image in train["image"]])
+    assert family == "tconv"
+    assert float(real_share) == round(hit[labels == 0].mean(), 3) and float(fake_share) == round(hit[labels == 1].mean(), 3)
