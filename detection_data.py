@@ -185,7 +185,9 @@ def eval_split_names(splits: list[str], data_args: DataArguments) -> list[str]:
     if data_args.eval_splits:
         missing = [name for name in data_args.eval_splits if name not in splits]
         if missing:
-            raise ValueError(f"--eval_splits {missing} not found; the dataset has splits {splits}")
+            folder = (" (an --eval_dir folder's images under no split folder are its 'test' split)"
+                      if data_args.eval_dir and "test" in splits else "")
+            raise ValueError(f"--eval_splits {missing} not found; the dataset has splits {splits}{folder}")
         return list(data_args.eval_splits)
     prefixed = [name for name in splits if name.startswith(data_args.test_split_prefix)]
     if prefixed:

@@ -278,7 +278,12 @@ def find_images(paths: Iterable[str | os.PathLike]) -> list[Path]:
             folders[:] = sorted(name for name in folders if not name.startswith("."))  # a walk order of our own
             below += [Path(folder, name) for name in files
                       if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS]
-        # A folder that cannot be listed gets a row that says so, rather than its files left out unnoticed.
-        below += [Path(error.filename) for error in unlisted]
+        # A folder that cannot be listed gets a row that says so, rather than its files left out unnoticed (one row,
+        # however many links or arguments lead to it).
+        for error in unlisted:
+            real = os.path.realpath(error.filename)
+            if real not in seen:
+                seen.add(real)
+                below.append(Path(error.filename))
         found.extend(sorted(below))
     return found

@@ -370,6 +370,8 @@ def changed_settings(before: dict, now: dict) -> list[str]:
     since the other side was recorded) compares as its default, so a run recorded before it existed still counts
     as the same run when it is left at its default; one with no default (the process count) is then not compared."""
     defaults, changes = argument_defaults(), []
+    # Adam applies no weight decay: runs before it defaulted to 0 for Adam recorded AdamW's 0.05 all the same
+    before, now = ({**side, "weight_decay": 0.0} if side.get("optimizer") == "adam" else side for side in (before, now))
     for name in sorted(before.keys() | now.keys()):
         if name in before and name in now:
             old, new = before[name], now[name]

@@ -37,12 +37,11 @@ def forensynths_rule(parts: tuple[str, ...]) -> Placement | str:
     if split == "train" and not middle and parts[0].lower() in PROGAN_CLASSES:
         # `train/0_real/x.png` in a tree rooted at progan_train/: the LSUN class "train", not the split
         split, middle = None, parts[:1]
-    if split is None:
-        split = split_below_label(parts, match)
-    is_progan_training = bool(middle) and middle[0].lower() in PROGAN_CLASSES and split != "test"
-    if split is None:
-        split = "train" if is_progan_training else "test"
-    if is_progan_training or (split != "test" and not middle):
+    # ProGAN's own images: an LSUN-class first folder, unless a test/ folder above it makes that a test generator
+    is_progan = bool(middle) and middle[0].lower() in PROGAN_CLASSES and split != "test"
+    if split is None:  # a split folder below the label folder (`car/0_real/test/x.png`), else inferred
+        split = split_below_label(parts, match) or ("train" if is_progan else "test")
+    if is_progan or (split != "test" and not middle):
         return Placement(split, match.label, "progan", "/".join(middle) or "progan")
     if not middle:
         return "unexpected ForenSynths layout (want test/<gen>/[<cls>/]{0_real,1_fake}/file; use folder.py for a bare tree)"

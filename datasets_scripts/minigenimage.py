@@ -178,8 +178,8 @@ def load_photos() -> list[Photo]:
     for name in SKIMAGE_PHOTOS:
         path = data_dir / name
         if not path.is_file():  # skipped, it moved every tile of the later photos into another split
-            raise RuntimeError(f"scikit-image {skimage.__version__} has no {name}: MiniGenImage needs the version in "
-                               "requirements.txt")
+            raise FileNotFoundError(f"scikit-image {skimage.__version__} bundles no {name}, one of the photographs "
+                                    "MiniGenImage is cut from (SKIMAGE_PHOTOS): install a scikit-image that has them all")
         photos.append(Photo(f"skimage/{name}", np.asarray(Image.open(path).convert("RGB"))))
     samples = load_sample_images()
     for filename, pixels in zip(samples.filenames, samples.images):

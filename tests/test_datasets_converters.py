@@ -583,6 +583,8 @@ def test_forensynths_rule_edge_layouts():
     assert forensynths.forensynths_rule(("deepfake", "1_fake", "train", "x.png")) == place("train", 1, "deepfake",
                                                                                            "deepfake")
     assert forensynths.forensynths_rule(("test", "car", "1_fake", "val", "x.png")).split == "test"  # above comes first
+    # ProGAN's held-out images split below the label stay ProGAN's, not a generator called "car"
+    assert forensynths.forensynths_rule(("car", "0_real", "test", "x.png")) == place("test", 0, "progan", "car")
 
 
 def test_folder_symlink_to_the_filesystem_root_is_not_followed(tmp_path):

@@ -315,7 +315,7 @@ def test_cache_key_changes_with_the_build_code(tmp_path):
 def test_a_missing_bundled_photo_stops_the_build(monkeypatch):
     """Skipped, it moved the tiles of every later photo into other splits under the same cache key."""
     monkeypatch.setattr(mgi, "SKIMAGE_PHOTOS", (*mgi.SKIMAGE_PHOTOS, "no_such_photo.png"))
-    with pytest.raises(RuntimeError, match="has no no_such_photo.png"):
+    with pytest.raises(FileNotFoundError, match="bundles no no_such_photo.png"):
         mgi.load_photos()
 
 

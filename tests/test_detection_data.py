@@ -528,3 +528,6 @@ def test_every_image_of_an_eval_folder_is_evaluated_or_named_in_a_warning(tmp_pa
     image_tree(tree / "test" / "gan")
     data = load_detection_data(DataArguments(train_dir=str(tree), eval_dir=str(tree)), need_train=True)
     assert data.train.num_rows == 2 and list(data.test) == ["gan"]
+    # `--eval_splits train` named a plain folder's images before they became its test split: the error says so
+    with pytest.raises(ValueError, match="images under no split folder are its 'test' split"):
+        load_detection_data(DataArguments(eval_dir=str(tmp_path / "wild" / "midjourney"), eval_splits=["train"]), False)

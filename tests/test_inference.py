@@ -149,11 +149,11 @@ def test_a_folder_that_cannot_be_listed_gets_a_row_not_silence(tiny_model_dir, t
     (tmp_path / "photos" / "locked").mkdir(parents=True)
     for name in ("photos/a.png", "photos/locked/b.png"):
         Image.new("RGB", (8, 8)).save(tmp_path / name)
-    locked = str(tmp_path / "photos" / "locked")
+    locked = os.path.realpath(tmp_path / "photos" / "locked")
     scandir = os.scandir
 
     def refusing(path="."):  # what a folder without read permission does (tests may run as root)
-        if os.fspath(path) == locked:
+        if os.path.realpath(path) == locked:  # the folder itself, by whichever route
             raise PermissionError(13, "Permission denied", os.fspath(path))
         return scandir(path)
 
@@ -163,6 +163,9 @@ def test_a_folder_that_cannot_be_listed_gets_a_row_not_silence(tiny_model_dir, t
     rows = {Path(r.path).name: r for r in Detector.load(tiny_model_dir).scan(files, num_workers=0)}
     assert rows["locked"].error == "a folder that cannot be listed (Permission denied)"
     assert rows["a.png"].error is None
+    # one row however many routes lead to it: a link, and the folder named again
+    (tmp_path / "photos" / "same_locked").symlink_to(locked, target_is_directory=True)
+    assert find_images([tmp_path / "photos", locked]) == files
 
 
 def test_paths_the_file_system_refuses_or_that_are_empty(tiny_model_dir, tmp_path, monkeypatch):

@@ -1167,3 +1167,16 @@ def test_a_setting_recorded_on_one_side_only_compares_as_its_default():
         "sigma_activation softplus → abs"]
     assert changed_settings(before, {"learning_rate": 1e-3, "processes": 2}) == []  # no default: not known before
     assert changed_settings({"processes": 1}, {"processes": 2}) == ["processes 1 → 2"]
+
+
+def test_an_adam_run_recorded_with_adamws_default_decay_is_the_same_run():
+    """Before the decay defaulted to 0 for Adam, its runs recorded 0.05, which Adam never applied: resuming one was
+    refused (weight_decay 0.05 → 0.0), and --weight_decay 0.05 with adam is refused now."""
+    from training_args import changed_settings
+
+    old, new = {"optimizer": "adam", "weight_decay": 0.05}, {"optimizer": "adam", "weight_decay": 0.0}
+    assert changed_settings(old, new) == []
+    assert changed_settings({"optimizer": "adamw", "weight_decay": 0.05}, {"optimizer": "adamw", "weight_decay": 0.0}) == [
+        "weight_decay 0.05 → 0.0"]
+    assert changed_settings(old, {"optimizer": "adamw", "weight_decay": 0.05}) == [
+        "optimizer adam → adamw", "weight_decay 0.0 → 0.05"]  # the decay Adam applied (none) against AdamW's
