@@ -384,8 +384,7 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
         the modules (prompts, noise mode, generator), changed by assignment since the model was built, is refused as
         `forward` refuses it: the saved config would describe other modules or prompts than the saved weights.
         """
-        if tuple(map(vars(self.config).get, CHECKED_FIELDS)) != self._checked_config:
-            self._check_config_edits()
+        self._check_config_edits()
         # transformers would upload before the image processor is written: the upload is done here, last, of the files
         # this call wrote into `save_directory` (as transformers does: the ones modified since the call started).
         push_to_hub = push_to_hub and is_main_process
@@ -423,8 +422,11 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
     def _check_config_edits(self) -> None:
         """A config changed after the model was built (attribute assignment): the values forward() reads are checked
         like the constructor's (a typo must never sample or scale noise by mistake); the fields that shaped the
-        modules cannot change."""
+        modules cannot change. Called by forward and save_pretrained."""
         config = self.config
+        # One cheap read of the fields an assignment may have changed (PreTrainedConfig's getattr costs ~2 µs each).
+        if tuple(map(vars(config).get, CHECKED_FIELDS)) == self._checked_config:
+            return
         config.validate_pinclip()
         built_with = zip(MODULE_SHAPING_FIELDS, self._checked_config)  # CHECKED_FIELDS starts with these
         rebuilt = {name: built for name, built in built_with if getattr(config, name) != built}
@@ -493,9 +495,7 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
         if unknown:  # a misspelt `labels` would silently give no loss
             raise TypeError(f"{type(self).__name__}.forward() got unexpected keyword argument(s) {unknown}")
         config = self.config
-        # One cheap read of the fields an assignment may have changed (PreTrainedConfig's getattr costs ~2 µs each).
-        if tuple(map(vars(config).get, CHECKED_FIELDS)) != self._checked_config:
-            self._check_config_edits()
+        self._check_config_edits()
         if output_attentions is None:
             output_attentions = config.output_attentions
         if return_dict is None:

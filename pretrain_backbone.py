@@ -106,6 +106,23 @@ def pretrain(args: argparse.Namespace) -> dict:
     return summary
 
 
+def check_tile_record(backbone: str | os.PathLike, minigenimage_seed: int) -> None:
+    """`ValueError` when `backbone` is a pretraining output of this script whose summary records another MiniGenImage
+    tile assignment than `minigenimage_seed`'s: that build's validation and test crops come partly from tiles the
+    backbone was pretrained on. Nothing to compare for another backbone, or a pretraining that predates the record."""
+    summary = Path(backbone) / SUMMARY_NAME
+    recorded = json.loads(summary.read_text()).get("minigenimage") if summary.is_file() else None
+    if recorded is None:
+        return
+    if recorded["tile_pools"] != tile_pools_digest(assign_tiles(load_photos(), CROP_SIZE, minigenimage_seed)):
+        raise ValueError(
+            f"{backbone} was pretrained on the training tiles of MiniGenImage seed {recorded['seed']}, which "
+            f"--minigenimage_seed {minigenimage_seed} deals out to its validation and test splits too: pretrain with "
+            f"`python pretrain_backbone.py --minigenimage_seed {minigenimage_seed}`, or train with --minigenimage_seed "
+            f"{recorded['seed']}"
+        )
+
+
 def check_output_dir(output_dir: Path) -> None:
     """Refuse an output folder that holds anything but an earlier output of this script (its pretraining.json)."""
     if output_dir.exists() and (

@@ -34,14 +34,12 @@ from transformers import get_scheduler
 import reporting
 from clip_checkpoints import write_random_clip
 from corruptions import robustness_grid
-from datasets_scripts.minigenimage import CROP_SIZE as MINIGENIMAGE_CROP
-from datasets_scripts.minigenimage import assign_tiles, load_photos, tile_pools_digest
 from detection_data import Collator, EvalImages, TrainImages, check_images, load_detection_data
 from hub_push import create_model_repo, push_folder
 from image_io import ImageLoadError
 from inference import DEFAULT_THRESHOLD, Detector, display_name
 from modeling_pinclip import PinClipForImageClassification, PinClipOutput
-from pretrain_backbone import SUMMARY_NAME as PRETRAINING_SUMMARY
+from pretrain_backbone import check_tile_record
 from training_args import (
     CHECKPOINT_PREFIX, MINIGENIMAGE, RESUMABLE_CHANGES, DataArguments, ModelArguments, TrainingArguments,
     changed_settings, parse_arguments, run_settings,
@@ -340,11 +338,14 @@ def dataset_title(data_args: DataArguments) -> str:
     return "MiniGenImage" + (" (reduced)" if data_args.minigenimage_reduced else "")
 
 
+def trains_on_minigenimage(data_args: DataArguments) -> bool:
+    return (data_args.train_dir or data_args.dataset_name or MINIGENIMAGE) == MINIGENIMAGE
+
+
 def training_data(data_args: DataArguments) -> str:
     """The training data as the model card and metrics.json name it: a Hub dataset id, MiniGenImage, or a local
     folder by its name."""
-    name = data_args.train_dir or data_args.dataset_name or MINIGENIMAGE
-    return "MiniGenImage" if name == MINIGENIMAGE else display_name(name)
+    return "MiniGenImage" if trains_on_minigenimage(data_args) else display_name(data_args.train_dir or data_args.dataset_name)
 
 
 def hub_training_dataset(data_args: DataArguments) -> str | None:
@@ -395,27 +396,6 @@ def stop_together(accelerator: Accelerator, problems: list[str], error: type[Exc
         raise error(problems[0])
 
 
-def check_pretrained_tiles(backbone: str | None, data_args: DataArguments) -> None:
-    """`ValueError` for a backbone that `pretrain_backbone.py` pretrained on the training tiles of a MiniGenImage
-    build that deals the tiles otherwise than this run's (another `--minigenimage_seed`): this run's validation and
-    test crops would come from tiles it was pretrained on. Nothing to compare for other backbones and data, and for
-    a pretraining that predates the record."""
-    if not backbone or (data_args.dataset_name or MINIGENIMAGE) != MINIGENIMAGE or data_args.train_dir:
-        return
-    summary = Path(backbone) / PRETRAINING_SUMMARY
-    recorded = json.loads(summary.read_text()).get("minigenimage") if summary.is_file() else None
-    if recorded is None:
-        return
-    pools = assign_tiles(load_photos(), MINIGENIMAGE_CROP, data_args.minigenimage_seed)
-    if recorded["tile_pools"] != tile_pools_digest(pools):
-        raise ValueError(
-            f"--model_name_or_path {backbone} was pretrained on the training tiles of MiniGenImage seed "
-            f"{recorded['seed']}, which --minigenimage_seed {data_args.minigenimage_seed} deals out to its validation "
-            f"and test splits too: pretrain with `python pretrain_backbone.py --minigenimage_seed "
-            f"{data_args.minigenimage_seed}`, or train with --minigenimage_seed {recorded['seed']}"
-        )
-
-
 def launch_command(arguments: list[str], accelerator: Accelerator) -> str:
     """The command that repeats this run: `python train.py ...`, or `accelerate launch ... train.py ...` with the
     process count and mixed precision, which shape the batch, the data order and the arithmetic. Several processes
@@ -444,7 +424,8 @@ def main(argv: list[str] | None = None) -> dict:
     set_seed(args.seed)
     if args.eval_only:
         return run_eval_only(model_args, data_args, args, accelerator, started)
-    check_pretrained_tiles(model_args.model_name_or_path, data_args)
+    if model_args.model_name_or_path and trains_on_minigenimage(data_args):  # pretrained on some of its tiles?
+        check_tile_record(model_args.model_name_or_path, data_args.minigenimage_seed)
 
     if accelerator.gradient_accumulation_steps != args.gradient_accumulation_steps:
         # `accelerate launch --gradient_accumulation_steps` (DeepSpeed) sets it in the environment, and Accelerator

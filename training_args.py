@@ -270,8 +270,8 @@ def check_arguments(model_args: ModelArguments, data_args: DataArguments, args: 
                         "replace: give --eval_only its own --output_dir")
     if args.push_to_hub and not args.hub_model_id:
         problems.append("--push_to_hub needs --hub_model_id")
-    elif args.push_to_hub and repo_id_problem(args.hub_model_id):
-        problems.append(repo_id_problem(args.hub_model_id))
+    elif args.push_to_hub and (problem := repo_id_problem(args.hub_model_id)):
+        problems.append(problem)
     if args.push_to_hub and args.eval_only:  # an evaluation writes reports, not a model of its own
         problems.append("--push_to_hub uploads the model a run trains, and --eval_only trains none: upload a saved "
                         "model folder with `python hub_push.py FOLDER --hub_model_id USER/NAME`")

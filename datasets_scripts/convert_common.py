@@ -129,12 +129,9 @@ def extension_problem(path: Path) -> str | None:
 
 
 def check_image(path: Path) -> str | None:
-    """Why `path` is not a usable image, or None: an extension read as an image (`image_io.IMAGE_EXTENSIONS`, as
-    the scanner reads folders) and a complete decode by `image_io.load_rgb_image`, the very loader of training and
-    evaluation, so a file kept here cannot fail there, hours into a run. No pixels are kept."""
-    reason = extension_problem(path)
-    if reason is not None:
-        return reason
+    """Why the file at `path` is not a usable image, or None: a complete decode by `image_io.load_rgb_image`, the very
+    loader of training and evaluation, so a file kept here cannot fail there, hours into a run. No pixels are kept.
+    Its name is `extension_problem`'s to judge (the same file may have several)."""
     try:
         load_rgb_image(path).close()
     except ImageLoadError as error:
@@ -244,8 +241,8 @@ def plan_conversion(raw_dir: str | os.PathLike, rule: LayoutRule) -> ConversionP
                 reason = placement
             elif isinstance(target, str):  # a broken link, a link loop, a file gone since the walk
                 reason = target
-            elif extension_problem(walked.path):  # by name, so per path: links may name one file differently
-                reason = extension_problem(walked.path)
+            elif (by_name := extension_problem(walked.path)) is not None:  # per path: links may name a file otherwise
+                reason = by_name
             elif target in kept:
                 reason = _repeat_reason(placement, *kept[target])
             elif target in refused:

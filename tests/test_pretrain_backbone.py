@@ -103,15 +103,18 @@ def test_a_backbone_pretrained_on_other_tiles_is_refused_for_this_minigenimage(t
     """Seed 0's training tiles are partly seed 1's validation and test tiles: training and evaluating on seed 1 from
     a backbone pretrained for seed 0 was accepted without a word."""
     import train
+    from pretrain_backbone import check_tile_record
     from training_args import DataArguments
 
-    pretrain(parse_args(["--output_dir", str(tmp_path), "--shape", "tiny", "--epochs", "1", "--crops_per_epoch", "64"]))
-    assert json.loads((tmp_path / "pretraining.json").read_text())["minigenimage"]["seed"] == 0
-    train.check_pretrained_tiles(str(tmp_path), DataArguments())  # the build it was pretrained for
+    backbone = tmp_path / "backbone"
+    pretrain(parse_args(["--output_dir", str(backbone), "--shape", "tiny", "--epochs", "1", "--crops_per_epoch", "64"]))
+    assert json.loads((backbone / "pretraining.json").read_text())["minigenimage"]["seed"] == 0
+    check_tile_record(backbone, 0)  # the build it was pretrained for
     with pytest.raises(ValueError, match="pretrained on the training tiles of MiniGenImage seed 0, which "
-                                         "--minigenimage_seed 1 deals out"):
-        train.check_pretrained_tiles(str(tmp_path), DataArguments(minigenimage_seed=1))
-    train.check_pretrained_tiles(str(tmp_path), DataArguments(minigenimage_seed=1, train_dir=str(tmp_path)))  # no MGI
+                                         "--minigenimage_seed 1 deals out"):  # refused before any data is loaded
+        train.main(["--model_name_or_path", str(backbone), "--minigenimage_seed", "1", "--output_dir",
+                    str(tmp_path / "run")])
+    assert not train.trains_on_minigenimage(DataArguments(minigenimage_seed=1, train_dir=str(tmp_path)))  # no MGI
 
 
 def test_an_output_folder_holding_something_else_is_refused_untouched(tmp_path: Path, capsys) -> None:
