@@ -51,7 +51,17 @@ IMAGE_EXTENSIONS = frozenset(
 
 
 class ImageLoadError(ValueError):
-    """An input that cannot be turned into an RGB image; the message says why."""
+    """An input that cannot be turned into an RGB image; the message says which and why, and `reason` why alone (for
+    reports that name the file in a column of their own)."""
+
+    def __init__(self, message: str, reason: str | None = None):  # one argument too: DataLoader re-raises with it
+        super().__init__(message)
+        self.reason = message if reason is None else reason
+
+
+def _refused(name: object, reason: str) -> ImageLoadError:
+    """The `ImageLoadError` for input `name` (a path, or "image") and why it is refused."""
+    return ImageLoadError(f"{name}: {reason}", reason)
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
@@ -88,11 +98,11 @@ def load_rgb_image(source: "str | Path | bytes | dict | Image.Image", max_pixels
     Raises `ImageLoadError` for missing (None), empty, truncated, undecodable or over-`max_pixels` inputs.
     """
     if source is None:
-        raise ImageLoadError("image: missing (None)")
+        raise _refused("image", "missing (None)")
     if isinstance(source, dict):  # stored bytes first; a path when the dataset keeps only paths
         stored = source.get("bytes")
         if stored is None and not source.get("path"):
-            raise ImageLoadError("image: missing (neither bytes nor a path)")
+            raise _refused("image", "missing (neither bytes nor a path)")
         return load_rgb_image(stored if stored is not None else source["path"], max_pixels)
     if isinstance(source, Image.Image):
         return _to_upright_rgb(source, "image", max_pixels, owned=False)
@@ -100,20 +110,20 @@ def load_rgb_image(source: "str | Path | bytes | dict | Image.Image", max_pixels
         path = Path(source)
         try:
             if not path.is_file():  # opening a FIFO or a device would block or never end: refused like a folder
-                raise ImageLoadError(f"{path}: {_not_a_file(path)}")
+                raise _refused(path, _not_a_file(path))
             if path.stat().st_size == 0:
-                raise ImageLoadError(f"{path}: empty file (0 bytes)")
+                raise _refused(path, "empty file (0 bytes)")
             handle = path.open("rb")
         except OSError as error:  # no permission to read it or to search a folder on its way, a name too long
-            raise ImageLoadError(f"{path}: cannot be read ({error.strerror or error})") from None
+            raise _refused(path, f"cannot be read ({error.strerror or error})") from None
         # Decoded from the open file, not read whole first: Pillow reads what the header says it needs, so a
         # non-image (a video named .jpg, say) is refused without its size in memory.
         with handle:
             return _to_upright_rgb(_open(handle, str(path)), str(path), max_pixels, owned=True)
     if not isinstance(source, (bytes, bytearray, memoryview)):
-        raise ImageLoadError(f"image: a {type(source).__name__} is not an image, bytes or a path")
+        raise _refused("image", f"a {type(source).__name__} is not an image, bytes or a path")
     if not len(source):
-        raise ImageLoadError("image: empty file (0 bytes)")
+        raise _refused("image", "empty file (0 bytes)")
     return _to_upright_rgb(_open(io.BytesIO(source), "image"), "image", max_pixels, owned=True)
 
 
@@ -189,7 +199,7 @@ def _open(stream: "io.BufferedIOBase", name: str) -> Image.Image:
         size = stream.seek(0, io.SEEK_END)
         stream.seek(0)
         if declared > size:
-            raise ImageLoadError(f"{name}: a TIFF directory that declares {declared} bytes of tag data in a file of "
+            raise _refused(name, f"a TIFF directory that declares {declared} bytes of tag data in a file of "
                                  f"{size} (opening it could take that much memory)")
     try:
         with warnings.catch_warnings():
@@ -197,20 +207,20 @@ def _open(stream: "io.BufferedIOBase", name: str) -> Image.Image:
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             return Image.open(stream)
     except Image.DecompressionBombError:  # over twice Pillow's limit: refused whatever max_pixels says
-        raise ImageLoadError(
-            f"{name}: refused, over twice Pillow's {Image.MAX_IMAGE_PIXELS} pixel limit (decompression-bomb check)"
+        raise _refused(
+            name, f"refused, over twice Pillow's {Image.MAX_IMAGE_PIXELS} pixel limit (decompression-bomb check)"
         ) from None
     except UnidentifiedImageError:
-        raise ImageLoadError(f"{name}: not a recognised image file") from None
+        raise _refused(name, "not a recognised image file") from None
     except (OSError, SyntaxError, ValueError) as error:  # header cut short or malformed
-        raise ImageLoadError(f"{name}: truncated or corrupt image data ({error})") from None
+        raise _refused(name, f"truncated or corrupt image data ({error})") from None
 
 
 def check_exif_size(image: Image.Image, name: str) -> None:
     """`ImageLoadError` for an EXIF block over `MAX_EXIF_BYTES`, before anything parses it."""
     exif_bytes = len(image.info.get("exif") or b"")
     if exif_bytes > MAX_EXIF_BYTES:
-        raise ImageLoadError(f"{name}: an EXIF block of {exif_bytes} bytes, over the {MAX_EXIF_BYTES} a JPEG can carry "
+        raise _refused(name, f"an EXIF block of {exif_bytes} bytes, over the {MAX_EXIF_BYTES} a JPEG can carry "
                              "(reading it could take gigabytes)")
 
 
@@ -219,9 +229,9 @@ def _to_upright_rgb(image: Image.Image, name: str, max_pixels: int, owned: bool)
     image; a caller's image is transposed into a copy) and convert to RGB."""
     width, height = image.size
     if width * height > max_pixels:
-        raise ImageLoadError(f"{name}: {width}x{height} is larger than the {max_pixels} pixel limit")
+        raise _refused(name, f"{width}x{height} is larger than the {max_pixels} pixel limit")
     if width * height > MAX_PYTHON_DECODED_PIXELS and any(tile.codec_name in Image.DECODERS for tile in image.tile):
-        raise ImageLoadError(f"{name}: a {width}x{height} {image.format} image, which Pillow decodes slowly (in Python): "
+        raise _refused(name, f"a {width}x{height} {image.format} image, which Pillow decodes slowly (in Python): "
                              f"refused above {MAX_PYTHON_DECODED_PIXELS} pixels")
     try:
         # Animated GIF/PNG/WebP: back to the first frame if a caller moved on. Only then: Pillow numbers a PSD's
@@ -239,4 +249,4 @@ def _to_upright_rgb(image: Image.Image, name: str, max_pixels: int, owned: bool)
     except (MemoryError, ImageLoadError):
         raise
     except Exception as error:  # noqa: BLE001 - a corrupt file makes Pillow's decoders and EXIF parser raise anything
-        raise ImageLoadError(f"{name}: truncated or corrupt image data ({type(error).__name__}: {error})") from None
+        raise _refused(name, f"truncated or corrupt image data ({type(error).__name__}: {error})") from None

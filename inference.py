@@ -233,8 +233,8 @@ class _ImageFiles(Dataset):
         try:
             image = load_rgb_image(path)
             return _Item(path, self.per_image(image))
-        except ImageLoadError as error:  # named as load_rgb_image names it: `./a.png` is `a.png` there
-            return _Item(path, None, str(error).removeprefix(f"{Path(path)}: "))
+        except ImageLoadError as error:  # the row names the file
+            return _Item(path, None, error.reason)
         except Exception as error:  # noqa: BLE001 - one odd file must not stop a scan of thousands
             return _Item(path, None, f"cannot process: {type(error).__name__}: {error}")
 

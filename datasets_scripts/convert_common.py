@@ -135,7 +135,7 @@ def check_image(path: Path) -> str | None:
     try:
         load_rgb_image(path).close()
     except ImageLoadError as error:
-        return str(error).removeprefix(f"{path}: ")  # the report names the file already
+        return error.reason  # the report names the file already
     except OSError as error:  # unreadable (permissions), or gone since the walk
         return f"cannot be read ({error.strerror or error})"
     return None
