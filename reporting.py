@@ -249,7 +249,7 @@ def write_model_card(
         backbone=f"`{display_name(backbone)}`" + (" (a local folder)" if local_backbone else ""),
         lora_note=lora if config.lora_r else " (fully fine-tuned)",
         dataset_name=dataset_name,
-        training_data=training.get("data") or dataset_name,
+        training_data=" ".join(filter(None, (training.get("data") or dataset_name, training.get("minigenimage_version")))),
         train_split=training.get("train_split", "train"),
         noise_mode=config.noise_mode,
         noise_injection=config.noise_injection,

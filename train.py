@@ -594,6 +594,8 @@ def main(argv: list[str] | None = None) -> dict:
         title = f"PiN-CLIP ({config.noise_mode}) on {dataset_title(data_args)}"
         training = {
             "data": training_data(data_args),
+            # which build of the benchmark the figures are on (another version holds other images)
+            "minigenimage_version": settings.get("minigenimage_version"),
             "train_split": data.train_split,
             # the families seen in training: every other test subset is an unseen generator
             "generators": sorted(data.train.unique(data_args.generator_column))

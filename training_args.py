@@ -338,12 +338,24 @@ def parse_arguments(argv: list[str] | None = None) -> tuple[ModelArguments, Data
     return model_args, data_args, args
 
 
+def reads_minigenimage(data_args: DataArguments) -> bool:
+    """Whether a run loads MiniGenImage, as training, validation or test data (what `load_detection_data` does)."""
+    if data_args.dataset_name is None:
+        return data_args.train_dir is None and data_args.eval_dir is None
+    return data_args.dataset_name == MINIGENIMAGE
+
+
 def run_settings(arguments: Iterable, leave_out: Iterable[str]) -> dict:
     """A run's parsed arguments (the three dataclasses) as JSON values without `leave_out`, plus the size and
-    modification time of every file of a local `--model_name_or_path` folder: a backbone written again is another run."""
+    modification time of every file of a local `--model_name_or_path` folder: a backbone written again is another run,
+    and the MiniGenImage version the run reads, if it reads MiniGenImage: another version holds other images."""
     settings = {}
     for group in arguments:
         settings.update(dataclasses.asdict(group))
+        if isinstance(group, DataArguments) and reads_minigenimage(group):
+            from datasets_scripts.minigenimage import VERSION
+
+            settings["minigenimage_version"] = VERSION
     for name in leave_out:
         settings.pop(name)
     backbone = settings.get("model_name_or_path")
@@ -369,7 +381,8 @@ def changed_settings(before: dict, now: dict) -> list[str]:
     """`name old → new` for every setting that differs. A setting recorded on one side only (an argument added
     since the other side was recorded) compares as its default, so a run recorded before it existed still counts
     as the same run when it is left at its default; one with no default (the process count) is then not compared."""
-    defaults, changes = argument_defaults(), []
+    # a run recorded without a MiniGenImage version read none, or a build from before 1.3 that recorded none
+    defaults, changes = {**argument_defaults(), "minigenimage_version": None}, []
     # Adam applies no weight decay: runs before it defaulted to 0 for Adam recorded AdamW's 0.05 all the same
     before, now = ({**side, "weight_decay": 0.0} if side.get("optimizer") == "adam" else side for side in (before, now))
     for name in sorted(before.keys() | now.keys()):

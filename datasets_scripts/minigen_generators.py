@@ -229,12 +229,27 @@ def train_generator(
     return model.eval()
 
 
+def match_histograms(images: torch.Tensor, references: torch.Tensor) -> torch.Tensor:
+    """Give each image, channel by channel, exactly the pixel values of its reference, in the image's own order.
+
+    A monotone remap: the image keeps its spatial structure (which pixel is brighter than which), and takes the
+    reference's histogram. Ties are broken by position, so the result is deterministic.
+    """
+    batch, channels = images.shape[:2]
+    flat = images.reshape(batch, channels, -1)
+    ranks = flat.argsort(dim=-1, stable=True)
+    matched = torch.empty_like(flat)
+    matched.scatter_(-1, ranks, references.reshape(batch, channels, -1).sort(dim=-1, stable=True).values)
+    return matched.reshape(images.shape)
+
+
 @torch.no_grad()
 def generate(family: str, model: nn.Module, crops: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Fakes for a batch of real crops, with each fake's per-channel mean matched to its source.
+    """Fakes for a batch of real crops, each with its source crop's per-channel histogram.
 
-    Matching the means removes any global colour cast a briefly trained network may have, so a
-    detector must rely on the generator's local fingerprint rather than on colour statistics.
+    Matching the histograms leaves a detector no global statistic to read (colour cast, contrast, or how often a
+    pixel saturates: a sigmoid decoder almost never reaches 0 or 255, while a third of the photographs' crops
+    hold clipped highlights), so it must rely on the generator's local fingerprint.
     """
     if family == "diffusion":
         out = crops + DIFFUSION_SIGMAS[0] * torch.randn(crops.shape, generator=generator)
@@ -246,5 +261,4 @@ def generate(family: str, model: nn.Module, crops: torch.Tensor, generator: torc
                 out = out + nxt * torch.randn(out.shape, generator=generator)
     else:
         out = model(crops)
-    out = out + crops.mean(dim=(2, 3), keepdim=True) - out.mean(dim=(2, 3), keepdim=True)
-    return out.clamp(0, 1)
+    return match_histograms(out, crops)

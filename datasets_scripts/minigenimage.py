@@ -52,7 +52,7 @@ else:  # run as a script: python datasets_scripts/minigenimage.py
     import minigen_generators as gens
     from convert_common import LABEL_NAMES, push_to_hub
 
-VERSION = "1.2.0"
+VERSION = "1.3.0"
 FAMILIES: tuple[str, ...] = ("tconv", "nearest", "bilinear", "pixelshuffle", "gan", "diffusion")
 DEFAULT_TRAIN_FAMILY = "tconv"
 TRAIN_MULTI_FAMILIES: tuple[str, ...] = ("tconv", "gan", "diffusion")
@@ -218,17 +218,22 @@ def assign_tiles(photos: list[Photo], crop_size: int, seed: int) -> dict[str, li
 
 
 def sample_crops(
-    photos: list[Photo], pool: list[Box], count: int, crop_size: int, rng: np.random.Generator
+    photos: list[Photo], pool: list[Box], count: int, crop_size: int, rng: np.random.Generator, distinct: bool = False
 ) -> tuple[np.ndarray, list[list]]:
-    """`count` random crops lying inside tiles of `pool`; returns (N, H, W, 3) uint8 and their boxes."""
+    """`count` random crops lying inside tiles of `pool`; returns (N, H, W, 3) uint8 and their boxes.
+
+    With `distinct`, no box is drawn twice (a benchmark split holds no exact repeat).
+    """
     crops, boxes = [], []
+    drawn = set()
     while len(crops) < count:
         photo_index, top, left, tile = pool[rng.integers(len(pool))]
         y = top + int(rng.integers(tile - crop_size + 1))
         x = left + int(rng.integers(tile - crop_size + 1))
         crop = photos[photo_index].pixels[y : y + crop_size, x : x + crop_size]
-        if crop.std() / 255.0 < MIN_CROP_STD:
+        if crop.std() / 255.0 < MIN_CROP_STD or (distinct and (photo_index, y, x) in drawn):
             continue
+        drawn.add((photo_index, y, x))
         crops.append(crop)
         boxes.append([photos[photo_index].name, y, x, crop_size])
     return np.stack(crops) if crops else np.zeros((0, crop_size, crop_size, 3), np.uint8), boxes
@@ -318,9 +323,10 @@ def plan_splits(
     for split, (pool_name, per_family) in wanted.items():
         plan = SplitPlan([], [], [])
         for family, count in per_family:
-            rng = _rng(seed, split, family)
-            reals, real_boxes = sample_crops(photos, pools[pool_name], count, crop_size, rng)
-            sources, source_boxes = sample_crops(photos, pools[pool_name], count, crop_size, rng)
+            # one draw for both classes: no real is also a fake's source, and no crop repeats
+            crops, boxes = sample_crops(photos, pools[pool_name], 2 * count, crop_size, _rng(seed, split, family), distinct=True)
+            reals, sources = crops[:count], crops[count:]
+            real_boxes, source_boxes = boxes[:count], boxes[count:]
             fakes = make_fakes(family, models[family], sources, seed, split)
             plan.parts.append((family, reals, fakes))
             plan.real_boxes += real_boxes

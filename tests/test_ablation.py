@@ -223,3 +223,34 @@ def test_a_rerun_that_fails_leaves_no_summary_of_other_runs(fake_training, tmp_p
     with pytest.raises(RuntimeError, match="diverged"):
         ablation.main(argv + ["--max_steps", "7"])  # pin retrained, then none fails
     assert not (tmp_path / "ablation.json").exists() and not (tmp_path / "ablation.md").exists()
+
+
+def test_runs_on_another_minigenimage_version_are_trained_again(fake_training, tmp_path: Path, monkeypatch) -> None:
+    from datasets_scripts import minigenimage
+
+    argv = ["--ablation_seeds", "1", "--modes", "none", "--output_dir", str(tmp_path)]
+    ablation.main(argv)
+    record = tmp_path / "none-seed0" / ablation.RUN_RECORD
+    assert json.loads(record.read_text())["settings"]["minigenimage_version"] == minigenimage.VERSION
+    ablation.main(argv)
+    assert len(fake_training) == 1
+    monkeypatch.setattr(minigenimage, "VERSION", "9.0.0")  # the benchmark's images changed
+    ablation.main(argv)
+    assert len(fake_training) == 2
+    # a record from before the version was recorded read an earlier build
+    settings = json.loads(record.read_text())
+    del settings["settings"]["minigenimage_version"]
+    record.write_text(json.dumps(settings))
+    ablation.main(argv)
+    assert len(fake_training) == 3
+
+
+def test_folder_runs_record_no_minigenimage_version(fake_training, tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    for split in ("train", "test"):
+        for label in ("0_real", "1_fake"):
+            (data / split / label).mkdir(parents=True)
+    ablation.main(["--ablation_seeds", "1", "--modes", "none", "--output_dir", str(tmp_path / "abl"),
+                   "--train_dir", str(data), "--eval_dir", str(data / "test")])
+    record = json.loads((tmp_path / "abl" / "none-seed0" / ablation.RUN_RECORD).read_text())
+    assert "minigenimage_version" not in record["settings"]

@@ -117,7 +117,7 @@ def test_train_validation_and_test_crops_are_disjoint(report, reduced):
         assert not any(r["image"]["bytes"] in train_reals for r in _raw(reduced[f"test_{family}"]) if r["label"] == 0)
 
 
-def test_fakes_are_content_matched_not_colour_shifted():
+def test_fakes_are_content_matched_and_hold_their_sources_pixel_values():
     photos = mgi.load_photos()
     pools = mgi.assign_tiles(photos, 64, seed=0)
     crops, _ = mgi.sample_crops(photos, pools["train"], 40, 64, np.random.default_rng(0))
@@ -128,8 +128,12 @@ def test_fakes_are_content_matched_not_colour_shifted():
         model = mgi.gens.train_generator("tconv", patches, steps=25, batch_size=16, generator=torch.Generator())
         source = mgi._to_tensor(crops[32:])
         fake = mgi.gens.generate("tconv", model, source, torch.Generator().manual_seed(0))
-    # each fake keeps its source's average colour (no global colour cue) ...
-    assert (fake.mean(dim=(2, 3)) - source.mean(dim=(2, 3))).abs().max() < 0.03
+    # each fake holds exactly its source's pixel values per channel (no colour, contrast or saturation cue) ...
+    fake_pixels, source_pixels = mgi._to_uint8(fake), mgi._to_uint8(source)
+    for f, s in zip(fake_pixels, source_pixels):
+        for channel in range(3):
+            assert np.array_equal(np.sort(f[..., channel], axis=None), np.sort(s[..., channel], axis=None))
+    assert (fake_pixels >= 250).any(axis=(1, 2, 3)).sum() == (source_pixels >= 250).any(axis=(1, 2, 3)).sum() > 0
     # ... and its content: even after a few training steps, correlated with the crop it came from
     correlations = [np.corrcoef(f.flatten().numpy(), s.flatten().numpy())[0, 1] for f, s in zip(fake, source)]
     assert np.mean(correlations) > 0.5
@@ -352,13 +356,23 @@ def test_every_family_has_its_own_network():
     assert len(set(networks.values())) == len(networks)
 
 
-def test_every_split_and_family_draws_its_own_crops(report):
+def test_every_crop_of_the_build_is_drawn_once(report):
     boxes = {}  # (photo, top, left, size) -> first split/table that used it
     for table in ("real_crops", "fake_source_crops"):
         for split, split_boxes in report[table].items():
             for box in split_boxes:
                 owner = boxes.setdefault(tuple(box), (table, split))
                 assert owner == (table, split), (box, owner, (table, split))
+        assert all(len(set(map(tuple, b))) == len(b) for b in report[table].values()), table  # no repeat within a split
+
+
+def test_distinct_sampling_never_draws_a_box_twice():
+    photos = [mgi.Photo("synthetic/noise.png", np.random.default_rng(0).integers(0, 256, (65, 65, 3), dtype=np.uint8))]
+    pool = [(0, 0, 0, 65)]  # one tile with room for four 64-pixel crops
+    _, boxes = mgi.sample_crops(photos, pool, 4, 64, np.random.default_rng(0), distinct=True)
+    assert sorted(map(tuple, boxes)) == [("synthetic/noise.png", y, x, 64) for y in (0, 1) for x in (0, 1)]
+    _, repeated = mgi.sample_crops(photos, pool, 4, 64, np.random.default_rng(0))
+    assert len(set(map(tuple, repeated))) < 4  # the same draws without `distinct` repeat a box
 
 
 def test_exported_folders_keep_each_image_under_its_own_label(reduced, tmp_path):

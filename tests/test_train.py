@@ -182,8 +182,11 @@ def test_push_to_hub_uploads_one_folder_with_card(trained_run):
     assert "someone/pinclip-test" in card.text
     # neither the backbone (a local folder) nor the data (built locally) is on the Hub: named in the text only
     assert card.data.datasets is None and card.data.base_model is None
-    assert "- data: MiniGenImage, split `train`" in card.text
-    assert json.loads((out / "metrics.json").read_text())["training"]["data"] == "MiniGenImage"
+    from datasets_scripts.minigenimage import VERSION
+
+    assert f"- data: MiniGenImage {VERSION}, split `train`" in card.text
+    training = json.loads((out / "metrics.json").read_text())["training"]
+    assert (training["data"], training["minigenimage_version"]) == ("MiniGenImage", VERSION)
     assert "- backbone: `random-clip` (a local folder) (fully fine-tuned)" in card.text
     assert "s = 0.25, scale `absolute`)" in card.text
     assert str(out / "random-clip") not in card.text
