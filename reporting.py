@@ -177,7 +177,7 @@ records it.
 ## Training
 
 - backbone: {{ backbone }}{{ lora_note }}
-- data: {{ training_data }}, split `{{ train_split }}`
+- data: {{ training_data }}, split `{{ train_split }}`{{ benchmark_version }}
 - noise: `{{ noise_mode }}` (injection `{{ noise_injection }}`, λ = {{ noise_loss_weight }}, s = {{ random_noise_std }}, scale `{{ noise_scale }}`)
 - {{ hyperparameters }}
 
@@ -249,14 +249,17 @@ def write_model_card(
         backbone=f"`{display_name(backbone)}`" + (" (a local folder)" if local_backbone else ""),
         lora_note=lora if config.lora_r else " (fully fine-tuned)",
         dataset_name=dataset_name,
-        training_data=" ".join(filter(None, (training.get("data") or dataset_name, training.get("minigenimage_version")))),
+        training_data=training.get("data") or dataset_name,
+        benchmark_version=(f"\n- MiniGenImage version: {training['minigenimage_version']}"
+                           if training.get("minigenimage_version") else ""),
         train_split=training.get("train_split", "train"),
         noise_mode=config.noise_mode,
         noise_injection=config.noise_injection,
         noise_scale=config.noise_scale,
         noise_loss_weight=config.noise_loss_weight,
         random_noise_std=config.random_noise_std,
-        hyperparameters=", ".join(f"{k} = {v}" for k, v in training.items() if k not in ("data", "train_split")),
+        hyperparameters=", ".join(f"{k} = {v}" for k, v in training.items()
+                                  if k not in ("data", "train_split", "minigenimage_version")),
         results_table=results_table(metrics),
         extra=extra,
         command=public_command(command),

@@ -1,8 +1,9 @@
 """A cue in MiniGenImage that is not a generator's fingerprint: saturated pixels (bench/NOTES.md §7).
 
-The autoencoder families decode through a sigmoid, which almost never reaches 0 or 255, while photographs often hold
-clipped highlights; the diffusion family clips its leftover noise, and so saturates more often than photographs. For
-every split and label this prints the share of images holding a pixel value ≥ `--high` in some channel, and the
+Up to MiniGenImage 1.2 the autoencoder families decoded through a sigmoid, which almost never reaches 0 or 255, while
+photographs often hold clipped highlights, and the diffusion family clipped its leftover noise, saturating more often
+than photographs; since 1.3 every fake holds its source crop's histogram, and this audit checks that the cue is gone.
+For every split and label this prints the share of images holding a pixel value ≥ `--high` in some channel, and the
 balanced accuracy of a rule that reads nothing else: "fake when no such pixel" (its direction fitted on the training split).
 A share that differs between reals and fakes of a family is a shortcut a detector can learn instead of the
 generator's traces, and one that the training family shares with unseen ones transfers with it.

@@ -184,7 +184,7 @@ def test_push_to_hub_uploads_one_folder_with_card(trained_run):
     assert card.data.datasets is None and card.data.base_model is None
     from datasets_scripts.minigenimage import VERSION
 
-    assert f"- data: MiniGenImage {VERSION}, split `train`" in card.text
+    assert f"- data: MiniGenImage, split `train`\n- MiniGenImage version: {VERSION}\n" in card.text
     training = json.loads((out / "metrics.json").read_text())["training"]
     assert (training["data"], training["minigenimage_version"]) == ("MiniGenImage", VERSION)
     assert "- backbone: `random-clip` (a local folder) (fully fine-tuned)" in card.text
@@ -1012,6 +1012,7 @@ def test_a_run_on_folders_names_its_training_and_evaluation_folders_in_the_card(
     card = (out / "README.md").read_text()
     assert "- data: my-train-photos, split `train`" in card
     assert "type: eval" in card and "minigenimage" not in card.lower()
+    assert json.loads((out / "metrics.json").read_text())["training"]["minigenimage_version"] is None
 
 
 def test_a_diverging_rerun_stops_and_leaves_no_report_of_the_earlier_run(minigen_cache, tmp_path, capsys):
