@@ -142,11 +142,13 @@ def main(argv: list[str] | None = None) -> dict:
     for summary_file in (out / "ablation.json", out / "ablation.md"):  # written again at the end, for these runs
         summary_file.unlink(missing_ok=True)
     runs: dict[str, list[dict]] = {}
+    version = None  # of MiniGenImage, if the runs read it: the same for all of them (their settings hold it)
     for mode in own.modes:
         for seed in range(own.ablation_seeds):
             run_dir = out / f"{mode}-seed{seed}"
             run_args = train_args + ["--noise_mode", mode, "--seed", str(seed), "--output_dir", str(run_dir)]
             record, settings = run_dir / RUN_RECORD, what_is_trained(run_args)
+            version = settings.get("minigenimage_version")
             if is_finished(run_dir, settings):
                 print(f"{run_dir}: finished earlier with the same arguments, kept")
             else:
@@ -170,11 +172,15 @@ def main(argv: list[str] | None = None) -> dict:
     command = "python ablation.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     table = ablation_table(summary)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "ablation.json").write_text(json.dumps({"command": command, "accuracy": summary}, indent=2) + "\n")
+    (out / "ablation.json").write_text(
+        json.dumps({"command": command, "minigenimage_version": version, "accuracy": summary}, indent=2) + "\n"
+    )
     unseen = next(iter(summary.values()))["unseen_subsets"]
     listed = f"Unseen families: {', '.join(unseen)}.\n\n" if unseen else ""
+    data = f" (MiniGenImage {version})" if version else ""
     (out / "ablation.md").write_text(
-        f"Accuracy (%), mean ± sample std (n − 1) over {own.ablation_seeds} seed{'s' * (own.ablation_seeds != 1)}\n\n"
+        f"Accuracy (%), mean ± sample std (n − 1) over {own.ablation_seeds} seed{'s' * (own.ablation_seeds != 1)}"
+        f"{data}\n\n"
         f"{table}\n{listed}`{command}`\n"
     )
     print(table)

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import ablation
+from datasets_scripts.minigenimage import VERSION
 
 
 @pytest.fixture
@@ -70,7 +71,7 @@ def test_summary_is_mean_and_sample_std_over_seeds_and_the_table_shows_it(fake_t
     assert pin["unseen"]["values"] == [0.5, 0.6, 0.7]  # gan only: tconv was trained on
     assert json.loads((tmp_path / "ablation.json").read_text())["accuracy"] == json.loads(json.dumps(summary))
     table = (tmp_path / "ablation.md").read_text()
-    assert table.startswith("Accuracy (%), mean ± sample std (n − 1) over 3 seeds\n")
+    assert table.startswith(f"Accuracy (%), mean ± sample std (n − 1) over 3 seeds (MiniGenImage {VERSION})\n")
     for line in ("| subset | pin |", "| tconv | 90.0 ± 0.0 |", "| gan | 60.0 ± 10.0 |", "| **test mean** | 75.0 ± 5.0 |",
                  "| **unseen-family mean** | 60.0 ± 10.0 |", "| validation mean | 60.0 ± 10.0 |"):
         assert line in table.splitlines(), line
@@ -80,7 +81,7 @@ def test_one_seed_has_no_std(fake_training, tmp_path: Path) -> None:
     summary = ablation.main(["--ablation_seeds", "1", "--modes", "pin", "--output_dir", str(tmp_path)])
     assert summary["pin"]["mean"] == {"mean": pytest.approx(0.7), "std": None, "values": [pytest.approx(0.7)]}
     table = (tmp_path / "ablation.md").read_text()
-    assert table.startswith("Accuracy (%), mean ± sample std (n − 1) over 1 seed\n") and "| **test mean** | 70.0 ± – |" in table
+    assert table.startswith(f"Accuracy (%), mean ± sample std (n − 1) over 1 seed (MiniGenImage {VERSION})\n") and "| **test mean** | 70.0 ± – |" in table
 
 
 def test_no_unseen_family_mean_without_the_training_generators_of_every_run(monkeypatch, tmp_path: Path) -> None:
@@ -232,6 +233,8 @@ def test_runs_on_another_minigenimage_version_are_trained_again(fake_training, t
     ablation.main(argv)
     record = tmp_path / "none-seed0" / ablation.RUN_RECORD
     assert json.loads(record.read_text())["settings"]["minigenimage_version"] == minigenimage.VERSION
+    assert json.loads((tmp_path / "ablation.json").read_text())["minigenimage_version"] == minigenimage.VERSION
+    assert f"(MiniGenImage {minigenimage.VERSION})" in (tmp_path / "ablation.md").read_text().splitlines()[0]
     ablation.main(argv)
     assert len(fake_training) == 1
     monkeypatch.setattr(minigenimage, "VERSION", "9.0.0")  # the benchmark's images changed
@@ -254,3 +257,4 @@ def test_folder_runs_record_no_minigenimage_version(fake_training, tmp_path: Pat
                    "--train_dir", str(data), "--eval_dir", str(data / "test")])
     record = json.loads((tmp_path / "abl" / "none-seed0" / ablation.RUN_RECORD).read_text())
     assert "minigenimage_version" not in record["settings"]
+    assert json.loads((tmp_path / "abl" / "ablation.json").read_text())["minigenimage_version"] is None
