@@ -11,9 +11,10 @@ reads the latter).
 A run that finished is kept: rerunning the same command (after a crash, or with more `--ablation_seeds`) trains only
 the runs whose folder lacks a finished run of the same settings (`ablation_run.json` beside its `metrics.json`: the
 parsed `train.py` arguments, so a config file's contents count and `--x=1` equals `--x 1`, the files of a local
-`--model_name_or_path` folder, so a backbone written again is a new run, and the hash of the `metrics.json` the run
-wrote, so a folder trained into since, or left without metrics, is trained again); delete a run's folder to train it
-again. The summary files are removed before any training and written at the end: they never describe other runs.
+`--model_name_or_path` folder, so a backbone written again is a new run, the MiniGenImage version the run reads, so
+runs on an earlier build of the benchmark are trained again, and the hash of the `metrics.json` the run wrote, so a
+folder trained into since, or left without metrics, is trained again); delete a run's folder to train it again.
+The summary files are removed before any training and written at the end: they never describe other runs.
 A run that crashed after saving checkpoints (`--checkpointing_steps`) continues from them when
 `--resume_from_checkpoint latest` is passed through; otherwise `train.py` refuses to start over on top of them, and it
 refuses to continue them with other settings (delete the run's folder to train it anew). Local data folders are not

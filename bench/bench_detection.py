@@ -71,7 +71,7 @@ def protocol_figure(protocol: Protocol, path: Path) -> Figure:
     shown = path.relative_to(REPO_ROOT) if path.is_relative_to(REPO_ROOT) else path
     if not path.is_file():
         return Figure(protocol.name, setup, f"not measured: no {shown}", target, None,
-                      [f"write it with `{protocol.command}` (pin/random/none × 3 seeds on MiniGenImage, ≈ 20 min on 2 "
+                      [f"write it with `{protocol.command}` (pin/random/none × 3 seeds on MiniGenImage, ≈ 30 min on 2 "
                        f"cores), or point {protocol.env_var} at its summary, then rerun"])
     summary = json.loads(path.read_text())
     unseen = unseen_accuracy(summary, protocol.command)
