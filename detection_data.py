@@ -28,7 +28,7 @@ from transformers import BaseImageProcessor
 from image_io import ImageLoadError, load_rgb_image
 from labels import LABEL_NAMES, LABEL_SYNONYMS
 from preprocessing import Preprocessing
-from training_args import MINIGENIMAGE, DataArguments
+from training_args import MINIGENIMAGE, DataArguments, reads_dataset_name
 
 logger = logging.getLogger(__name__)
 # What other datasets call their model-selection split, tried when the default `validation` is absent.
@@ -283,10 +283,8 @@ def load_detection_data(data_args: DataArguments, need_train: bool, seed: int = 
         except ValueError as error:  # which of the splits and subsets it is
             raise ValueError(f"{name}: {error}") from None
 
-    use_folders = data_args.train_dir is not None or data_args.eval_dir is not None
-    source = None if use_folders and data_args.dataset_name is None else load_source(
-        data_args.dataset_name, data_args.dataset_config_name, data_args
-    )
+    source = load_source(data_args.dataset_name, data_args.dataset_config_name, data_args) if reads_dataset_name(
+        data_args) else None
     same_folder = data_args.eval_dir is not None and data_args.train_dir is not None and (
         Path(data_args.train_dir).resolve() == Path(data_args.eval_dir).resolve()
     )

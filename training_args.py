@@ -338,11 +338,16 @@ def parse_arguments(argv: list[str] | None = None) -> tuple[ModelArguments, Data
     return model_args, data_args, args
 
 
+def reads_dataset_name(data_args: DataArguments) -> bool:
+    """Whether a run loads `--dataset_name` (MiniGenImage when none is given): not when folders give it both its
+    training and its test data (a preset's dataset is then not needed), nor when a folder is given and no name."""
+    folders = (data_args.train_dir is not None) + (data_args.eval_dir is not None)
+    return folders == 0 or (folders == 1 and data_args.dataset_name is not None)
+
+
 def reads_minigenimage(data_args: DataArguments) -> bool:
-    """Whether a run loads MiniGenImage, as training, validation or test data (what `load_detection_data` does)."""
-    if data_args.dataset_name is None:
-        return data_args.train_dir is None and data_args.eval_dir is None
-    return data_args.dataset_name == MINIGENIMAGE
+    """Whether a run loads MiniGenImage, as training, validation or test data."""
+    return reads_dataset_name(data_args) and (data_args.dataset_name or MINIGENIMAGE) == MINIGENIMAGE
 
 
 def run_settings(arguments: Iterable, leave_out: Iterable[str]) -> dict:

@@ -222,8 +222,10 @@ def sample_crops(
 ) -> tuple[np.ndarray, list[list]]:
     """`count` random crops lying inside tiles of `pool`; returns (N, H, W, 3) uint8 and their boxes.
 
-    With `distinct`, no box is drawn twice (a benchmark split holds no exact repeat).
+    With `distinct`, no box is drawn twice (a `ValueError` when the pool holds fewer than `count` boxes).
     """
+    if distinct and count > sum((tile - crop_size + 1) ** 2 for _, _, _, tile in pool):
+        raise ValueError(f"{count} distinct {crop_size}-pixel crops asked of a pool of {len(pool)} tiles that holds fewer")
     crops, boxes = [], []
     drawn = set()
     while len(crops) < count:

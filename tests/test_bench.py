@@ -155,6 +155,8 @@ def test_detection_names_the_ablation_it_read_and_an_undefined_std(tmp_path: Pat
     assert figure.setup.startswith("MiniGenImage ≤ 1.2 unseen-family")  # a summary that records no version
     path.write_text(json.dumps({**summary, "minigenimage_version": "1.3.0"}))
     assert detection_run(ablation=path)[0].setup.startswith("MiniGenImage 1.3.0 unseen-family")
+    path.write_text(json.dumps({**summary, "minigenimage_version": None}))  # runs that read none: no version to name
+    assert detection_run(ablation=path)[0].setup.startswith("MiniGenImage unseen-family")
 
 
 def test_a_missed_target_fails_a_full_run_but_not_a_smoke_run(tmp_path: Path, monkeypatch) -> None:

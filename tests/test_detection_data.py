@@ -531,3 +531,19 @@ def test_every_image_of_an_eval_folder_is_evaluated_or_named_in_a_warning(tmp_pa
     # `--eval_splits train` named a plain folder's images before they became its test split: the error says so
     with pytest.raises(ValueError, match="images under no split folder are its 'test' split"):
         load_detection_data(DataArguments(eval_dir=str(tmp_path / "wild" / "midjourney"), eval_splits=["train"]), False)
+
+
+def test_folders_for_both_training_and_test_data_replace_the_dataset(tmp_path: Path) -> None:
+    """A preset's --dataset_name was loaded (and failed when absent) although --train_dir and --eval_dir replace it;
+    such a run also recorded a MiniGenImage version it never read."""
+    from training_args import reads_minigenimage
+
+    tree = tmp_path / "tree"
+    image_tree(tree / "train")
+    image_tree(tree / "test")
+    folders = {"train_dir": str(tree / "train"), "eval_dir": str(tree / "test")}
+    data = load_detection_data(DataArguments(dataset_name=str(tmp_path / "no-such-dataset"), **folders), True)
+    assert len(data.train) > 0 and list(data.test) != []
+    assert not reads_minigenimage(DataArguments(dataset_name="minigenimage", **folders))
+    assert reads_minigenimage(DataArguments(dataset_name="minigenimage", eval_dir=folders["eval_dir"]))  # trains on it
+    assert reads_minigenimage(DataArguments()) and not reads_minigenimage(DataArguments(train_dir=folders["train_dir"]))
