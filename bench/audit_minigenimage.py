@@ -8,10 +8,10 @@ balanced accuracy of a rule that reads nothing else: "fake when no such pixel" (
 A share that differs between reals and fakes of a family is a shortcut a detector can learn instead of the
 generator's traces, and one that the training family shares with unseen ones transfers with it.
 
-With `--model`, whether a trained detector reads that cue: the share of each test split's images it calls fake,
-as they are and with a 3×3 patch painted at the centre, saturated (255) or not (200, the control: the same
-change without the saturation). Fakes called real far more often with the saturated patch than with the control
-mean the detector takes "no saturated pixel" for a sign of a fake.
+With `--model`, how a trained detector reacts to a saturated patch: the share of each test split's images it calls
+fake, as they are and with a 3×3 patch painted at the centre, saturated (255) or not (200, the control). Detectors
+trained on 1.3, which holds no saturation cue, call fewer fakes fake with the saturated patch than with the control
+as 1.2's did, so a gap here is a reaction to a bright patch, not by itself evidence that the cue was learnt.
 
     python bench/audit_minigenimage.py              # the default build (seed 0, full size)
     python bench/audit_minigenimage.py --model outputs/pinclip-minigenimage
