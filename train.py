@@ -42,7 +42,7 @@ from modeling_pinclip import PinClipForImageClassification, PinClipOutput
 from pretrain_backbone import check_tile_record
 from training_args import (
     CHECKPOINT_PREFIX, MINIGENIMAGE, RESUMABLE_CHANGES, DataArguments, ModelArguments, TrainingArguments,
-    changed_settings, parse_arguments, run_settings,
+    changed_settings, minigenimage_version, parse_arguments, run_settings,
 )
 
 REPO_ROOT = Path(__file__).resolve().parent
@@ -381,7 +381,8 @@ def run_eval_only(
         decided = "" if detector.threshold == DEFAULT_THRESHOLD else f" (decisions at its threshold {detector.threshold:g})"
         title = f"{model_args.model_name_or_path} on {dataset_title(data_args)}{decided}"
         write_evaluation(output_dir, metrics, outputs, robustness, title,
-                         {"model": model_args.model_name_or_path, "threshold": detector.threshold})
+                         {"model": model_args.model_name_or_path, "threshold": detector.threshold,
+                          "minigenimage_version": minigenimage_version(data_args)})
         accelerator.print(summary(metrics, output_dir, time.time() - started))
     return metrics
 
@@ -595,7 +596,7 @@ def main(argv: list[str] | None = None) -> dict:
         training = {
             "data": training_data(data_args),
             # which build of the benchmark the figures are on (another version holds other images)
-            "minigenimage_version": settings.get("minigenimage_version"),
+            "minigenimage_version": minigenimage_version(data_args),
             "train_split": data.train_split,
             # the families seen in training: every other test subset is an unseen generator
             "generators": sorted(data.train.unique(data_args.generator_column))

@@ -350,6 +350,15 @@ def reads_minigenimage(data_args: DataArguments) -> bool:
     return reads_dataset_name(data_args) and (data_args.dataset_name or MINIGENIMAGE) == MINIGENIMAGE
 
 
+def minigenimage_version(data_args: DataArguments) -> str | None:
+    """The version of MiniGenImage a run reads (another version holds other images), None when it reads none."""
+    if not reads_minigenimage(data_args):
+        return None
+    from datasets_scripts.minigenimage import VERSION
+
+    return VERSION
+
+
 def run_settings(arguments: Iterable, leave_out: Iterable[str]) -> dict:
     """A run's parsed arguments (the three dataclasses) as JSON values without `leave_out`, plus the size and
     modification time of every file of a local `--model_name_or_path` folder: a backbone written again is another run,
@@ -357,10 +366,8 @@ def run_settings(arguments: Iterable, leave_out: Iterable[str]) -> dict:
     settings = {}
     for group in arguments:
         settings.update(dataclasses.asdict(group))
-        if isinstance(group, DataArguments) and reads_minigenimage(group):
-            from datasets_scripts.minigenimage import VERSION
-
-            settings["minigenimage_version"] = VERSION
+        if isinstance(group, DataArguments) and (version := minigenimage_version(group)):
+            settings["minigenimage_version"] = version
     for name in leave_out:
         settings.pop(name)
     backbone = settings.get("model_name_or_path")

@@ -340,6 +340,16 @@ def test_eval_only_on_a_folder(tiny_model_dir, image_folder, tmp_path):
     assert set(saved["subsets"]["alpha"]) >= {"acc", "r_acc", "f_acc", "ap", "auc", "n"}
     assert saved["mean"]["acc"] == pytest.approx(np.mean([m["acc"] for m in metrics["subsets"].values()]))
     assert (out / "results.md").read_text().count("\n| ") >= 3
+    assert saved["minigenimage_version"] is None  # a folder
+
+
+def test_eval_only_on_minigenimage_names_its_version(tiny_model_dir, minigen_cache, tmp_path):
+    from datasets_scripts.minigenimage import VERSION
+
+    out = tmp_path / "eval-mgi"
+    train.main(["--eval_only", "--model_name_or_path", str(tiny_model_dir), "--minigenimage_reduced",
+                "--minigenimage_cache_dir", str(minigen_cache), "--max_eval_samples", "4", "--output_dir", str(out)])
+    assert json.loads((out / "metrics.json").read_text())["minigenimage_version"] == VERSION
 
 
 def test_robustness_grid(tiny_model_dir, image_folder, tmp_path):
