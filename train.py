@@ -42,7 +42,7 @@ from modeling_pinclip import PinClipForImageClassification, PinClipOutput
 from pretrain_backbone import check_tile_record
 from training_args import (
     CHECKPOINT_PREFIX, MINIGENIMAGE, RESUMABLE_CHANGES, DataArguments, ModelArguments, TrainingArguments,
-    changed_settings, minigenimage_version, parse_arguments, run_settings,
+    changed_settings, minigenimage_version, parse_arguments, reads_minigenimage, run_settings,
 )
 
 REPO_ROOT = Path(__file__).resolve().parent
@@ -425,7 +425,8 @@ def main(argv: list[str] | None = None) -> dict:
     set_seed(args.seed)
     if args.eval_only:
         return run_eval_only(model_args, data_args, args, accelerator, started)
-    if model_args.model_name_or_path and trains_on_minigenimage(data_args):  # pretrained on some of its tiles?
+    # its validation and test crops must not come from tiles the backbone was pretrained on, whatever the training data
+    if model_args.model_name_or_path and reads_minigenimage(data_args):
         check_tile_record(model_args.model_name_or_path, data_args.minigenimage_seed)
 
     if accelerator.gradient_accumulation_steps != args.gradient_accumulation_steps:

@@ -115,6 +115,10 @@ def test_a_backbone_pretrained_on_other_tiles_is_refused_for_this_minigenimage(t
         train.main(["--model_name_or_path", str(backbone), "--minigenimage_seed", "1", "--output_dir",
                     str(tmp_path / "run")])
     assert not train.trains_on_minigenimage(DataArguments(minigenimage_seed=1, train_dir=str(tmp_path)))  # no MGI
+    # trained on a folder but evaluated on MiniGenImage seed 1: its test crops come from seed 0's training tiles too
+    with pytest.raises(ValueError, match="pretrained on the training tiles of MiniGenImage seed 0"):
+        train.main(["--model_name_or_path", str(backbone), "--minigenimage_seed", "1", "--train_dir", str(tmp_path),
+                    "--dataset_name", "minigenimage", "--output_dir", str(tmp_path / "run2")])
 
 
 def test_an_output_folder_holding_something_else_is_refused_untouched(tmp_path: Path, capsys) -> None:
