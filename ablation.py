@@ -34,7 +34,7 @@ from accelerate.state import AcceleratorState
 
 import train
 from configuration_pinclip import NOISE_MODES
-from training_args import changed_settings, parse_arguments, run_settings
+from training_args import changed_settings, minigenimage_version, parse_arguments, run_settings
 
 RUN_RECORD = "ablation_run.json"  # the settings of a finished run
 # train.py arguments the ablation sets for every run itself (also refused as `--noise-mode`, which train.py accepts)
@@ -143,13 +143,12 @@ def main(argv: list[str] | None = None) -> dict:
     for summary_file in (out / "ablation.json", out / "ablation.md"):  # written again at the end, for these runs
         summary_file.unlink(missing_ok=True)
     runs: dict[str, list[dict]] = {}
-    version = None  # of MiniGenImage, if the runs read it: the same for all of them (their settings hold it)
+    version = minigenimage_version(parse_arguments(train_args)[1])  # every run reads the same data
     for mode in own.modes:
         for seed in range(own.ablation_seeds):
             run_dir = out / f"{mode}-seed{seed}"
             run_args = train_args + ["--noise_mode", mode, "--seed", str(seed), "--output_dir", str(run_dir)]
             record, settings = run_dir / RUN_RECORD, what_is_trained(run_args)
-            version = settings.get("minigenimage_version")
             if is_finished(run_dir, settings):
                 print(f"{run_dir}: finished earlier with the same arguments, kept")
             else:
