@@ -233,13 +233,17 @@ def match_histograms(images: torch.Tensor, references: torch.Tensor) -> torch.Te
     """Give each image, channel by channel, exactly the pixel values of its reference, in the image's own order.
 
     A monotone remap: the image keeps its spatial structure (which pixel is brighter than which), and takes the
-    reference's histogram. Ties are broken by position, so the result is deterministic.
+    reference's histogram. Pixels the image ties on (a flat region the generator rendered flat) are ordered as the
+    reference orders them, then by position: ordered by position alone they would take the reference's values as a
+    raster-order ramp, a pattern no photograph has, which a detector could learn instead of the generator.
     """
     batch, channels = images.shape[:2]
-    flat = images.reshape(batch, channels, -1)
-    ranks = flat.argsort(dim=-1, stable=True)
+    flat, reference = images.reshape(batch, channels, -1), references.reshape(batch, channels, -1)
+    # a lexicographic sort by (image value, reference value, position): stable sorts, the minor key first
+    by_reference = reference.argsort(dim=-1, stable=True)
+    ranks = by_reference.gather(-1, flat.gather(-1, by_reference).argsort(dim=-1, stable=True))
     matched = torch.empty_like(flat)
-    matched.scatter_(-1, ranks, references.reshape(batch, channels, -1).sort(dim=-1, stable=True).values)
+    matched.scatter_(-1, ranks, reference.sort(dim=-1, stable=True).values)
     return matched.reshape(images.shape)
 
 

@@ -52,7 +52,7 @@ else:  # run as a script: python datasets_scripts/minigenimage.py
     import minigen_generators as gens
     from convert_common import LABEL_NAMES, push_to_hub
 
-VERSION = "1.3.0"
+VERSION = "1.4.0"
 FAMILIES: tuple[str, ...] = ("tconv", "nearest", "bilinear", "pixelshuffle", "gan", "diffusion")
 DEFAULT_TRAIN_FAMILY = "tconv"
 TRAIN_MULTI_FAMILIES: tuple[str, ...] = ("tconv", "gan", "diffusion")
@@ -310,7 +310,7 @@ class SplitPlan:
 def plan_splits(
     photos: list[Photo], pools: dict[str, list[Box]], models: dict[str, torch.nn.Module], sizes: Sizes, crop_size: int, seed: int
 ) -> dict[str, SplitPlan]:
-    """Decide every split's real crops and generate its fakes from other crops of the same pool."""
+    """Decide every split's real crops and generate its fakes from other crops of the same pool (none drawn twice)."""
     wanted: dict[str, tuple[str, list[tuple[str, int]]]] = {
         "train": ("train", [(DEFAULT_TRAIN_FAMILY, sizes.train_per_class)]),
         "train_multi": ("train", _spread(TRAIN_MULTI_FAMILIES, sizes.train_multi_per_class)),
@@ -321,18 +321,24 @@ def plan_splits(
     }
     for family in FAMILIES:
         wanted[f"test_{family}"] = ("test", [(family, sizes.test_per_class)])
+    # One draw of distinct crops per pool, dealt out in order: no crop repeats within or across the splits of a pool,
+    # and none is both a real and a fake's source.
+    drawn: dict[str, tuple[np.ndarray, list[list]]] = {}
+    for pool_name in pools:
+        total = sum(2 * count for pool, per_family in wanted.values() if pool == pool_name for _, count in per_family)
+        drawn[pool_name] = sample_crops(photos, pools[pool_name], total, crop_size, _rng(seed, "crops", pool_name), distinct=True)
+    dealt = dict.fromkeys(pools, 0)
     plans = {}
     for split, (pool_name, per_family) in wanted.items():
         plan = SplitPlan([], [], [])
+        pixels, boxes = drawn[pool_name]
         for family, count in per_family:
-            # one draw for both classes: no real is also a fake's source, and no crop repeats
-            crops, boxes = sample_crops(photos, pools[pool_name], 2 * count, crop_size, _rng(seed, split, family), distinct=True)
-            reals, sources = crops[:count], crops[count:]
-            real_boxes, source_boxes = boxes[:count], boxes[count:]
-            fakes = make_fakes(family, models[family], sources, seed, split)
-            plan.parts.append((family, reals, fakes))
-            plan.real_boxes += real_boxes
-            plan.fake_source_boxes += source_boxes
+            reals, sources = (slice(dealt[pool_name] + i * count, dealt[pool_name] + (i + 1) * count) for i in (0, 1))
+            dealt[pool_name] += 2 * count
+            fakes = make_fakes(family, models[family], pixels[sources], seed, split)
+            plan.parts.append((family, pixels[reals], fakes))
+            plan.real_boxes += boxes[reals]
+            plan.fake_source_boxes += boxes[sources]
         plans[split] = plan
     return plans
 

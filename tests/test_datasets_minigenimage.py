@@ -356,13 +356,38 @@ def test_every_family_has_its_own_network():
     assert len(set(networks.values())) == len(networks)
 
 
-def test_a_family_part_of_a_split_draws_each_crop_once(report):
-    """Reals and fake sources of one generator in one split are distinct crops (parts and splits drawing from the same
-    pool draw independently, so a crop can recur across them: the full build's 10,800 boxes are 10,702 distinct)."""
-    single_part = ["train"] + [f"test_{family}" for family in mgi.FAMILIES]
-    for split in single_part:
-        boxes = [tuple(box) for box in report["real_crops"][split] + report["fake_source_crops"][split]]
-        assert len(set(boxes)) == len(boxes), split
+def test_no_crop_is_drawn_twice_from_a_pool(report):
+    """Reals and fake sources of every split drawing from one pool (train and train_multi; validation; the six tests)
+    are distinct crops: no image recurs within or across those splits, and no real is also a fake's source."""
+    for prefixes in (("train",), ("validation",), ("test_",)):
+        boxes = [
+            tuple(box)
+            for table in ("real_crops", "fake_source_crops")
+            for split, split_boxes in report[table].items()
+            if split.startswith(prefixes)
+            for box in split_boxes
+        ]
+        assert len(set(boxes)) == len(boxes) > 0, prefixes
+
+
+def test_histogram_matching_orders_tied_pixels_as_the_reference_does():
+    """Where the generator's output is flat, the fake takes its source's values there in the source's own arrangement,
+    not as a ramp in raster order."""
+    torch = pytest.importorskip("torch")
+    source = torch.rand(2, 3, 16, 16, generator=torch.Generator().manual_seed(0))
+    flat_output = torch.full_like(source, 0.5)
+    assert torch.equal(mgi.gens.match_histograms(flat_output, source), source)
+    # half flat, half ordered: the ordered half keeps its order, the flat half takes its values as the source orders them
+    output = source.flip(-1).clone()
+    output[..., :8, :] = 0.5
+    matched = mgi.gens.match_histograms(output, source)
+    for image in range(2):
+        for channel in range(3):
+            values = matched[image, channel].flatten()
+            assert torch.equal(values.sort().values, source[image, channel].flatten().sort().values)
+            top, bottom = matched[image, channel, :8].flatten(), matched[image, channel, 8:].flatten()
+            assert torch.equal(top.argsort(), source[image, channel, :8].flatten().argsort())
+            assert torch.equal(bottom.argsort(), output[image, channel, 8:].flatten().argsort())
 
 
 def test_distinct_sampling_never_draws_a_box_twice():
