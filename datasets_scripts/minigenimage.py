@@ -18,7 +18,8 @@ Reals carry the ``generator`` name of the family their split/pair belongs to (a 
 ``test_tconv`` has generator ``"tconv"``), so per-generator evaluation can group both classes.
 
 Reals of train / validation / test come from disjoint regions: every photo is cut into a grid of
-tiles, each tile belongs to exactly one of the three pools, and a crop lies inside one tile.
+tiles, each tile belongs to exactly one of the three pools, and a crop lies inside one tile. Each
+pool is one draw of distinct crops, so no crop recurs within or across the splits that share it.
 """
 
 from __future__ import annotations
