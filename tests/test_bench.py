@@ -257,3 +257,41 @@ def test_the_minigenimage_audit_counts_saturated_images_per_split_and_label(tmp_
     hit = np.array([np.asarray(image).max() >= 200 for image in train["image"]])
     assert family == "tconv"
     assert float(real_share) == round(hit[labels == 0].mean(), 3) and float(fake_share) == round(hit[labels == 1].mean(), 3)
+
+
+def _write_run(run: Path, losses: list[float], accuracies: dict[str, float] | None) -> Path:
+    run.mkdir(parents=True)
+    rows = [{"step": 10 * (i + 1), "loss": loss, "clean_loss": loss / 2} for i, loss in enumerate(losses)]
+    (run / "train_log.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    if accuracies is not None:
+        metrics = {"subsets": {name: {"acc": acc} for name, acc in accuracies.items()},
+                   "training": {"generators": ["tconv"]}}
+        (run / "metrics.json").write_text(json.dumps(metrics))
+    return run
+
+
+def test_training_onset_finds_where_the_loss_leaves_chance_and_where_it_ends(tmp_path: Path, capsys) -> None:
+    from training_onset import main, training_onset
+
+    late = _write_run(tmp_path / "late", [1.4, 1.39, 1.2, 1.0, 0.5, 0.3, 0.1], {"tconv": 0.9, "gan": 0.7, "nearest": 0.6})
+    onset = training_onset(late, fraction=0.8, tail=2)
+    assert onset.onset_step == 40  # 1.0 is the first loss below 0.8 × 1.4 = 1.12
+    assert onset.final_loss == pytest.approx(0.2)
+    assert onset.training_family_acc == pytest.approx(0.9) and onset.unseen_acc == pytest.approx(0.65)
+    stuck = _write_run(tmp_path / "stuck", [0.69, 0.69, 0.68], None)
+    assert training_onset(stuck).onset_step is None and training_onset(stuck).unseen_acc is None
+    assert main([str(late), str(stuck), "--tail", "2"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith(f"| {tmp_path}")]
+    assert rows == [f"| {late} | 40 | 0.200 | 90.0 | 65.0 |", f"| {stuck} | never | 0.685 | – | – |"]
+
+
+def test_training_onset_refuses_a_folder_without_a_training_log(tmp_path: Path, capsys) -> None:
+    from training_onset import main
+
+    with pytest.raises(SystemExit):
+        main([str(tmp_path)])
+    assert "holds no train_log.jsonl: not a train.py output folder" in capsys.readouterr().err
+    (tmp_path / "train_log.jsonl").write_text(json.dumps({"step": 10, "lr": 0.001}) + "\n")
+    with pytest.raises(SystemExit):
+        main([str(tmp_path)])
+    assert "logs no training loss" in capsys.readouterr().err
