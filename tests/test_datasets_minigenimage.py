@@ -370,6 +370,22 @@ def test_no_crop_is_drawn_twice_from_a_pool(report):
         assert len(set(boxes)) == len(boxes) > 0, prefixes
 
 
+def test_splits_of_a_pool_share_no_crop_even_when_the_pool_barely_holds_them(monkeypatch):
+    """With pools of 9 and 18 possible boxes, independent draws per part would repeat a crop; one draw per pool cannot."""
+    import dataclasses
+
+    monkeypatch.setattr(mgi.gens, "generate", lambda family, model, crops, generator: crops)  # identity "generator"
+    pixels = np.random.default_rng(0).integers(0, 256, (66, 132, 3), dtype=np.uint8)
+    photos = [mgi.Photo("synthetic/noise.png", pixels)]
+    pools = {"train": [(0, 0, 0, 66)], "validation": [(0, 0, 66, 66)], "test": [(0, 0, 0, 66), (0, 0, 66, 66)]}
+    sizes = dataclasses.replace(TINY, train_per_class=1, train_multi_per_class=3, validation_per_class=1, test_per_class=1)
+    plans = mgi.plan_splits(photos, pools, dict.fromkeys(mgi.ALL_GENERATORS), sizes, 64, seed=0)
+    for prefix, capacity in (("train", 9), ("validation", 9), ("test_", 18)):
+        boxes = [tuple(box) for split, plan in plans.items() if split.startswith(prefix)
+                 for box in plan.real_boxes + plan.fake_source_boxes]
+        assert len(boxes) == len(set(boxes)) <= capacity, prefix
+
+
 def test_histogram_matching_orders_tied_pixels_as_the_reference_does():
     """Where the generator's output is flat, the fake takes its source's values there in the source's own arrangement,
     not as a ramp in raster order."""
