@@ -4,7 +4,8 @@ A tiny CLIP trained from random weights sits at chance loss for hundreds of step
 starts late can end underfit: its low test accuracy is then a failed optimisation, not a property of its noise mode.
 This reads the `train_log.jsonl` of each run folder (what `train.py` writes) and prints, per run, the first logged
 step whose loss falls below `--fraction` of the first logged loss, the mean loss of the last `--tail` logged steps,
-and the run's accuracy on its training family and its unseen families from `metrics.json`.
+and the run's accuracy on its training family and its unseen families from `metrics.json` (unseen as `ablation.py`
+counts them).
 
     python bench/training_onset.py outputs/ablation-minigenimage/*-seed*
 """
@@ -14,8 +15,13 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 from dataclasses import dataclass
 from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from ablation import unseen_mean, unseen_subsets  # noqa: E402
 
 
 @dataclass
@@ -45,12 +51,11 @@ def training_onset(run_dir: str | Path, fraction: float = 0.8, tail: int = 10) -
     metrics_path = run_dir / "metrics.json"
     if metrics_path.is_file():
         metrics = json.loads(metrics_path.read_text())
-        trained_on = set(metrics.get("training", {}).get("generators") or ())
-        subsets = metrics.get("subsets", {})
-        seen = [s["acc"] for name, s in subsets.items() if name in trained_on]
-        others = [s["acc"] for name, s in subsets.items() if name not in trained_on]
-        training_acc = statistics.fmean(seen) if seen else None
-        unseen = statistics.fmean(others) if others else None
+        unseen_names = unseen_subsets(metrics)  # as the ablation counts them
+        if unseen_names is not None:
+            unseen = unseen_mean(metrics)
+            seen = [s["acc"] for name, s in metrics["subsets"].items() if name not in unseen_names]
+            training_acc = statistics.fmean(seen) if seen else None
     return Onset(str(run_dir), onset, final, training_acc, unseen)
 
 

@@ -334,8 +334,9 @@ def plan_splits(
         plan = SplitPlan([], [], [])
         pixels, boxes = drawn[pool_name]
         for family, count in per_family:
-            reals, sources = (slice(dealt[pool_name] + i * count, dealt[pool_name] + (i + 1) * count) for i in (0, 1))
-            dealt[pool_name] += 2 * count
+            start = dealt[pool_name]
+            reals, sources = slice(start, start + count), slice(start + count, start + 2 * count)
+            dealt[pool_name] = start + 2 * count
             fakes = make_fakes(family, models[family], pixels[sources], seed, split)
             plan.parts.append((family, pixels[reals], fakes))
             plan.real_boxes += boxes[reals]
