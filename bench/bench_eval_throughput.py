@@ -151,12 +151,13 @@ def run(quick: bool = False) -> list[Figure]:
     paths = image_folder(CACHE_DIR / "eval-images", per_kind=512)
     small = paths[:512]
     return [
-        measure(DEFAULT_SHAPE, paths, rounds=5, threads=1, batch_size=32, num_workers=2),
-        measure(DEFAULT_SHAPE, small, rounds=5, threads=1, batch_size=32, num_workers=2, reference=True),
+        # even round counts: scan runs first as often as the pipeline loop does
+        measure(DEFAULT_SHAPE, paths, rounds=6, threads=1, batch_size=32, num_workers=2),
+        measure(DEFAULT_SHAPE, small, rounds=6, threads=1, batch_size=32, num_workers=2, reference=True),
         # torch's default threads: how far other processes' load moves the ratio (bench/NOTES.md §1), no verdict
-        measure(DEFAULT_SHAPE, small, rounds=5, threads=os.cpu_count(), batch_size=32, num_workers=2, reference=True),
+        measure(DEFAULT_SHAPE, small, rounds=6, threads=os.cpu_count(), batch_size=32, num_workers=2, reference=True),
         # ViT-B/16 costs ~0.4 s per image here: 32 files keep this under 3 minutes.
-        measure("vit-b-16", paths[:32], rounds=3, threads=1, batch_size=32, num_workers=2),
+        measure("vit-b-16", paths[:32], rounds=4, threads=1, batch_size=32, num_workers=2),
     ]
 
 

@@ -47,9 +47,11 @@ class Figure:
 
 @dataclass
 class Timings:
-    """Seconds per call of each timed function, one entry per round, in round order."""
+    """Seconds per call of each timed function, one entry per round, in round order: wall-clock `seconds` and the
+    process's CPU seconds (`time.process_time`, all threads of this process, none of its child processes)."""
 
     seconds: dict[str, list[float]]
+    cpu_seconds: dict[str, list[float]] = field(default_factory=dict)
 
     def median(self, name: str) -> float:
         return statistics.median(self.seconds[name])
@@ -62,6 +64,11 @@ class Timings:
     def ratios(self, numerator: str, denominator: str) -> list[float]:
         return [a / b for a, b in zip(self.seconds[numerator], self.seconds[denominator])]
 
+    def cpu_ratios(self, numerator: str, denominator: str) -> list[float]:
+        """Per-round ratios of CPU seconds: the work each call did. Time the machine's other tenants take from this
+        process moves wall-clock ratios but not these (contention for caches and memory still moves both)."""
+        return [a / b for a, b in zip(self.cpu_seconds[numerator], self.cpu_seconds[denominator])]
+
 
 def time_interleaved(functions: dict[str, Callable[[], object]], rounds: int, warmup: int = 1) -> Timings:
     """Time each function once per round, the rounds cycling through every order of them, after `warmup` untimed
@@ -71,13 +78,15 @@ def time_interleaved(functions: dict[str, Callable[[], object]], rounds: int, wa
         for name in names:
             functions[name]()
     seconds: dict[str, list[float]] = {name: [] for name in names}
+    cpu_seconds: dict[str, list[float]] = {name: [] for name in names}
     orders = list(itertools.permutations(names))
     for round_index in range(rounds):
         for name in orders[round_index % len(orders)]:
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             functions[name]()
             seconds[name].append(time.perf_counter() - start)
-    return Timings(seconds)
+            cpu_seconds[name].append(time.process_time() - cpu_start)
+    return Timings(seconds, cpu_seconds)
 
 
 @contextlib.contextmanager

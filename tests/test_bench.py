@@ -1,7 +1,8 @@
-"""Fast checks of the benchmark suite's arithmetic (no timing: benchmarks are not tests)."""
+"""Fast checks of the benchmark suite's arithmetic and timing helpers (no benchmark timings: benchmarks are not tests)."""
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -33,6 +34,18 @@ def test_interleaving_alternates_the_order() -> None:
     assert sorted(rounds) == sorted(["pbm", "pmb", "bpm", "bmp", "mpb", "mbp"])
     pairs = [round_[i:i + 2] for round_ in rounds for i in range(2)]
     assert all(pairs.count(a + b) == pairs.count(b + a) for a, b in ("pb", "pm", "bm"))
+
+
+def test_cpu_seconds_count_work_and_not_waiting() -> None:
+    def spin() -> None:
+        end = time.perf_counter() + 0.02
+        while time.perf_counter() < end:
+            pass
+
+    timings = time_interleaved({"spin": spin, "sleep": lambda: time.sleep(0.02)}, rounds=2, warmup=0)
+    assert len(timings.cpu_seconds["sleep"]) == 2
+    assert min(timings.seconds["sleep"]) >= 0.02  # both take as long on the wall clock ...
+    assert all(ratio > 5 for ratio in timings.cpu_ratios("spin", "sleep"))  # ... but only one works
 
 
 def test_analytical_vit_flops_match_the_flop_counter(tiny_clip_dir: Path) -> None:
