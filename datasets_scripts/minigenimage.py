@@ -223,18 +223,28 @@ def sample_crops(
 ) -> tuple[np.ndarray, list[list]]:
     """`count` random crops lying inside tiles of `pool`; returns (N, H, W, 3) uint8 and their boxes.
 
-    With `distinct`, no box is drawn twice (a `ValueError` when the pool holds fewer than `count` boxes).
+    With `distinct`, no box is drawn twice. A `ValueError` when the pool holds fewer than `count` boxes, or when the
+    draws run out of boxes that are not nearly flat (each flat box is remembered once it has been drawn).
     """
-    if distinct and count > sum((tile - crop_size + 1) ** 2 for _, _, _, tile in pool):
+    positions = sum((tile - crop_size + 1) ** 2 for _, _, _, tile in pool)
+    if distinct and count > positions:
         raise ValueError(f"{count} distinct {crop_size}-pixel crops asked of a pool of {len(pool)} tiles that holds fewer")
     crops, boxes = [], []
-    drawn = set()
+    drawn, flat = set(), set()
     while len(crops) < count:
+        if len(flat) + (len(drawn) if distinct else 0) == positions:
+            raise ValueError(
+                f"{count} {'distinct ' if distinct else ''}{crop_size}-pixel crops asked of a pool of {len(pool)} tiles "
+                f"that holds {positions - len(flat)} not nearly flat (std ≥ {MIN_CROP_STD} of the range)"
+            )
         photo_index, top, left, tile = pool[rng.integers(len(pool))]
         y = top + int(rng.integers(tile - crop_size + 1))
         x = left + int(rng.integers(tile - crop_size + 1))
+        if (photo_index, y, x) in flat or (distinct and (photo_index, y, x) in drawn):
+            continue
         crop = photos[photo_index].pixels[y : y + crop_size, x : x + crop_size]
-        if crop.std() / 255.0 < MIN_CROP_STD or (distinct and (photo_index, y, x) in drawn):
+        if crop.std() / 255.0 < MIN_CROP_STD:
+            flat.add((photo_index, y, x))
             continue
         drawn.add((photo_index, y, x))
         crops.append(crop)

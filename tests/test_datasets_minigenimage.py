@@ -417,6 +417,31 @@ def test_distinct_sampling_never_draws_a_box_twice():
         mgi.sample_crops(photos, pool, 5, 64, np.random.default_rng(0), distinct=True)
 
 
+class _DrawLimit:
+    """A random generator that gives up after `limit` draws, so that a sampler looping for ever fails instead of hanging."""
+
+    def __init__(self, seed: int, limit: int) -> None:
+        self.rng, self.limit, self.draws = np.random.default_rng(seed), limit, 0
+
+    def integers(self, *args, **kwargs):
+        self.draws += 1
+        assert self.draws <= self.limit, "sample_crops kept drawing from a pool it had exhausted"
+        return self.rng.integers(*args, **kwargs)
+
+
+def test_sampling_a_pool_that_runs_out_of_textured_crops_is_an_error():
+    pixels = np.zeros((65, 130, 3), np.uint8)  # two tiles with room for four 64-pixel crops each; the left one black
+    pixels[:, 65:] = np.random.default_rng(0).integers(0, 256, (65, 65, 3), dtype=np.uint8)
+    photos = [mgi.Photo("synthetic/half_black.png", pixels)]
+    pool = [(0, 0, 0, 65), (0, 0, 65, 65)]
+    _, boxes = mgi.sample_crops(photos, pool, 4, 64, _DrawLimit(0, 10_000), distinct=True)
+    assert sorted(x for _, _, x, _ in boxes) == [65, 65, 66, 66]  # all four textured boxes
+    with pytest.raises(ValueError, match="5 distinct 64-pixel crops asked of a pool of 2 tiles that holds 4 not nearly flat"):
+        mgi.sample_crops(photos, pool, 5, 64, _DrawLimit(0, 10_000), distinct=True)
+    with pytest.raises(ValueError, match="3 64-pixel crops asked of a pool of 1 tiles that holds 0 not nearly flat"):
+        mgi.sample_crops(photos, pool[:1], 3, 64, _DrawLimit(0, 10_000))
+
+
 def test_exported_folders_keep_each_image_under_its_own_label(reduced, tmp_path):
     part = datasets.DatasetDict({split: reduced[split] for split in ("test_gan", "validation")})
     assert mgi.export_folders(part, str(tmp_path)) == {split: ds.num_rows for split, ds in part.items()}
