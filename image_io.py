@@ -27,6 +27,8 @@ MAX_EXIF_BYTES = 65_535
 # entry declares; Pillow skips the others. The EXIF, GPS and Interop tags point at sub-directories it also reads.
 TIFF_TYPE_BYTES = {1: 1, 2: 1, 3: 2, 4: 4, 5: 8, 6: 1, 7: 1, 8: 2, 9: 4, 10: 8, 11: 4, 12: 8, 13: 4, 16: 8}
 TIFF_SUB_DIRECTORY_TAGS = (34665, 34853, 40965)
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+PNG_TEXT_CHUNKS = (b"tEXt", b"zTXt", b"iTXt")
 ROWS_PER_CHUNK = 256  # rows converted at a time from a 16-bit or float image: its float64 copy stays small
 
 
@@ -67,15 +69,16 @@ def _refused(name: object, reason: str) -> ImageLoadError:
 def to_rgb(image: Image.Image) -> Image.Image:
     """Convert any PIL mode to 8-bit RGB; 16-bit and float images are rescaled instead of clipped to white.
 
-    A 16-bit mode (`I;16*`) always spans 0-65535, so one pixel value gives one grey in every image. Modes `I`
-    (32-bit integers) and `F` (floats) say nothing about their range: values up to 1 (`F` only), 255 or else 65535
-    are taken as the full range, judged from the image's largest finite value. NaN becomes black, +inf white.
+    A 16-bit mode (`I;16*`) always spans 0-65535, so one pixel value gives one grey in every image; so does a PGM
+    of more than 8 bits, which Pillow opens as mode `I` already scaled to 0-65535 from its maxval. Otherwise modes
+    `I` (32-bit integers) and `F` (floats) say nothing about their range: values up to 1 (`F` only), 255 or else
+    65535 are taken as the full range, judged from the image's largest finite value. NaN becomes black, +inf white.
     """
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
         values = np.asarray(image)  # its own 2 or 4 bytes a pixel; the float64 arithmetic below goes by chunks
         floats = values.dtype.kind == "f"
         peak = float(values.max(initial=0, where=np.isfinite(values)) if floats else values.max(initial=0))
-        if image.mode.startswith("I;16"):
+        if image.mode.startswith("I;16") or (image.mode == "I" and image.format == "PPM"):
             top = 65535.0
         elif image.mode == "F" and peak <= 1.0:
             top = 1.0
@@ -212,8 +215,37 @@ def _open(stream: "io.BufferedIOBase", name: str) -> Image.Image:
         ) from None
     except UnidentifiedImageError:
         raise _refused(name, "not a recognised image file") from None
-    except (OSError, SyntaxError, ValueError) as error:  # header cut short or malformed
+    except ValueError as error:
+        # Pillow refuses a compressed text chunk that inflates past PngImagePlugin.MAX_TEXT_CHUNK (1 MB), a guard
+        # against decompression bombs. Generators store prompts and whole workflows in such chunks; the pixels do
+        # not need them, so the PNG is opened again without its text chunks.
+        without_text = png_without_text(stream)
+        if without_text is not None:
+            return _open(without_text, name)
         raise _refused(name, f"truncated or corrupt image data ({error})") from None
+    except (OSError, SyntaxError) as error:  # header cut short or malformed
+        raise _refused(name, f"truncated or corrupt image data ({error})") from None
+
+
+def png_without_text(stream: "io.BufferedIOBase") -> io.BytesIO | None:
+    """The PNG in `stream` as a copy in memory without its text chunks (`tEXt`, `zTXt`, `iTXt`: metadata, never
+    pixels), or None when `stream` holds no PNG or holds no text chunk to leave out."""
+    stream.seek(0)
+    if stream.read(len(PNG_SIGNATURE)) != PNG_SIGNATURE:
+        return None
+    copy, dropped = io.BytesIO(PNG_SIGNATURE), False
+    copy.seek(0, io.SEEK_END)
+    while len(header := stream.read(8)) == 8:  # length (4 bytes, big-endian) and type; then data and CRC
+        kind = header[4:]
+        rest = stream.read(int.from_bytes(header[:4], "big") + 4)
+        if kind in PNG_TEXT_CHUNKS:
+            dropped = True
+        else:
+            copy.write(header + rest)
+        if kind == b"IEND":
+            break
+    copy.seek(0)
+    return copy if dropped else None
 
 
 def check_exif_size(image: Image.Image, name: str) -> None:

@@ -110,7 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     results = detector.scan(files, batch_size=args.batch_size, num_workers=args.num_workers)
     counts = write_results(tqdm(results, total=len(files), unit="img", desc="scanning"), Path(args.output))
     summary = ", ".join(f"{count} {key}" for key, count in sorted(counts.items()))
-    print(f"{len(files)} files → {args.output} ({summary}; threshold {detector.threshold:g})")
+    # A file name that is not UTF-8 (its bytes kept as surrogates) is shown with \x escapes: a strict stdout would
+    # otherwise fail on it after the scan had written every row.
+    shown = args.output.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    print(f"{len(files)} files → {shown} ({summary}; threshold {detector.threshold:g})")
     if set(counts) == {"error"}:  # a misspelt path, say: scripts must not take this for a finished scan
         print("no file could be scored: see the error column", file=sys.stderr)
         return 1

@@ -337,3 +337,26 @@ def test_tiffs_as_pillow_writes_them_declare_no_more_than_their_size(save_args):
     data = png_bytes(frames[0], "TIFF", **save_args, **extra)
     assert 0 < tiff_directory_bytes(io.BytesIO(data)) <= len(data)
     assert np.array_equal(np.asarray(load_rgb_image(data)), np.asarray(frames[0]))
+
+
+@pytest.mark.parametrize("maxval", [1023, 65535])
+def test_a_pgm_of_more_than_8_bits_maps_a_dark_value_to_dark_grey(maxval):
+    # Pillow opens it as mode I, scaled to 0-65535 from maxval: a dark image must not be read as an 8-bit bright one
+    pgm = f"P2\n4 4\n{maxval}\n".encode() + b" ".join([b"3"] * 16) + b"\n"
+    assert Image.open(io.BytesIO(pgm)).mode == "I"
+    assert np.asarray(load_rgb_image(pgm))[0, 0, 0] == round(3 / maxval * 255)  # 1 (maxval 1023) or 0, not 3
+
+
+def test_a_png_whose_compressed_metadata_inflates_past_pillows_text_limit_gives_its_pixels():
+    from PIL import PngImagePlugin
+
+    workflow = ('{"nodes": [' + ", ".join(f'{{"id": {i}, "prompt": "a photo of a cat"}}' for i in range(60_000)) + "]}")
+    assert len(workflow) > PngImagePlugin.MAX_TEXT_CHUNK  # as a generator's saved workflow can be
+    info = PngImagePlugin.PngInfo()
+    info.add_text("workflow", workflow, zip=True)
+    data = png_bytes(RGB, pnginfo=info)
+    with pytest.raises(ValueError, match="MAX_TEXT_CHUNK"):  # what Pillow alone does with it
+        Image.open(io.BytesIO(data))
+    assert np.array_equal(np.asarray(load_rgb_image(data)), np.asarray(RGB))
+    with pytest.raises(ImageLoadError, match="truncated or corrupt"):  # cut short, it is still refused
+        load_rgb_image(data[: len(data) - 200])

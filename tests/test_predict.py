@@ -1,8 +1,10 @@
 """predict.py: recursive, sorted folder scanning; unreadable files become rows with a reason."""
 
 import csv
+import io
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -113,6 +115,19 @@ def test_a_file_name_that_is_not_utf8_gets_its_row(tiny_model_dir: Path, tmp_pat
     assert predict.main([str(folder), "--model", str(tiny_model_dir), "--output", str(jsonl)]) == 0
     rows = [json.loads(line) for line in jsonl.read_text(encoding="utf-8").splitlines()]  # valid UTF-8 JSON
     assert os.fsencode(rows[0]["path"]) == os.fsencode(folder) + b"/lat\xe9.png" and rows[0]["p_fake"] is not None
+
+
+def test_an_output_name_that_is_not_utf8_is_shown_on_a_strict_stdout(tiny_model_dir: Path, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    Image.new("RGB", (40, 40)).save(tmp_path / "a.png")
+    output = os.fsdecode(os.fsencode(tmp_path) + b"/r\xe9sultats.csv")  # a Latin-1 name: not valid UTF-8
+    stdout = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="strict")  # as under an en_US.UTF-8 locale
+    monkeypatch.setattr(sys, "stdout", stdout)
+    assert predict.main([str(tmp_path / "a.png"), "--model", str(tiny_model_dir), "--output", output,
+                         "--num_workers", "0"]) == 0
+    stdout.flush()
+    assert "r\\xe9sultats.csv (1 " in stdout.buffer.getvalue().decode()
+    assert len(Path(output).read_bytes().splitlines()) == 2
 
 
 def test_a_model_that_cannot_load_is_a_message(scan_tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
