@@ -56,8 +56,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         existed = output.exists()
         with output.open("a"):  # the file itself (a name too long, a read-only file), left as it was
             pass
-        if not existed:
-            output.unlink()
+        if not existed:  # the file just made; through a link to a missing file, that file, not the link
+            output.resolve().unlink()
     except OSError as error:
         parser.error(f"--output {args.output}: cannot write it ({error.strerror})")
     if args.batch_size < 1 or args.num_workers < 0:

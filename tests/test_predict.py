@@ -218,6 +218,20 @@ def test_checking_the_output_leaves_an_existing_file_as_it_was_and_creates_none(
     assert kept.read_text() == "path,p_fake\nx.png,0.5\n" and not new.exists()
 
 
+def test_an_output_linked_to_a_missing_file_keeps_its_link_and_the_scan_writes_through_it(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    Image.new("RGB", (40, 40)).save(tmp_path / "a.png")
+    link, target = tmp_path / "latest.csv", tmp_path / "runs" / "r.csv"
+    target.parent.mkdir()
+    link.symlink_to(target)
+    predict.parse_args([str(tmp_path / "a.png"), "--output", str(link)])
+    assert link.is_symlink() and not target.exists()  # checked, left as it was
+    assert predict.main([str(tmp_path / "a.png"), "--model", str(tiny_model_dir), "--output", str(link),
+                         "--num_workers", "0"]) == 0
+    assert link.is_symlink() and len(target.read_text().splitlines()) == 2
+
+
 def test_a_scan_where_no_file_could_be_scored_exits_1(tiny_model_dir: Path, tmp_path: Path, capsys) -> None:
     output = tmp_path / "out.csv"
     assert predict.main([str(tmp_path / "misspelt_folder"), "--model", str(tiny_model_dir), "--output", str(output)]) == 1
