@@ -301,6 +301,7 @@ def load_detection_data(data_args: DataArguments, need_train: bool, seed: int = 
         logger.warning(f"--eval_dir {data_args.eval_dir}: split(s) {counts} not evaluated, only {test_names}; name the "
                        "splits to evaluate with --eval_splits")
     data = DetectionData()
+    train_source = None
     if need_train:
         if same_folder:
             train_source = eval_source
@@ -349,38 +350,57 @@ def load_detection_data(data_args: DataArguments, need_train: bool, seed: int = 
     # the same test rows whatever the run's seed: runs over seeds (the ablation) are compared on the same images
     data.test = {name: truncate(prepare(ds, f"test subset {name!r}"), data_args.max_eval_samples, EVAL_SAMPLE_SEED)
                  for name, ds in subsets.items()}
-    if data.train is not None and data_args.eval_dir:
+    if data.train is not None and train_source is not eval_source:
+        # Training and test data read from two sources: two folders may still hold the same files (one inside the
+        # other, the same folder given as --train_dir and --dataset_name, or a tree copied with hard links).
         train_root = data_args.train_dir or data_args.dataset_name
-        if train_root and Path(train_root).is_dir():
-            check_no_shared_files(data.train, train_root, data.test, data_args.eval_dir, data_args.image_column)
+        test_flag = "--eval_dir" if data_args.eval_dir else "--dataset_name"
+        test_root = data_args.eval_dir or data_args.dataset_name
+        if train_root and test_root and Path(train_root).is_dir() and Path(test_root).is_dir():
+            check_no_shared_files(data.train, train_root, data.test, test_root, data_args.image_column, test_flag)
     warn_single_class(data.validation, "validation")
     warn_single_class(data.test, "test")
     return data
 
 
-def image_files(dataset: datasets.Dataset, image_column: str, root: str) -> set[str]:
-    """The files a dataset read from a folder holds, as absolute paths with links resolved: its images' `path` values,
-    relative to `root` from this repository's folder reader, absolute from datasets' imagefolder. Read in Arrow
-    batches, without decoding an image."""
+def file_key(path: str) -> tuple[int, int] | str:
+    """(device, inode) of the file `path` leads to, the same under every symbolic or hard link to it; the path with
+    its links resolved when the file cannot be reached."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return os.path.realpath(path)
+    return stat.st_dev, stat.st_ino
+
+
+def image_files(dataset: datasets.Dataset, image_column: str, root: str) -> dict[tuple[int, int] | str, str]:
+    """The files a dataset read from a folder holds, `file_key` → path: its images' `path` values, relative to `root`
+    from this repository's folder reader, absolute from datasets' imagefolder. Read in Arrow batches, without
+    decoding an image."""
     paths = dataset.select_columns([image_column]).cast_column(image_column, datasets.Image(decode=False))
-    files = set()
+    files = {}
     for batch in paths.with_format("arrow").iter(batch_size=1024):
         for path in batch.column(image_column).combine_chunks().field("path").to_pylist():
-            if path:  # links resolved: a folder link inside the training tree reaches the test files themselves
-                files.add(os.path.realpath(os.path.join(root, path)))
+            if path:  # links followed: a folder link inside the training tree reaches the test files themselves
+                full = os.path.join(root, path)
+                files[file_key(full)] = full
     return files
 
 
-def check_no_shared_files(train: datasets.Dataset, train_root: str, test: dict[str, datasets.Dataset], eval_dir: str,
-                          image_column: str) -> None:
-    """`ValueError` when a training image is also a test image: an --eval_dir inside the training folder (or the
-    training folder inside it) puts the same files in both, and the test numbers would be measured on trained images.
-    Folders beside each other (train/ and test/ of one tree) share none."""
-    tested = set().union(*(image_files(subset, image_column, eval_dir) for subset in test.values()))
-    shared = image_files(train, image_column, train_root) & tested
+def check_no_shared_files(train: datasets.Dataset, train_root: str, test: dict[str, datasets.Dataset], test_root: str,
+                          image_column: str, test_flag: str = "--eval_dir") -> None:
+    """`ValueError` when a training image is also a test image: a test folder inside the training folder (or the
+    training folder inside it, or the same folder named twice) puts the same files in both, as does a tree copied
+    with hard links, and the test numbers would be measured on trained images. Folders beside each other (train/
+    and test/ of one tree) share none."""
+    tested = {}
+    for subset in test.values():
+        tested.update(image_files(subset, image_column, test_root))
+    shared = image_files(train, image_column, train_root).keys() & tested.keys()
     if shared:
-        raise ValueError(f"{len(shared)} test images from --eval_dir {eval_dir} are also training images (e.g. "
-                         f"{min(shared)}): give test images that are not in the training data")
+        example = min(tested[key] for key in shared)
+        raise ValueError(f"{len(shared)} test images from {test_flag} {test_root} are also training images (e.g. "
+                         f"{example}): give test images that are not in the training data")
 
 
 def warn_single_class(subsets: dict[str, datasets.Dataset], kind: str) -> None:

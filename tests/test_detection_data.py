@@ -1,6 +1,7 @@
 """Which rows train, select and test, and what their labels mean: `detection_data.load_detection_data`."""
 
 import os
+import shutil
 from pathlib import Path
 
 import datasets
@@ -388,6 +389,14 @@ def test_a_test_folder_inside_the_training_folder_is_refused(tmp_path):
     (linked / "more").symlink_to(wild, target_is_directory=True)
     with pytest.raises(ValueError, match="2 test images .* are also training images"):
         load_detection_data(DataArguments(train_dir=str(linked), eval_dir=wild), need_train=True)
+    # the same folder as --train_dir and as a raw --dataset_name that gives the test data
+    with pytest.raises(ValueError, match="test images from --dataset_name .* are also training images"):
+        load_detection_data(DataArguments(train_dir=flat, dataset_name=flat), need_train=True)
+    # a test tree copied from the training tree with hard links (`cp -al`): the same files under other names
+    copied = tmp_path / "copied"
+    shutil.copytree(train, copied, copy_function=os.link)
+    with pytest.raises(ValueError, match="test images from --eval_dir .* are also training images"):
+        load_detection_data(DataArguments(train_dir=str(train), eval_dir=str(copied)), need_train=True)
     # folders beside each other in one tree share no file
     tree = tmp_path / "tree"
     image_tree(tree / "train")
