@@ -15,6 +15,7 @@ from pathlib import Path
 import yaml
 from transformers import HfArgumentParser, SchedulerType
 
+from clip_checkpoints import CLIP_SHAPES
 from configuration_pinclip import PinClipConfig
 from hub_push import repo_id_problem
 from inference import is_hub_id
@@ -263,6 +264,12 @@ def check_arguments(model_args: ModelArguments, data_args: DataArguments, args: 
     model = model_args.model_name_or_path
     if model and not Path(model).is_dir() and not is_hub_id(model):
         problems.append(f"--model_name_or_path {model}: no such folder (and not a Hub id)")
+    if not model and model_args.random_clip_shape not in CLIP_SHAPES:
+        problems.append(f"--random_clip_shape {model_args.random_clip_shape}: choose one of {', '.join(CLIP_SHAPES)}")
+    if Path(args.output_dir).exists() and not Path(args.output_dir).is_dir():
+        problems.append(f"--output_dir {args.output_dir}: a file, not a folder")
+    if not 0 <= args.seed < 2**32:  # what torch, numpy and Accelerate's set_seed take
+        problems.append(f"--seed {args.seed}: must be in [0, 2**32)")
     if args.eval_only and not model_args.model_name_or_path:
         problems.append("--eval_only needs --model_name_or_path (a saved detector folder or Hub id)")
     if args.eval_only and (Path(args.output_dir) / "config.json").is_file():  # the default one is the default run's

@@ -465,12 +465,24 @@ def test_weight_decay_defaults_to_each_optimizers_own():
      (["--generator_hidden_size", "255"], "--generator_hidden_size=255 must be divisible by generator_num_heads=4"),
      # transformers schedules this loop cannot drive: stepped on a metric, or needing settings it does not pass
      (["--lr_scheduler_type", "reduce_lr_on_plateau"], "needs metrics or settings this loop does not give it"),
-     (["--lr_scheduler_type", "warmup_stable_decay"], "needs metrics or settings this loop does not give it")],
+     (["--lr_scheduler_type", "warmup_stable_decay"], "needs metrics or settings this loop does not give it"),
+     # these failed after the data had loaded: a KeyError-like message, a traceback, one not naming --seed
+     (["--random_clip_shape", "huge"], "--random_clip_shape huge: choose one of tiny, "),
+     (["--seed", "-1"], "--seed -1: must be in [0, 2**32)"),
+     (["--seed", str(2**32)], f"--seed {2**32}: must be in [0, 2**32)")],
 )
 def test_out_of_range_values_fail_before_any_work(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
         parse_arguments(argv)
     assert exit_info.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_an_output_dir_that_is_a_file_fails_before_any_work(tmp_path, capsys):
+    (tmp_path / "notes.txt").write_text("kept")
+    with pytest.raises(SystemExit) as exit_info:
+        parse_arguments(["--output_dir", str(tmp_path / "notes.txt")])
+    assert exit_info.value.code == 2 and "notes.txt: a file, not a folder" in capsys.readouterr().err
+    assert (tmp_path / "notes.txt").read_text() == "kept"
 
 
 def test_evaluation_only_into_a_saved_model_folder_is_refused(tiny_model_dir, tmp_path, monkeypatch, capsys):
