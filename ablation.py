@@ -12,7 +12,8 @@ A run that finished is kept: rerunning the same command (after a crash, or with 
 the runs whose folder lacks a finished run of the same settings (`ablation_run.json` beside its `metrics.json`: the
 parsed `train.py` arguments, so a config file's contents count and `--x=1` equals `--x 1`, the files of a local
 `--model_name_or_path` folder, so a backbone written again is a new run, the MiniGenImage version the run reads, so
-runs on an earlier build of the benchmark are trained again, and the hash of the `metrics.json` the run wrote, so a
+runs on an earlier build of the benchmark are trained again, the process count and mixed precision its metrics.json
+records, so runs of another `accelerate launch` layout are trained again, and the hash of the `metrics.json` the run wrote, so a
 folder trained into since, or left without metrics, is trained again); delete a run's folder to train it again.
 The summary files are removed before any training and written at the end: they never describe other runs.
 A run that crashed after saving checkpoints (`--checkpointing_steps`) continues from them when
@@ -30,6 +31,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 
 import train
@@ -108,13 +110,27 @@ def finished_record(run_dir: Path, settings: dict) -> dict:
     return {"settings": settings, "metrics_sha256": metrics}
 
 
-def is_finished(run_dir: Path, settings: dict) -> bool:
-    """Whether `run_dir` holds the finished run of `settings`: its record, and the very metrics.json it wrote."""
+def launch_layout() -> dict:
+    """The process count and mixed precision each run gets from `accelerate launch` (a plain `python`: 1, "no"),
+    as train.py records them under `training` in metrics.json: another layout trains with another global batch or
+    arithmetic."""
+    accelerator = Accelerator()
+    layout = {"processes": accelerator.num_processes, "mixed_precision": str(accelerator.mixed_precision)}
+    AcceleratorState._reset_state(reset_partial_state=True)  # each run builds its own Accelerator
+    return layout
+
+
+def is_finished(run_dir: Path, settings: dict, layout: dict) -> bool:
+    """Whether `run_dir` holds the finished run of `settings` under this launch `layout`: its record, the very
+    metrics.json it wrote, and the layout that metrics.json records."""
     record_file = run_dir / RUN_RECORD
     if not record_file.is_file() or not (run_dir / "metrics.json").is_file():
         return False
     record = json.loads(record_file.read_text())
     if not isinstance(record, dict) or set(record) != {"settings", "metrics_sha256"}:  # an older record: unverifiable
+        return False
+    trained = json.loads((run_dir / "metrics.json").read_text()).get("training", {})
+    if any(trained.get(key) != value for key, value in layout.items()):
         return False
     return record == finished_record(run_dir, record["settings"]) and not changed_settings(record["settings"], settings)
 
@@ -144,12 +160,13 @@ def main(argv: list[str] | None = None) -> dict:
         summary_file.unlink(missing_ok=True)
     runs: dict[str, list[dict]] = {}
     version = minigenimage_version(parse_arguments(train_args)[1])  # every run reads the same data
+    layout = launch_layout()
     for mode in own.modes:
         for seed in range(own.ablation_seeds):
             run_dir = out / f"{mode}-seed{seed}"
             run_args = train_args + ["--noise_mode", mode, "--seed", str(seed), "--output_dir", str(run_dir)]
             record, settings = run_dir / RUN_RECORD, what_is_trained(run_args)
-            if is_finished(run_dir, settings):
+            if is_finished(run_dir, settings, layout):
                 print(f"{run_dir}: finished earlier with the same arguments, kept")
             else:
                 record.unlink(missing_ok=True)
@@ -173,11 +190,15 @@ def main(argv: list[str] | None = None) -> dict:
     table = ablation_table(summary)
     out.mkdir(parents=True, exist_ok=True)
     (out / "ablation.json").write_text(
-        json.dumps({"command": command, "minigenimage_version": version, "accuracy": summary}, indent=2) + "\n"
+        json.dumps({"command": command, "minigenimage_version": version, "launch": layout, "accuracy": summary},
+                   indent=2) + "\n"
     )
     unseen = next(iter(summary.values()))["unseen_subsets"]
     listed = f"Unseen families: {', '.join(unseen)}.\n\n" if unseen else ""
-    data = f" (MiniGenImage {version})" if version else ""
+    notes = [f"MiniGenImage {version}"] if version else []
+    if layout != {"processes": 1, "mixed_precision": "no"}:
+        notes.append(f"{layout['processes']} process(es), mixed precision {layout['mixed_precision']}")
+    data = f" ({'; '.join(notes)})" if notes else ""
     (out / "ablation.md").write_text(
         f"Accuracy (%), mean ± sample std (n − 1) over {own.ablation_seeds} seed{'s' * (own.ablation_seeds != 1)}"
         f"{data}\n\n"

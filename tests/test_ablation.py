@@ -25,7 +25,8 @@ def fake_training(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
             raise RuntimeError("diverged")
         acc = 0.5 + int(value("--seed")) / 10
         metrics = {"subsets": {"tconv": {"acc": 0.9}, "gan": {"acc": acc}}, "mean": {"acc": (0.9 + acc) / 2},
-                   "training": {"generators": ["tconv"]}, "validation": {"mean": {"acc": acc}}}
+                   "training": {"generators": ["tconv"], "processes": 1, "mixed_precision": "no"},
+                   "validation": {"mean": {"acc": acc}}}
         Path(value("--output_dir")).mkdir(parents=True, exist_ok=True)
         (Path(value("--output_dir")) / "metrics.json").write_text(json.dumps(metrics))
         return metrics
@@ -258,3 +259,21 @@ def test_folder_runs_record_no_minigenimage_version(fake_training, tmp_path: Pat
     record = json.loads((tmp_path / "abl" / "none-seed0" / ablation.RUN_RECORD).read_text())
     assert "minigenimage_version" not in record["settings"]
     assert json.loads((tmp_path / "abl" / "ablation.json").read_text())["minigenimage_version"] is None
+
+
+def test_runs_of_another_launch_layout_are_trained_again(fake_training, tmp_path: Path) -> None:
+    # e.g. seeds trained earlier under `accelerate launch --mixed_precision bf16` (or --num_processes 2): a plain
+    # `python ablation.py --ablation_seeds 5` must not average them with fp32 single-process seeds
+    argv = ["--ablation_seeds", "1", "--modes", "none", "--output_dir", str(tmp_path)]
+    ablation.main(argv)
+    metrics_file = tmp_path / "none-seed0" / "metrics.json"
+    metrics = json.loads(metrics_file.read_text())
+    metrics["training"].update(processes=2, mixed_precision="bf16")
+    metrics_file.write_text(json.dumps(metrics))
+    record = tmp_path / "none-seed0" / ablation.RUN_RECORD
+    settings = json.loads(record.read_text())["settings"]
+    record.write_text(json.dumps(ablation.finished_record(tmp_path / "none-seed0", settings)))  # consistent record
+    assert not ablation.is_finished(tmp_path / "none-seed0", settings, {"processes": 1, "mixed_precision": "no"})
+    ablation.main(argv)
+    assert len(fake_training) == 2
+    assert json.loads((tmp_path / "ablation.json").read_text())["launch"] == {"processes": 1, "mixed_precision": "no"}
