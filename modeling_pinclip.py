@@ -53,9 +53,11 @@ PROMPT_FIELDS = ("class_words", "prompt_templates")
 MODULE_SHAPING_FIELDS = ("noise_mode", "noise_injection", "sigma_activation", "generator_hidden_size",
                          "generator_num_heads", "projection_dim", "class_words", "prompt_templates",
                          "classifier_dropout")
-# Those, then the fields forward() reads at every call: checked again whenever one of them has changed.
+# Those, then the fields forward() reads at every call, and the labels a pipeline names its scores with (fixed:
+# 0 real, 1 fake; softmax over both): checked again whenever one of them has changed.
 CHECKED_FIELDS = MODULE_SHAPING_FIELDS + ("inference_noise", "noise_scale", "noise_samples", "noise_loss_weight",
-                                          "kl_weight", "random_noise_std", "sigma_floor", "detach_generator_input")
+                                          "kl_weight", "random_noise_std", "sigma_floor", "detach_generator_input",
+                                          "id2label", "label2id", "problem_type")
 # Keyword arguments forward() takes and ignores: transformers' Trainer may pass them; this loss is a batch mean.
 IGNORED_FORWARD_KWARGS = frozenset({"num_items_in_batch"})
 # The arguments of `from_pretrained` that say where its files are, as transformers takes them.
@@ -206,7 +208,8 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
         """
         if overrides.get("dtype") is not None and overrides.get("torch_dtype") is not None:
             raise ValueError("from_clip got both dtype and torch_dtype (its older name): give one")
-        dtype = overrides.pop("dtype", None) or overrides.pop("torch_dtype", None)
+        dtype, older_name = overrides.pop("dtype", None), overrides.pop("torch_dtype", None)
+        dtype = dtype if dtype is not None else older_name
         loading = sorted(set(overrides) & PRETRAINED_ONLY_KWARGS)
         if loading:
             raise ValueError(

@@ -597,6 +597,25 @@ def test_a_config_changed_by_assignment_is_checked_before_it_is_used_or_saved(ti
         model(images(2, model.config.image_size))
 
 
+def test_labels_edited_on_a_built_model_are_refused_at_its_next_forward(tiny_model_dir):
+    """Unchecked, a pipeline named the scores with swapped labels (or read them as sigmoids) without a word."""
+    for name, value in (("id2label", {0: "fake", 1: "real"}), ("problem_type", "multi_label_classification")):
+        model = PinClipForImageClassification.from_pretrained(tiny_model_dir).eval()
+        pixels = images(2, model.config.image_size)
+        model(pixels)
+        setattr(model.config, name, value)
+        with pytest.raises(ValueError):
+            model(pixels)
+    model = PinClipForImageClassification.from_pretrained(tiny_model_dir).eval()
+    model.config.id2label = {0: "real", 1: "fake"}  # the same labels, assigned again: accepted
+    model(pixels)
+
+
+def test_from_clip_takes_torch_dtype_none_beside_dtype_as_from_pretrained_does(tiny_clip_dir):
+    model = PinClipForImageClassification.from_clip(str(tiny_clip_dir), dtype=torch.float16, torch_dtype=None)
+    assert model.dtype == torch.float16
+
+
 def test_a_config_field_that_shaped_the_modules_is_refused_at_save_as_in_forward(tiny_model_dir, tmp_path):
     """Saved, the edit described prompts the weights do not embed (or dropped the trained generator, or could not
     be loaded back)."""
