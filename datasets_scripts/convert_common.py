@@ -72,11 +72,10 @@ SPLIT_ALIASES = {
     "validation": "validation",
     "test": "test",
     "testing": "test",
-    # ForenSynths (CNNDetection) as its archives unpack: progan_train, progan_val, CNN_synth_testset
-    "progan_train": "train",
-    "progan_val": "validation",
-    "cnn_synth_testset": "test",
 }
+# ForenSynths (CNNDetection) as its archives unpack: progan_train, progan_val, CNN_synth_testset
+ARCHIVE_SPLIT_FOLDERS = {"progan_train": "train", "progan_val": "validation", "cnn_synth_testset": "test"}
+SPLIT_ALIASES.update(ARCHIVE_SPLIT_FOLDERS)
 
 
 @dataclass(frozen=True)
@@ -198,13 +197,17 @@ class ConversionPlan:
     skipped: list[dict[str, str]] = field(default_factory=list)
 
     def fingerprint(self, raw_dir: Path) -> str:
-        """Changes when the root folder or any kept file's path, size or mtime changes (keys the datasets cache)."""
+        """Changes when the root folder or any kept file's path, size, mtime, inode or ctime changes (keys the datasets
+        cache). Size and mtime alone missed two files of one size and one mtime (fixed-size formats unpacked by tar,
+        which sets whole seconds) swapped between the label folders: the cache served each under its old label. A
+        rename or rewrite sets the ctime, which nothing sets back."""
         digest = hashlib.sha256(f"{raw_dir.resolve()}\n".encode(errors="surrogateescape"))
         for split in sorted(self.entries):
             for rel, placement in self.entries[split]:
                 stat = (raw_dir / rel).stat()
                 # surrogateescape: a file name that is not UTF-8 (an archive from another system) hashes as its bytes
-                digest.update(f"{split}|{rel}|{placement}|{stat.st_size}|{stat.st_mtime_ns}\n".encode(errors="surrogateescape"))
+                facts = f"{stat.st_size}|{stat.st_mtime_ns}|{stat.st_ino}|{stat.st_ctime_ns}"
+                digest.update(f"{split}|{rel}|{placement}|{facts}\n".encode(errors="surrogateescape"))
         return digest.hexdigest()
 
 
@@ -558,9 +561,13 @@ PROGAN_CLASSES = frozenset(
 
 
 def leading_split(parts: tuple[str, ...], match: LabelMatch) -> tuple[str | None, int]:
-    """The split named by the first folder, if any, and where the folders after it start."""
+    """The split named by the first folder, if any, and where the folders after it start: after an archive's own
+    folder of that split too (`test/CNN_synth_testset/progan/...`, as CNNDetection's instructions unzip it into
+    `test/`), which would otherwise be taken for the one generator of every file below it."""
     if match.index >= 1 and parts[0].lower() in SPLIT_ALIASES:
-        return SPLIT_ALIASES[parts[0].lower()], 1
+        split = SPLIT_ALIASES[parts[0].lower()]
+        inner = parts[1].lower() if match.index >= 2 else None
+        return split, 2 if ARCHIVE_SPLIT_FOLDERS.get(inner) == split else 1
     return None, 0
 
 

@@ -352,6 +352,22 @@ def test_forensynths_as_its_archives_unpack(tmp_path):
                       "test": {(1, "stylegan", "stylegan/car")}}
 
 
+def test_archives_unzipped_into_split_folders_of_the_same_name_keep_their_generators(tmp_path):
+    # CNNDetection's instructions: `cd dataset/test && unzip CNN_synth_testset.zip` (and so for train and val)
+    raw = tmp_path / "dataset"
+    _leaf(raw / "train" / "progan_train" / "airplane" / "0_real", 1)
+    _leaf(raw / "val" / "progan_val" / "car" / "1_fake", 2)
+    _leaf(raw / "test" / "CNN_synth_testset" / "stylegan" / "car" / "1_fake", 3)
+    _leaf(raw / "test" / "CNN_synth_testset" / "deepfake" / "0_real", 4)
+    expected = {"train": {(0, "progan", "airplane")}, "validation": {(1, "progan", "car")},
+                "test": {(1, "stylegan", "stylegan/car"), (0, "deepfake", "deepfake")}}
+    dsd = forensynths.convert_forensynths(raw, tmp_path / "out")
+    assert {split: {(lab, g, s) for _, lab, g, s in _rows(dsd[split])} for split in dsd} == expected
+    dsd = folder.convert_folder(raw, tmp_path / "out-folder")  # the generic reader reads it alike
+    placed = {split: {(lab, g) for _, lab, g, _ in _rows(dsd[split])} for split in dsd}
+    assert placed == {"train": {(0, "airplane")}, "validation": {(1, "car")}, "test": {(1, "stylegan"), (0, "deepfake")}}
+
+
 def test_converters_refuse_what_the_loaders_refuse(tmp_path):
     from image_io import ImageLoadError, MAX_IMAGE_PIXELS, load_rgb_image
     from test_image_io import jpeg_with_corrupt_exif
@@ -471,6 +487,24 @@ def test_a_file_rewritten_with_the_same_size_is_not_served_from_the_cache(tmp_pa
     Image.new("RGB", (4, 4), (0, 0, 255)).save(raw / "0_real" / "x.bmp")  # BMP: same size whatever the colour
     os.utime(raw / "0_real" / "x.bmp", ns=(2_000_000_000, 2_000_000_000))
     assert folder.load_folder_dataset(raw, cache_dir=cache)["train"][0]["image"].getpixel((0, 0)) == (0, 0, 255)
+
+
+def test_two_files_of_one_size_and_mtime_swapped_between_labels_are_read_again(tmp_path):
+    raw, cache = tmp_path / "raw", str(tmp_path / "hf_cache")
+    for label, colour in (("0_real", (255, 0, 0)), ("1_fake", (0, 0, 255))):
+        (raw / label).mkdir(parents=True)
+        Image.new("RGB", (4, 4), colour).save(raw / label / "a.bmp")  # BMP: same size whatever the colour
+        os.utime(raw / label / "a.bmp", ns=(1_000_000_000, 1_000_000_000))  # as tar restores whole seconds
+
+    def colour_by_label() -> dict[int, tuple]:
+        rows = folder.load_folder_dataset(raw, cache_dir=cache)["train"]
+        return {row["label"]: row["image"].getpixel((0, 0)) for row in rows}
+
+    assert colour_by_label() == {0: (255, 0, 0), 1: (0, 0, 255)}
+    os.rename(raw / "0_real" / "a.bmp", tmp_path / "a.bmp")  # `mv` keeps each file's mtime
+    os.rename(raw / "1_fake" / "a.bmp", raw / "0_real" / "a.bmp")
+    os.rename(tmp_path / "a.bmp", raw / "1_fake" / "a.bmp")
+    assert colour_by_label() == {0: (0, 0, 255), 1: (255, 0, 0)}  # each file under the label it now has
 
 
 def test_the_same_files_read_with_another_layout_rule_are_not_served_from_the_cache(tmp_path):
