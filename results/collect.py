@@ -7,6 +7,7 @@ outputs/ has none). Run it after rerunning what the README cites:
     python results/collect.py            # outputs/ → results/ (replaces the copies of runs found in outputs/)
 """
 
+import argparse
 import shutil
 from pathlib import Path
 
@@ -32,5 +33,7 @@ def collect(outputs: Path = REPO_ROOT / "outputs", results: Path = REPO_ROOT / "
 
 
 if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.parse_args()  # no options: `--help` prints this and copies nothing
     copies = collect()
     print(f"{len(copies)} report files copied to {REPO_ROOT / 'results'}")

@@ -1,6 +1,8 @@
 """Fast checks of the benchmark suite's arithmetic and timing helpers (no benchmark timings: benchmarks are not tests)."""
 
 import json
+import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -122,6 +124,18 @@ def test_collect_copies_the_reports_of_every_run_and_nothing_else(tmp_path: Path
     assert [str(path.relative_to(tmp_path / "results")) for path in copies] == [
         "ablation/ablation.json", "ablation/pin-seed0/README.md", "ablation/pin-seed0/metrics.json", "run/train_log.jsonl"]
     assert (tmp_path / "results" / "run" / "train_log.jsonl").read_text() == "run/train_log.jsonl"
+
+
+def test_collect_help_copies_nothing(tmp_path: Path) -> None:
+    # a copy of the script in a tree of its own: were --help to copy, it would copy into this tree, not the repo's
+    (tmp_path / "results").mkdir()
+    shutil.copy(Path(__file__).resolve().parents[1] / "results" / "collect.py", tmp_path / "results")
+    (tmp_path / "outputs" / "run").mkdir(parents=True)
+    (tmp_path / "outputs" / "run" / "metrics.json").write_text("{}")
+    done = subprocess.run([sys.executable, str(tmp_path / "results" / "collect.py"), "--help"], capture_output=True,
+                          text=True)
+    assert done.returncode == 0 and "usage: collect.py" in done.stdout
+    assert not (tmp_path / "results" / "run").exists()
 
 
 def test_ablation_summary_has_the_unseen_family_mean() -> None:
