@@ -19,7 +19,7 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -35,8 +35,10 @@ try:  # loaded as remote code (a package made by transformers): the relative imp
 except ImportError:  # imported from a checkout of this repository
     from configuration_pinclip import PinClipConfig
 
-if TYPE_CHECKING:  # imported where used: the model loads and runs on tensors without Pillow, as CLIP does
+try:  # the image processor's: the model loads and runs on tensors without Pillow, as CLIP does
     from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
+except ImportError:
+    CLIPImageProcessorPil = None
 
 try:  # LoRA fine-tuning only: merged models load and run without peft.
     from peft import LoraConfig, get_peft_model
@@ -144,6 +146,25 @@ class PinNoiseGenerator(nn.Module):
         raw_sigma = self.sigma_head(attended)
         sigma = F.softplus(raw_sigma) if self.sigma_activation == "softplus" else raw_sigma.abs()
         return mu, sigma + float(self.config.sigma_floor)
+
+
+if CLIPImageProcessorPil is not None:
+
+    class PinClipImageProcessor(CLIPImageProcessorPil):
+        """CLIP's image processor, always on the PIL backend: the preprocessing a PiN-CLIP was trained with.
+
+        With torchvision installed, `AutoImageProcessor` and `pipeline(...)` pick the torchvision twin of a plain
+        `CLIPImageProcessor`, which pads an odd margin on the other side (a one-pixel shift of an image smaller than
+        the crop) and resizes with other arithmetic: the model would not read the pixels it was trained on. Saved as
+        `CLIPImageProcessor` (what loads without remote code, as before) with an `auto_map` entry that
+        `trust_remote_code=True` follows to this class, whatever is installed.
+        """
+
+        def to_dict(self) -> dict[str, Any]:
+            output = super().to_dict()
+            output["image_processor_type"] = "CLIPImageProcessor"
+            output["auto_map"] = {"AutoImageProcessor": f"{Path(__file__).stem}.{type(self).__name__}"}
+            return output
 
 
 class PinClipPreTrainedModel(CLIPPreTrainedModel):
@@ -359,14 +380,14 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
         return self
 
     # ------------------------------------------------------------------------------------------- processing
-    def image_processor(self) -> "CLIPImageProcessorPil":
+    def image_processor(self) -> "PinClipImageProcessor":
         """The forensic preprocessing: no resize by default (resizing blurs the generator's pixel traces), centre
         crop that pads small images with zeros, CLIP mean/std. Saved beside the model so pipeline, training and
         evaluation see identical pixels (needs Pillow)."""
-        from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
-
+        if CLIPImageProcessorPil is None:
+            raise ImportError("PiN-CLIP's image processor needs Pillow: pip install pillow")
         size = self.config.image_size
-        return CLIPImageProcessorPil(
+        return PinClipImageProcessor(
             do_resize=self.config.resize_images,
             size={"shortest_edge": size},
             do_center_crop=True,

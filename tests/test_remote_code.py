@@ -33,6 +33,10 @@ for auto in (AutoModelForImageClassification, AutoModel):
     print(json.dumps({"class": type(model).__name__, "logits": logits.tolist()}))
 detector = pipeline("image-classification", model=folder, trust_remote_code=True)
 print(json.dumps({"pipeline": detector(Image.open(image_path))}))
+# the torchvision backend, which transformers picks whenever torchvision is installed, asked for outright
+from transformers import AutoImageProcessor
+asked = AutoImageProcessor.from_pretrained(folder, trust_remote_code=True, backend="torchvision")
+print(json.dumps({"processors": [type(detector.image_processor).__name__, type(asked).__name__]}))
 """
 
 
@@ -74,6 +78,8 @@ def test_auto_classes_and_pipeline_reload_in_fresh_process(tiny_clip_dir, tmp_pa
     assert set(scores) == {"real", "fake"}
     assert sum(scores.values()) == pytest.approx(1.0, abs=1e-6)
     assert scores["fake"] == pytest.approx(float(expected_p_fake), abs=1e-5)
+    # always the PIL processor the model was trained with (the torchvision one pads odd margins on the other side)
+    assert lines[3]["processors"] == ["PinClipImageProcessor", "PinClipImageProcessor"]
 
 
 def test_saved_processor_records_forensic_preprocessing(tiny_model_dir):
