@@ -42,7 +42,7 @@ from modeling_pinclip import PinClipForImageClassification, PinClipOutput
 from pretrain_backbone import check_tile_record
 from training_args import (
     CHECKPOINT_PREFIX, MINIGENIMAGE, RESUMABLE_CHANGES, DataArguments, ModelArguments, TrainingArguments,
-    changed_settings, minigenimage_version, parse_arguments, reads_minigenimage, run_settings,
+    changed_settings, data_seed, minigenimage_version, parse_arguments, reads_minigenimage, run_settings,
 )
 
 REPO_ROOT = Path(__file__).resolve().parent
@@ -420,7 +420,7 @@ def main(argv: list[str] | None = None) -> dict:
     # the shuffle a function of (seed, epoch) on every process, so a resumed run sees the same data order.
     accelerator = Accelerator(
         gradient_accumulation_steps=args.gradient_accumulation_steps,
-        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=args.seed),
+        dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=data_seed(args.seed)),
     )
     set_seed(args.seed)
     if args.eval_only:

@@ -1206,3 +1206,47 @@ def test_an_adam_run_recorded_with_adamws_default_decay_is_the_same_run():
         "weight_decay 0.05 → 0.0"]
     assert changed_settings(old, {"optimizer": "adamw", "weight_decay": 0.05}) == [
         "optimizer adam → adamw", "weight_decay 0.0 → 0.05"]  # the decay Adam applied (none) against AdamW's
+
+
+def test_seeds_shuffle_the_training_data_in_orders_no_other_seed_uses(tmp_path, monkeypatch):
+    """Accelerate shuffles epoch e with data_seed + e: with data_seed = seed, seed 1 replayed seed 0's orders one
+    epoch later, so the ablation's seeds shared 39 of their 40 epochs' data orders."""
+    from accelerate.data_loader import SeedableRandomSampler
+
+    class Stop(Exception):
+        pass
+
+    seeds = {}
+
+    def recording_config(**kwargs):
+        seeds[current] = kwargs["data_seed"]
+        raise Stop
+
+    monkeypatch.setattr(train, "DataLoaderConfiguration", recording_config)
+    for current in range(4):
+        with pytest.raises(Stop):
+            train.main(["--seed", str(current), "--output_dir", str(tmp_path / f"seed{current}")])
+    assert seeds[0] == 0  # seed 0, the default run, keeps its order
+
+    def orders(seed: int) -> list[tuple[int, ...]]:
+        sampler = SeedableRandomSampler(range(50), data_seed=seeds[seed])
+        epochs = []
+        for epoch in range(8):
+            sampler.set_epoch(epoch)
+            epochs.append(tuple(sampler))
+        return epochs
+
+    shared = set(orders(0))
+    for seed in (1, 2, 3):
+        assert not shared & set(orders(seed)), seed
+        shared |= set(orders(seed))
+
+
+def test_a_run_recorded_before_data_seed_is_the_same_run_for_seed_0_only():
+    # its checkpoints resume and the ablation keeps it only if it ordered its data as this code would
+    from training_args import changed_settings, run_settings
+
+    for seed, changed in ((0, []), (1, ["data_seed 1 → 1000003"])):
+        now = run_settings(parse_arguments(["--seed", str(seed)]), leave_out=())
+        before = {name: value for name, value in now.items() if name != "data_seed"}  # as recorded before it existed
+        assert changed_settings(before, now) == changed
