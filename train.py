@@ -348,6 +348,14 @@ def training_data(data_args: DataArguments) -> str:
     return "MiniGenImage" if trains_on_minigenimage(data_args) else display_name(data_args.train_dir or data_args.dataset_name)
 
 
+def training_generators(train_data: datasets.Dataset, generator_column: str) -> list | None:
+    """The generator families of the training rows, sorted (every other test subset is an unseen generator); rows
+    without one (reals that carry no generator) name no family. None when the data has no generator column."""
+    if generator_column not in train_data.column_names:
+        return None
+    return sorted(value for value in train_data.unique(generator_column) if value is not None)
+
+
 def hub_training_dataset(data_args: DataArguments) -> str | None:
     """The training data's Hub dataset id, for the card's `datasets` (the Hub links each entry to a dataset page);
     None for MiniGenImage, built locally, and for a folder on disk."""
@@ -600,8 +608,7 @@ def main(argv: list[str] | None = None) -> dict:
             "minigenimage_version": minigenimage_version(data_args),
             "train_split": data.train_split,
             # the families seen in training: every other test subset is an unseen generator
-            "generators": sorted(data.train.unique(data_args.generator_column))
-            if data_args.generator_column in data.train.column_names else None,
+            "generators": training_generators(data.train, data_args.generator_column),
             "steps": completed_steps,
             "images_seen": images_seen,
             "batch": args.per_device_train_batch_size * accelerator.num_processes * args.gradient_accumulation_steps,

@@ -1250,3 +1250,12 @@ def test_a_run_recorded_before_data_seed_is_the_same_run_for_seed_0_only():
         now = run_settings(parse_arguments(["--seed", str(seed)]), leave_out=())
         before = {name: value for name, value in now.items() if name != "data_seed"}  # as recorded before it existed
         assert changed_settings(before, now) == changed
+
+
+def test_reals_without_a_generator_name_no_training_family():
+    # sorting None beside names raised TypeError after training and evaluation, before any report was written
+    import datasets
+
+    rows = datasets.Dataset.from_dict({"label": [0, 1, 0, 1], "generator": [None, "sd14", None, "sd14"]})
+    assert train.training_generators(rows, "generator") == ["sd14"]
+    assert train.training_generators(rows, "source") is None  # no such column
