@@ -348,6 +348,22 @@ def training_data(data_args: DataArguments) -> str:
     return "MiniGenImage" if trains_on_minigenimage(data_args) else display_name(data_args.train_dir or data_args.dataset_name)
 
 
+def make_scheduler(optimizer: torch.optim.Optimizer, args: TrainingArguments, max_steps: int,
+                   processes: int) -> torch.optim.lr_scheduler.LRScheduler:
+    """The learning-rate schedule of `max_steps` optimizer steps, for Accelerate to step once per process per
+    optimizer step: sized in those units, or it would run `processes` times too fast. inverse_sqrt's timescale is in
+    steps too (transformers takes the warm-up for it, or 10,000 steps without one), so it is scaled alike."""
+    warmup_steps = int(args.warmup_ratio * max_steps)
+    return get_scheduler(
+        args.lr_scheduler_type,
+        optimizer,
+        num_warmup_steps=warmup_steps * processes,
+        num_training_steps=max_steps * processes,
+        scheduler_specific_kwargs={"timescale": (warmup_steps or 10_000) * processes}
+        if args.lr_scheduler_type == "inverse_sqrt" else None,
+    )
+
+
 def training_generators(train_data: datasets.Dataset, generator_column: str) -> list | None:
     """The generator families of the training rows, sorted (every other test subset is an unseen generator); rows
     without one (reals that carry no generator) name no family. None when the data has no generator column."""
@@ -506,14 +522,7 @@ def main(argv: list[str] | None = None) -> dict:
     max_steps = args.max_steps if args.max_steps is not None else args.num_train_epochs * steps_per_epoch
     num_epochs = math.ceil(max_steps / steps_per_epoch)
     optimizer = make_optimizer(model, args)
-    # The prepared scheduler steps once per process per optimizer step: size it in those units, or the
-    # schedule runs num_processes times too fast.
-    scheduler = get_scheduler(
-        args.lr_scheduler_type,
-        optimizer,
-        num_warmup_steps=int(args.warmup_ratio * max_steps) * accelerator.num_processes,
-        num_training_steps=max_steps * accelerator.num_processes,
-    )
+    scheduler = make_scheduler(optimizer, args, max_steps, accelerator.num_processes)
     model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
 
     completed_steps, images_seen, unlogged = 0, 0, {}

@@ -1259,3 +1259,24 @@ def test_reals_without_a_generator_name_no_training_family():
     rows = datasets.Dataset.from_dict({"label": [0, 1, 0, 1], "generator": [None, "sd14", None, "sd14"]})
     assert train.training_generators(rows, "generator") == ["sd14"]
     assert train.training_generators(rows, "source") is None  # no such column
+
+
+@pytest.mark.parametrize("scheduler", ["linear", "cosine", "cosine_with_restarts", "polynomial", "constant",
+                                       "constant_with_warmup", "inverse_sqrt"])
+@pytest.mark.parametrize("warmup_ratio", [0.0, 0.1])
+def test_the_schedule_gives_every_process_count_the_same_learning_rates(scheduler, warmup_ratio):
+    # Accelerate steps a prepared scheduler once per process per optimizer step; inverse_sqrt without warm-up kept
+    # transformers' 10,000-step timescale unscaled, so two processes decayed faster than one
+    args = parse_arguments(["--lr_scheduler_type", scheduler, "--warmup_ratio", str(warmup_ratio)])[2]
+
+    def rates(processes: int) -> list[float]:
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+        schedule = train.make_scheduler(optimizer, args, max_steps=40, processes=processes)
+        seen = []
+        for _ in range(40):
+            seen.append(schedule.get_last_lr()[0])
+            for _ in range(processes):
+                schedule.step()
+        return seen
+
+    assert rates(2) == pytest.approx(rates(1), rel=1e-12)
