@@ -2,7 +2,8 @@
 
 Setup: ViT-B/16-shaped CLIP with random weights from a local checkpoint folder, 224 px, batch 8, LoRA
 (r = 6, α = 6 on q/k/v, the authors' setting) on. A step is forward with labels, backward and an AdamW step on the
-trainable parameters, exactly what `train.py` does per batch. Both models start from the same checkpoint and see
+trainable parameters, what `train.py` does per batch but for its gradient clipping and scheduler step (about a
+millisecond of a seven-second step at ViT-B/16). Both models start from the same checkpoint and see
 the same batch; their steps are interleaved.
 
     python bench/bench_train_step.py [--quick]
@@ -15,7 +16,7 @@ from collections.abc import Callable
 
 import torch
 
-from common import Figure, load_average, min_max, random_clip, time_interleaved
+from common import Figure, judged, load_average, min_max, random_clip, threads, time_interleaved
 
 TARGET = 1.10
 
@@ -50,15 +51,16 @@ def run(quick: bool = False) -> list[Figure]:
     labels = torch.tensor([0, 1] * 4)
     steps = {mode: make_step(model, pixel_values, labels) for mode, model in models.items()}
     timings = time_interleaved(steps, rounds=rounds, warmup=1)
-    ratio = timings.ratio("pin", "none")
+    ratio, passed = judged(timings.ratio("pin", "none"), TARGET, 3, at_most=True)
     trainable = {mode: sum(p.numel() for p in m.parameters() if p.requires_grad) for mode, m in models.items()}
     return [
         Figure(
             name="training-step cost of PiN noise",
-            setup=f"{shape} CLIP, {size} px, batch 8, LoRA r=6 on q/k/v, AdamW; `pin` ÷ `none` step time",
+            setup=f"{shape} CLIP, {size} px, batch 8, LoRA r=6 on q/k/v, AdamW, {threads(torch.get_num_threads())}; "
+            "`pin` ÷ `none` step time",
             value=f"{ratio:.3f}×",
             target=f"≤ {TARGET:.2f}×",
-            passed=ratio <= TARGET,
+            passed=passed,
             details=[
                 f"median step: pin {timings.median('pin'):.3f} s, none {timings.median('none'):.3f} s "
                 f"({rounds} interleaved rounds after 1 warm-up; per-round ratios {min_max(timings.ratios('pin', 'none'))})",

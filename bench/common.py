@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import math
 import os
 import platform
 import shutil
@@ -27,6 +28,10 @@ if str(REPO_ROOT) not in sys.path:  # the benchmarks import the model files from
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # checkpoints are local folders; never reach for the Hub
 
 import torch  # noqa: E402
+
+# torch's own intra-op thread count, read before `run_all.py --threads` changes it (not os.cpu_count(): a process
+# pinned to fewer cores gets fewer)
+TORCH_DEFAULT_THREADS = torch.get_num_threads()
 
 # Random checkpoints are large (ViT-L/14: ~1.7 GB) and slow to initialise: keep them between runs.
 CACHE_DIR = Path(os.environ.get("PINCLIP_BENCH_CACHE", REPO_ROOT / ".cache" / "bench"))
@@ -99,6 +104,20 @@ def torch_threads(count: int | None) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def judged(value: float, target: float, decimals: int, at_most: bool = False) -> tuple[float, bool]:
+    """`value` rounded to `decimals` the conservative way (up against an at-most target, down against an at-least
+    one) and whether that rounded value meets `target`: the figure printed and its verdict always agree (judged
+    unrounded, 0.9696 printed as 0.970 failed a 0.97 target)."""
+    scaled = round(value * 10**decimals, 6)  # float noise first: 0.97 × 1000 is 969.999...
+    shown = (math.ceil(scaled) if at_most else math.floor(scaled)) / 10**decimals
+    return shown, shown <= target if at_most else shown >= target
+
+
+def threads(count: int) -> str:
+    """`1 torch thread` / `2 torch threads`: the setting a figure was measured under, in its setup."""
+    return f"{count} torch thread{'s' * (count != 1)}"
 
 
 def min_max(values: list[float]) -> str:

@@ -14,7 +14,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
 from bench_detection import run as detection_run  # noqa: E402
 from bench_inference import attention_flops, counted_flops, vit_flops  # noqa: E402
-from common import Timings, time_interleaved  # noqa: E402
+from common import Timings, judged, time_interleaved  # noqa: E402
 from profile_noise_effect import noise_effect  # noqa: E402
 
 from modeling_pinclip import PinClipForImageClassification  # noqa: E402
@@ -36,6 +36,16 @@ def test_interleaving_alternates_the_order() -> None:
     assert sorted(rounds) == sorted(["pbm", "pmb", "bpm", "bmp", "mpb", "mbp"])
     pairs = [round_[i:i + 2] for round_ in rounds for i in range(2)]
     assert all(pairs.count(a + b) == pairs.count(b + a) for a, b in ("pb", "pm", "bm"))
+
+
+def test_a_figure_and_its_verdict_are_judged_on_the_same_rounded_value() -> None:
+    # judged unrounded, 0.9696 showed as 0.970 beside a FAIL of a ≥ 0.97 target, 1.1004 as 1.100 of a ≤ 1.10 one
+    assert judged(0.9696, 0.97, 3) == (0.969, False)
+    assert judged(0.97, 0.97, 3) == (0.97, True)  # 0.97 × 1000 is 969.999... in floats: still 0.970
+    assert judged(1.1004, 1.10, 3, at_most=True) == (1.101, False)
+    assert judged(1.1, 1.10, 3, at_most=True) == (1.1, True)
+    assert judged(2.996, 3.0, 2) == (2.99, False)
+    assert judged(0.5996, 0.6, 2) == (0.59, False)
 
 
 def test_cpu_seconds_count_work_and_not_waiting() -> None:
@@ -85,6 +95,12 @@ def test_detection_row_reads_the_ablation_summary(tmp_path: Path) -> None:
         path.write_text(json.dumps(summary))
         row = detection_run(ablation=path)[0]
         assert row.passed is passed and f"(pin − none = {shown})" in row.value, row.value
+    # `pin` best is judged on the means as shown: 77.04 against random's 77.05 both read 77.0, a tie
+    for mode, value in (("pin", 0.7704), ("random", 0.7705), ("none", 0.75)):
+        summary["accuracy"][mode]["unseen"] = mean_std([value] * 3)
+    path.write_text(json.dumps(summary))
+    row = detection_run(ablation=path)[0]
+    assert "pin 77.0" in row.value and "random 77.0" in row.value and row.passed is True, row.value
     assert pretrained.passed is None and "not measured" in pretrained.value
     assert "pretrain_backbone.py" in pretrained.details[0]  # says how to write the missing summary
     missing, _ = detection_run(ablation=tmp_path / "absent.json")
