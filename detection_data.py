@@ -363,27 +363,21 @@ def load_detection_data(data_args: DataArguments, need_train: bool, seed: int = 
     return data
 
 
-def file_key(path: str) -> tuple[int, int] | str:
-    """(device, inode) of the file `path` leads to, the same under every symbolic or hard link to it; the path with
-    its links resolved when the file cannot be reached."""
-    try:
-        stat = os.stat(path)
-    except OSError:
-        return os.path.realpath(path)
-    return stat.st_dev, stat.st_ino
-
-
 def image_files(dataset: datasets.Dataset, image_column: str, root: str) -> dict[tuple[int, int] | str, str]:
-    """The files a dataset read from a folder holds, `file_key` → path: its images' `path` values, relative to `root`
-    from this repository's folder reader, absolute from datasets' imagefolder. Read in Arrow batches, without
-    decoding an image."""
+    """The files a dataset read from a folder holds, keyed as the converters tell files apart (`file_identity`:
+    device and inode, the same under every symbolic or hard link; the path with its links resolved for a file that
+    cannot be reached) → path. Paths are relative to `root` from this repository's folder reader, absolute from
+    datasets' imagefolder; read in Arrow batches, without decoding an image."""
+    from datasets_scripts.convert_common import file_identity
+
     paths = dataset.select_columns([image_column]).cast_column(image_column, datasets.Image(decode=False))
     files = {}
     for batch in paths.with_format("arrow").iter(batch_size=1024):
         for path in batch.column(image_column).combine_chunks().field("path").to_pylist():
             if path:  # links followed: a folder link inside the training tree reaches the test files themselves
                 full = os.path.join(root, path)
-                files[file_key(full)] = full
+                identity = file_identity(Path(full))
+                files[os.path.realpath(full) if isinstance(identity, str) else identity] = full
     return files
 
 

@@ -27,7 +27,7 @@ import torch
 
 from common import (
     CACHE_DIR, TORCH_DEFAULT_THREADS, Figure, judged, load_average, min_max, random_clip, saved_pinclip,
-    time_interleaved, torch_threads,
+    thread_setting, time_interleaved, torch_threads,
 )
 
 TARGET = 3.0
@@ -114,8 +114,7 @@ def measure(shape: str, paths: list[Path], rounds: int, threads: int | None, bat
     ratio, passed = judged(timings.ratio("pipeline", "scan"), TARGET, 2)  # images/s ratio = inverse time ratio
     count = len(paths)
     return Figure(
-        name=f"evaluation throughput ({shape}, {count} files, {thread_count} torch "
-        f"thread{'s' if thread_count > 1 else ''})",
+        name=f"evaluation throughput ({shape}, {count} files, {thread_setting(thread_count)})",
         setup=f"{count} files ({', '.join(f'{s}×{s}' for s in SIZES)} × PNG/JPEG), {shape} detector, decode + "
         f"preprocess + model; `Detector.scan` (batch {scan_batch_size(count, batch_size, num_workers)}, {num_workers} "
         "DataLoader workers) ÷ per-image "

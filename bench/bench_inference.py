@@ -22,7 +22,7 @@ import statistics
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from common import Figure, judged, load_average, min_max, random_clip, threads, time_interleaved
+from common import Figure, judged, load_average, min_max, random_clip, thread_setting, time_interleaved
 
 COST_TARGET = 0.97
 UTILISATION_TARGET = 0.6
@@ -134,7 +134,7 @@ def run(quick: bool = False) -> list[Figure]:
     utilisation, utilisation_passed = judged(statistics.median(utilisations), UTILISATION_TARGET, 2)
     model_gflops = flops / timings.median("pinclip") / 1e9
     matmul_gflops = matmul_flops / timings.median("matmul") / 1e9
-    setup = f"{shape} CLIP, {size} px, batch {batch}, fp32, `torch.inference_mode`, {threads(torch.get_num_threads())}"
+    setup = f"{shape} CLIP, {size} px, batch {batch}, fp32, `torch.inference_mode`, {thread_setting(torch.get_num_threads())}"
     timing_note = f"{rounds} interleaved rounds after 2 warm-ups; 1-min load average at the end: {load_average()}"
     return [
         Figure(

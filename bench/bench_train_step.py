@@ -16,7 +16,7 @@ from collections.abc import Callable
 
 import torch
 
-from common import Figure, judged, load_average, min_max, random_clip, threads, time_interleaved
+from common import Figure, judged, load_average, min_max, random_clip, thread_setting, time_interleaved
 
 TARGET = 1.10
 
@@ -56,7 +56,7 @@ def run(quick: bool = False) -> list[Figure]:
     return [
         Figure(
             name="training-step cost of PiN noise",
-            setup=f"{shape} CLIP, {size} px, batch 8, LoRA r=6 on q/k/v, AdamW, {threads(torch.get_num_threads())}; "
+            setup=f"{shape} CLIP, {size} px, batch 8, LoRA r=6 on q/k/v, AdamW, {thread_setting(torch.get_num_threads())}; "
             "`pin` ÷ `none` step time",
             value=f"{ratio:.3f}×",
             target=f"≤ {TARGET:.2f}×",

@@ -115,7 +115,7 @@ def judged(value: float, target: float, decimals: int, at_most: bool = False) ->
     return shown, shown <= target if at_most else shown >= target
 
 
-def threads(count: int) -> str:
+def thread_setting(count: int) -> str:
     """`1 torch thread` / `2 torch threads`: the setting a figure was measured under, in its setup."""
     return f"{count} torch thread{'s' * (count != 1)}"
 

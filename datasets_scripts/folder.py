@@ -22,11 +22,13 @@ import datasets
 
 if __package__:
     from .convert_common import (
-        ARCHIVE_SPLIT_FOLDERS, SPLIT_ALIASES, LayoutRule, Placement, cli, convert, find_label, load_converted, split_below_label,
+        ARCHIVE_SPLIT_FOLDERS, SPLIT_ALIASES, LayoutRule, Placement, cli, convert, find_label, load_converted,
+        split_below_label,
     )
 else:
     from convert_common import (
-        ARCHIVE_SPLIT_FOLDERS, SPLIT_ALIASES, LayoutRule, Placement, cli, convert, find_label, load_converted, split_below_label,
+        ARCHIVE_SPLIT_FOLDERS, SPLIT_ALIASES, LayoutRule, Placement, cli, convert, find_label, load_converted,
+        split_below_label,
     )
 
 
