@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from transformers import BaseImageProcessor
 
 from image_io import ImageLoadError, load_rgb_image
-from labels import LABEL_NAMES, LABEL_SYNONYMS
+from labels import LABEL_NAMES, label_meaning
 from preprocessing import Preprocessing
 from training_args import MINIGENIMAGE, DataArguments, reads_dataset_name
 
@@ -141,12 +141,13 @@ def normalize_labels(dataset: datasets.Dataset, label_column: str) -> datasets.D
             return dataset
         if numbered:  # ids named by themselves: the 0/1 integers (strings "0"/"1" are names, refused below)
             return dataset.cast_column("label", datasets.ClassLabel(names=LABEL_NAMES))
-        unknown = [name for name in feature.names if name.lower() not in LABEL_SYNONYMS]
+        # read the way model labels are ("AI-generated", "Real photo", "not_ai"), so data and models agree
+        new_ids = [label_meaning(name) for name in feature.names]
+        unknown = [name for name, meaning in zip(feature.names, new_ids) if meaning is None]
         if unknown:
             raise ValueError(f"label names {feature.names}: cannot tell real from fake for {unknown}")
         # each id to the id of its class name, not cast_column: a cast would keep the ids and silently flip the classes
         # (align_labels_with_mapping, too, fails on a subset of one class: its ClassLabel keeps one name)
-        new_ids = [LABEL_SYNONYMS[name.lower()] for name in feature.names]
         features = dataset.features.copy()
         features["label"] = datasets.ClassLabel(names=LABEL_NAMES)
         return dataset.map(lambda labels: {"label": [new_ids[label] for label in labels]}, input_columns="label",

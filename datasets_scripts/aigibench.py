@@ -2,7 +2,8 @@
 
 Raw layout: `train/<cls>/{0_real,1_fake}/*` and `test/<gen>/{0_real,1_fake}/*` (`val/...` like
 train; deeper folders such as `test/<gen>/<sub>/0_real` are kept in the subset name).
-Splits come from the first folder.  Test: generator = `<gen>`, subset = the folders between the
+Splits come from the first folder (`test/test/<gen>/...`, an archive unzipped into its split folder, reads as
+`test/<gen>/...`).  Test: generator = `<gen>`, subset = the folders between the
 split and the label folder.  Train/val: subset = `<cls>`; generator = `progan` for the 20 LSUN
 classes of ProGAN data (car, cat, chair, horse, …), otherwise the folder name (e.g. `sdv1.4`).
 
@@ -49,7 +50,7 @@ def convert_aigibench(
 
 
 def main(argv: list[str] | None = None) -> int:
-    return cli(convert_aigibench, __doc__.split("\n\n")[0], argv)
+    return cli(convert_aigibench, __doc__, argv)
 
 
 if __name__ == "__main__":

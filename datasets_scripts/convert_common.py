@@ -148,6 +148,13 @@ class WalkedFile:
     skip_reason: str | None = None
 
 
+# Folders that NAS boxes and operating systems add beside the user's files: a Synology `@eaDir` holds downscaled JPEG
+# thumbnails of every image, which would be read as more images of the folder's class.
+METADATA_FOLDERS = frozenset(
+    name.lower() for name in ("@eaDir", "#recycle", "#snapshot", "$RECYCLE.BIN", "System Volume Information", "__MACOSX")
+)
+
+
 def walk_files(raw_dir: Path) -> Iterator[WalkedFile]:
     """Every entry under `raw_dir` in a deterministic (sorted) order.
 
@@ -156,7 +163,8 @@ def walk_files(raw_dir: Path) -> Iterator[WalkedFile]:
     the split and generator each path names. One that leads to a folder of the tree itself, or above it (up to `/`),
     is reported, not followed: that folder is read at its own path, which is what names its split, generator and
     subset. A link back to a folder on its own path (a loop outside the tree) is reported, not followed. Hidden
-    files and folders (`.DS_Store`, `.cache`, ...) and folders that cannot be listed are reported, not read.
+    files and folders (`.DS_Store`, `.cache`, ...), system metadata folders (`@eaDir`, `$RECYCLE.BIN`, ...) and
+    folders that cannot be listed are reported, not read.
     """
     root = os.path.realpath(raw_dir)
     own_folders = {os.path.realpath(folder) for folder, _, _ in os.walk(raw_dir)}  # links not followed
@@ -172,6 +180,8 @@ def walk_files(raw_dir: Path) -> Iterator[WalkedFile]:
             target = os.path.realpath(path)
             if name.startswith("."):
                 yield WalkedFile(path, "hidden folder, not read")
+            elif name.lower() in METADATA_FOLDERS:
+                yield WalkedFile(path, "system metadata folder (thumbnails, recycle bin), not read")
             elif path.is_symlink() and (target in own_folders or os.path.commonpath([root, target]) == target):
                 yield WalkedFile(path, "symlink to a folder of this tree or above it, not followed")
             elif target in on_path:
@@ -265,6 +275,8 @@ def plan_conversion(raw_dir: str | os.PathLike, rule: LayoutRule) -> ConversionP
 def check_raw_dir(raw_dir: str | os.PathLike) -> Path:
     """`raw_dir` as a Path; `FileNotFoundError` when it is no folder."""
     root = Path(raw_dir)
+    if root.exists() and not root.is_dir():
+        raise FileNotFoundError(f"raw directory {root} is a file, not a folder: give the folder that holds the images")
     if not root.is_dir():
         raise FileNotFoundError(f"raw directory not found: {root}")
     return root
@@ -533,9 +545,10 @@ def _replace_dataset(out: Path, new: Path) -> None:
 
 
 def cli(convert_fn: Callable[..., datasets.DatasetDict], description: str, argv: list[str] | None = None) -> int:
-    """`python datasets_scripts/<source>.py RAW_DIR --output_dir OUT [--push_to_hub ID]`."""
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("raw_dir")
+    """`python datasets_scripts/<source>.py RAW_DIR --output_dir OUT [--push_to_hub ID]`; `description` is the
+    converter's docstring, whose layout paragraphs `--help` shows as written."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("raw_dir", help="the folder holding the raw tree (its layout: above)")
     parser.add_argument("--output_dir", required=True)
     parser.add_argument("--push_to_hub", default=None, metavar="REPO_ID")
     args = parser.parse_args(argv)
@@ -547,6 +560,9 @@ def cli(convert_fn: Callable[..., datasets.DatasetDict], description: str, argv:
     print(dataset_dict)
     why = commonest_reasons(report["skipped"])
     print(f"{report['num_images']} images written, {report['num_skipped']} files skipped{why} (see report.json)")
+    # the rows evaluation reports: a wrapping folder taken for a generator shows here as one name where many were meant
+    for split, generators in report["counts_by_generator"].items():
+        print(f"{split}: {len(generators)} generator(s): {', '.join(generators)}")
     identical = report["identical_across_splits_or_labels"]
     if identical:
         print(f"warning: {identical_warning(identical, shown=3)}\n(every group in report.json)", file=sys.stderr)
@@ -561,13 +577,14 @@ PROGAN_CLASSES = frozenset(
 
 
 def leading_split(parts: tuple[str, ...], match: LabelMatch) -> tuple[str | None, int]:
-    """The split named by the first folder, if any, and where the folders after it start: after an archive's own
-    folder of that split too (`test/CNN_synth_testset/progan/...`, as CNNDetection's instructions unzip it into
-    `test/`), which would otherwise be taken for the one generator of every file below it."""
+    """The split named by the first folder, if any, and where the folders after it start: after a second folder
+    naming the same split too (`test/CNN_synth_testset/progan/...`, as CNNDetection's instructions unzip it into
+    `test/`; `test/test/<gen>/...`), which would otherwise be taken for the one generator of every file below it."""
     if match.index >= 1 and parts[0].lower() in SPLIT_ALIASES:
         split = SPLIT_ALIASES[parts[0].lower()]
         inner = parts[1].lower() if match.index >= 2 else None
-        return split, 2 if ARCHIVE_SPLIT_FOLDERS.get(inner) == split else 1
+        # `test/test/<gen>/...` too: `test.zip` unzipped into a `test` folder
+        return split, 2 if SPLIT_ALIASES.get(inner) == split else 1
     return None, 0
 
 

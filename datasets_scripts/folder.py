@@ -69,7 +69,7 @@ def convert_folder(
 
 
 def main(argv: list[str] | None = None) -> int:
-    return cli(convert_folder, __doc__.split("\n\n")[0], argv)
+    return cli(convert_folder, __doc__, argv)
 
 
 if __name__ == "__main__":

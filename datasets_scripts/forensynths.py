@@ -61,7 +61,7 @@ def convert_forensynths(
 
 
 def main(argv: list[str] | None = None) -> int:
-    return cli(convert_forensynths, __doc__.split("\n\n")[0], argv)
+    return cli(convert_forensynths, __doc__, argv)
 
 
 if __name__ == "__main__":

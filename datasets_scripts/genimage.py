@@ -3,7 +3,8 @@
 Raw layout: `<gen>/imagenet_*/{train,val}/{ai,nature}/*` (e.g.
 `stable_diffusion_v_1_4/imagenet_ai_0419_sdv4/train/ai/xxx.png`); `<gen>/{train,val}/{ai,nature}`
 is accepted too.  `train` → split `train`, `val` → split `validation`; generator = `<gen>`,
-subset = the `imagenet_*` folder (or `<gen>`).
+subset = the `imagenet_*` folder (or `<gen>`).  Give the folder that holds the generator folders:
+a file at `<wrapper>/<gen>/{train,val}/...` is skipped with that reason, not read under generator `<wrapper>`.
 
     python datasets_scripts/genimage.py RAW_DIR --output_dir OUT [--push_to_hub ID]
 """
@@ -30,6 +31,10 @@ def genimage_rule(parts: tuple[str, ...]) -> Placement | str:
     split_folder = parts[match.index - 1].lower() if match.index >= 2 else ""
     if match.index not in (2, 3) or split_folder not in SPLITS:
         return "unexpected GenImage layout (want <gen>/imagenet_*/{train,val}/{ai,nature}/file)"
+    if match.index == 3 and not parts[1].lower().startswith("imagenet"):
+        # `GenImage/ADM/train/ai`: a folder wrapping the generator folders would become the one generator of them all
+        return (f"unexpected GenImage layout: {parts[1]!r} is no imagenet_* folder (a folder wrapping the generator "
+                "folders? give that folder as RAW_DIR)")
     generator = parts[0]
     subset = parts[1] if match.index == 3 else generator
     return Placement(SPLITS[split_folder], match.label, generator, subset)
@@ -48,7 +53,7 @@ def convert_genimage(
 
 
 def main(argv: list[str] | None = None) -> int:
-    return cli(convert_genimage, __doc__.split("\n\n")[0], argv)
+    return cli(convert_genimage, __doc__, argv)
 
 
 if __name__ == "__main__":

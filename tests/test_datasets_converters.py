@@ -587,6 +587,64 @@ def test_genimage_accepts_the_short_layout_and_rejects_deeper_ones():
     assert isinstance(deeper, str) and deeper.startswith("unexpected GenImage layout")
 
 
+def test_genimage_refuses_a_folder_wrapping_the_generator_folders(tmp_path):
+    # `GenImage/ADM/train/ai`: read from above the wrapper, it would be one generator named "GenImage"
+    raw = tmp_path / "downloads"
+    for generator in ("ADM", "Midjourney"):
+        _leaf(raw / "GenImage" / generator / "train" / "ai", 1)
+        _leaf(raw / "GenImage" / generator / "train" / "nature", 2)
+    with pytest.raises(ValueError, match="no usable images"):
+        genimage.convert_genimage(raw, tmp_path / "out")
+    reason = genimage.genimage_rule(("GenImage", "ADM", "train", "ai", "x.png"))
+    assert "'ADM' is no imagenet_* folder" in reason and "give that folder as RAW_DIR" in reason
+    dsd = genimage.convert_genimage(raw / "GenImage", tmp_path / "out")  # the folder it asks for
+    assert sorted(set(dsd["train"]["generator"])) == ["ADM", "Midjourney"]
+
+
+def test_a_test_archive_unzipped_into_its_split_folder_keeps_its_generators(tmp_path):
+    raw = tmp_path / "AIGIBench"  # `cd test && unzip test.zip` gives test/test/<gen>/...
+    _leaf(raw / "train" / "car" / "0_real", 1)
+    _leaf(raw / "train" / "car" / "1_fake", 2)
+    for generator in ("FLUX1-dev", "SDXL"):
+        _leaf(raw / "test" / "test" / generator / "0_real", 3)
+        _leaf(raw / "test" / "test" / generator / "1_fake", 4)
+    dsd = aigibench.convert_aigibench(raw, tmp_path / "out")
+    assert sorted(set(dsd["test"]["generator"])) == ["FLUX1-dev", "SDXL"]
+    assert forensynths.forensynths_rule(("test", "test", "biggan", "1_fake", "x.png")).generator == "biggan"
+
+
+def test_nas_and_system_metadata_folders_are_reported_not_read(tmp_path):
+    raw = tmp_path / "raw"
+    _leaf(raw / "test" / "sd" / "0_real", 1)
+    _leaf(raw / "test" / "sd" / "1_fake", 2)
+    # a Synology NAS keeps downscaled JPEG thumbnails of each image beside it: other bytes, same class folder
+    _write(raw / "test" / "sd" / "0_real" / "@eaDir" / "0_real_1_a.png" / "SYNOPHOTO_THUMB_S.jpg", _image_bytes("JPEG", 9))
+    _leaf(raw / "$RECYCLE.BIN" / "1_fake", 3)
+    out = tmp_path / "out"
+    dsd = aigibench.convert_aigibench(raw, out)
+    assert len(dsd["test"]) == 4
+    skipped = _skipped(json.loads((out / "report.json").read_text()))
+    reason = "system metadata folder (thumbnails, recycle bin), not read"
+    assert skipped == {"$RECYCLE.BIN": reason, "test/sd/0_real/@eaDir": reason}
+
+
+def test_converter_help_shows_the_layout_and_the_run_names_its_generators(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        genimage.main(["--help"])
+    assert "imagenet_ai_0419_sdv4/train/ai/xxx.png" in capsys.readouterr().out  # the layout paragraph, as written
+    raw = tmp_path / "raw"
+    for generator in ("ADM", "wukong"):
+        _leaf(raw / generator / "imagenet_x" / "val" / "ai", 1)
+        _leaf(raw / generator / "imagenet_x" / "val" / "nature", 2)
+    assert genimage.main([str(raw), "--output_dir", str(tmp_path / "out")]) == 0
+    assert "validation: 2 generator(s): ADM, wukong" in capsys.readouterr().out
+    file = tmp_path / "images.zip"
+    file.write_bytes(b"PK")
+    with pytest.raises(SystemExit):
+        genimage.main([str(file), "--output_dir", str(tmp_path / "out2")])
+    assert "is a file, not a folder" in capsys.readouterr().err
+
+
 def test_aigibench_rule_edge_layouts():
     place = convert_common.Placement
     # a test generator that happens to share an LSUN class name is still its own generator

@@ -58,8 +58,12 @@ def test_converted_training_data_with_an_eval_folder(tmp_path):
         ([1, 0], datasets.Value("int64"), [1, 0]),
         ([0, 1, 1], datasets.ClassLabel(names=["ai", "nature"]), [1, 0, 0]),
         (["human", "synthetic", "generated", "authentic"], datasets.Value("string"), [0, 1, 1, 0]),
+        # Hub datasets' phrasings, read like model labels are (refused when names had to match a word exactly)
+        ([0, 1, 1], datasets.ClassLabel(names=["AI-generated", "Real photo"]), [1, 0, 0]),
+        (["not_ai", "ai_generated", "not_ai"], datasets.Value("string"), [0, 1, 0]),
     ],
-    ids=["strings", "reversed-class-names", "integers", "genimage-class-names", "synonyms"],
+    ids=["strings", "reversed-class-names", "integers", "genimage-class-names", "synonyms", "hub-phrasings",
+         "negated-names"],
 )
 def test_labels_are_mapped_by_name(labels, feature, expected):
     normalized = normalize_labels(rows(labels, label_feature=feature), "label")
