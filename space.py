@@ -32,6 +32,9 @@ APP_FILES = (
 # which transformers and huggingface_hub use for their progress bars.
 RUNTIME_PACKAGES = ("torch", "transformers", "safetensors", "huggingface_hub", "gradio", "pillow", "numpy", "pyyaml", "tqdm")
 MODEL_DIR_NAME = "model"
+# A Space folder written before holds every entry written below, and may hold the caches `python app.py` leaves.
+WRITTEN_ENTRIES = frozenset({*APP_FILES, "assets", MODEL_DIR_NAME, "requirements.txt", "README.md"})
+SPACE_ENTRIES = WRITTEN_ENTRIES | {"__pycache__", ".gradio"}
 # Spaces run Python 3.10 unless told otherwise; transformers 5.21 and later (required above) need 3.11.
 SPACE_PYTHON = "3.11"
 
@@ -75,8 +78,9 @@ def space_readme(title: str, model_name: str) -> str:
 def build_space(model_dir: str | Path, output_dir: str | Path, title: str = "PiN-CLIP detector") -> Path:
     """Write the Space folder for the saved model in `model_dir` into `output_dir`.
 
-    An existing `output_dir` is replaced only when it is empty or a Space folder written before, and never when it
-    holds `model_dir`: anything else (`--output .`, a typo naming another folder) is refused, not deleted.
+    An existing `output_dir` is replaced only when it holds nothing but what a Space folder written before holds, and
+    never when it holds `model_dir` or the working folder: anything else (`--output .`, a typo naming another folder, a
+    clone of the Space repository) is refused, not deleted.
     """
     model_dir, output_dir = Path(model_dir), Path(output_dir)
     if not (model_dir / "config.json").is_file():
@@ -89,9 +93,22 @@ def build_space(model_dir: str | Path, output_dir: str | Path, title: str = "PiN
         raise ValueError(f"{model_dir}: the Space's app could not load this model, so the Space would only show an "
                          f"error: {str(error).removeprefix(f'{model_dir}: ')}") from error
     if output_dir.exists():
-        is_previous_space = (output_dir / "app.py").is_file() and (output_dir / MODEL_DIR_NAME).is_dir()
-        if not output_dir.is_dir() or (any(output_dir.iterdir()) and not is_previous_space):
-            raise FileExistsError(f"output {output_dir} exists and is not a Space folder written before: not replaced")
+        if not output_dir.is_dir():
+            raise FileExistsError(f"output {output_dir} exists and is not a folder: not replaced")
+        if output_dir.resolve() in (Path.cwd().resolve(), *Path.cwd().resolve().parents):
+            raise ValueError(f"output {output_dir} holds the current folder: name a folder of its own, e.g. space/")
+        # Only what this function writes (and what running the app there adds) may be deleted: a clone of the Space
+        # repository (.git), notes or a checkout that happen to hold an app.py and a model/ folder are refused.
+        entries = {path.name for path in output_dir.iterdir()}
+        foreign = sorted(entries - SPACE_ENTRIES)
+        if entries and not foreign and not WRITTEN_ENTRIES <= entries:  # someone's own app.py, say
+            missing = ", ".join(sorted(WRITTEN_ENTRIES - entries))
+            raise FileExistsError(f"output {output_dir} is not a Space folder written before (it lacks {missing}): "
+                                  "not replaced, name a new or empty folder")
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+            raise FileExistsError(f"output {output_dir} is not a Space folder written before: it holds what space.py "
+                                  f"does not write ({shown}); not replaced, name a new or empty folder")
         shutil.rmtree(output_dir)
     output_dir.mkdir(parents=True)
     for name in APP_FILES:

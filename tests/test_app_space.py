@@ -124,8 +124,27 @@ def test_build_space_replaces_only_its_own_folders(tiny_model_dir: Path, tmp_pat
         space.build_space(model_dir, tmp_path / "notes")
     assert (tmp_path / "notes" / "todo.txt").read_text() == "mine"
     folder = space.build_space(model_dir, tmp_path / "space")
-    (folder / "stale.txt").write_text("from an earlier build")
-    assert not (space.build_space(model_dir, folder) / "stale.txt").exists()  # a previous Space folder is rebuilt
+    (folder / "model" / "stale.bin").write_text("weights of an earlier build")
+    (folder / "__pycache__").mkdir()  # `python space/app.py` was tried
+    assert not (space.build_space(model_dir, folder) / "model" / "stale.bin").exists()  # a previous Space is rebuilt
+    # ... but not once it holds anything else: a clone of the Space repository, the user's notes
+    for foreign in (".git", "my_notes.md"):
+        (folder / foreign).mkdir()
+        with pytest.raises(FileExistsError, match=f"not a Space folder written before: it holds .*{foreign}"):
+            space.build_space(model_dir, folder)
+        assert (folder / foreign).is_dir() and (folder / "app.py").is_file()
+        (folder / foreign).rmdir()
+
+
+def test_build_space_refuses_the_working_folder_and_its_parents(tiny_model_dir: Path, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    # a checkout with a model/ folder (where app.py looks first) once passed for a Space folder and was deleted
+    folder = space.build_space(tiny_model_dir, tmp_path / "checkout")  # only Space entries, as a checkout may hold
+    monkeypatch.chdir(folder)
+    for output in (folder, Path("."), tmp_path):
+        with pytest.raises(ValueError, match="holds the current folder"):
+            space.build_space(tiny_model_dir, output)
+    assert (folder / "app.py").is_file() and (folder / "model" / "config.json").is_file()
 
 
 def test_build_space_fills_an_existing_empty_folder(tiny_model_dir: Path, tmp_path: Path) -> None:
