@@ -318,6 +318,11 @@ class Handlers:
         # A crop-only processor reads a window of the upload, not all of it: say so, next to the decision.
         size = f"{view.width}×{view.height} px"
         read = f"its central {size}" if detector.preprocessing.centre_crop else f"it as {size} after its processor"
+        padding = 1 - min(image.width, view.width) * min(image.height, view.height) / (view.width * view.height)
+        if detector.preprocessing.centre_crop and padding > 0:
+            # the crop of an image smaller than it is mostly black border: the score says little about the image
+            read = (f"it padded with black to {size}, {padding:.0%} of what it reads being padding: "
+                    "weak evidence for an image this small")
         decision = (
             f"**Decision: {'AI-generated (fake)' if label == FAKE else 'real'}** · {code_span(name)} "
             f"({image.width}×{image.height}; the model reads {read}, shown below): "
@@ -343,7 +348,8 @@ class Handlers:
         steps = [f"blur σ={blur_sigma:g}" if blur_sigma > 0 else "", f"JPEG q={int(jpeg_quality)}" if jpeg_quality < NO_JPEG else ""]
         steps_text = " then ".join(step for step in steps if step)
         shown = (p_fake_shown(scores[FAKE], detector.threshold) for scores in (original, changed))
-        shift = "p(fake) {} → {} after {}".format(*shown, steps_text)
+        # named: the panel must never pass off one upload's result as another's
+        shift = "{}: p(fake) {} → {} after {}".format(code_span(name), *shown, steps_text)
         changed_label = (detector.label_of(changed[FAKE]), changed)
         return changed_label, shift, self.preview(detector.preprocessing.model_view(processed))
 
@@ -459,12 +465,12 @@ def build_demo(model_path: str | os.PathLike | None = None, trust_remote_code: b
         robust_inputs, robust_outputs = [upload, jpeg, blur], [robust_label, robust_shift, robust_image]
         # Every event that runs the model shares one pool of PREDICT_CONCURRENCY workers.
         scoring = dict(concurrency_limit=PREDICT_CONCURRENCY, concurrency_id="score")
-        upload.change(handlers.predict, [upload], [label, decision, seen], api_name="predict", **scoring).success(
-            handlers.robustness, robust_inputs, robust_outputs, api_visibility="private", **scoring
-        )
-        # `input` fires for drags, clicks, arrow keys and typed values alike; only the latest pending one runs.
-        gr.on([jpeg.input, blur.input], handlers.robustness, robust_inputs, robust_outputs, api_visibility="private",
-              trigger_mode="always_last", **scoring)
+        upload.change(handlers.predict, [upload], [label, decision, seen], api_name="predict", **scoring)
+        # One event for a new upload and for the sliders (`input` fires for drags, clicks, arrow keys and typed values
+        # alike): a session runs one preview at a time and then only the latest pending one, so a slow preview of an
+        # earlier upload cannot finish last and stand under the image now shown (two events could finish in any order).
+        gr.on([upload.change, jpeg.input, blur.input], handlers.robustness, robust_inputs, robust_outputs,
+              api_visibility="private", trigger_mode="always_last", **scoring)
         batch_button.click(handlers.batch, [batch_files], [batch_table, batch_csv], api_name="batch")
     return demo
 

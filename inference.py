@@ -254,9 +254,11 @@ def find_images(paths: Iterable[str | os.PathLike]) -> list[Path]:
     """Files named in `paths` plus, for folders, every image file below them: recursively, following folder links
     (each real folder once, across all of `paths`: `photos photos/2024` lists 2024's files once), sorted, hidden
     files and folders skipped. A broken link, and a folder that cannot be listed, are kept, so that their rows say
-    so. An empty path is refused (`Path("")` would be the working folder)."""
+    so. A file is listed once, however many arguments name it or lead to it (a file named beside its folder; a
+    link to a file is a file of its own). An empty path is refused (`Path("")` would be the working folder)."""
     found: list[Path] = []
     seen: set[str] = set()
+    listed: set[tuple[str, str]] = set()  # (real folder, name) of every file in `found`
     for name in paths:
         if not str(name):  # Path("") is the working folder: an unset shell variable would scan it
             raise ValueError("an empty path names no file or folder")
@@ -266,7 +268,7 @@ def find_images(paths: Iterable[str | os.PathLike]) -> list[Path]:
         except OSError:  # a name too long, a folder on its way that cannot be searched: its row says why
             folder_named = False
         if not folder_named:
-            found.append(path)  # named explicitly: scanned (or reported) whatever its extension
+            found += _unlisted([path], listed)  # named explicitly: scanned (or reported) whatever its extension
             continue
         below, unlisted = [], []
         for folder, folders, files in os.walk(path, followlinks=True, onerror=unlisted.append):
@@ -285,5 +287,16 @@ def find_images(paths: Iterable[str | os.PathLike]) -> list[Path]:
             if real not in seen:
                 seen.add(real)
                 below.append(Path(error.filename))
-        found.extend(sorted(below))
+        found += _unlisted(sorted(below), listed)
     return found
+
+
+def _unlisted(paths: list[Path], listed: set[tuple[str, str]]) -> list[Path]:
+    """The files of `paths` not in `listed` (by real folder and name), which they are added to."""
+    kept = []
+    for path in paths:
+        key = (os.path.realpath(path.parent), path.name)
+        if key not in listed:
+            listed.add(key)
+            kept.append(path)
+    return kept

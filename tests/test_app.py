@@ -6,6 +6,7 @@ import json
 import shutil
 import socket
 import struct
+import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -307,6 +308,49 @@ def test_browser_uploads_image_and_reads_label(app_url: str, awkward: dict[str, 
     assert "real" in prediction and "fake" in prediction and "%" in prediction
 
 
+def test_a_slow_preview_of_an_earlier_upload_never_stands_under_the_next_one(model_dir: Path, tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The preview of a large upload can take seconds: one for the next upload, started meanwhile, once finished
+    first and the old result then overwrote it, under the new image (and unnamed)."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} missing: install Debian's chromium (apt-get install -y chromium) to run the browser test")
+    from playwright.sync_api import sync_playwright
+
+    robustness = Handlers.robustness
+
+    def slow_for_one_file(self, path, jpeg_quality, blur_sigma):
+        if path and Path(path).name == "slow.png" and blur_sigma > 0:
+            time.sleep(4)  # a 9400² upload takes this long on a busy Space
+        return robustness(self, path, jpeg_quality, blur_sigma)
+
+    monkeypatch.setattr(Handlers, "robustness", slow_for_one_file)
+    shutil.copy(ASSETS / "fake_gan.png", tmp_path / "slow.png")
+    demo = build_demo(model_dir)
+    demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, **launch_kwargs(free_port()))
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page()
+                page.goto(demo.local_url, wait_until="domcontentloaded")
+                shift = page.locator("#robust-shift")
+                page.locator("#upload input[type=file]").set_input_files(str(tmp_path / "slow.png"))
+                shift.get_by_text("Move a slider").wait_for(timeout=30_000)
+                page.locator("#blur input[type=range]").focus()
+                page.keyboard.press("ArrowRight")  # the slow preview starts
+                page.wait_for_timeout(500)
+                page.locator("#upload button[aria-label='Clear']").first.click()
+                page.locator("#upload input[type=file]").set_input_files(str(ASSETS / "real_1.png"))
+                shift.get_by_text("real_1.png").wait_for(timeout=30_000)
+                page.wait_for_timeout(6_000)  # past the slow preview's end
+                final = shift.inner_text()
+            finally:
+                browser.close()
+    finally:
+        demo.close()
+    assert "real_1.png" in final and "slow.png" not in final, final
+
+
 def test_a_space_prefers_its_bundled_model_to_a_training_output(tiny_model_dir: Path, tmp_path: Path) -> None:
     folder = space.build_space(tiny_model_dir, tmp_path / "space")
     spec = importlib.util.spec_from_file_location("space_app", folder / "app.py")
@@ -376,7 +420,7 @@ def test_robustness_preview_scores_the_processed_image(model_dir: Path) -> None:
     assert abs(original - processed) > 1e-4  # the processing moves this image's score
     (decided, label), shift, _ = Handlers(detector, problem).robustness(str(path), 30, 3.0)
     assert label["fake"] == pytest.approx(processed) and decided == detector.label_of(processed)
-    assert shift == f"p(fake) {original:.3f} → {processed:.3f} after blur σ=3 then JPEG q=30"
+    assert shift == f"`fake_gan.png`: p(fake) {original:.3f} → {processed:.3f} after blur σ=3 then JPEG q=30"
 
 
 def test_robustness_preview_at_the_sliders_rest_positions_scores_nothing(model_dir: Path, monkeypatch) -> None:
@@ -557,6 +601,20 @@ def test_the_preview_is_what_the_model_reads(model_dir: Path, tmp_path: Path) ->
     assert np.abs(np.asarray(preview.resize((side, side)), dtype=int) - np.asarray(centre, dtype=int)).mean() > 20
 
 
+def test_an_image_smaller_than_the_crop_is_called_weak_evidence(model_dir: Path, tmp_path: Path) -> None:
+    """Below the model's size the crop is mostly black border: the decision must not read as one about the image."""
+    detector, problem = load_detector(str(model_dir))
+    side = detector.model.config.image_size
+    for width, height, share in ((side // 2, side // 2, "75%"), (1, 1, "100%"), (side, side // 4, "75%")):
+        Image.new("RGB", (width, height), (90, 120, 60)).save(tmp_path / "small.png")
+        _, decision, _ = Handlers(detector, problem).predict(str(tmp_path / "small.png"))
+        assert f"the model reads it padded with black to {side}×{side} px, {share} of what it reads being padding: " \
+               "weak evidence" in decision, decision
+        assert "its central" not in decision
+    Image.new("RGB", (side, side + 1)).save(tmp_path / "big-enough.png")
+    assert "padding" not in Handlers(detector, problem).predict(str(tmp_path / "big-enough.png"))[1]
+
+
 def test_a_model_whose_scores_are_not_numbers_is_a_message_naming_the_file(model_dir: Path, tmp_path: Path) -> None:
     detector, problem = load_detector(str(model_dir))
     with torch.no_grad():
@@ -570,6 +628,6 @@ def test_a_model_whose_scores_are_not_numbers_is_a_message_naming_the_file(model
 def test_every_scoring_event_shares_one_pool_and_old_uploads_are_cleaned(model_dir: Path) -> None:
     demo = build_demo(model_dir)
     scoring = [fn for fn in demo.fns.values() if fn.name in ("predict", "robustness")]
-    assert len(scoring) == 3  # the prediction, the preview chained to it, the preview on the sliders
+    assert len(scoring) == 2  # the prediction; the preview, on a new upload and on the sliders alike
     assert {(fn.concurrency_id, fn.concurrency_limit) for fn in scoring} == {("score", PREDICT_CONCURRENCY)}
     assert demo.delete_cache == CACHE_CLEANUP

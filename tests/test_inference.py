@@ -168,6 +168,16 @@ def test_a_folder_that_cannot_be_listed_gets_a_row_not_silence(tiny_model_dir, t
     assert find_images([tmp_path / "photos", locked]) == files
 
 
+def test_a_file_named_beside_its_folder_or_twice_is_listed_once(tmp_path, monkeypatch):
+    # it was scored twice, in two batches, and its two rows could differ in the last digits
+    for name in ("a.png", "b.png"):
+        Image.new("RGB", (8, 8)).save(tmp_path / name)
+    (tmp_path / "link.png").symlink_to(tmp_path / "a.png")  # a file link stays a file of its own
+    monkeypatch.chdir(tmp_path)
+    listed = find_images(["a.png", tmp_path, "./a.png", tmp_path / "b.png"])
+    assert listed == [Path("a.png"), tmp_path / "b.png", tmp_path / "link.png"]
+
+
 def test_paths_the_file_system_refuses_or_that_are_empty(tiny_model_dir, tmp_path, monkeypatch):
     too_long = tmp_path / ("a" * 300 + ".png")
     assert find_images([too_long]) == [too_long]  # was an OSError that stopped the whole scan

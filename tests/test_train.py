@@ -395,6 +395,12 @@ def test_detection_metric_single_class_subset():
     assert both["r_acc"] == 0.5 and both["f_acc"] == 0.5 and both["auc"] == 0.75
     with pytest.raises(ValueError, match="1 of 2 scores are NaN or infinite"):
         metric.compute(predictions=[0, 1], references=[0, 1], scores=[0.1, float("nan")])
+    # classes other than 0/1 counted in `acc` and in neither class (1 passing for "fake" beside them): refused
+    with pytest.raises(ValueError, match=r"references must be 0 \(real\) or 1 \(fake\); found \[2\]"):
+        metric.compute(predictions=[1, 1, 0, 0], references=[1, 1, 2, 2], scores=[0.1, 0.2, 0.8, 0.9])
+    with pytest.raises(ValueError, match=r"predictions must be 0 \(real\) or 1 \(fake\); found \[-1\]"):
+        metric.compute(predictions=[0, -1], references=[0, 1], scores=[0.1, 0.2])
+    assert metric.compute(predictions=[], references=[], scores=[])["note"] == "no images: AP and AUC are undefined"
 
 
 def test_accuracy_plot_leaves_undefined_values_out(tmp_path, monkeypatch):

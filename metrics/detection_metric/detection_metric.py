@@ -55,6 +55,11 @@ class DetectionMetric(evaluate.Metric):
         predictions = np.asarray(predictions, dtype=np.int64)
         references = np.asarray(references, dtype=np.int64)
         scores = np.asarray(scores, dtype=np.float64)
+        for name, values in (("references", references), ("predictions", predictions)):
+            # another class would count in `acc` and in neither class's accuracy (and 1 would pass for "fake")
+            unexpected = sorted({int(value) for value in values if value not in (0, 1)})
+            if unexpected:
+                raise ValueError(f"{name} must be 0 (real) or 1 (fake); found {unexpected[:5]}")
         if not np.isfinite(scores).all():
             raise ValueError(
                 f"{int((~np.isfinite(scores)).sum())} of {scores.size} scores are NaN or infinite: the model's outputs "
@@ -75,8 +80,8 @@ class DetectionMetric(evaluate.Metric):
             result["ap"] = float(average_precision_score(references, scores))
             result["auc"] = float(roc_auc_score(references, scores))
         else:
-            present = "real" if real.any() else "fake" if fake.any() else "no"
-            result["note"] = f"only {present} images: AP and AUC are undefined"
+            present = "only real images" if real.any() else "only fake images" if fake.any() else "no images"
+            result["note"] = f"{present}: AP and AUC are undefined"
         return result
 
 
