@@ -159,8 +159,7 @@ CARD_TEMPLATE = """---
 # {{ model_name }}
 
 A PiN-CLIP detector of AI-generated images (positive-incentive noise for CLIP, Yan et al. 2025, arXiv 2511.16136):
-CLIP vision tower, a linear real/fake head and, in training, learned feature-space noise. Labels: `0 = real`,
-`1 = fake`.
+CLIP vision tower, a linear real/fake head and, in training, {{ training_noise }}. Labels: `0 = real`, `1 = fake`.
 
 ## Usage
 
@@ -178,7 +177,7 @@ records it.
 
 - backbone: {{ backbone }}{{ lora_note }}
 - data: {{ training_data }}, split `{{ train_split }}`{{ benchmark_version }}
-- noise: `{{ noise_mode }}` (injection `{{ noise_injection }}`, λ = {{ noise_loss_weight }}, s = {{ random_noise_std }}, scale `{{ noise_scale }}`)
+- noise: {{ noise_settings }}
 - {{ hyperparameters }}
 
 ## Results ({{ dataset_name }})
@@ -191,6 +190,23 @@ Reproduce with:
 {{ command }}
 ```
 """
+
+
+# What the card's first paragraph says training added, per `noise_mode`: an ablation's `none` and `random` runs get
+# cards too, and must not claim the learned noise they were trained without.
+TRAINING_NOISE = {
+    "pin": "learned feature-space noise",
+    "random": "fixed Gaussian feature-space noise with no generator (the `random` row of the method's ablation)",
+    "none": "no noise: plain fine-tuning (the `none` row of the method's ablation)",
+}
+
+
+def noise_settings(config: PreTrainedConfig) -> str:
+    """The card's noise line: the settings that shaped training under `config.noise_mode`, none for `none`."""
+    if config.noise_mode == "none":
+        return "`none` (no noise in training)"
+    return (f"`{config.noise_mode}` (injection `{config.noise_injection}`, λ = {config.noise_loss_weight}, "
+            f"s = {config.random_noise_std}, scale `{config.noise_scale}`)")
 
 
 def public_command(command: str) -> str:
@@ -253,11 +269,8 @@ def write_model_card(
         benchmark_version=(f"\n- MiniGenImage version: {training['minigenimage_version']}"
                            if training.get("minigenimage_version") else ""),
         train_split=training.get("train_split", "train"),
-        noise_mode=config.noise_mode,
-        noise_injection=config.noise_injection,
-        noise_scale=config.noise_scale,
-        noise_loss_weight=config.noise_loss_weight,
-        random_noise_std=config.random_noise_std,
+        training_noise=TRAINING_NOISE[config.noise_mode],
+        noise_settings=noise_settings(config),
         hyperparameters=", ".join(f"{k} = {v}" for k, v in training.items()
                                   if k not in ("data", "train_split", "minigenimage_version")),
         results_table=results_table(metrics),

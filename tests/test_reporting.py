@@ -63,3 +63,21 @@ def test_public_command_names_absolute_and_home_paths_by_their_last_component():
         "python train.py --dataset_name genimage --output_dir=run 'x y' "
         "--model_name_or_path openai/clip-vit-large-patch14 --eval_dir wild --train_dir data/train"
     )
+
+
+@pytest.mark.parametrize("mode", ["pin", "random", "none"])
+def test_the_card_describes_the_noise_the_model_was_trained_with(tmp_path, mode):
+    """The ablation's `none` and `random` runs said they were trained with learned noise (and `none` listed λ and s)."""
+    from configuration_pinclip import PinClipConfig
+
+    config = PinClipConfig(noise_mode=mode, clip_name_or_path="openai/clip-vit-large-patch14")
+    metrics = {"subsets": {"gan": {"acc": 0.7, "r_acc": 0.8, "f_acc": 0.6, "ap": 0.8, "auc": 0.8, "n": 4}}}
+    metrics["mean"] = metrics["subsets"]["gan"]
+    card = reporting.write_model_card(tmp_path, metrics, config, "MiniGenImage", "minigenimage", {"data": "MiniGenImage"},
+                                      "python train.py").text
+    intro = card.split("## Usage")[0]
+    noise_line = next(line for line in card.splitlines() if line.startswith("- noise:"))
+    assert ("learned feature-space noise" in intro) == (mode == "pin")
+    assert ("fixed Gaussian feature-space noise" in intro) == (mode == "random")
+    assert ("no noise: plain fine-tuning" in intro) == (mode == "none")
+    assert noise_line.startswith(f"- noise: `{mode}`") and ("λ =" in noise_line) == (mode != "none")
