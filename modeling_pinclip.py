@@ -218,15 +218,20 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
 
     # ----------------------------------------------------------------------------------------------- building
     @classmethod
-    def from_clip(cls, clip_name_or_path: str, **overrides) -> "PinClipForImageClassification":
+    def from_clip(cls, clip_name_or_path: str, /, **overrides) -> "PinClipForImageClassification":
         """Build PiN-CLIP from a CLIP checkpoint (Hub id or local folder holding its tokenizer).
 
         The vision tower and visual projection are copied exactly; the class prompts are embedded once with the
         frozen text tower, which is then dropped. `overrides` are [`PinClipConfig`] fields; `lora_r > 0` adds
         LoRA to the vision tower (needs peft). `dtype` (or its older name `torch_dtype`) is the model's dtype, as in
-        `from_pretrained` (a `torch.dtype`, its name, or "auto" for the checkpoint's own); default float32. The model
-        is returned in evaluation mode, as `from_pretrained` returns one: call `.train()` to train it.
+        `from_pretrained` (a `torch.dtype`, its name, or "auto" for the checkpoint's own); default float32. The
+        checkpoint is fetched with `from_pretrained`'s file arguments (`revision`, `token`, `cache_dir`,
+        `local_files_only`, `force_download`, `proxies`, `subfolder`). The config records the checkpoint as
+        `clip_name_or_path` (a local folder by its name), unless that field is given: a local copy of a Hub CLIP can
+        record its Hub id, which the model card then links as `base_model`. The model is returned in evaluation mode,
+        as `from_pretrained` returns one: call `.train()` to train it.
         """
+        hub_kwargs = {name: overrides.pop(name) for name in FILE_LOCATION_KWARGS if name in overrides}
         if overrides.get("dtype") is not None and overrides.get("torch_dtype") is not None:
             raise ValueError("from_clip got both dtype and torch_dtype (its older name): give one")
         dtype, older_name = overrides.pop("dtype", None), overrides.pop("torch_dtype", None)
@@ -244,20 +249,21 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
         from_checkpoint = sorted(set(overrides) & FIELDS_FROM_CLIP)
         if from_checkpoint:
             raise ValueError(f"PinClipConfig field(s) {from_checkpoint} come from the CLIP checkpoint and cannot be overridden")
-        clip_type = PreTrainedConfig.get_config_dict(clip_name_or_path)[0].get("model_type")
+        clip_type = PreTrainedConfig.get_config_dict(clip_name_or_path, **hub_kwargs)[0].get("model_type")
         if clip_type != "clip":
             raise ValueError(
                 f"{clip_name_or_path} is not a CLIP checkpoint (model_type {clip_type!r}); from_clip needs a CLIPModel "
                 "such as openai/clip-vit-large-patch14 (reload a saved PiN-CLIP with from_pretrained)"
             )
-        clip = CLIPModel.from_pretrained(clip_name_or_path, dtype=dtype or torch.float32)
-        tokenizer = AutoTokenizer.from_pretrained(clip_name_or_path)
+        clip = CLIPModel.from_pretrained(clip_name_or_path, dtype=dtype or torch.float32, **hub_kwargs)
+        tokenizer = AutoTokenizer.from_pretrained(clip_name_or_path, **hub_kwargs)
+        # a local folder by its name only: config.json is published, and a path would show the user's machine
+        local = Path(clip_name_or_path)
+        overrides.setdefault("clip_name_or_path", local.resolve().name if local.is_dir() else str(clip_name_or_path))
         config = PinClipConfig(
             vision_config=clip.config.vision_config.to_dict(),
             text_config=clip.config.text_config.to_dict(),
             projection_dim=clip.config.projection_dim,
-            # a local folder by its name only: config.json is published, and a path would show the user's machine
-            clip_name_or_path=Path(clip_name_or_path).name if Path(clip_name_or_path).is_dir() else str(clip_name_or_path),
             **overrides,
         )
         model = cls(config)

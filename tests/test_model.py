@@ -1,5 +1,6 @@
 """PiN-CLIP configuration and model: CLIP equivalence, the noise objective, LoRA, saving without a text tower."""
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -419,6 +420,21 @@ def test_config_labels_and_round_trip(tmp_path):
     config.save_pretrained(tmp_path)
     loaded = PinClipConfig.from_pretrained(tmp_path)
     assert (loaded.noise_mode, loaded.random_noise_std, loaded.id2label) == ("random", 1, {0: "real", 1: "fake"})
+
+
+def test_from_clip_fetches_with_the_hub_arguments_and_records_the_name_given(tiny_clip_dir, tmp_path, monkeypatch):
+    # a CLIP in a subfolder of a repository: `subfolder` (like revision, token, cache_dir) reaches every loader
+    repo = tmp_path / "mirror"
+    shutil.copytree(tiny_clip_dir, repo / "clip")
+    model = PinClipForImageClassification.from_clip(str(repo), subfolder="clip", local_files_only=True)
+    reference = PinClipForImageClassification.from_clip(str(tiny_clip_dir))
+    assert torch.equal(model.prompt_embeds, reference.prompt_embeds)
+    assert model.config.clip_name_or_path == "mirror"
+    # a local copy of a Hub CLIP records the Hub id it stands for (was: "got multiple values for argument")
+    named = PinClipForImageClassification.from_clip(str(tiny_clip_dir), clip_name_or_path="openai/clip-vit-base-patch16")
+    assert named.config.clip_name_or_path == "openai/clip-vit-base-patch16"
+    monkeypatch.chdir(tiny_clip_dir)
+    assert PinClipForImageClassification.from_clip(".").config.clip_name_or_path == Path(tiny_clip_dir).name  # was ""
 
 
 def test_from_clip_rejects_unknown_override(tiny_clip_dir):
