@@ -31,6 +31,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import torch
 from accelerate import Accelerator
 from accelerate.state import AcceleratorState
 
@@ -41,6 +42,13 @@ from training_args import changed_settings, minigenimage_version, parse_argument
 RUN_RECORD = "ablation_run.json"  # the settings of a finished run
 # train.py arguments the ablation sets for every run itself (also refused as `--noise-mode`, which train.py accepts)
 OWN_TRAIN_ARGUMENTS = ("--noise_mode", "--seed", "--output_dir")
+# train.py arguments that make no sense for a set of runs: evaluation alone trains nothing (one model's scores would
+# fill every column), and one Hub repository would receive every run in turn, keeping only the last.
+REFUSED_TRAIN_ARGUMENTS = {
+    "--eval_only": "evaluates one model: there are no modes and seeds to compare (use train.py --eval_only)",
+    "--push_to_hub": "would upload every run to one repository; push the run you choose with hub_push.py",
+    "--hub_model_id": "would upload every run to one repository; push the run you choose with hub_push.py",
+}
 # Where a run is written and how it gets done (continued from a checkpoint or not), not what it trains.
 NOT_WHAT_IS_TRAINED = ("output_dir", "resume_from_checkpoint")
 
@@ -150,8 +158,12 @@ def main(argv: list[str] | None = None) -> dict:
         parser.error(f"--ablation_seeds must be at least 1, got {own.ablation_seeds}")
     if len(set(own.modes)) < len(own.modes):
         parser.error(f"--modes names a mode twice: {' '.join(own.modes)}")
-    ignored = [token for token in train_args  # `--noise-mode=pin` is `--noise_mode` to train.py's parser
-               if token.startswith("--") and "--" + token[2:].split("=")[0].replace("-", "_") in OWN_TRAIN_ARGUMENTS]
+    # `--noise-mode=pin` is `--noise_mode` to train.py's parser
+    named = [("--" + token[2:].split("=")[0].replace("-", "_"), token) for token in train_args if token.startswith("--")]
+    refused = [f"{token}: {REFUSED_TRAIN_ARGUMENTS[name]}" for name, token in named if name in REFUSED_TRAIN_ARGUMENTS]
+    if refused:
+        parser.error("; ".join(refused))
+    ignored = [token for name, token in named if name in OWN_TRAIN_ARGUMENTS]
     if ignored:
         parser.error(f"{' '.join(ignored)}: the ablation sets {', '.join(OWN_TRAIN_ARGUMENTS)} of every run itself "
                      "(use --modes, --ablation_seeds and --output_dir)")
@@ -186,8 +198,12 @@ def main(argv: list[str] | None = None) -> dict:
             "unseen_subsets": unseen_subsets(results[0]),
             "validation": mean_std(validation) if validation else None,
         }
-    command = "python ablation.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     table = ablation_table(summary)
+    # under `accelerate launch` one process writes and prints the summary (a PartialState built after the runs' reset
+    # would no longer know the launch: the process group is what still does)
+    if torch.distributed.is_initialized() and torch.distributed.get_rank() != 0:
+        return summary
+    command = "python ablation.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     out.mkdir(parents=True, exist_ok=True)
     (out / "ablation.json").write_text(
         json.dumps({"command": command, "minigenimage_version": version, "launch": layout, "accuracy": summary},
@@ -214,3 +230,4 @@ if __name__ == "__main__":
     except (ValueError, FileNotFoundError) as error:  # a run's data or arguments cannot work: as train.py says it
         print(f"ablation.py: error: {error}", file=sys.stderr)
         sys.exit(2)
+    train.end_processes()

@@ -24,7 +24,7 @@ import datasets
 import evaluate
 import numpy as np
 import torch
-from accelerate import Accelerator, DataLoaderConfiguration, DistributedType
+from accelerate import Accelerator, DataLoaderConfiguration, DistributedType, PartialState
 from accelerate.utils import gather_object, set_seed
 from PIL import Image
 from torch.utils.data import DataLoader
@@ -645,8 +645,14 @@ def main(argv: list[str] | None = None) -> dict:
             accelerator.print(f"validation: mean acc {reporting.percent(validation['mean']['acc'])} %")
         accelerator.print(summary(metrics, output_dir, time.time() - started))
     accelerator.wait_for_everyone()
-    accelerator.end_training()
+    # The process group stays up: ablation.py calls main() once per run in one launch, and a group destroyed and
+    # set up again in the same processes failed to connect. Whoever launched the processes takes it down.
     return metrics
+
+
+def end_processes() -> None:
+    """Take down the process group of a multi-process launch (no-op otherwise), as the script's last step."""
+    PartialState().destroy_process_group()
 
 
 if __name__ == "__main__":
@@ -655,3 +661,4 @@ if __name__ == "__main__":
     except (ValueError, FileNotFoundError) as error:  # data or arguments that cannot work: the message, no traceback
         print(f"train.py: error: {error}", file=sys.stderr)
         sys.exit(2)
+    end_processes()

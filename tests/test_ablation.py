@@ -153,6 +153,10 @@ def test_a_backbone_folder_written_again_is_a_new_run(fake_training, tmp_path: P
 @pytest.mark.parametrize("argv, message", [
     (["--seed", "5"], "--seed"), (["--noise_mode=pin"], "--noise_mode=pin"), (["--modes", "pin", "pin"], "twice"),
     (["--output-dir", "x"], "--output-dir"), (["--noise-mode=pin"], "--noise-mode=pin"),  # train.py's dash aliases
+    # one model's scores under every mode; every run uploaded to one repository in turn
+    (["--eval_only"], "--eval_only: evaluates one model"),
+    (["--push_to_hub", "--hub_model_id", "me/x"], "--push_to_hub: would upload every run to one repository"),
+    (["--hub-model-id=me/x"], "--hub-model-id=me/x: would upload every run"),
 ])
 def test_arguments_the_ablation_would_override_or_double_are_refused(argv, message, capsys) -> None:
     with pytest.raises(SystemExit) as exit_:

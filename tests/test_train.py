@@ -311,6 +311,23 @@ def test_two_processes_count_each_training_image_once(minigen_cache, tmp_path):
             "--minigenimage_reduced") in (tmp_path / "README.md").read_text()
 
 
+def test_the_ablation_trains_several_runs_in_one_two_process_launch(minigen_cache, tmp_path):
+    """ablation.py calls train.main once per run in the same processes: train.main took the process group down at
+    its end, and the second run's group then failed to connect (gloo: connection refused)."""
+    env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    launch = [str(ACCELERATE), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
+              "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29535"]
+    quick = ("--max_train_samples", "16", "--per_device_train_batch_size", "4", "--max_eval_samples", "4",
+             "--random_clip_shape", "tiny", "--num_train_epochs", "1")
+    ablation_args = ["--ablation_seeds", "1", "--modes", "pin", "none"]
+    result = subprocess.run(launch + ["ablation.py", *ablation_args, *reduced_args(minigen_cache, tmp_path, *quick)],
+                            cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=240)
+    assert result.returncode == 0, result.stderr[-3000:]
+    summary = json.loads((tmp_path / "ablation.json").read_text())
+    assert summary["launch"] == {"processes": 2, "mixed_precision": "no"} and list(summary["accuracy"]) == ["pin", "none"]
+    assert result.stdout.count("| **test mean** |") == 1  # the table, printed by the main process only
+
+
 # ------------------------------------------------------------------------------------- folders, eval-only
 @pytest.fixture
 def image_folder(tmp_path) -> Path:
