@@ -281,3 +281,18 @@ def test_runs_of_another_launch_layout_are_trained_again(fake_training, tmp_path
     ablation.main(argv)
     assert len(fake_training) == 2
     assert json.loads((tmp_path / "ablation.json").read_text())["launch"] == {"processes": 1, "mixed_precision": "no"}
+
+
+def test_mode_differences_give_the_gap_and_its_welch_t() -> None:
+    # a: mean 0.8, sample variance 0.01 over 3; b: mean 0.7, sample variance 0.005 over 2
+    a, b = [0.7, 0.8, 0.9], [0.65, 0.75]
+    assert ablation.welch_t(a, b) == pytest.approx(0.1 / (0.01 / 3 + 0.005 / 2) ** 0.5)
+    assert ablation.welch_t([0.8], b) is None and ablation.welch_t([0.5, 0.5], [0.5, 0.5]) is None
+    summary = {mode: {"unseen": ablation.mean_std(values), "validation": None}
+               for mode, values in (("pin", a), ("random", [0.7, 0.7]), ("none", b))}
+    differences = ablation.mode_differences(summary)
+    assert [entry["modes"] for entry in differences] == [["pin", "random"], ["pin", "none"], ["random", "none"]]
+    assert differences[1]["unseen"]["difference"] == pytest.approx(0.1) and differences[1]["validation"] is None
+    text = ablation.differences_text(differences)
+    assert "- `pin` − `none`: unseen families +10.0 points (Welch t 1.31)\n" in text
+    assert "- `random` − `none`: unseen families +0.0 points (Welch t 0.00)\n" in text
