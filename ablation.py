@@ -113,7 +113,8 @@ def differences_text(differences: list[dict]) -> str:
         for key, title in (("unseen", "unseen families"), ("validation", "validation")):
             if entry[key]:
                 t = entry[key]["welch_t"]
-                parts.append(f"{title} {100 * entry[key]['difference']:+.1f} points"
+                points = round(100 * entry[key]["difference"], 1) + 0.0  # + 0.0: no "-0.0"
+                parts.append(f"{title} {points:+.1f} points"
                              + (f" (Welch t {t:.2f})" if t is not None else ""))
         if parts:
             lines.append(f"- `{entry['modes'][0]}` − `{entry['modes'][1]}`: " + ", ".join(parts))

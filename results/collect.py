@@ -20,16 +20,34 @@ NOT_RUNS = ("random-clip", "checkpoints")
 
 
 def collect(outputs: Path = REPO_ROOT / "outputs", results: Path = REPO_ROOT / "results") -> list[Path]:
-    """Copy each report file below `outputs` to the same place below `results`; returns the copies, sorted."""
-    copied = []
+    """Copy the report files of each folder below `outputs` to the same place below `results`, a folder's reports
+    together: its earlier copies go first, so no copy of one run stands beside another run's. A run still training
+    (a `train_log.jsonl` without its `metrics.json`) is left out, its earlier copies kept. Returns the copies, sorted."""
+    folders: dict[Path, list[Path]] = {Path("."): []}  # every folder, also one whose reports are gone (a rerun's)
     for source in sorted(outputs.rglob("*")):
         relative = source.relative_to(outputs)
-        if source.name in REPORT_FILES and source.is_file() and not set(relative.parts) & set(NOT_RUNS):
-            target = results / relative
-            target.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(source, target)
-            copied.append(target)
-    return copied
+        if set(relative.parts) & set(NOT_RUNS):
+            continue
+        if source.is_dir():
+            folders.setdefault(relative, [])
+        elif source.name in REPORT_FILES and source.is_file():
+            folders.setdefault(relative.parent, []).append(source)
+    copied = []
+    for folder, sources in sorted(folders.items()):
+        names = {source.name for source in sources}
+        if "train_log.jsonl" in names and "metrics.json" not in names:
+            print(f"{outputs / folder}: still training (no metrics.json), its earlier copies kept")
+            continue
+        target_folder = results / folder
+        for name in REPORT_FILES:  # reports this folder no longer has are an earlier run's
+            (target_folder / name).unlink(missing_ok=True)
+        if not sources:
+            continue
+        target_folder.mkdir(parents=True, exist_ok=True)
+        for source in sources:
+            shutil.copyfile(source, target_folder / source.name)
+            copied.append(target_folder / source.name)
+    return sorted(copied)
 
 
 if __name__ == "__main__":

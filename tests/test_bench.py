@@ -133,13 +133,42 @@ def test_collect_copies_the_reports_of_every_run_and_nothing_else(tmp_path: Path
     outputs = tmp_path / "outputs"
     for name in ("ablation/ablation.json", "ablation/pin-seed0/metrics.json", "ablation/pin-seed0/README.md",
                  "ablation/pin-seed0/model.safetensors", "ablation/pin-seed0/random-clip/README.md",
-                 "run/checkpoints/checkpoint-2/metrics.json", "run/train_log.jsonl", "run/plots/roc_curves.png"):
+                 "run/checkpoints/checkpoint-2/metrics.json", "run/train_log.jsonl", "run/metrics.json",
+                 "run/plots/roc_curves.png"):
         (outputs / name).parent.mkdir(parents=True, exist_ok=True)
         (outputs / name).write_text(name)
     copies = collect(outputs, tmp_path / "results")
     assert [str(path.relative_to(tmp_path / "results")) for path in copies] == [
-        "ablation/ablation.json", "ablation/pin-seed0/README.md", "ablation/pin-seed0/metrics.json", "run/train_log.jsonl"]
+        "ablation/ablation.json", "ablation/pin-seed0/README.md", "ablation/pin-seed0/metrics.json",
+        "run/metrics.json", "run/train_log.jsonl"]
     assert (tmp_path / "results" / "run" / "train_log.jsonl").read_text() == "run/train_log.jsonl"
+
+
+def test_collect_never_mixes_two_runs_reports(tmp_path: Path) -> None:
+    """A rerun in progress: the ablation removed its summary, the run its metrics.json, and its log restarted. The old
+    summary and metrics stood beside the new partial log."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "results"))
+    from collect import collect
+
+    outputs, results = tmp_path / "outputs", tmp_path / "results"
+    for name in ("ablation/ablation.md", "ablation/pin-seed0/metrics.json", "ablation/pin-seed0/train_log.jsonl",
+                 "ablation/none-seed0/metrics.json", "ablation/none-seed0/train_log.jsonl"):
+        (outputs / name).parent.mkdir(parents=True, exist_ok=True)
+        (outputs / name).write_text("old")
+    collect(outputs, results)
+    (outputs / "ablation" / "ablation.md").unlink()  # the rerun starts
+    (outputs / "ablation" / "pin-seed0" / "metrics.json").unlink()
+    (outputs / "ablation" / "pin-seed0" / "train_log.jsonl").write_text("new, partial")
+    (outputs / "ablation" / "none-seed0" / "metrics.json").write_text("new")  # a run of the rerun that finished...
+    (outputs / "ablation" / "none-seed0" / "train_log.jsonl").write_text("new")
+    (outputs / "ablation" / "none-seed0" / "results.md").write_text("new")
+    collect(outputs, results)
+    # the partial run keeps its old copies together; the finished one has its new ones; the old summary is gone
+    assert {p.name: p.read_text() for p in (results / "ablation" / "pin-seed0").iterdir()} == {
+        "metrics.json": "old", "train_log.jsonl": "old"}
+    assert {p.name: p.read_text() for p in (results / "ablation" / "none-seed0").iterdir()} == {
+        "metrics.json": "new", "train_log.jsonl": "new", "results.md": "new"}
+    assert not (results / "ablation" / "ablation.md").exists()
 
 
 def test_collect_help_copies_nothing(tmp_path: Path) -> None:
