@@ -26,6 +26,7 @@ from ablation import std_points
 from configuration_pinclip import NOISE_MODES
 
 MARGIN_POINTS = 2.0
+SEEDS = 3  # the protocol's seed count: a summary over other seeds is shown, not judged
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,8 @@ def protocol_figure(protocol: Protocol, path: Path) -> Figure:
     # shown passes exactly when the row does: rounded to the nearest 0.1, a margin of 1.998 showed as "+2.0" and FAIL.
     margin = math.floor((means["pin"] - means["none"]) * 100 + 1e-6) / 100
     seeds = {len(stats["values"]) for stats in unseen.values()}
+    passed = (round(means["pin"], 1) == max(round(mean, 1) for mean in means.values()) and margin >= MARGIN_POINTS
+              if seeds == {SEEDS} else None)
     return Figure(
         name=protocol.name,
         setup=f"{setup} ({'/'.join(map(str, sorted(seeds)))} seeds)",
@@ -90,9 +93,12 @@ def protocol_figure(protocol: Protocol, path: Path) -> Figure:
         + f" (pin − none = {margin:+.2f})",
         target=target,
         # "best" on the means as shown (0.1 point): 77.04 against 77.05 both read 77.0, a tie, not a loss
-        passed=round(means["pin"], 1) == max(round(mean, 1) for mean in means.values()) and margin >= MARGIN_POINTS,
+        passed=passed,
         # the command the summary records: another ablation than the standard one is shown as what it is
         details=[f"read from {shown}", f"written by `{summary.get('command', 'an unknown command')}`",
+                 *([] if passed is not None else [f"no verdict: the protocol is {SEEDS} seeds per mode, this summary "
+                                                  f"has {'/'.join(map(str, sorted(seeds)))}; write it with "
+                                                  f"`{protocol.command}`"]),
                  *(f"{mode}: {', '.join(f'{100 * v:.1f}' for v in unseen[mode]['values'])}" for mode in NOISE_MODES)],
     )
 

@@ -50,8 +50,8 @@ class Settings:
 
 
 # 18 rounds: with 7, the H200's per-round training ratios spread over 0.95-1.28 and the median moved by 0.09 between
-# two runs of the same code (bench/NOTES.md §6); 15 took 85 s of gpu.sh's 260. 18 is a whole number of cycles of
-# the orders of two functions (2) and of three (6), so each runs first as often as the other.
+# two runs of the same code (bench/NOTES.md §6); that run took 85 s of gpu.sh's 260, compilation included. 18 is a
+# whole number of cycles of the orders of two functions (2) and of three (6), so each runs first as often as the other.
 FULL = Settings(shape="vit-l-14", train_batch=32, infer_batch=64, deploy_batch=256, matmul_size=8192, rounds=18,
                 calls_per_round=5)
 QUICK = Settings(shape="tiny", train_batch=8, infer_batch=8, deploy_batch=16, matmul_size=512, rounds=3,

@@ -44,5 +44,5 @@ if [ -n "${OUT:-}" ]; then
 fi
 echo "== benchmark"
 # Hard limit: with the package check's 30 s, under the 5-minute budget. On an H200 the run took 85 s with 7 rounds,
-# compilation included (bench/gpu_results_h200.md); 15 rounds should take about twice that.
+# compilation included (bench/gpu_results_h200.md); 18 rounds should take well under twice that.
 timeout 260 "$PYTHON" bench/bench_gpu.py "${ARGS[@]}"

@@ -3,7 +3,9 @@
 A tiny CLIP trained from random weights sits at chance loss for hundreds of steps before it learns, and a seed that
 starts late can end underfit: its low test accuracy is then a failed optimisation, not a property of its noise mode.
 This reads the `train_log.jsonl` of each run folder (what `train.py` writes) and prints, per run, the first logged
-step whose loss falls below `--fraction` of the first logged loss, the mean loss of the last `--tail` logged steps,
+step whose clean loss (the cross-entropy on clean features, which every noise mode logs; the total `loss` of `pin`
+and `random` adds the noisy term) falls below `--fraction` of the first logged one, its mean over the last `--tail`
+logged steps,
 and the run's accuracy on its training family and its unseen families from `metrics.json` (unseen as `ablation.py`
 counts them).
 
@@ -36,12 +38,17 @@ class Onset:
 
 
 def training_onset(run_dir: str | Path, fraction: float = 0.8, tail: int = 10) -> Onset:
-    """The first logged step whose loss is below `fraction` × the first logged loss, and the last `tail` steps' mean."""
+    """The first logged step whose clean loss is below `fraction` × the first logged one, and the last `tail` steps'
+    mean."""
     run_dir = Path(run_dir)
     log = run_dir / "train_log.jsonl"
     if not log.is_file():
         raise FileNotFoundError(f"{run_dir} holds no train_log.jsonl: not a train.py output folder")
-    losses = [(row["step"], row["loss"]) for row in map(json.loads, log.read_text().splitlines()) if "loss" in row]
+    rows = [json.loads(line) for line in log.read_text().splitlines()]
+    # The clean cross-entropy: `loss` adds λ × the noisy one under `pin` and `random` (twice the chance level at the
+    # start), so only the clean term compares runs of different modes. Logs from before it was logged have `loss`.
+    key = "clean_loss" if any("clean_loss" in row for row in rows) else "loss"
+    losses = [(row["step"], row[key]) for row in rows if key in row]
     if not losses:
         raise ValueError(f"{log} logs no training loss")
     first = losses[0][1]
@@ -69,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fraction", type=float, default=0.8, help="onset: loss below this fraction of the first")
     parser.add_argument("--tail", type=int, default=10, help="logged steps averaged for the final loss")
     args = parser.parse_args(argv)
-    print("| run | leaves chance at step | final loss | training family acc | unseen-family acc |")
+    print("| run | leaves chance at step | final clean loss | training family acc | unseen-family acc |")
     print("|---|---|---|---|---|")
     for run in args.runs:
         try:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
@@ -224,6 +225,15 @@ def test_detection_names_the_ablation_it_read_and_an_undefined_std(tmp_path: Pat
     path.write_text(json.dumps(summary))
     figure, _ = detection_run(ablation=path, pretrained_ablation=tmp_path / "absent.json")
     assert "pin 80.0 ± –" in figure.value and f"written by `{command}`" in figure.details
+    # one seed is not the protocol's three: pin "best by 5 points" was judged a pass
+    assert figure.passed is None and any("no verdict: the protocol is 3 seeds per mode, this summary has 1" in line
+                                         for line in figure.details)
+    ten = {"command": "python ablation.py --ablation_seeds 10",
+           "accuracy": {mode: {"unseen": mean_std([value] * 10)} for mode, value in (("pin", 0.8), ("random", 0.7),
+                                                                                     ("none", 0.75))}}
+    path.write_text(json.dumps(ten))
+    assert detection_run(ablation=path)[0].passed is None
+    path.write_text(json.dumps(summary))
     assert figure.setup.startswith("MiniGenImage ≤ 1.2 unseen-family")  # a summary that records no version
     path.write_text(json.dumps({**summary, "minigenimage_version": "1.3.0"}))
     assert detection_run(ablation=path)[0].setup.startswith("MiniGenImage 1.3.0 unseen-family")
@@ -331,9 +341,11 @@ def test_the_minigenimage_audit_counts_saturated_images_per_split_and_label(tmp_
     assert float(real_share) == round(hit[labels == 0].mean(), 3) and float(fake_share) == round(hit[labels == 1].mean(), 3)
 
 
-def _write_run(run: Path, losses: list[float], accuracies: dict[str, float] | None) -> Path:
+def _write_run(run: Path, losses: list[float], accuracies: dict[str, float] | None, noisy: bool = True) -> Path:
+    """A train.py folder whose log's clean loss is `losses`; with `noisy` (`pin`, `random`) the total `loss` adds a
+    noisy term as large again, as at the start of a real run."""
     run.mkdir(parents=True)
-    rows = [{"step": 10 * (i + 1), "loss": loss, "clean_loss": loss / 2} for i, loss in enumerate(losses)]
+    rows = [{"step": 10 * (i + 1), "loss": 2 * loss if noisy else loss, "clean_loss": loss} for i, loss in enumerate(losses)]
     (run / "train_log.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
     if accuracies is not None:
         metrics = {"subsets": {name: {"acc": acc} for name, acc in accuracies.items()},
@@ -348,13 +360,17 @@ def test_training_onset_finds_where_the_loss_leaves_chance_and_where_it_ends(tmp
     late = _write_run(tmp_path / "late", [1.4, 1.39, 1.2, 1.0, 0.5, 0.3, 0.1], {"tconv": 0.9, "gan": 0.7, "nearest": 0.6})
     onset = training_onset(late, fraction=0.8, tail=2)
     assert onset.onset_step == 40  # 1.0 is the first loss below 0.8 × 1.4 = 1.12
-    assert onset.final_loss == pytest.approx(0.2)
+    assert onset.final_loss == pytest.approx(0.2)  # the clean loss, not the total 0.4 of a noisy mode
     assert onset.training_family_acc == pytest.approx(0.9) and onset.unseen_acc == pytest.approx(0.65)
-    stuck = _write_run(tmp_path / "stuck", [0.69, 0.69, 0.68], None)
+    stuck = _write_run(tmp_path / "stuck", [0.75, 0.75, 0.7], None, noisy=False)  # a `none` run: loss = clean loss
     assert training_onset(stuck).onset_step is None and training_onset(stuck).unseen_acc is None
     assert main([str(late), str(stuck), "--tail", "2"]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith(f"| {tmp_path}")]
-    assert rows == [f"| {late} | 40 | 0.200 | 90.0 | 65.0 |", f"| {stuck} | never | 0.685 | – | – |"]
+    assert rows == [f"| {late} | 40 | 0.200 | 90.0 | 65.0 |", f"| {stuck} | never | 0.725 | – | – |"]
+    older = tmp_path / "older"  # a log from before the clean loss was logged: its loss is what there is
+    older.mkdir()
+    (older / "train_log.jsonl").write_text("".join(json.dumps({"step": s, "loss": v}) + "\n" for s, v in ((10, 1.0), (20, 0.5))))
+    assert training_onset(older, tail=1).final_loss == 0.5 and training_onset(older).onset_step == 20
 
 
 def test_training_onset_refuses_a_folder_without_a_training_log(tmp_path: Path, capsys) -> None:
@@ -367,3 +383,14 @@ def test_training_onset_refuses_a_folder_without_a_training_log(tmp_path: Path, 
     with pytest.raises(SystemExit):
         main([str(tmp_path)])
     assert "logs no training loss" in capsys.readouterr().err
+
+
+def test_a_failed_memory_probe_says_why(tmp_path: Path) -> None:
+    """The probe runs in a child process: its failure was a CalledProcessError quoting the probe's whole source."""
+    from bench_size_memory import pipeline_memory
+
+    (tmp_path / "empty").mkdir()
+    Image.new("RGB", (8, 8)).save(tmp_path / "probe.png")
+    with pytest.raises(RuntimeError, match=r"the pipeline probe on empty failed \(exit 1\): ") as error:
+        pipeline_memory(tmp_path / "empty", tmp_path / "probe.png")
+    assert "config.json" in str(error.value) and "import " not in str(error.value)  # the reason, not the source
