@@ -357,6 +357,19 @@ def reads_minigenimage(data_args: DataArguments) -> bool:
     return reads_dataset_name(data_args) and (data_args.dataset_name or MINIGENIMAGE) == MINIGENIMAGE
 
 
+def exported_minigenimage_seed(data_args: DataArguments) -> int | None:
+    """The seed of a MiniGenImage build exported to a folder (`datasets_scripts/minigenimage.py --output_dir`) that
+    the run reads as `--dataset_name`, from the report.json the export writes beside it; None for any other data."""
+    if not reads_dataset_name(data_args) or not data_args.dataset_name:
+        return None
+    report = Path(data_args.dataset_name) / "report.json"
+    try:
+        content = json.loads(report.read_text()) if report.is_file() else {}
+    except (OSError, ValueError):  # not an export's report: the dataset's loading says what is wrong with the folder
+        return None
+    return content.get("seed") if isinstance(content, dict) and content.get("name") == "MiniGenImage" else None
+
+
 def minigenimage_version(data_args: DataArguments) -> str | None:
     """The version of MiniGenImage a run reads (another version holds other images), None when it reads none."""
     if not reads_minigenimage(data_args):

@@ -119,6 +119,14 @@ def test_a_backbone_pretrained_on_other_tiles_is_refused_for_this_minigenimage(t
     with pytest.raises(ValueError, match="pretrained on the training tiles of MiniGenImage seed 0"):
         train.main(["--model_name_or_path", str(backbone), "--minigenimage_seed", "1", "--train_dir", str(tmp_path),
                     "--dataset_name", "minigenimage", "--output_dir", str(tmp_path / "run2")])
+    # seed 1 exported to a folder (`minigenimage.py --output_dir`) and read as --dataset_name: its report names the
+    # seed, and the check was skipped (70 of 128 of its validation/test real crops lay in pretraining tiles)
+    export = tmp_path / "mgi-seed1"
+    export.mkdir()
+    (export / "report.json").write_text(json.dumps({"name": "MiniGenImage", "version": "1.4.0", "seed": 1}))
+    with pytest.raises(ValueError, match="pretrained on the training tiles of MiniGenImage seed 0"):
+        train.main(["--model_name_or_path", str(backbone), "--dataset_name", str(export), "--output_dir",
+                    str(tmp_path / "run3")])
 
 
 def test_an_output_folder_holding_something_else_is_refused_untouched(tmp_path: Path, capsys) -> None:
