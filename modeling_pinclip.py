@@ -125,16 +125,17 @@ class PinNoiseGenerator(nn.Module):
         self.mu_head = NoiseHead(width, query_dim, initial_bias=0.0)
         self.sigma_head = NoiseHead(width, query_dim, initial_bias=initial_sigma_bias(config))
         self.sigma_activation = config.sigma_activation
-        self.config = config  # the model's own: sigma_floor is read at every call, so an edit of it takes effect
 
     def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
         batch, length, width = x.shape
         return x.view(batch, length, self.num_heads, width // self.num_heads).transpose(1, 2)
 
-    def forward(self, queries: torch.Tensor, prompt_embeds: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """queries `(B, Dq)` or `(B, N, Dq)`, prompt_embeds `(K, projection_dim)` → μ, σ shaped like queries."""
+    def forward(self, queries: torch.Tensor, prompt_embeds: torch.Tensor,
+                sigma_floor: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """queries `(B, Dq)` or `(B, N, Dq)`, prompt_embeds `(K, projection_dim)` → μ, σ shaped like queries, σ at least
+        `sigma_floor` (the model passes its config's value at every call: an edit of it, or a new config, counts)."""
         if queries.dim() == 2:
-            mu, sigma = self.forward(queries.unsqueeze(1), prompt_embeds)
+            mu, sigma = self.forward(queries.unsqueeze(1), prompt_embeds, sigma_floor)
             return mu.squeeze(1), sigma.squeeze(1)
         batch, length, _ = queries.shape
         keys = self.key_norm(prompt_embeds).unsqueeze(0)
@@ -145,7 +146,7 @@ class PinNoiseGenerator(nn.Module):
         mu = self.mu_head(attended)
         raw_sigma = self.sigma_head(attended)
         sigma = F.softplus(raw_sigma) if self.sigma_activation == "softplus" else raw_sigma.abs()
-        return mu, sigma + float(self.config.sigma_floor)
+        return mu, sigma + float(sigma_floor)
 
 
 if CLIPImageProcessorPil is not None:
@@ -473,7 +474,7 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
         """(μ, σ, ε) for `samples` draws; ε has shape `(samples, *queries.shape)`."""
         if self.noise_generator is not None:
             source = queries.detach() if self.config.detach_generator_input else queries
-            mu, sigma = self.noise_generator(source, self.prompt_embeds.to(queries.dtype))
+            mu, sigma = self.noise_generator(source, self.prompt_embeds.to(queries.dtype), self.config.sigma_floor)
         else:  # `random`: fixed isotropic noise, also used by `none` for inference_noise="sample"
             mu = torch.zeros_like(queries)
             sigma = torch.full_like(queries, float(self.config.random_noise_std))

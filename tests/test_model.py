@@ -62,7 +62,8 @@ def test_inference_noise_mean_changes_logits_by_mu(tiny_clip_dir):
         model.noise_generator.mu_head.bias.fill_(0.3)
         pixels = images()
         out = model(pixels)
-        expected = model.classifier(out.image_embeds + model.noise_generator(out.image_embeds, model.prompt_embeds)[0])
+        mu, _ = model.noise_generator(out.image_embeds, model.prompt_embeds, model.config.sigma_floor)
+        expected = model.classifier(out.image_embeds + mu)
     torch.testing.assert_close(out.logits, expected)
 
 
@@ -135,7 +136,7 @@ def test_training_loss_is_clean_plus_weighted_noisy_ce(tiny_clip_dir, mode):
     with torch.no_grad():
         v = model.visual_projection(model.vision_model(pixel_values=pixels).pooler_output)
         if mode == "pin":
-            mu, sigma = model.noise_generator(v, model.prompt_embeds)
+            mu, sigma = model.noise_generator(v, model.prompt_embeds, model.config.sigma_floor)
         else:
             mu, sigma = torch.zeros_like(v), torch.full_like(v, model.config.random_noise_std)
         torch.manual_seed(123)
@@ -449,7 +450,7 @@ def test_generator_starts_where_random_noise_is(tiny_clip_dir, activation, floor
         str(tiny_clip_dir), sigma_activation=activation, sigma_floor=floor, random_noise_std=std
     ).eval()
     with torch.no_grad():
-        mu, sigma = model.noise_generator(model(images()).image_embeds, model.prompt_embeds)
+        mu, sigma = model.noise_generator(model(images()).image_embeds, model.prompt_embeds, model.config.sigma_floor)
     assert mu.abs().max() < 0.05
     torch.testing.assert_close(sigma, torch.full_like(sigma, std), atol=0.02, rtol=0)
 
@@ -473,7 +474,7 @@ def test_by_default_the_backbone_learns_only_through_v_plus_noise(tiny_clip_dir)
 
     model.zero_grad()
     v = model.visual_projection(model.vision_model(pixel_values=pixels).pooler_output)
-    mu, sigma = model.noise_generator(v.detach(), model.prompt_embeds)
+    mu, sigma = model.noise_generator(v.detach(), model.prompt_embeds, model.config.sigma_floor)
     torch.manual_seed(123)
     eps = mu + sigma * torch.randn(1, *v.shape)[0]
     (F.cross_entropy(model.classifier(v), labels) + F.cross_entropy(model.classifier(v + eps), labels)).backward()
@@ -786,6 +787,10 @@ def test_noise_values_set_by_assignment_take_effect_and_module_shaping_ones_are_
     model.config.sigma_floor = 1.0
     torch.manual_seed(0)
     assert model(images(), labels=labels).noise_sigma_mean == pytest.approx(float(before) + 1.0)
+    # a whole new config counts too (the generator kept the config it was built with, and its floor)
+    model.config = PinClipConfig.from_dict({**model.config.to_dict(), "sigma_floor": 0.0})
+    torch.manual_seed(0)
+    assert model(images(), labels=labels).noise_sigma_mean == pytest.approx(float(before))
     model.config.noise_samples = 0
     with pytest.raises(ValueError, match="PinClipConfig.noise_samples=0 must be an integer >= 1"):
         model(images(), labels=labels)
@@ -819,7 +824,7 @@ def test_abs_activation_turns_a_negative_raw_sigma_positive(tiny_clip_dir):
     with torch.no_grad():
         model.noise_generator.sigma_head.weight.zero_()
         model.noise_generator.sigma_head.bias.fill_(-0.4)
-        _, sigma = model.noise_generator(model(images()).image_embeds, model.prompt_embeds)
+        _, sigma = model.noise_generator(model(images()).image_embeds, model.prompt_embeds, model.config.sigma_floor)
     torch.testing.assert_close(sigma, torch.full_like(sigma, 0.5))  # |-0.4| + 0.1
 
 
@@ -828,7 +833,7 @@ def test_kl_loss_is_measured_against_the_configured_prior(tiny_clip_dir):
     with torch.no_grad():
         model.noise_generator.mu_head.bias.fill_(0.3)  # a KL visibly above 0
         out = model(images(), labels=LABELS)
-        mu, sigma = model.noise_generator(out.image_embeds, model.prompt_embeds)
+        mu, sigma = model.noise_generator(out.image_embeds, model.prompt_embeds, model.config.sigma_floor)
     torch.testing.assert_close(out.kl_loss, gaussian_kl(mu, sigma, 0.5))
     torch.testing.assert_close(out.loss, out.clean_loss + out.noise_loss + 0.5 * out.kl_loss)
 
