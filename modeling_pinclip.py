@@ -360,6 +360,13 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
         if self.has_lora:
             self.enable_input_require_grads()
 
+    def set_attn_implementation(self, attn_implementation: str | dict, **kwargs) -> None:
+        """As in transformers, a name applying to the vision tower (and the model): the text config is kept for the
+        record only, with no module to switch, and transformers warns of "undefined behavior" when asked to set it."""
+        if isinstance(attn_implementation, str):
+            attn_implementation = {"": attn_implementation, "vision_config": attn_implementation}
+        return super().set_attn_implementation(attn_implementation, **kwargs)
+
     def add_lora(self) -> "PinClipForImageClassification":
         """Wrap the vision tower with LoRA (config's `lora_*` fields) and freeze the rest of CLIP."""
         if get_peft_model is None:

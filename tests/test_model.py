@@ -438,6 +438,25 @@ def test_from_clip_fetches_with_the_hub_arguments_and_records_the_name_given(tin
     assert PinClipForImageClassification.from_clip(".").config.clip_name_or_path == Path(tiny_clip_dir).name  # was ""
 
 
+def test_attention_switches_on_the_vision_tower_without_a_warning_about_the_text_config(tiny_clip_dir, caplog):
+    # from_clip's own message points here; transformers warned of "undefined behavior" for the text config it keeps
+    import transformers
+
+    model = PinClipForImageClassification.from_clip(str(tiny_clip_dir))
+    expected = model(images()).logits
+    transformers.logging.enable_propagation()
+    try:
+        with caplog.at_level("WARNING"):
+            model.set_attn_implementation("eager")
+    finally:
+        transformers.logging.disable_propagation()
+    assert "text_config" not in caplog.text
+    assert model.vision_model.config._attn_implementation == "eager" == model.config._attn_implementation
+    out = model(images(), output_attentions=True)
+    assert len(out.attentions) == model.config.vision_config.num_hidden_layers
+    torch.testing.assert_close(out.logits, expected, atol=1e-5, rtol=1e-5)
+
+
 def test_from_clip_rejects_unknown_override(tiny_clip_dir):
     with pytest.raises((TypeError, ValueError), match="noise_std"):
         PinClipForImageClassification.from_clip(str(tiny_clip_dir), noise_std=0.1)
