@@ -1,8 +1,9 @@
 """What real/fake labels mean, whatever a dataset or a detector on the Hub calls them: 0 = real, 1 = fake.
 
 Training data's class names ("AI-generated" / "Real photo") are read with `label_meaning`, the same rule as a model's
-label names; a detector's outputs are read through `FakeOutput`, so a model whose labels are "AI" / "Not AI" or "artificial" / "human", or whose one logit is "real", is scored the right
-way round everywhere (evaluation, the scanner, the demo). The demo's Space carries this file.
+label names; a detector's outputs are read through `FakeOutput`, so a model whose labels are "AI" / "Not AI" or
+"artificial" / "human", or whose one logit is "real", is scored the right way round everywhere (evaluation, the
+scanner, the demo). The demo's Space carries this file.
 """
 
 import re

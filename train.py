@@ -42,7 +42,8 @@ from modeling_pinclip import PinClipForImageClassification, PinClipOutput
 from pretrain_backbone import check_tile_record
 from training_args import (
     CHECKPOINT_PREFIX, MINIGENIMAGE, RESUMABLE_CHANGES, DataArguments, ModelArguments, TrainingArguments,
-    changed_settings, data_seed, exported_minigenimage_seed, minigenimage_version, parse_arguments, reads_minigenimage, run_settings,
+    changed_settings, data_seed, exported_minigenimage_seed, minigenimage_version, parse_arguments, reads_minigenimage,
+    run_settings,
 )
 
 REPO_ROOT = Path(__file__).resolve().parent

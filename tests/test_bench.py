@@ -345,7 +345,8 @@ def _write_run(run: Path, losses: list[float], accuracies: dict[str, float] | No
     """A train.py folder whose log's clean loss is `losses`; with `noisy` (`pin`, `random`) the total `loss` adds a
     noisy term as large again, as at the start of a real run."""
     run.mkdir(parents=True)
-    rows = [{"step": 10 * (i + 1), "loss": 2 * loss if noisy else loss, "clean_loss": loss} for i, loss in enumerate(losses)]
+    rows = [{"step": 10 * (i + 1), "loss": 2 * loss if noisy else loss, "clean_loss": loss}
+            for i, loss in enumerate(losses)]
     (run / "train_log.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
     if accuracies is not None:
         metrics = {"subsets": {name: {"acc": acc} for name, acc in accuracies.items()},
@@ -369,7 +370,8 @@ def test_training_onset_finds_where_the_loss_leaves_chance_and_where_it_ends(tmp
     assert rows == [f"| {late} | 40 | 0.200 | 90.0 | 65.0 |", f"| {stuck} | never | 0.725 | – | – |"]
     older = tmp_path / "older"  # a log from before the clean loss was logged: its loss is what there is
     older.mkdir()
-    (older / "train_log.jsonl").write_text("".join(json.dumps({"step": s, "loss": v}) + "\n" for s, v in ((10, 1.0), (20, 0.5))))
+    rows = ({"step": 10, "loss": 1.0}, {"step": 20, "loss": 0.5})
+    (older / "train_log.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
     assert training_onset(older, tail=1).final_loss == 0.5 and training_onset(older).onset_step == 20
 
 
