@@ -465,12 +465,14 @@ def build_demo(model_path: str | os.PathLike | None = None, trust_remote_code: b
         robust_inputs, robust_outputs = [upload, jpeg, blur], [robust_label, robust_shift, robust_image]
         # Every event that runs the model shares one pool of PREDICT_CONCURRENCY workers.
         scoring = dict(concurrency_limit=PREDICT_CONCURRENCY, concurrency_id="score")
-        upload.change(handlers.predict, [upload], [label, decision, seen], api_name="predict", **scoring)
-        # One event for a new upload and for the sliders (`input` fires for drags, clicks, arrow keys and typed values
-        # alike): a session runs one preview at a time and then only the latest pending one, so a slow preview of an
-        # earlier upload cannot finish last and stand under the image now shown (two events could finish in any order).
-        gr.on([upload.change, jpeg.input, blur.input], handlers.robustness, robust_inputs, robust_outputs,
-              api_visibility="private", trigger_mode="always_last", **scoring)
+        # `input` fires for drags, clicks, arrow keys and typed values alike; only the latest pending one runs.
+        sliders = gr.on([jpeg.input, blur.input], handlers.robustness, robust_inputs, robust_outputs,
+                        api_visibility="private", trigger_mode="always_last", **scoring)
+        # A new upload cancels the sliders' preview of the previous one: a slow one that finished after the new
+        # upload's own preview stood under the new image. (The browser drops a cancelled event's late result.)
+        upload.change(handlers.predict, [upload], [label, decision, seen], api_name="predict", cancels=[sliders],
+                      **scoring).success(handlers.robustness, robust_inputs, robust_outputs, api_visibility="private",
+                                         **scoring)
         batch_button.click(handlers.batch, [batch_files], [batch_table, batch_csv], api_name="batch")
     return demo
 

@@ -628,6 +628,6 @@ def test_a_model_whose_scores_are_not_numbers_is_a_message_naming_the_file(model
 def test_every_scoring_event_shares_one_pool_and_old_uploads_are_cleaned(model_dir: Path) -> None:
     demo = build_demo(model_dir)
     scoring = [fn for fn in demo.fns.values() if fn.name in ("predict", "robustness")]
-    assert len(scoring) == 2  # the prediction; the preview, on a new upload and on the sliders alike
+    assert len(scoring) == 3  # the prediction, the preview chained to it, the preview on the sliders
     assert {(fn.concurrency_id, fn.concurrency_limit) for fn in scoring} == {("score", PREDICT_CONCURRENCY)}
     assert demo.delete_cache == CACHE_CLEANUP
