@@ -576,15 +576,20 @@ PROGAN_CLASSES = frozenset(
 )
 
 
+def names_split_again(name: str, split: str) -> bool:
+    """Whether the folder `name`, right below a folder of `split`, names that split again: an archive's own folder
+    (`test/CNN_synth_testset/`, as CNNDetection's instructions unzip it into `test/`) or the split repeated
+    (`test/test/`, `test.zip` unzipped into `test/`). Taken for a generator, it would be the one generator of every file
+    below it. Not ProGAN's LSUN class `train` (`train/train/0_real`), which is a class."""
+    return SPLIT_ALIASES.get(name.lower()) == split and name.lower() not in PROGAN_CLASSES
+
+
 def leading_split(parts: tuple[str, ...], match: LabelMatch) -> tuple[str | None, int]:
     """The split named by the first folder, if any, and where the folders after it start: after a second folder
-    naming the same split too (`test/CNN_synth_testset/progan/...`, as CNNDetection's instructions unzip it into
-    `test/`; `test/test/<gen>/...`), which would otherwise be taken for the one generator of every file below it."""
+    naming the same split too (`names_split_again`)."""
     if match.index >= 1 and parts[0].lower() in SPLIT_ALIASES:
         split = SPLIT_ALIASES[parts[0].lower()]
-        inner = parts[1].lower() if match.index >= 2 else None
-        # `test/test/<gen>/...` too: `test.zip` unzipped into a `test` folder
-        return split, 2 if SPLIT_ALIASES.get(inner) == split else 1
+        return split, 2 if match.index >= 2 and names_split_again(parts[1], split) else 1
     return None, 0
 
 

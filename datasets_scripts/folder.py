@@ -22,12 +22,12 @@ import datasets
 
 if __package__:
     from .convert_common import (
-        ARCHIVE_SPLIT_FOLDERS, SPLIT_ALIASES, LayoutRule, Placement, cli, convert, find_label, load_converted,
+        SPLIT_ALIASES, LayoutRule, Placement, cli, convert, find_label, load_converted, names_split_again,
         split_below_label,
     )
 else:
     from convert_common import (
-        ARCHIVE_SPLIT_FOLDERS, SPLIT_ALIASES, LayoutRule, Placement, cli, convert, find_label, load_converted,
+        SPLIT_ALIASES, LayoutRule, Placement, cli, convert, find_label, load_converted, names_split_again,
         split_below_label,
     )
 
@@ -43,8 +43,7 @@ def folder_rule(root_name: str, default_split: str = "train") -> LayoutRule:
         position = next((i for i, name in enumerate(middle) if name.lower() in SPLIT_ALIASES), None)
         if position is not None:
             split = SPLIT_ALIASES[middle.pop(position).lower()]
-            # `test/CNN_synth_testset/<gen>`: an archive's own folder of that split, unzipped into it, names no generator
-            if position < len(middle) and ARCHIVE_SPLIT_FOLDERS.get(middle[position].lower()) == split:
+            if position < len(middle) and names_split_again(middle[position], split):  # `test/CNN_synth_testset/<gen>`
                 middle.pop(position)
         else:
             split = split_below_label(parts, match) or default_split

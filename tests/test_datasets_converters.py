@@ -611,6 +611,12 @@ def test_a_test_archive_unzipped_into_its_split_folder_keeps_its_generators(tmp_
     dsd = aigibench.convert_aigibench(raw, tmp_path / "out")
     assert sorted(set(dsd["test"]["generator"])) == ["FLUX1-dev", "SDXL"]
     assert forensynths.forensynths_rule(("test", "test", "biggan", "1_fake", "x.png")).generator == "biggan"
+    dsd = folder.convert_folder(raw, tmp_path / "out-folder")  # the generic reader alike
+    assert sorted(set(dsd["test"]["generator"])) == ["FLUX1-dev", "SDXL"]
+    # ... but `train/train/` is ProGAN's LSUN class "train" under the training split, as before
+    assert aigibench.aigibench_rule(("train", "train", "0_real", "x.png")) == convert_common.Placement(
+        "train", 0, "progan", "train")
+    assert folder.folder_rule("raw")(("train", "train", "0_real", "x.png")).generator == "train"
 
 
 def test_nas_and_system_metadata_folders_are_reported_not_read(tmp_path):
