@@ -42,8 +42,7 @@ from modeling_pinclip import PinClipForImageClassification, PinClipOutput
 from pretrain_backbone import check_tile_record
 from training_args import (
     CHECKPOINT_PREFIX, MINIGENIMAGE, RESUMABLE_CHANGES, DataArguments, ModelArguments, TrainingArguments,
-    changed_settings, data_seed, exported_minigenimage_seed, minigenimage_version, parse_arguments, reads_minigenimage,
-    run_settings,
+    changed_settings, data_seed, minigenimage_seed_read, minigenimage_version, parse_arguments, run_settings,
 )
 
 REPO_ROOT = Path(__file__).resolve().parent
@@ -451,8 +450,7 @@ def main(argv: list[str] | None = None) -> dict:
     if args.eval_only:
         return run_eval_only(model_args, data_args, args, accelerator, started)
     # its validation and test crops must not come from tiles the backbone was pretrained on, whatever the training data
-    # (MiniGenImage built here, or a build exported to a folder: its report.json names its seed)
-    tiles_seed = data_args.minigenimage_seed if reads_minigenimage(data_args) else exported_minigenimage_seed(data_args)
+    tiles_seed = minigenimage_seed_read(data_args)
     if model_args.model_name_or_path and tiles_seed is not None:
         check_tile_record(model_args.model_name_or_path, tiles_seed)
 

@@ -357,9 +357,12 @@ def reads_minigenimage(data_args: DataArguments) -> bool:
     return reads_dataset_name(data_args) and (data_args.dataset_name or MINIGENIMAGE) == MINIGENIMAGE
 
 
-def exported_minigenimage_seed(data_args: DataArguments) -> int | None:
-    """The seed of a MiniGenImage build exported to a folder (`datasets_scripts/minigenimage.py --output_dir`) that
-    the run reads as `--dataset_name`, from the report.json the export writes beside it; None for any other data."""
+def minigenimage_seed_read(data_args: DataArguments) -> int | None:
+    """The seed of the MiniGenImage build a run reads (which tiles its splits come from): `--minigenimage_seed` when
+    it builds one, the seed in the report.json of a build exported to a folder (`datasets_scripts/minigenimage.py
+    --output_dir`) and read as `--dataset_name`; None for any other data."""
+    if reads_minigenimage(data_args):
+        return data_args.minigenimage_seed
     if not reads_dataset_name(data_args) or not data_args.dataset_name:
         return None
     report = Path(data_args.dataset_name) / "report.json"
