@@ -5,9 +5,8 @@ starts late can end underfit: its low test accuracy is then a failed optimisatio
 This reads the `train_log.jsonl` of each run folder (what `train.py` writes) and prints, per run, the first logged
 step whose clean loss (the cross-entropy on clean features, which every noise mode logs; the total `loss` of `pin`
 and `random` adds the noisy term) falls below `--fraction` of the first logged one, its mean over the last `--tail`
-logged steps,
-and the run's accuracy on its training family and its unseen families from `metrics.json` (unseen as `ablation.py`
-counts them).
+logged steps, and the run's accuracy on its training family and its unseen families from `metrics.json` (unseen as
+`ablation.py` counts them).
 
     python bench/training_onset.py outputs/ablation-minigenimage/*-seed*
 """

@@ -57,9 +57,9 @@ class DetectionMetric(evaluate.Metric):
         scores = np.asarray(scores, dtype=np.float64)
         for name, values in (("references", references), ("predictions", predictions)):
             # another class would count in `acc` and in neither class's accuracy (and 1 would pass for "fake")
-            unexpected = sorted({int(value) for value in values if value not in (0, 1)})
-            if unexpected:
-                raise ValueError(f"{name} must be 0 (real) or 1 (fake); found {unexpected[:5]}")
+            unexpected = np.unique(values[(values != 0) & (values != 1)])
+            if unexpected.size:
+                raise ValueError(f"{name} must be 0 (real) or 1 (fake); found {unexpected[:5].tolist()}")
         if not np.isfinite(scores).all():
             raise ValueError(
                 f"{int((~np.isfinite(scores)).sum())} of {scores.size} scores are NaN or infinite: the model's outputs "
