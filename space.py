@@ -101,14 +101,14 @@ def build_space(model_dir: str | Path, output_dir: str | Path, title: str = "PiN
         # repository (.git), notes or a checkout that happen to hold an app.py and a model/ folder are refused.
         entries = {path.name for path in output_dir.iterdir()}
         foreign = sorted(entries - SPACE_ENTRIES)
-        if entries and not foreign and not WRITTEN_ENTRIES <= entries:  # someone's own app.py, say
-            missing = ", ".join(sorted(WRITTEN_ENTRIES - entries))
-            raise FileExistsError(f"output {output_dir} is not a Space folder written before (it lacks {missing}): "
-                                  "not replaced, name a new or empty folder")
         if foreign:
             shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
             raise FileExistsError(f"output {output_dir} is not a Space folder written before: it holds what space.py "
                                   f"does not write ({shown}); not replaced, name a new or empty folder")
+        if entries and not WRITTEN_ENTRIES <= entries:  # someone's own app.py, say
+            missing = ", ".join(sorted(WRITTEN_ENTRIES - entries))
+            raise FileExistsError(f"output {output_dir} is not a Space folder written before (it lacks {missing}): "
+                                  "not replaced, name a new or empty folder")
         shutil.rmtree(output_dir)
     output_dir.mkdir(parents=True)
     for name in APP_FILES:
