@@ -17,6 +17,7 @@ import copy
 import dataclasses
 import math
 import os
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -381,7 +382,13 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
             lora_dropout=self.config.lora_dropout,
             target_modules=list(self.config.lora_target_modules),
         )
-        self.vision_model = get_peft_model(self.vision_model, lora)
+        with warnings.catch_warnings():
+            # peft asks every model for the `is_gradient_checkpointing` alias, which transformers 5 deprecates with
+            # a FutureWarning the user cannot act on; the model's own `is_activation_checkpointing` is read below.
+            warnings.filterwarnings(
+                "ignore", message="`is_gradient_checkpointing` is deprecated", category=FutureWarning
+            )
+            self.vision_model = get_peft_model(self.vision_model, lora)
         self.visual_projection.requires_grad_(False)
         if self.is_activation_checkpointing:
             self.enable_input_require_grads()  # see activation_checkpointing_enable

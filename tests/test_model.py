@@ -1,6 +1,7 @@
 """PiN-CLIP configuration and model: CLIP equivalence, the noise objective, LoRA, saving without a text tower."""
 
 import shutil
+import warnings
 from pathlib import Path
 
 import pytest
@@ -566,8 +567,11 @@ def test_a_bfloat16_model_is_bfloat16_throughout_and_runs(tiny_clip_dir):
 
 
 def test_lora_r_1_adds_lora(tiny_clip_dir):
-    """lora_r >= 1 is a valid LoRA rank: r = 1 must not silently fall back to full fine-tuning."""
-    model = PinClipForImageClassification.from_clip(str(tiny_clip_dir), lora_r=1)
+    """lora_r >= 1 is a valid LoRA rank: r = 1 must not silently fall back to full fine-tuning. Adding it warns of
+    nothing the user could change (peft reads a deprecated transformers alias)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        model = PinClipForImageClassification.from_clip(str(tiny_clip_dir), lora_r=1)
     assert model.has_lora and not model.visual_projection.weight.requires_grad
 
 
