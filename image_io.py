@@ -73,6 +73,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
     of more than 8 bits, which Pillow opens as mode `I` already scaled to 0-65535 from its maxval. Otherwise modes
     `I` (32-bit integers) and `F` (floats) say nothing about their range: values up to 1 (`F` only), 255 or else
     65535 are taken as the full range, judged from the image's largest finite value. NaN becomes black, +inf white.
+    An alpha channel or a transparent colour is dropped, not composited.
     """
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
         values = np.asarray(image)  # its own 2 or 4 bytes a pixel; the float64 arithmetic below goes by chunks
@@ -91,7 +92,13 @@ def to_rgb(image: Image.Image) -> Image.Image:
                 rows = np.nan_to_num(rows, nan=0.0, posinf=top, neginf=0.0)
             grey[start : start + ROWS_PER_CHUNK] = np.clip(rows / top * 255.0 + 0.5, 0, 255).astype(np.uint8)
         image = Image.fromarray(grey, mode="L")
-    return image if image.mode == "RGB" else image.convert("RGB")
+    if image.mode == "RGB" and "transparency" not in image.info:
+        return image
+    rgb = image.convert("RGB")
+    # Pillow keeps a palette or grey image's transparent colour (tRNS, a GIF's transparent index) as an RGB key, which
+    # CLIP's image processor would composite on white: dropped, like an alpha channel.
+    rgb.info.pop("transparency", None)
+    return rgb
 
 
 def load_rgb_image(source: "str | Path | bytes | dict | Image.Image", max_pixels: int = MAX_IMAGE_PIXELS) -> Image.Image:

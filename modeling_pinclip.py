@@ -37,6 +37,7 @@ except ImportError:  # imported from a checkout of this repository
     from configuration_pinclip import PinClipConfig
 
 try:  # the image processor's: the model loads and runs on tensors without Pillow, as CLIP does
+    import PIL.Image
     from transformers.models.clip.image_processing_pil_clip import CLIPImageProcessorPil
 except ImportError:
     CLIPImageProcessorPil = None
@@ -161,6 +162,17 @@ if CLIPImageProcessorPil is not None:
         `CLIPImageProcessor` (what loads without remote code, as before) with an `auto_map` entry that
         `trust_remote_code=True` follows to this class, whatever is installed.
         """
+
+        def convert_to_rgb(self, image: Any, input_data_format: Any = None) -> Any:
+            """A PIL image as RGB with its alpha channel or transparent colour dropped, where CLIP's processor
+            composites them on white: the pixels training and evaluation read (this project's loader drops them), and
+            `pipeline(path)` gets a palette image's transparent colour from transformers' `load_image` as such a key."""
+            if not isinstance(image, PIL.Image.Image):  # an array: CLIP's handling
+                return super().convert_to_rgb(image, input_data_format=input_data_format)
+            if "A" in image.getbands() or "transparency" in image.info:
+                image = image.convert("RGB")
+                image.info.pop("transparency", None)
+            return super().convert_to_rgb(image, input_data_format=input_data_format)
 
         def to_dict(self) -> dict[str, Any]:
             output = super().to_dict()

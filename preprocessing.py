@@ -53,7 +53,7 @@ class CentreCrop:
         """An RGB image → its centred `(3, height, width)` uint8 crop; zeros where the image is smaller (the
         processor's padding: both place the crop at `(size - crop) // 2`, PIL fills outside the image with 0)."""
         if image.mode != "RGB":
-            # The processor would composite alpha on white; every loader here gives RGB (image_io.load_rgb_image).
+            # Every loader here gives RGB, alpha and transparent colour dropped (image_io.load_rgb_image).
             raise ValueError(f"CentreCrop expects an RGB image (image_io.load_rgb_image gives one), got {image.mode}")
         left, top = (image.width - self.width) // 2, (image.height - self.height) // 2
         pixels = np.array(image.crop((left, top, left + self.width, top + self.height)))

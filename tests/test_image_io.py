@@ -29,6 +29,16 @@ def test_modes_become_rgb_of_same_size(mode):
     assert image.mode == "RGB" and image.size == (20, 30)
 
 
+@pytest.mark.parametrize("mode", ["L", "P", "RGB"])
+def test_a_transparent_colour_is_dropped_not_kept_as_a_key(mode):
+    """Pillow keeps tRNS as an RGB key that CLIP's processor composites on white; the colour's own pixels stay."""
+    source = RGB.convert(mode)
+    key = source.getpixel((0, 0))
+    image = load_rgb_image(png_bytes(source, transparency=key))
+    assert image.mode == "RGB" and "transparency" not in image.info
+    assert image.getpixel((0, 0)) == source.convert("RGB").getpixel((0, 0))
+
+
 def test_cmyk_jpeg_becomes_rgb():
     assert load_rgb_image(png_bytes(RGB.convert("CMYK"), "JPEG")).mode == "RGB"
 

@@ -12,6 +12,7 @@ import torch
 from PIL import Image
 from transformers import pipeline
 
+from image_io import load_rgb_image
 from modeling_pinclip import PinClipForImageClassification
 
 pytestmark = pytest.mark.filterwarnings("ignore")
@@ -142,6 +143,46 @@ def test_pipeline_scores_odd_images(detector, kind):
     scores = {entry["label"]: entry["score"] for entry in detector(odd_images()[kind])}
     assert set(scores) == {"real", "fake"}
     assert sum(scores.values()) == pytest.approx(1.0, abs=1e-6)
+
+
+def transparent_files() -> dict[str, tuple[str, bytes]]:
+    """(suffix, file bytes) of images whose transparency CLIP's processor would composite on white; most pixels
+    carry it."""
+    grey = np.random.default_rng(1).integers(0, 256, (40, 50), dtype=np.uint8)
+    grey[5:35, 5:45] = 7
+    palette = Image.fromarray(np.stack([grey] * 3, axis=-1)).quantize(256)
+    key = int(np.bincount(np.asarray(palette).ravel()).argmax())
+
+    def saved(image: Image.Image, fmt: str = "PNG", **save_args) -> bytes:
+        buffer = io.BytesIO()
+        image.save(buffer, fmt, **save_args)
+        return buffer.getvalue()
+
+    return {
+        "grey, transparent colour": (".png", saved(Image.fromarray(grey), transparency=7)),
+        "palette, transparent index": (".png", saved(palette, transparency=key)),
+        "palette GIF, transparent index": (".gif", saved(palette, "GIF", transparency=key)),
+        "rgba": (".png", saved(Image.fromarray(np.stack([grey] * 3 + [grey // 2], axis=-1)))),
+    }
+
+
+@pytest.mark.parametrize("kind", list(transparent_files()))
+def test_pipeline_drops_transparency_as_training_and_the_scanner_do(detector, tiny_model_dir, tmp_path, kind):
+    """pipeline(path) reads the pixels the scan (predict.py, the demo, training's evaluation) reads: transformers'
+    `load_image` keeps a palette image's transparent colour, which CLIP's processor would paint white."""
+    from inference import Detector
+
+    suffix, data = transparent_files()[kind]
+    path = tmp_path / f"image{suffix}"
+    path.write_bytes(data)
+    scanner = Detector.load(str(tiny_model_dir))
+    scanned = next(scanner.scan([str(path)])).p_fake
+    on_white = Image.alpha_composite(Image.new("RGBA", (50, 40), "white"), Image.open(path).convert("RGBA"))
+    assert scanner.p_fake(on_white.convert("RGB")) != pytest.approx(scanned, abs=1e-5)  # the case tells them apart
+    piped = {entry["label"]: entry["score"] for entry in detector(str(path))}["fake"]
+    assert piped == pytest.approx(scanned, abs=1e-5)
+    processed = detector.image_processor(Image.open(path), return_tensors="pt")["pixel_values"]
+    torch.testing.assert_close(processed, scanner.preprocessing([load_rgb_image(path)]))
 
 
 def test_pipeline_refuses_image_over_pixel_limit(detector, tmp_path, monkeypatch):
