@@ -5,6 +5,7 @@ agrees on what a CMYK, 16-bit, palette, EXIF-rotated or animated file becomes. A
 composited: compositing would rewrite the very pixels that carry a generator's fingerprint.
 """
 
+import errno
 import io
 import os
 import struct
@@ -139,8 +140,12 @@ def load_rgb_image(source: "str | Path | bytes | dict | Image.Image", max_pixels
 
 def _not_a_file(path: Path) -> str:
     """What `path`, which is no regular file, is instead."""
-    if not path.exists():
-        return "no such file"
+    try:
+        path.stat()
+    except OSError as error:  # Path.exists() would call a symlink loop or an unsearchable folder missing too
+        if path.is_symlink():
+            return f"a broken symbolic link ({error.strerror or error})"
+        return "no such file" if error.errno == errno.ENOENT else f"cannot be read ({error.strerror or error})"
     if not path.is_dir():
         return "not a regular file"
     try:  # a folder reaches an image loader when it cannot be listed (inference.find_images gives it its row)

@@ -114,6 +114,17 @@ def test_pixel_limit_may_exceed_pillows(monkeypatch):
         load_rgb_image(png_bytes(RGB), max_pixels=1000)
 
 
+def test_broken_symbolic_links_are_named_so(tmp_path):
+    """A dangling link and a link loop are not reported as missing files (the folder reader says the same)."""
+    (tmp_path / "dangling.png").symlink_to(tmp_path / "gone.png")
+    (tmp_path / "a.png").symlink_to(tmp_path / "b.png")
+    (tmp_path / "b.png").symlink_to(tmp_path / "a.png")
+    with pytest.raises(ImageLoadError, match=r"dangling.png: a broken symbolic link \(No such file or directory\)"):
+        load_rgb_image(tmp_path / "dangling.png")
+    with pytest.raises(ImageLoadError, match=r"a.png: a broken symbolic link \(Too many levels of symbolic links\)"):
+        load_rgb_image(tmp_path / "a.png")
+
+
 def test_missing_file_and_pixel_limit(tmp_path):
     with pytest.raises(ImageLoadError, match="no such file"):
         load_rgb_image(tmp_path / "missing.png")
