@@ -22,7 +22,6 @@ import os
 import shlex
 import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -35,7 +34,7 @@ from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
 
 from clip_checkpoints import CLIP_SHAPES, write_random_clip
 from datasets_scripts.minigenimage import (
-    CROP_SIZE, Box, Photo, assign_tiles, load_photos, sample_crops, tile_pools_digest,
+    CROP_SIZE, Box, Photo, assign_tiles, load_photos, sample_crops, staging_folder, tile_pools_digest,
 )
 
 # CLIP's normalisation: the same mean/std the saved image processors apply.
@@ -95,8 +94,7 @@ def pretrain(args: argparse.Namespace) -> dict:
         )
     # Built beside the output and renamed into place at the end: an interrupted run leaves no random CLIP that
     # `train.py --model_name_or_path` would take for a pretrained one.
-    output_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{output_dir.name}.", dir=output_dir.parent))
+    staging = staging_folder(output_dir)
     try:
         summary = _pretrain_into(staging, args, photos, pools, crop_size, started)
         shutil.rmtree(output_dir, ignore_errors=True)  # an earlier pretraining output (check_output_dir)
@@ -106,10 +104,11 @@ def pretrain(args: argparse.Namespace) -> dict:
     return summary
 
 
-def check_tile_record(backbone: str | os.PathLike, minigenimage_seed: int) -> None:
+def check_tile_record(backbone: str | os.PathLike, minigenimage_seed: int, source: str | None = None) -> None:
     """`ValueError` when `backbone` is a pretraining output of this script whose summary records another MiniGenImage
-    tile assignment than `minigenimage_seed`'s: that build's validation and test crops come partly from tiles the
-    backbone was pretrained on. Nothing to compare for another backbone, or a pretraining that predates the record."""
+    tile assignment than `minigenimage_seed`'s (the seed of the build that `source` names, `--minigenimage_seed` by
+    default): that build's validation and test crops come partly from tiles the backbone was pretrained on. Nothing to
+    compare for another backbone, or a pretraining that predates the record."""
     summary = Path(backbone) / SUMMARY_NAME
     recorded = json.loads(summary.read_text()).get("minigenimage") if summary.is_file() else None
     if recorded is None:
@@ -117,9 +116,9 @@ def check_tile_record(backbone: str | os.PathLike, minigenimage_seed: int) -> No
     if recorded["tile_pools"] != tile_pools_digest(assign_tiles(load_photos(), CROP_SIZE, minigenimage_seed)):
         raise ValueError(
             f"{backbone} was pretrained on the training tiles of MiniGenImage seed {recorded['seed']}, which "
-            f"--minigenimage_seed {minigenimage_seed} deals out to its validation and test splits too: pretrain with "
-            f"`python pretrain_backbone.py --minigenimage_seed {minigenimage_seed}`, or train with --minigenimage_seed "
-            f"{recorded['seed']}"
+            f"{source or f'--minigenimage_seed {minigenimage_seed}'} deals out to its validation and test splits "
+            f"too: pretrain with `python pretrain_backbone.py --minigenimage_seed {minigenimage_seed}`, or use a "
+            f"MiniGenImage build of seed {recorded['seed']}"
         )
 
 

@@ -42,7 +42,7 @@ from modeling_pinclip import PinClipForImageClassification, PinClipOutput
 from pretrain_backbone import check_tile_record
 from training_args import (
     CHECKPOINT_PREFIX, MINIGENIMAGE, RESUMABLE_CHANGES, DataArguments, ModelArguments, TrainingArguments,
-    changed_settings, data_seed, minigenimage_seed_read, minigenimage_version, parse_arguments, run_settings,
+    changed_settings, data_seed, minigenimage_builds_read, minigenimage_version, parse_arguments, run_settings,
 )
 
 REPO_ROOT = Path(__file__).resolve().parent
@@ -450,9 +450,15 @@ def main(argv: list[str] | None = None) -> dict:
     if args.eval_only:
         return run_eval_only(model_args, data_args, args, accelerator, started)
     # its validation and test crops must not come from tiles the backbone was pretrained on, whatever the training data
-    tiles_seed = minigenimage_seed_read(data_args)
-    if model_args.model_name_or_path and tiles_seed is not None:
-        check_tile_record(model_args.model_name_or_path, tiles_seed)
+    builds = minigenimage_builds_read(data_args)
+    if len(set(builds.values())) > 1:  # each seed deals the photographs' tiles out otherwise
+        raise ValueError(
+            f"the run reads MiniGenImage builds of different seeds ({'; '.join(builds)}): one's validation and test "
+            "crops come partly from the tiles of the other's training split; train and evaluate on builds of one seed"
+        )
+    for source, seed in builds.items():
+        if model_args.model_name_or_path:
+            check_tile_record(model_args.model_name_or_path, seed, source)
 
     if accelerator.gradient_accumulation_steps != args.gradient_accumulation_steps:
         # `accelerate launch --gradient_accumulation_steps` (DeepSpeed) sets it in the environment, and Accelerator

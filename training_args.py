@@ -357,18 +357,32 @@ def reads_minigenimage(data_args: DataArguments) -> bool:
     return reads_dataset_name(data_args) and (data_args.dataset_name or MINIGENIMAGE) == MINIGENIMAGE
 
 
-def minigenimage_seed_read(data_args: DataArguments) -> int | None:
-    """The seed of the MiniGenImage build a run reads (which tiles its splits come from): `--minigenimage_seed` when
-    it builds one, the seed in the report.json of a build exported to a folder (`datasets_scripts/minigenimage.py
-    --output_dir`) and read as `--dataset_name`; None for any other data."""
+def minigenimage_builds_read(data_args: DataArguments) -> dict[str, int]:
+    """The MiniGenImage builds a run reads (which tiles their splits come from), as {where it is named: its seed}: the
+    build it makes (`--minigenimage_seed`), and builds written out by `datasets_scripts/minigenimage.py`, known by the
+    report.json that names their seed: an `--output_dir` read as `--dataset_name`, an `--export_folders` folder read
+    as `--train_dir` or `--eval_dir` (its report.json sits at the export's top, above the split folders)."""
+    builds = {}
     if reads_minigenimage(data_args):
-        return data_args.minigenimage_seed
-    if not reads_dataset_name(data_args) or not data_args.dataset_name:
-        return None
-    report = Path(data_args.dataset_name) / "report.json"
+        builds[f"--minigenimage_seed {data_args.minigenimage_seed}"] = data_args.minigenimage_seed
+    folders = {"--dataset_name": data_args.dataset_name if reads_dataset_name(data_args) else None,
+               "--train_dir": data_args.train_dir, "--eval_dir": data_args.eval_dir}
+    for flag, folder in folders.items():
+        if folder is None or not Path(folder).is_dir():
+            continue
+        for place in [Path(folder)] + ([] if flag == "--dataset_name" else list(Path(folder).resolve().parents)):
+            seed = _minigenimage_report_seed(place / "report.json")
+            if seed is not None:
+                builds[f"{flag} {folder} (MiniGenImage seed {seed}, {place / 'report.json'})"] = seed
+                break
+    return builds
+
+
+def _minigenimage_report_seed(report: Path) -> int | None:
+    """The seed a MiniGenImage build's report.json names, None for any other file or none."""
     try:
         content = json.loads(report.read_text()) if report.is_file() else {}
-    except (OSError, ValueError):  # not an export's report: the dataset's loading says what is wrong with the folder
+    except (OSError, ValueError):  # not a build's report: the dataset's loading says what is wrong with the folder
         return None
     return content.get("seed") if isinstance(content, dict) and content.get("name") == "MiniGenImage" else None
 

@@ -25,14 +25,16 @@ pool is one draw of distinct crops, so no crop recurs within or across the split
 from __future__ import annotations
 
 import argparse
+import glob
 import hashlib
 import io
 import json
 import os
+import secrets
 import shutil
 import sys
-import tempfile
 import time
+import warnings
 import zlib
 from collections import Counter
 from collections.abc import Iterator
@@ -455,11 +457,19 @@ def build_minigenimage(
         raise ValueError(f"crop_size must be an even number of pixels, got {crop_size}")
     sizes = sizes or (REDUCED_SIZES if reduced else FULL_SIZES)
     entry = Path(cache_dir or default_cache_dir()) / cache_key(seed, crop_size, reduced, sizes)
-    if not (entry / "report.json").is_file():
-        dataset_dict, report = _build(seed, crop_size, reduced, sizes, show_progress)
+    try:  # before the build, not after minutes of it
         entry.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OSError(
+            f"cannot use {entry.parent} as MiniGenImage's cache ({error.strerror or error}): set PINCLIP_CACHE "
+            "(or train.py's --minigenimage_cache_dir) to a folder you can write"
+        ) from None
+    remove_stale_staging(entry)
+    dataset_dict = load_cached(entry)
+    if dataset_dict is None:
+        dataset_dict, report = _build(seed, crop_size, reduced, sizes, show_progress)
         # write beside the entry and rename, so an interrupted build never looks like a cached one
-        staging = Path(tempfile.mkdtemp(prefix=entry.name + ".", dir=entry.parent))
+        staging = staging_folder(entry)
         try:
             dataset_dict.save_to_disk(str(staging / "data"))
             (staging / "report.json").write_text(json.dumps(report, indent=1))
@@ -470,11 +480,63 @@ def build_minigenimage(
                     raise
         finally:
             shutil.rmtree(staging, ignore_errors=True)  # gone after the rename; a failed build's leftovers are not
-    dataset_dict = datasets.load_from_disk(str(entry / "data"))
+        dataset_dict = datasets.load_from_disk(str(entry / "data"))
     if output_dir is not None:
         dataset_dict.save_to_disk(output_dir)
         shutil.copyfile(entry / "report.json", Path(output_dir) / "report.json")
     return dataset_dict
+
+
+def load_cached(entry: Path) -> datasets.DatasetDict | None:
+    """The build cached in `entry`, or None when there is none. An entry whose files no longer hold the rows its
+    report counts (a file cut short or deleted: a truncated Arrow file can load with fewer rows and no error) is
+    moved out of the way with a warning, to be built again, instead of being read as MiniGenImage."""
+    if not (entry / "report.json").is_file():
+        return None
+    try:
+        dataset_dict = datasets.load_from_disk(str(entry / "data"))
+        if count_rows(dataset_dict) == json.loads((entry / "report.json").read_text())["counts"]:
+            return dataset_dict
+        problem = "its files hold other row counts than its report.json"
+    except (OSError, ValueError, KeyError, TypeError) as error:  # pyarrow's errors are OSError or ValueError
+        problem = f"it cannot be read: {type(error).__name__}: {error}"
+    warnings.warn(f"MiniGenImage's cache entry {entry} is damaged ({problem}): building it again", stacklevel=3)
+    damaged = staging_folder(entry)
+    try:
+        os.replace(entry, damaged / entry.name)
+    except FileNotFoundError:  # another process moved it first
+        pass
+    shutil.rmtree(damaged, ignore_errors=True)
+    return None
+
+
+def staging_folder(target: Path) -> Path:
+    """A new empty folder beside `target` (named after it), to write into and rename onto it. Made with mkdir, so
+    with the umask's permissions: `tempfile.mkdtemp`'s 0700 would stay on the renamed folder and shut other users
+    out of a shared cache or model folder."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        staging = target.with_name(f".{target.name}.{os.getpid()}.{secrets.token_hex(4)}")
+        try:
+            staging.mkdir()
+            return staging
+        except FileExistsError:
+            continue
+
+
+# No build takes a day: a staging folder older than this was left by a killed process.
+STALE_STAGING_SECONDS = 24 * 3600
+
+
+def remove_stale_staging(target: Path) -> None:
+    """Remove the staging folders of `target` that killed processes left (`staging_folder`'s, over a day old)."""
+    for staging in target.parent.glob(f".{glob.escape(target.name)}.*"):
+        try:
+            stale = time.time() - staging.stat().st_mtime > STALE_STAGING_SECONDS
+        except OSError:  # removed meanwhile
+            continue
+        if stale:
+            shutil.rmtree(staging, ignore_errors=True)
 
 
 def load_report(
@@ -487,10 +549,12 @@ def load_report(
     return json.loads((entry / "report.json").read_text())
 
 
-def export_folders(dataset_dict: datasets.DatasetDict, directory: str) -> dict[str, int]:
+def export_folders(dataset_dict: datasets.DatasetDict, directory: str, report: dict | None = None) -> dict[str, int]:
     """Write the research folder layout: `DIR/test/<family>/{0_real,1_fake}/NNNNNN.png` for every
     test split and `DIR/<split>/<generator>/{0_real,1_fake}/...` for train, train_multi and
-    validation. Returns the number of files written per split."""
+    validation, into a new or empty DIR (`check_export_dir`). With `report` (the build's), `DIR/report.json` records
+    the build: train.py reads its seed to know which tiles the splits come from. Returns the files written per split."""
+    check_export_dir(directory)
     written = {}
     for split, ds in dataset_dict.items():
         top = Path(directory) / ("test" if split.startswith("test_") else split)
@@ -500,7 +564,19 @@ def export_folders(dataset_dict: datasets.DatasetDict, directory: str) -> dict[s
             folder.mkdir(parents=True, exist_ok=True)
             (folder / f"{i:06d}.png").write_bytes(row["image"]["bytes"])  # stored PNG bytes, no re-encode
         written[split] = len(ds)
+    if report is not None:
+        (Path(directory) / "report.json").write_text(json.dumps(report, indent=1))
     return written
+
+
+def check_export_dir(directory: str) -> None:
+    """Refuse an export folder that is a file or holds anything: files of another build named like this one's would be
+    replaced and the rest would stay beside them, mixing two builds' splits."""
+    folder = Path(directory)
+    if folder.exists() and (not folder.is_dir() or any(folder.iterdir())):
+        raise FileExistsError(
+            f"--export_folders {directory} is not an empty folder: choose a new or empty one (nothing in it was changed)"
+        )
 
 
 # The demo's examples: the training family, one it half-catches and the hardest (README, "Results on MiniGenImage").
@@ -533,12 +609,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--export_examples", default=None, metavar="DIR", help="the demo's six example images")
     parser.add_argument("--push_to_hub", default=None, metavar="REPO_ID")
     args = parser.parse_args(argv)
+    if args.export_folders:
+        try:  # before the build
+            check_export_dir(args.export_folders)
+        except FileExistsError as error:
+            parser.error(str(error))
     dataset_dict = build_minigenimage(
         args.output_dir, seed=args.seed, crop_size=args.crop_size, reduced=args.reduced, cache_dir=args.cache_dir
     )
     print(dataset_dict)
     if args.export_folders:
-        export_folders(dataset_dict, args.export_folders)
+        report = load_report(args.seed, args.crop_size, args.reduced, args.cache_dir)
+        export_folders(dataset_dict, args.export_folders, report)
     if args.export_examples:
         export_examples(dataset_dict, args.export_examples)
     if args.push_to_hub:

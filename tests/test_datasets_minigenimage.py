@@ -183,6 +183,49 @@ def test_cache_writes_survive_a_concurrent_build_and_leave_no_leftovers(reduced,
     assert list((tmp_path / "full").iterdir()) == []  # the half-written staging folder is gone
 
 
+def test_a_damaged_cache_entry_is_built_again_not_read(reduced, cache_dir, tmp_path):
+    """A data file cut at a record-batch boundary loaded with fewer rows and no error: a third of a test split was
+    scored and reported as MiniGenImage."""
+    copy = tmp_path / "cache"
+    shutil.copytree(cache_dir, copy)
+    entry = copy / mgi.cache_key(0, mgi.CROP_SIZE, True, mgi.REDUCED_SIZES)
+    (arrow,) = (entry / "data" / "test_gan").glob("*.arrow")
+    arrow.write_bytes(arrow.read_bytes()[: arrow.stat().st_size // 2])
+    with pytest.warns(UserWarning, match="cache entry .* is damaged"):
+        again = mgi.build_minigenimage(reduced=True, cache_dir=str(copy), show_progress=False)
+    assert mgi.count_rows(again) == mgi.count_rows(reduced)
+    assert _raw(again["test_gan"])["image"] == _raw(reduced["test_gan"])["image"]
+    assert sorted(item.name for item in copy.iterdir()) == [entry.name]  # nothing of the damaged entry is left
+
+
+def test_cache_folders_take_the_umask_and_killed_builds_leftovers_go(reduced, report, monkeypatch, tmp_path):
+    """tempfile.mkdtemp's 0700 stayed on the renamed entry, closing a shared cache to other users; a build killed
+    while saving left its staging folder forever."""
+    monkeypatch.setattr(mgi, "_build", lambda *args: (reduced, report))
+    key = mgi.cache_key(0, mgi.CROP_SIZE, True, mgi.REDUCED_SIZES)
+    (tmp_path / f".{key}.999.dead").mkdir()
+    old = time.time() - mgi.STALE_STAGING_SECONDS - 60
+    os.utime(tmp_path / f".{key}.999.dead", (old, old))
+    (tmp_path / f".{key}.998.live").mkdir()  # a build under way
+    previous = os.umask(0o022)
+    try:
+        mgi.build_minigenimage(reduced=True, cache_dir=str(tmp_path), show_progress=False)
+    finally:
+        os.umask(previous)
+    assert (tmp_path / key).stat().st_mode & 0o777 == 0o755
+    assert sorted(item.name for item in tmp_path.iterdir()) == [f".{key}.998.live", key]
+
+
+def test_a_cache_folder_that_cannot_be_made_is_named_before_the_build(monkeypatch, tmp_path):
+    def fail(*args, **kwargs):
+        raise AssertionError("built before the cache was checked")
+
+    monkeypatch.setattr(mgi, "_build", fail)
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(OSError, match="cannot use .*a-file as MiniGenImage's cache .*PINCLIP_CACHE"):
+        mgi.build_minigenimage(reduced=True, cache_dir=str(tmp_path / "a-file"), show_progress=False)
+
+
 def test_report_of_a_build_with_custom_sizes(reduced, report, monkeypatch, tmp_path):
     monkeypatch.setattr(mgi, "_build", lambda *args: (reduced, report))
     sizes = mgi.REDUCED_SIZES
@@ -228,6 +271,7 @@ def test_cli_writes_output_report_and_research_folders(reduced, cache_dir, tmp_p
             files = sorted((folders / "test" / family / label_dir).glob("*.png"))
             assert len(files) == n and files[0].read_bytes()[:8] == PNG_SIGNATURE
     assert len(list((folders / "validation" / mgi.VALIDATION_FAMILY / "1_fake").glob("*.png"))) > 0
+    assert json.loads((folders / "report.json").read_text())["seed"] == 0  # train.py reads which tiles they are
     # the exported tree reads back through the generic folder converter with the same labels
     back = folder.load_folder_dataset(folders / "test", cache_dir=str(tmp_path / "hf"))["train"]
     assert Counter(zip(back["generator"], back["label"])) == Counter(
@@ -440,6 +484,20 @@ def test_sampling_a_pool_that_runs_out_of_textured_crops_is_an_error():
         mgi.sample_crops(photos, pool, 5, 64, _DrawLimit(0, 10_000), distinct=True)
     with pytest.raises(ValueError, match="3 64-pixel crops asked of a pool of 1 tiles that holds 0 not nearly flat"):
         mgi.sample_crops(photos, pool[:1], 3, 64, _DrawLimit(0, 10_000))
+
+
+def test_an_export_into_a_folder_holding_files_is_refused_before_the_build(reduced, cache_dir, tmp_path, capsys):
+    """A second export into the same folder mixed two builds: its files replaced the first's of the same names and
+    the rest stayed (655 files of two seeds where one build has 400)."""
+    folders = tmp_path / "folders"
+    (folders / "test").mkdir(parents=True)
+    with pytest.raises(SystemExit) as exit_:
+        mgi.main(["--output_dir", str(tmp_path / "out"), "--reduced", "--cache_dir", str(tmp_path / "cache"),
+                  "--export_folders", str(folders)])
+    assert exit_.value.code == 2 and "--export_folders" in capsys.readouterr().err
+    assert not (tmp_path / "cache").exists() and [item.name for item in folders.iterdir()] == ["test"]
+    with pytest.raises(FileExistsError, match="not an empty folder"):
+        mgi.export_folders(reduced, str(folders))
 
 
 def test_exported_folders_keep_each_image_under_its_own_label(reduced, tmp_path):

@@ -124,9 +124,23 @@ def test_a_backbone_pretrained_on_other_tiles_is_refused_for_this_minigenimage(t
     export = tmp_path / "mgi-seed1"
     export.mkdir()
     (export / "report.json").write_text(json.dumps({"name": "MiniGenImage", "version": "1.4.0", "seed": 1}))
-    with pytest.raises(ValueError, match="pretrained on the training tiles of MiniGenImage seed 0"):
+    with pytest.raises(ValueError, match="pretrained on the training tiles of MiniGenImage seed 0, which "
+                                         "--dataset_name .*mgi-seed1 \\(MiniGenImage seed 1"):
         train.main(["--model_name_or_path", str(backbone), "--dataset_name", str(export), "--output_dir",
                     str(tmp_path / "run3")])
+    # seed 1 exported as folders (`--export_folders`; report.json above the split folders) read as --train_dir and
+    # --eval_dir: 79 of its 144 test tiles were pretraining tiles, and the run went ahead
+    folders = tmp_path / "mgi-seed1-folders"
+    for split in ("train", "test"):
+        (folders / split).mkdir(parents=True)
+    (folders / "report.json").write_text((export / "report.json").read_text())
+    with pytest.raises(ValueError, match="seed 0, which --train_dir .*mgi-seed1-folders/train \\(MiniGenImage seed 1"):
+        train.main(["--model_name_or_path", str(backbone), "--train_dir", str(folders / "train"), "--eval_dir",
+                    str(folders / "test"), "--output_dir", str(tmp_path / "run4")])
+    # two builds of different seeds, whatever the backbone: one's test crops come from the other's training tiles
+    with pytest.raises(ValueError, match="MiniGenImage builds of different seeds"):
+        train.main(["--train_dir", str(folders / "train"), "--dataset_name", "minigenimage", "--output_dir",
+                    str(tmp_path / "run5")])
 
 
 def test_an_output_folder_holding_something_else_is_refused_untouched(tmp_path: Path, capsys) -> None:
