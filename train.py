@@ -396,6 +396,7 @@ def run_eval_only(
     data = load_detection_data(data_args, need_train=False, seed=args.seed)
     # not prepare_model: its autocast would score another model than the saved one
     detector = load_detector(model_args.model_name_or_path, model_args.trust_remote_code, accelerator.device)
+    set_seed(args.seed)  # as before the training run's test evaluation: `--inference_noise sample` draws the same
     metrics, outputs, robustness = evaluate_detector(
         detector, data.test, accelerator, data_args.image_column, args.per_device_eval_batch_size, args.robustness
     )
@@ -491,6 +492,12 @@ def main(argv: list[str] | None = None) -> dict:
     checkpoint = resolve_checkpoint(args.resume_from_checkpoint, output_dir) if args.resume_from_checkpoint else None
     if checkpoint is not None:  # before any data or model is loaded
         check_same_run(checkpoint, settings)
+        if checkpoint.resolve().parent != (output_dir / "checkpoints").resolve() and list_checkpoints(output_dir):
+            # resuming removes the checkpoints after the one resumed: here they would be another run's
+            raise ValueError(
+                f"--resume_from_checkpoint {checkpoint} is not one of {output_dir / 'checkpoints'}, which holds "
+                "another run's checkpoints: resume into the checkpoint's own run folder, or into a new --output_dir"
+            )
     with accelerator.main_process_first():  # the main process builds / caches the data, the others read it
         data = load_detection_data(data_args, need_train=True, seed=args.seed)
     # An unreadable evaluation image stops the run now, not after training; each process checks its share.
@@ -553,8 +560,9 @@ def main(argv: list[str] | None = None) -> dict:
         removed = remove_earlier_run(output_dir)
         if removed:
             accelerator.print(f"removed the earlier run's model and reports from {output_dir}: {', '.join(removed)}")
-        # The log continues from the checkpoint: records of an earlier run, or of steps after it, are dropped.
-        kept = log_records_until(log_path, completed_steps) if checkpoint is not None else []
+        # The log continues the checkpoint's run (its folder's log, wherever the run goes on): records of an earlier
+        # run, or of steps after the checkpoint, are dropped.
+        kept = log_records_until(checkpoint.parent.parent / log_path.name, completed_steps) if checkpoint else []
         log_path.write_text("".join(json.dumps(record) + "\n" for record in kept))
     progress = tqdm(total=max_steps, initial=completed_steps, desc="training", disable=not accelerator.is_local_main_process)
     for epoch in range(start_epoch, num_epochs):
@@ -614,6 +622,8 @@ def main(argv: list[str] | None = None) -> dict:
     validation = None
     if data.validation:
         validation, _ = score_subsets(detector, data.validation, accelerator, column, batch_size)
+    # `--inference_noise sample` draws from the seed's stream, not from what training left: --eval_only reproduces it
+    set_seed(args.seed)
     metrics, outputs, robustness = evaluate_detector(detector, data.test, accelerator, column, batch_size, args.robustness)
 
     if accelerator.is_main_process:
