@@ -50,12 +50,12 @@ def push_folder(folder: str | Path, repo_id: str) -> str:
     return str(getattr(commit, "commit_url", commit))
 
 
-def name_repo_in_card(card_path: Path, repo_id: str) -> None:
-    """Name the model card after `repo_id`, as the card of a run trained with --push_to_hub is: its model-index
-    entry and title (the folder's name) and its usage snippet (`pipeline(..., model="...")`). Edited as text, line
-    by line, so a card edited by hand keeps everything else as it was."""
+def card_named_for(card_path: Path, repo_id: str) -> bytes | None:
+    """The model card named after `repo_id`, as the card of a run trained with --push_to_hub is: its model-index
+    entry and title (the folder's name) and its usage snippet (`pipeline(..., model="...")`); None without a card.
+    Edited as text, line by line, so a card edited by hand keeps everything else as it was."""
     if not card_path.is_file():
-        return
+        return None
     text = card_path.read_bytes().decode("utf-8")  # not read_text: its newline translation would rewrite CRLF lines
     new_name = repo_id.split("/")[-1]
     entry = re.search(r"^model-index:\r?\n- name: (.+?)\r?$", text, flags=re.MULTILINE)  # as train.py writes it
@@ -68,7 +68,7 @@ def name_repo_in_card(card_path: Path, repo_id: str) -> None:
         text = re.sub(rf"^(# ){re.escape(old_name)}(\r?)$", lambda match: f"{match.group(1)}{new_name}{match.group(2)}",
                       text, count=1, flags=re.MULTILINE)
     text = re.sub(r'(pipeline\("image-classification", model=)"[^"]*"', lambda match: f'{match.group(1)}"{repo_id}"', text)
-    card_path.write_bytes(text.encode("utf-8"))
+    return text.encode("utf-8")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -84,12 +84,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {args.folder} is not a saved model folder (no config.json and weights); train one with "
               "`python train.py`", file=sys.stderr)
         return 2
-    name_repo_in_card(args.folder / "README.md", args.hub_model_id)  # before the Hub: a failure leaves no empty repo
+    card = args.folder / "README.md"
+    named_card = card_named_for(card, args.hub_model_id)  # before the Hub: a card it cannot read leaves no empty repo
     try:
         create_model_repo(args.hub_model_id, private=args.private)
-    except Exception as error:  # noqa: BLE001 - offline, no login, no rights: said in one line, nothing uploaded
+    except Exception as error:  # noqa: BLE001 - offline, no login, no rights: said in one line, nothing changed
         print(f"error: cannot create {args.hub_model_id} on the Hub ({error})", file=sys.stderr)
         return 2
+    if named_card is not None:  # the repository exists: the card may name it
+        card.write_bytes(named_card)
     try:
         print(f"uploaded {args.folder} → {push_folder(args.folder, args.hub_model_id)}")
     except Exception as error:  # noqa: BLE001 - the connection may drop during the upload: rerunning retries it

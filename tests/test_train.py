@@ -891,8 +891,10 @@ def test_hub_push_uploads_a_folder_trained_before(trained_run, tmp_path: Path, m
 
     FakeHubApi.calls = []
     monkeypatch.setattr(hub_push, "HfApi", OfflineHubApi)
-    assert hub_push.main([str(folder), "--hub_model_id", "someone/detector"]) == 2
-    assert "cannot create someone/detector on the Hub (offline" in capsys.readouterr().err and FakeHubApi.calls == []
+    before = (folder / "README.md").read_bytes()
+    assert hub_push.main([str(folder), "--hub_model_id", "someone/typo"]) == 2
+    assert "cannot create someone/typo on the Hub (offline" in capsys.readouterr().err and FakeHubApi.calls == []
+    assert (folder / "README.md").read_bytes() == before  # the card named a repository that was never created
     assert hub_push.main([str(tmp_path), "--hub_model_id", "someone/detector"]) == 2  # no model in it
     assert "is not a saved model folder" in capsys.readouterr().err
 
