@@ -38,6 +38,7 @@ from accelerate.state import AcceleratorState
 
 import train
 from configuration_pinclip import NOISE_MODES
+from reporting import generator_family
 from training_args import changed_settings, minigenimage_version, parse_arguments, run_settings
 
 RUN_RECORD = "ablation_run.json"  # the settings of a finished run
@@ -121,16 +122,10 @@ def differences_text(differences: list[dict]) -> str:
     return "\n".join(lines) + "\n\n" if lines else ""
 
 
-def family(name: object) -> str:
-    """A generator's name as compared between training data and test subsets: case, spaces and punctuation left
-    out (AIGIBench's training data says `progan`, its test folder `ProGAN`; a numeric column records numbers)."""
-    return re.sub(r"[^a-z0-9]", "", str(name).lower())
-
-
 def unseen_subsets(metrics: dict) -> list[str] | None:
     """The test subsets whose generator family was not in the training data (None when the run records none)."""
-    seen = {family(generator) for generator in (metrics.get("training") or {}).get("generators") or []}
-    return [name for name in metrics["subsets"] if family(name) not in seen] if seen else None
+    seen = {generator_family(generator) for generator in (metrics.get("training") or {}).get("generators") or []}
+    return [name for name in metrics["subsets"] if generator_family(name) not in seen] if seen else None
 
 
 def unseen_mean(metrics: dict) -> float | None:

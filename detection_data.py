@@ -359,6 +359,8 @@ def load_detection_data(data_args: DataArguments, need_train: bool, seed: int = 
         test_root = data_args.eval_dir or data_args.dataset_name
         if train_root and test_root and Path(train_root).is_dir() and Path(test_root).is_dir():
             check_no_shared_files(data.train, train_root, data.test, test_root, data_args.image_column, test_flag)
+    if data.train is not None and data_args.train_dir and train_source is not eval_source:
+        warn_lsun_classes_as_generators(data.train, data.test, data_args.generator_column, data_args.train_dir)
     warn_single_class(data.validation, "validation")
     warn_single_class(data.test, "test")
     return data
@@ -396,6 +398,25 @@ def check_no_shared_files(train: datasets.Dataset, train_root: str, test: dict[s
         example = min(tested[key] for key in shared)
         raise ValueError(f"{len(shared)} test images from {test_flag} {test_root} are also training images (e.g. "
                          f"{example}): give test images that are not in the training data")
+
+
+def warn_lsun_classes_as_generators(train: datasets.Dataset, test: dict[str, datasets.Dataset], generator_column: str,
+                                    train_dir: str) -> None:
+    """Warn when a training folder's generators are ProGAN's LSUN classes and a test subset is ProGAN: ForenSynths'
+    and AIGIBench's ProGAN training data is one folder per class, which a generic folder tree reads as generators of
+    their own, so the training family's test subset would count as an unseen generator (the converters of those
+    benchmarks name the classes `progan`; a tree of another origin may use such names as it likes)."""
+    from datasets_scripts.convert_common import PROGAN_CLASSES
+    from reporting import generator_family
+
+    if generator_column not in train.column_names:
+        return
+    classes = sorted(str(name) for name in train.unique(generator_column) if str(name).lower() in PROGAN_CLASSES)
+    progan = [name for name in test if generator_family(name) == "progan"]
+    if classes and progan:
+        logger.warning(f"--train_dir {train_dir}: its generators {classes} are ProGAN's LSUN classes, so test subset(s) "
+                       f"{progan} count as unseen generators; for ForenSynths or AIGIBench, convert the tree with "
+                       "datasets_scripts/forensynths.py or aigibench.py, which name those classes progan")
 
 
 def warn_single_class(subsets: dict[str, datasets.Dataset], kind: str) -> None:

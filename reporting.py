@@ -6,7 +6,9 @@ mean row. Every number in a table is read from the metrics dictionaries written 
 
 import json
 import math
+import re
 import shlex
+from collections.abc import Iterable
 from pathlib import Path
 
 import matplotlib
@@ -39,14 +41,23 @@ def percent(value: float | None) -> str:
     return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else f"{100 * value:.1f}"
 
 
-def results_table(metrics: dict) -> str:
-    """Markdown table of `{"subsets": ..., "mean": ...}`: one row per subset and a mean row."""
+def generator_family(name: object) -> str:
+    """A generator's name as compared between training data and test subsets: case, spaces and punctuation left
+    out (AIGIBench's training data says `progan`, its test folder `ProGAN`; a numeric column records numbers)."""
+    return re.sub(r"[^a-z0-9]", "", str(name).lower())
+
+
+def results_table(metrics: dict, training_generators: Iterable | None = None) -> str:
+    """Markdown table of `{"subsets": ..., "mean": ...}`: one row per subset and a mean row; a subset of a family
+    in `training_generators` (the run's training data) is marked "(training family)": not an unseen generator."""
+    seen = {generator_family(generator) for generator in training_generators or ()}
     header = "| subset | " + " | ".join(METRIC_TITLES[k] for k in METRIC_KEYS) + " | images |"
     lines = [header, "|---" * (len(METRIC_KEYS) + 2) + "|"]
-    rows = list(metrics["subsets"].items()) + [("**mean**", metrics["mean"])]
-    for name, values in rows:
-        cells = " | ".join(percent(values.get(k)) for k in METRIC_KEYS)
-        lines.append(f"| {name} | {cells} | {values['n']} |")
+    for name, values in metrics["subsets"].items():
+        mark = " (training family)" if generator_family(name) in seen else ""
+        lines.append(f"| {name}{mark} | {' | '.join(percent(values.get(k)) for k in METRIC_KEYS)} | {values['n']} |")
+    mean = metrics["mean"]
+    lines.append(f"| **mean** | {' | '.join(percent(mean.get(k)) for k in METRIC_KEYS)} | {mean['n']} |")
     return "\n".join(lines) + "\n"
 
 
@@ -273,7 +284,7 @@ def write_model_card(
         noise_settings=noise_settings(config),
         hyperparameters=", ".join(f"{k} = {v}" for k, v in training.items()
                                   if k not in ("data", "train_split", "minigenimage_version")),
-        results_table=results_table(metrics),
+        results_table=results_table(metrics, training.get("generators")),
         extra=extra,
         command=public_command(command),
     )

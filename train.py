@@ -317,7 +317,8 @@ def write_evaluation(
     plots = output_dir / "plots"
     plots.mkdir(parents=True, exist_ok=True)
     reporting.write_json(output_dir / "metrics.json", {**metrics, **(extra or {})})
-    (output_dir / "results.md").write_text(f"## {title}\n\n" + reporting.results_table(metrics))
+    training_generators = (extra or {}).get("training", {}).get("generators")
+    (output_dir / "results.md").write_text(f"## {title}\n\n" + reporting.results_table(metrics, training_generators))
     reporting.plot_accuracy_bars(metrics, plots / "accuracy_per_generator.png", title)
     reporting.plot_roc_curves(outputs, plots / "roc_curves.png", title)
     if robustness:
@@ -381,9 +382,9 @@ def hub_training_dataset(data_args: DataArguments) -> str | None:
     return name
 
 
-def summary(metrics: dict, output_dir: Path, seconds: float) -> str:
+def summary(metrics: dict, output_dir: Path, seconds: float, training_generators: list | None = None) -> str:
     return (
-        "\n" + reporting.results_table(metrics)
+        "\n" + reporting.results_table(metrics, training_generators)
         + f"\nmean accuracy {reporting.percent(metrics['mean']['acc'])} %, mean AP {reporting.percent(metrics['mean']['ap'])} %"
         + f"\noutputs in {output_dir} ({seconds:.0f} s)\n"
     )
@@ -660,7 +661,7 @@ def main(argv: list[str] | None = None) -> dict:
             accelerator.print(f"uploaded to {url}")
         if validation:
             accelerator.print(f"validation: mean acc {reporting.percent(validation['mean']['acc'])} %")
-        accelerator.print(summary(metrics, output_dir, time.time() - started))
+        accelerator.print(summary(metrics, output_dir, time.time() - started, training["generators"]))
     accelerator.wait_for_everyone()
     # The process group stays up: ablation.py calls main() once per run in one launch, and a group destroyed and
     # set up again in the same processes failed to connect. Whoever launched the processes takes it down.

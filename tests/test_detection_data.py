@@ -350,6 +350,23 @@ def test_a_subset_of_one_class_among_several_is_named_in_a_warning(tmp_path, cap
     assert "hold one class" not in caplog.text
 
 
+def test_lsun_class_folders_trained_on_beside_a_progan_test_subset_are_named_in_a_warning(tmp_path, caplog):
+    """AIGIBench's tree read as raw folders: its ProGAN training data is one folder per LSUN class, so the ablation
+    counted the ProGAN test subset among the unseen families, without a word."""
+    for name in ("train/car", "train/cat", "test/ProGAN", "test/SDXL"):
+        image_tree(tmp_path / "aigibench" / name)
+    with caplog.at_level("WARNING"):
+        load_detection_data(DataArguments(train_dir=str(tmp_path / "aigibench"),
+                                          eval_dir=str(tmp_path / "aigibench" / "test")), need_train=True)
+    assert "its generators ['car', 'cat'] are ProGAN's LSUN classes, so test subset(s) ['ProGAN'] count as unseen" \
+        in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING"):  # the same folders without a ProGAN test subset: a tree of another origin
+        load_detection_data(DataArguments(train_dir=str(tmp_path / "aigibench" / "train"),
+                                          eval_dir=str(tmp_path / "aigibench" / "test" / "SDXL")), need_train=True)
+    assert "LSUN" not in caplog.text
+
+
 def test_max_eval_samples_keeps_the_same_test_rows_for_every_seed(tmp_path):
     test = rows([0, 1] * 20, ["sd"] * 40).add_column("index", list(range(40)))
     source = saved(tmp_path, {"train": rows([0, 1] * 20, ["sd"] * 40).add_column("index", list(range(40))),

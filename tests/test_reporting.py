@@ -34,6 +34,16 @@ def test_results_table_puts_each_number_under_its_title():
     assert cells(lines[4])[0] == "**mean**" and len(lines) == 5
 
 
+def test_results_table_marks_the_subsets_of_a_training_family():
+    """README's table of the default run says "tconv (training family)"; the files it quotes said plain "tconv"."""
+    values = {"acc": 0.9, "r_acc": 0.9, "f_acc": 0.9, "ap": 0.9, "auc": 0.9, "n": 4}
+    metrics = {"subsets": {"ProGAN": values, "sd_v1.4": values, "SDXL": values}, "mean": values}
+    lines = reporting.results_table(metrics, ["progan", "sdv1.4"]).splitlines()
+    assert [cells(line)[0] for line in lines[2:]] == [
+        "ProGAN (training family)", "sd_v1.4 (training family)", "SDXL", "**mean**"]
+    assert "training family" not in reporting.results_table(metrics)  # an evaluation of a saved model: not known
+
+
 def test_robustness_table_holds_accuracy_per_subset_then_mean_acc_and_mean_ap():
     def condition(acc_a: float, acc_b: float, mean_ap: float) -> dict:
         subsets = {"a": {"acc": acc_a, "ap": 0.99}, "b": {"acc": acc_b, "ap": 0.98}}
