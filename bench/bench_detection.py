@@ -17,6 +17,7 @@ import argparse
 import json
 import math
 import os
+import shlex
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +37,7 @@ class Protocol:
     name: str
     backbone: str
     command: str
+    ablation_args: tuple[str, ...]  # the arguments of its `ablation.py` beside --ablation_seeds and --output_dir
     default_json: Path
     env_var: str  # points the row at a summary written elsewhere
 
@@ -43,24 +45,35 @@ class Protocol:
 PROTOCOLS = (
     # The default run: the figure the target is about.
     Protocol("detection", "tiny CLIP from random weights, full fine-tuning (the default run)",
-             "python ablation.py --ablation_seeds 3",
+             "python ablation.py --ablation_seeds 3", (),
              REPO_ROOT / "outputs" / "ablation-minigenimage" / "ablation.json", "PINCLIP_ABLATION_JSON"),
     # The paper's regime: a pretrained backbone, LoRA r=6 on q/k/v (pretrain_backbone.py gives it offline).
     Protocol("detection (pretrained backbone, LoRA)",
              "tiny CLIP pretrained by `pretrain_backbone.py` (content task), LoRA r=6 on q/k/v",
              "python pretrain_backbone.py && python ablation.py --model_name_or_path outputs/pretrained-clip-tiny-64 "
              "--lora_r 6 --output_dir outputs/ablation-pretrained-lora",
+             ("--model_name_or_path", "outputs/pretrained-clip-tiny-64", "--lora_r", "6"),
              REPO_ROOT / "outputs" / "ablation-pretrained-lora" / "ablation.json", "PINCLIP_PRETRAINED_ABLATION_JSON"),
 )
 
 
-def unseen_accuracy(summary: dict, command: str) -> dict[str, dict]:
-    """Each noise mode's unseen-family accuracy `{"mean", "std", "values"}` (fractions), from `ablation.py`'s JSON."""
-    accuracy = summary["accuracy"]
-    missing = [mode for mode in NOISE_MODES if not (accuracy.get(mode) or {}).get("unseen")]
-    if missing:
-        raise ValueError(f"the ablation summary has no unseen-family accuracy for {', '.join(missing)}: rerun `{command}`")
-    return {mode: accuracy[mode]["unseen"] for mode in NOISE_MODES}
+def missing_modes(summary: dict) -> list[str]:
+    """The noise modes the ablation summary holds no unseen-family accuracy for (an ablation run with --modes)."""
+    return [mode for mode in NOISE_MODES if not ((summary["accuracy"].get(mode) or {}).get("unseen"))]
+
+
+def ablation_arguments(command: str) -> list[str] | None:
+    """The arguments of a recorded `python ablation.py ...` command that decide what it trains (its --ablation_seeds,
+    --modes and --output_dir left out: the seeds and modes are checked on their own), sorted; None for another
+    command."""
+    words = shlex.split(command)
+    if words[:2] != ["python", "ablation.py"]:
+        return None
+    own = argparse.ArgumentParser(add_help=False)
+    for flag in ("--ablation_seeds", "--output_dir"):
+        own.add_argument(flag)
+    own.add_argument("--modes", nargs="+")
+    return sorted(own.parse_known_args(words[2:])[1])
 
 
 def protocol_figure(protocol: Protocol, path: Path) -> Figure:
@@ -75,7 +88,11 @@ def protocol_figure(protocol: Protocol, path: Path) -> Figure:
                       [f"write it with `{protocol.command}` (pin/random/none × 3 seeds on MiniGenImage, ≈ 30 min on 2 "
                        f"cores), or point {protocol.env_var} at its summary, then rerun"])
     summary = json.loads(path.read_text())
-    unseen = unseen_accuracy(summary, protocol.command)
+    missing = missing_modes(summary)
+    if missing:  # an ablation of fewer modes (`--modes pin none`) into the default folder
+        return Figure(protocol.name, setup, f"not measured: {shown} has no unseen-family accuracy for "
+                      f"{', '.join(missing)}", target, None, [f"write it with `{protocol.command}`, then rerun"])
+    unseen = {mode: summary["accuracy"][mode]["unseen"] for mode in NOISE_MODES}
     # summaries from before MiniGenImage 1.3 record no version
     version = summary.get("minigenimage_version", "≤ 1.2")  # None: the runs read no MiniGenImage
     setup = setup.replace("MiniGenImage", f"MiniGenImage {version}", 1) if version else setup
@@ -84,9 +101,15 @@ def protocol_figure(protocol: Protocol, path: Path) -> Figure:
     # shown passes exactly when the row does: rounded to the nearest 0.1, a margin of 1.998 showed as "+2.0" and FAIL.
     margin = math.floor((means["pin"] - means["none"]) * 100 + 1e-6) / 100
     seeds = {len(stats["values"]) for stats in unseen.values()}
+    recorded = summary.get("command", "an unknown command")
+    # judged only on the protocol: the same seed count and nothing else changed (a one-epoch trial is no verdict)
+    other = [] if seeds == {SEEDS} else [f"the protocol is {SEEDS} seeds per mode, this summary has "
+                                         f"{'/'.join(map(str, sorted(seeds)))}"]
+    if ablation_arguments(recorded) != sorted(protocol.ablation_args):
+        other.append(f"`{recorded}` is not the protocol's command")
     # "best" on the means as shown (0.1 point): 77.04 against 77.05 both read 77.0, a tie, not a loss
     passed = (round(means["pin"], 1) == max(round(mean, 1) for mean in means.values()) and margin >= MARGIN_POINTS
-              if seeds == {SEEDS} else None)
+              if not other else None)
     return Figure(
         name=protocol.name,
         setup=f"{setup} ({'/'.join(map(str, sorted(seeds)))} seeds)",
@@ -95,10 +118,8 @@ def protocol_figure(protocol: Protocol, path: Path) -> Figure:
         target=target,
         passed=passed,
         # the command the summary records: another ablation than the standard one is shown as what it is
-        details=[f"read from {shown}", f"written by `{summary.get('command', 'an unknown command')}`",
-                 *([] if passed is not None else [f"no verdict: the protocol is {SEEDS} seeds per mode, this summary "
-                                                  f"has {'/'.join(map(str, sorted(seeds)))}; write it with "
-                                                  f"`{protocol.command}`"]),
+        details=[f"read from {shown}", f"written by `{recorded}`",
+                 *([] if not other else [f"no verdict: {'; '.join(other)}; write it with `{protocol.command}`"]),
                  *(f"{mode}: {', '.join(f'{100 * v:.1f}' for v in unseen[mode]['values'])}" for mode in NOISE_MODES)],
     )
 

@@ -79,7 +79,8 @@ def test_detection_row_reads_the_ablation_summary(tmp_path: Path) -> None:
     from ablation import mean_std
 
     unseen = {"pin": [0.80, 0.82, 0.81], "random": [0.79, 0.80, 0.78], "none": [0.76, 0.78, 0.77]}
-    summary = {"accuracy": {mode: {"unseen": mean_std(values)} for mode, values in unseen.items()}}
+    summary = {"command": "python ablation.py --ablation_seeds 3",
+               "accuracy": {mode: {"unseen": mean_std(values)} for mode, values in unseen.items()}}
     path = tmp_path / "ablation.json"
     path.write_text(json.dumps(summary))
     figure, pretrained = detection_run(ablation=path, pretrained_ablation=tmp_path / "absent.json")
@@ -106,6 +107,22 @@ def test_detection_row_reads_the_ablation_summary(tmp_path: Path) -> None:
     assert "pretrain_backbone.py" in pretrained.details[0]  # says how to write the missing summary
     missing, _ = detection_run(ablation=tmp_path / "absent.json")
     assert missing.passed is None and "not measured" in missing.value
+    # the same figures from a one-epoch trial, or the protocol's own command without one of its arguments: no verdict
+    # (a FAIL was given), as for a LoRA ablation without its backbone
+    for command in ("python ablation.py --ablation_seeds 3 --num_train_epochs 1", "python ablation.py --lora_r 6"):
+        path.write_text(json.dumps({**summary, "command": command}))
+        row = detection_run(ablation=path)[0]
+        assert row.passed is None and f"`{command}` is not the protocol's command" in " ".join(row.details)
+    path.write_text(json.dumps({**summary, "command": "python ablation.py --output_dir elsewhere"}))  # 3 seeds too
+    assert detection_run(ablation=path)[0].passed is True
+    lora = {**summary, "command": "python ablation.py --lora_r 6 --model_name_or_path outputs/pretrained-clip-tiny-64"}
+    path.write_text(json.dumps(lora))
+    assert detection_run(pretrained_ablation=path)[1].passed is True
+    # an ablation of two modes into the default folder (README: `--modes pin none`) crashed the suite
+    del summary["accuracy"]["random"]
+    path.write_text(json.dumps(summary))
+    row = detection_run(ablation=path)[0]
+    assert row.passed is None and "has no unseen-family accuracy for random" in row.value
 
 
 def test_a_fresh_clone_reads_the_committed_ablation_summaries(tmp_path: Path) -> None:
