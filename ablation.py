@@ -136,10 +136,15 @@ def unseen_mean(metrics: dict) -> float | None:
 
 def default_output_dir(train_args: list[str]) -> Path:
     """`outputs/ablation-<data>`, named after the training data, so that ablations on two datasets (two presets,
-    say) never write into one folder and replace each other's runs."""
+    say) never write into one folder and replace each other's runs; a local folder's name is followed by a short hash
+    of its absolute path, as two folders may share a name (`a/train` and `b/train`)."""
     _, data_args, _ = parse_arguments(train_args)
     name = train.training_data(data_args)  # as the model card names it
-    return Path("outputs") / ("ablation-" + (re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "data").lower())
+    slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-") or "data"
+    local = data_args.train_dir or (data_args.dataset_name if not train.trains_on_minigenimage(data_args) else None)
+    if local and Path(local).exists():
+        slug += "-" + hashlib.sha256(str(Path(local).resolve()).encode()).hexdigest()[:8]
+    return Path("outputs") / ("ablation-" + slug.lower())
 
 
 def what_is_trained(run_args: list[str]) -> dict:

@@ -357,43 +357,53 @@ def reads_minigenimage(data_args: DataArguments) -> bool:
     return reads_dataset_name(data_args) and (data_args.dataset_name or MINIGENIMAGE) == MINIGENIMAGE
 
 
-def minigenimage_builds_read(data_args: DataArguments) -> dict[str, int]:
-    """The MiniGenImage builds a run reads (which tiles their splits come from), as {where it is named: its seed}: the
-    build it makes (`--minigenimage_seed`), and builds written out by `datasets_scripts/minigenimage.py`, known by the
-    report.json that names their seed: an `--output_dir` read as `--dataset_name`, an `--export_folders` folder read
-    as `--train_dir` or `--eval_dir` (its report.json sits at the export's top, above the split folders)."""
-    builds = {}
-    if reads_minigenimage(data_args):
-        builds[f"--minigenimage_seed {data_args.minigenimage_seed}"] = data_args.minigenimage_seed
+def written_minigenimage_reports(data_args: DataArguments) -> dict[str, dict]:
+    """The report.json of each MiniGenImage build written out by `datasets_scripts/minigenimage.py` that a run reads,
+    by where it is named: an `--output_dir` read as `--dataset_name`, an `--export_folders` folder read as
+    `--train_dir` or `--eval_dir` (its report.json sits at the export's top, above the split folders)."""
+    reports = {}
     folders = {"--dataset_name": data_args.dataset_name if reads_dataset_name(data_args) else None,
                "--train_dir": data_args.train_dir, "--eval_dir": data_args.eval_dir}
     for flag, folder in folders.items():
         if folder is None or not Path(folder).is_dir():
             continue
         for place in [Path(folder)] + ([] if flag == "--dataset_name" else list(Path(folder).resolve().parents)):
-            seed = _minigenimage_report_seed(place / "report.json")
-            if seed is not None:
-                builds[f"{flag} {folder} (MiniGenImage seed {seed}, {place / 'report.json'})"] = seed
+            report = _minigenimage_report(place / "report.json")
+            if report is not None:
+                reports[f"{flag} {folder} (MiniGenImage seed {report.get('seed')}, {place / 'report.json'})"] = report
                 break
+    return reports
+
+
+def _minigenimage_report(path: Path) -> dict | None:
+    """The content of a MiniGenImage build's report.json, None for any other file or none."""
+    try:
+        content = json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, ValueError):  # not a build's report: the dataset's loading says what is wrong with the folder
+        return None
+    return content if isinstance(content, dict) and content.get("name") == "MiniGenImage" else None
+
+
+def minigenimage_builds_read(data_args: DataArguments) -> dict[str, int]:
+    """The MiniGenImage builds a run reads (which tiles their splits come from), as {where it is named: its seed}: the
+    build it makes (`--minigenimage_seed`) and the written-out builds (`written_minigenimage_reports`)."""
+    builds = {}
+    if reads_minigenimage(data_args):
+        builds[f"--minigenimage_seed {data_args.minigenimage_seed}"] = data_args.minigenimage_seed
+    builds.update((source, report["seed"]) for source, report in written_minigenimage_reports(data_args).items()
+                  if isinstance(report.get("seed"), int))
     return builds
 
 
-def _minigenimage_report_seed(report: Path) -> int | None:
-    """The seed a MiniGenImage build's report.json names, None for any other file or none."""
-    try:
-        content = json.loads(report.read_text()) if report.is_file() else {}
-    except (OSError, ValueError):  # not a build's report: the dataset's loading says what is wrong with the folder
-        return None
-    return content.get("seed") if isinstance(content, dict) and content.get("name") == "MiniGenImage" else None
-
-
 def minigenimage_version(data_args: DataArguments) -> str | None:
-    """The version of MiniGenImage a run reads (another version holds other images), None when it reads none."""
-    if not reads_minigenimage(data_args):
-        return None
-    from datasets_scripts.minigenimage import VERSION
+    """The version of MiniGenImage a run reads (another version holds other images): the one it builds, else the one
+    a written-out build's report.json names; None when it reads none."""
+    if reads_minigenimage(data_args):
+        from datasets_scripts.minigenimage import VERSION
 
-    return VERSION
+        return VERSION
+    versions = sorted({str(report.get("version")) for report in written_minigenimage_reports(data_args).values()})
+    return ", ".join(versions) or None
 
 
 # Accelerate's seedable sampler shuffles epoch e with seed `data_seed + e`: with data_seed = seed, seed 1 replayed

@@ -201,9 +201,16 @@ def test_ablations_on_two_datasets_default_to_two_folders(fake_training, tmp_pat
         (tmp_path / "data" / name).mkdir(parents=True)
         ablation.main(["--ablation_seeds", "1", "--modes", "pin", "--dataset_name", str(tmp_path / "data" / name)])
     ablation.main(["--ablation_seeds", "1", "--modes", "pin"])
-    assert sorted(path.name for path in (tmp_path / "outputs").iterdir()) == [
-        "ablation-aigibench", "ablation-genimage", "ablation-minigenimage"]
-    assert len(fake_training) == 3
+    # two folders of one name (`a/train`, `b/train`): the second replaced the first's runs
+    for parent in ("a", "b"):
+        (tmp_path / parent / "train").mkdir(parents=True)
+        ablation.main(["--ablation_seeds", "1", "--modes", "pin", "--train_dir", str(tmp_path / parent / "train"),
+                       "--dataset_name", "minigenimage"])
+    names = sorted(path.name for path in (tmp_path / "outputs").iterdir())
+    assert len(names) == 5 and "ablation-minigenimage" in names
+    assert sum(name.startswith(("ablation-aigibench-", "ablation-genimage-")) for name in names) == 2
+    assert sum(name.startswith("ablation-train-") for name in names) == 2
+    assert len(fake_training) == 5
 
 
 def test_a_folder_trained_into_since_or_left_without_metrics_is_trained_again(fake_training, tmp_path: Path) -> None:

@@ -683,6 +683,15 @@ def test_forensynths_rule_edge_layouts():
     assert forensynths.forensynths_rule(("test", "car", "1_fake", "val", "x.png")).split == "test"  # above comes first
     # ProGAN's held-out images split below the label stay ProGAN's, not a generator called "car"
     assert forensynths.forensynths_rule(("car", "0_real", "test", "x.png")) == place("test", 0, "progan", "car")
+    # a GenImage tree given to this converter: its train/ and val/ images became test data of subsets such as
+    # "ADM/imagenet_ai_0508_adm/train"; refused like any path off the layout
+    for parts in (("ADM", "imagenet_ai_0508_adm", "train", "ai", "x.png"), ("ADM", "val", "nature", "x.png"),
+                  ("ADM", "train", "ai", "x.png"), ("test", "stylegan", "car", "extra", "1_fake", "x.png")):
+        reason = forensynths.forensynths_rule(parts)
+        assert isinstance(reason, str) and "a GenImage tree is read by genimage.py" in reason, parts
+    # ProGAN's test set holds a folder for the LSUN class "train"
+    assert forensynths.forensynths_rule(("test", "progan", "train", "1_fake", "x.png")) == place(
+        "test", 1, "progan", "progan/train")
 
 
 def test_folder_symlink_to_the_filesystem_root_is_not_followed(tmp_path):

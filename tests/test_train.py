@@ -387,6 +387,15 @@ def test_eval_only_on_minigenimage_names_its_version(tiny_model_dir, minigen_cac
     train.main(["--eval_only", "--model_name_or_path", str(tiny_model_dir), "--minigenimage_reduced",
                 "--minigenimage_cache_dir", str(minigen_cache), "--max_eval_samples", "4", "--output_dir", str(out)])
     assert json.loads((out / "metrics.json").read_text())["minigenimage_version"] == VERSION
+    # the same build written out (`minigenimage.py --output_dir`) and read as --dataset_name recorded none, which the
+    # README reads as version 1.2
+    from datasets_scripts.minigenimage import build_minigenimage
+
+    export = tmp_path / "mgi-export"
+    build_minigenimage(str(export), reduced=True, cache_dir=str(minigen_cache), show_progress=False)
+    train.main(["--eval_only", "--model_name_or_path", str(tiny_model_dir), "--dataset_name", str(export),
+                "--max_eval_samples", "4", "--output_dir", str(tmp_path / "eval-export")])
+    assert json.loads((tmp_path / "eval-export" / "metrics.json").read_text())["minigenimage_version"] == VERSION
 
 
 def test_eval_only_reproduces_a_runs_figures_with_sampled_inference_noise(minigen_cache, tmp_path):
