@@ -35,7 +35,7 @@ class PinClipConfig(PreTrainedConfig):
         noise_mode (`str`): `"pin"` (learned noise from the generator), `"random"` (ε ~ N(0, s²I), no
             generator) or `"none"` (plain fine-tuning). The three rows of the paper's ablation.
         noise_injection (`str`): `"embedding"` adds the noise to the projected image embedding; `"tokens"` adds
-            per-token noise to the patch tokens entering the last vision block.
+            per-token noise to the tokens entering the last vision block (the class token and the patch tokens).
         noise_scale (`str`): `"absolute"`: ε is added as drawn; `"feature_rms"`: ε is multiplied by each feature
             vector's root-mean-square (detached), so μ, σ and s are fractions of the feature's own size and the
             backbone cannot outgrow the noise by enlarging its features.

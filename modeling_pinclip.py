@@ -78,7 +78,8 @@ class PinClipOutput(ImageClassifierOutput):
     image_embeds (`torch.FloatTensor` of shape `(batch_size, projection_dim)`):
         The clean CLIP image embedding `v` (before any noise).
     clean_loss (`torch.FloatTensor`, *optional*):
-        CE of the clean logits, present when labels are given (in eval mode it is all of `loss`).
+        CE of the clean logits, present when labels are given (in eval mode it is all of `loss`, unless
+        `inference_noise` makes the returned logits noisy: `loss` is then theirs).
     noise_loss / kl_loss (`torch.FloatTensor`, *optional*):
         The noise terms of `loss`, present when labels are given in training mode (KL only with `kl_weight > 0`).
     noise_mu_norm / noise_sigma_mean (`torch.FloatTensor`, *optional*):
@@ -593,6 +594,8 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
         if labels is not None:
             labels = labels.to(logits.device).long().view(-1)  # (B,) or (B, 1), as transformers' heads accept
             losses["clean_loss"] = losses["loss"] = F.cross_entropy(logits, labels)
+            if eval_noise:  # the logits returned are noisy ones: `loss` is theirs, `clean_loss` the clean logits'
+                losses["clean_loss"] = F.cross_entropy(self.classifier(image_embeds), labels)
         if labels is not None and inject:
             noisy_logits = self.classifier(self.dropout(noisy_embeds))
             losses["noise_loss"] = F.cross_entropy(noisy_logits.flatten(0, 1), labels.repeat(samples))

@@ -66,6 +66,13 @@ def test_inference_noise_mean_changes_logits_by_mu(tiny_clip_dir):
         mu, _ = model.noise_generator(out.image_embeds, model.prompt_embeds, model.config.sigma_floor)
         expected = model.classifier(out.image_embeds + mu)
     torch.testing.assert_close(out.logits, expected)
+    labels = torch.tensor([0, 1, 1, 0])
+    with torch.no_grad():
+        out = model(pixels, labels=labels)
+    # `loss` is the returned (noisy) logits' CE; `clean_loss` was too, under a name that says clean
+    torch.testing.assert_close(out.loss, F.cross_entropy(expected, labels))
+    torch.testing.assert_close(out.clean_loss, F.cross_entropy(model.classifier(out.image_embeds), labels))
+    assert not torch.allclose(out.loss, out.clean_loss)
 
 
 def noise_shift(model: PinClipForImageClassification, pixels: torch.Tensor) -> torch.Tensor:
