@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from detection_data import TrainImages, load_detection_data, normalize_labels, random_crop
+from detection_data import TrainImages, load_detection_data, normalize_labels, random_crop, resize_short_side
 from training_args import DataArguments
 
 
@@ -365,6 +365,21 @@ def test_lsun_class_folders_trained_on_beside_a_progan_test_subset_are_named_in_
         load_detection_data(DataArguments(train_dir=str(tmp_path / "aigibench" / "train"),
                                           eval_dir=str(tmp_path / "aigibench" / "test" / "SDXL")), need_train=True)
     assert "LSUN" not in caplog.text
+
+
+def test_resizing_keeps_an_images_orientation():
+    assert resize_short_side(Image.new("RGB", (300, 100)), 50).size == (150, 50)
+    assert resize_short_side(Image.new("RGB", (100, 300)), 50).size == (50, 150)
+
+
+@pytest.mark.parametrize("size", [(100, 20), (20, 100)])
+def test_a_random_crop_pads_a_short_side_evenly_and_moves_only_along_the_long_one(size):
+    """As the evaluation's centre crop: zero rows (or columns) split evenly on both sides of the short side."""
+    image = Image.new("RGB", size, "white")
+    for seed in range(5):
+        crop = np.asarray(random_crop(image, 40, np.random.default_rng(seed)))[..., 0]
+        along = crop if size[0] > size[1] else crop.T  # rows across the short side
+        assert (along[:10] == 0).all() and (along[10:30] == 255).all() and (along[30:] == 0).all(), seed
 
 
 def test_max_eval_samples_keeps_the_same_test_rows_for_every_seed(tmp_path):

@@ -25,6 +25,13 @@ def test_scan_scores_equal_single_image_scores(tiny_model_dir: Path, tmp_path: P
         assert result.p_fake == pytest.approx(detector.p_fake(Image.open(path).convert("RGB")), abs=1e-6)
 
 
+def test_a_score_at_the_threshold_is_fake(tiny_model_dir: Path) -> None:
+    """README and the demo: fake when p(fake) ≥ the threshold."""
+    detector = Detector.load(tiny_model_dir, device="cpu")
+    detector = Detector(detector.model, detector.processor, threshold=0.7)
+    assert [detector.label_of(p) for p in (0.6999, 0.7, 0.7001)] == ["real", "fake", "fake"]
+
+
 def test_scan_runs_a_processor_that_resizes_whole(tiny_model_dir: Path, tmp_path: Path) -> None:
     detector = Detector.load(tiny_model_dir, device="cpu")
     resizing = detector.processor.__class__(**{**detector.processor.to_dict(), "do_resize": True})

@@ -118,7 +118,7 @@ def test_end_to_end_outputs(trained_run):
     config = json.loads((out / "config.json").read_text())
     assert config["lora_r"] == 0 and config["noise_mode"] == "pin" and "AutoModel" in config["auto_map"]
     log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
-    assert log[-1]["step"] == 6 and log[-1]["noise_sigma_mean"] > 0
+    assert log[-1]["step"] == 6 and log[-1]["noise_sigma_mean"] > 0 and log[-1]["noise_mu_norm"] > 0  # collapse watch
 
 
 def test_reloaded_model_reproduces_reported_metrics(trained_run, minigen_cache):
