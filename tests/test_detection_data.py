@@ -397,6 +397,9 @@ def test_random_crops_reach_every_position_including_the_last():
     image = Image.fromarray(np.broadcast_to(columns[None, :, None], (8, 10, 3)).copy())
     lefts = {int(np.asarray(random_crop(image, 8, np.random.default_rng(seed)))[0, 0, 0]) for seed in range(60)}
     assert lefts == {0, 1, 2}
+    tall = image.transpose(Image.Transpose.TRANSPOSE)  # pixel value = its row: the vertical position is drawn too
+    tops = {int(np.asarray(random_crop(tall, 8, np.random.default_rng(seed)))[0, 0, 0]) for seed in range(60)}
+    assert tops == {0, 1, 2}
 
 
 def test_reading_generator_names_does_not_write_the_dataset_again(tmp_path):
