@@ -359,7 +359,7 @@ def load_detection_data(data_args: DataArguments, need_train: bool, seed: int = 
         test_root = data_args.eval_dir or data_args.dataset_name
         if train_root and test_root and Path(train_root).is_dir() and Path(test_root).is_dir():
             check_no_shared_files(data.train, train_root, data.test, test_root, data_args.image_column, test_flag)
-    if data.train is not None and data_args.train_dir and train_source is not eval_source:
+    if data.train is not None and data_args.train_dir:
         warn_lsun_classes_as_generators(data.train, data.test, data_args.generator_column, data_args.train_dir)
     warn_single_class(data.validation, "validation")
     warn_single_class(data.test, "test")

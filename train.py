@@ -491,9 +491,14 @@ def main(argv: list[str] | None = None) -> dict:
     # the process layout shapes the data order, the schedule and the batch: a resume must keep it
     settings.update(processes=accelerator.num_processes, mixed_precision=accelerator.mixed_precision)
     checkpoint = resolve_checkpoint(args.resume_from_checkpoint, output_dir) if args.resume_from_checkpoint else None
+    # the log the run continues: this folder's for one of its own checkpoints (however its path names it), else the
+    # log of the checkpoint's own run folder
+    resumed_log = None
     if checkpoint is not None:  # before any data or model is loaded
         check_same_run(checkpoint, settings)
-        if checkpoint.resolve().parent != (output_dir / "checkpoints").resolve() and list_checkpoints(output_dir):
+        own = checkpoint.resolve().parent == (output_dir / "checkpoints").resolve()
+        resumed_log = output_dir / "train_log.jsonl" if own else checkpoint.parent.parent / "train_log.jsonl"
+        if not own and list_checkpoints(output_dir):
             # resuming removes the checkpoints after the one resumed: here they would be another run's
             raise ValueError(
                 f"--resume_from_checkpoint {checkpoint} is not one of {output_dir / 'checkpoints'}, which holds "
@@ -561,9 +566,8 @@ def main(argv: list[str] | None = None) -> dict:
         removed = remove_earlier_run(output_dir)
         if removed:
             accelerator.print(f"removed the earlier run's model and reports from {output_dir}: {', '.join(removed)}")
-        # The log continues the checkpoint's run (its folder's log, wherever the run goes on): records of an earlier
-        # run, or of steps after the checkpoint, are dropped.
-        kept = log_records_until(checkpoint.parent.parent / log_path.name, completed_steps) if checkpoint else []
+        # The log continues the checkpoint's run: records of an earlier run, or of steps after the checkpoint, are dropped.
+        kept = log_records_until(resumed_log, completed_steps) if resumed_log else []
         log_path.write_text("".join(json.dumps(record) + "\n" for record in kept))
     progress = tqdm(total=max_steps, initial=completed_steps, desc="training", disable=not accelerator.is_local_main_process)
     for epoch in range(start_epoch, num_epochs):

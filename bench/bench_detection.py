@@ -69,11 +69,18 @@ def ablation_arguments(command: str) -> list[str] | None:
     words = shlex.split(command)
     if words[:2] != ["python", "ablation.py"]:
         return None
+    spelled = []  # one spelling each: `--flag value` (not `--flag=value`), underscores in flags, normalised paths
+    for word in words[2:]:
+        flag, equals, value = word.partition("=") if word.startswith("--") else ("", "", word)
+        if flag:
+            spelled.append("--" + flag[2:].replace("-", "_"))
+        if not flag or equals:
+            spelled.append(os.path.normpath(value))
     own = argparse.ArgumentParser(add_help=False)
     for flag in ("--ablation_seeds", "--output_dir"):
         own.add_argument(flag)
     own.add_argument("--modes", nargs="+")
-    return sorted(own.parse_known_args(words[2:])[1])
+    return sorted(own.parse_known_args(spelled)[1])
 
 
 def protocol_figure(protocol: Protocol, path: Path) -> Figure:

@@ -614,6 +614,10 @@ def main(argv: list[str] | None = None) -> int:
             check_export_dir(args.export_folders)
         except FileExistsError as error:
             parser.error(str(error))
+        export, output = Path(args.export_folders).resolve(), Path(args.output_dir).resolve()
+        if export == output or export in output.parents:
+            parser.error(f"--export_folders {args.export_folders} holds --output_dir {args.output_dir}: give them "
+                         "folders of their own")
     dataset_dict = build_minigenimage(
         args.output_dir, seed=args.seed, crop_size=args.crop_size, reduced=args.reduced, cache_dir=args.cache_dir
     )

@@ -115,9 +115,10 @@ def test_detection_row_reads_the_ablation_summary(tmp_path: Path) -> None:
         assert row.passed is None and f"`{command}` is not the protocol's command" in " ".join(row.details)
     path.write_text(json.dumps({**summary, "command": "python ablation.py --output_dir elsewhere"}))  # 3 seeds too
     assert detection_run(ablation=path)[0].passed is True
-    lora = {**summary, "command": "python ablation.py --lora_r 6 --model_name_or_path outputs/pretrained-clip-tiny-64"}
-    path.write_text(json.dumps(lora))
-    assert detection_run(pretrained_ablation=path)[1].passed is True
+    for spelling in ("--lora_r 6 --model_name_or_path outputs/pretrained-clip-tiny-64",
+                     "--lora-r=6 --model-name-or-path ./outputs/pretrained-clip-tiny-64"):  # both name the protocol
+        path.write_text(json.dumps({**summary, "command": f"python ablation.py {spelling}"}))
+        assert detection_run(pretrained_ablation=path)[1].passed is True, spelling
     # an ablation of two modes into the default folder (README: `--modes pin none`) crashed the suite
     del summary["accuracy"]["random"]
     path.write_text(json.dumps(summary))

@@ -498,6 +498,12 @@ def test_an_export_into_a_folder_holding_files_is_refused_before_the_build(reduc
     assert not (tmp_path / "cache").exists() and [item.name for item in folders.iterdir()] == ["test"]
     with pytest.raises(FileExistsError, match="not an empty folder"):
         mgi.export_folders(reduced, str(folders))
+    # the export folder holding the dataset's own output: refused before the build, not after it with a false word
+    for output in (tmp_path / "both", tmp_path / "both" / "hf"):
+        with pytest.raises(SystemExit):
+            mgi.main(["--output_dir", str(output), "--reduced", "--cache_dir", str(tmp_path / "cache"),
+                      "--export_folders", str(tmp_path / "both")])
+        assert "holds --output_dir" in capsys.readouterr().err and not (tmp_path / "cache").exists()
 
 
 def test_exported_folders_keep_each_image_under_its_own_label(reduced, tmp_path):

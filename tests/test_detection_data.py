@@ -361,6 +361,11 @@ def test_lsun_class_folders_trained_on_beside_a_progan_test_subset_are_named_in_
     assert "its generators ['car', 'cat'] are ProGAN's LSUN classes, so test subset(s) ['ProGAN'] count as unseen" \
         in caplog.text
     caplog.clear()
+    with caplog.at_level("WARNING"):  # the whole tree given as both, as a raw benchmark tree usually is
+        load_detection_data(DataArguments(train_dir=str(tmp_path / "aigibench"), eval_dir=str(tmp_path / "aigibench")),
+                            need_train=True)
+    assert "are ProGAN's LSUN classes" in caplog.text
+    caplog.clear()
     with caplog.at_level("WARNING"):  # the same folders without a ProGAN test subset: a tree of another origin
         load_detection_data(DataArguments(train_dir=str(tmp_path / "aigibench" / "train"),
                                           eval_dir=str(tmp_path / "aigibench" / "test" / "SDXL")), need_train=True)

@@ -273,12 +273,26 @@ def test_a_checkpoint_from_another_folder_never_replaces_that_folders_run_and_ke
         train.main(reduced_args(minigen_cache, other, "--num_train_epochs", "2", "--checkpointing_steps", "2",
                                 "--resume_from_checkpoint", str(checkpoint)))
     assert [c.name for c in train.list_checkpoints(other)] == ["checkpoint-2", "checkpoint-4", "checkpoint-6"]
-    moved = tmp_path / "moved"
+    moved = tmp_path / "moved"  # from its last checkpoint: the log records up to it are all of the run's log
     train.main(reduced_args(minigen_cache, moved, "--num_train_epochs", "2", "--checkpointing_steps", "2",
-                            "--resume_from_checkpoint", str(checkpoint)))
+                            "--resume_from_checkpoint", str(full / "checkpoints" / "checkpoint-6")))
     assert (moved / "train_log.jsonl").read_text() == (full / "train_log.jsonl").read_text()
     expected, got = load_file(full / "model.safetensors"), load_file(moved / "model.safetensors")
     assert all(torch.equal(expected[name], got[name]) for name in expected)
+
+
+def test_a_run_resumed_from_its_own_checkpoint_by_its_real_path_keeps_its_log(trained_run, minigen_cache, tmp_path):
+    """checkpoints/ a link to a scratch disk, the checkpoint named by its real path: the log's records up to it were
+    read from the scratch disk's parent (none there) and dropped."""
+    full, _, _ = trained_run
+    run, scratch = tmp_path / "run", tmp_path / "scratch"
+    run.mkdir()
+    shutil.copytree(full / "checkpoints", scratch)
+    (run / "checkpoints").symlink_to(scratch, target_is_directory=True)
+    shutil.copy(full / "train_log.jsonl", run)
+    train.main(reduced_args(minigen_cache, run, "--num_train_epochs", "2", "--checkpointing_steps", "2",
+                            "--checkpoints_total_limit", "5", "--resume_from_checkpoint", str(scratch / "checkpoint-6")))
+    assert (run / "train_log.jsonl").read_text() == (full / "train_log.jsonl").read_text()
 
 
 def test_a_fresh_run_does_not_overwrite_an_earlier_runs_checkpoints(trained_run, minigen_cache):
