@@ -184,7 +184,8 @@ def is_finished(run_dir: Path, settings: dict, layout: dict) -> bool:
     return record == finished_record(run_dir, record["settings"]) and not changed_settings(record["settings"], settings)
 
 
-def main(argv: list[str] | None = None) -> dict:
+def argument_parser() -> argparse.ArgumentParser:
+    """The ablation's own arguments; `parse_known_args` leaves the train.py arguments of every run."""
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
         epilog="Any other argument goes to every train.py run (see `python train.py --help`), except --noise_mode, "
@@ -194,13 +195,23 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--modes", nargs="+", default=list(NOISE_MODES), choices=NOISE_MODES)
     parser.add_argument("--output_dir", default=None,
                         help="default: outputs/ablation-<training data name> (outputs/ablation-minigenimage)")
+    return parser
+
+
+def flag_name(token: str) -> str:
+    """The flag of a `--flag` or `--flag=value` token as train.py's parser reads it: `--noise-mode=pin` is
+    `--noise_mode`."""
+    return "--" + token[2:].split("=")[0].replace("-", "_")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    parser = argument_parser()
     own, train_args = parser.parse_known_args(argv)
     if own.ablation_seeds < 1:
         parser.error(f"--ablation_seeds must be at least 1, got {own.ablation_seeds}")
     if len(set(own.modes)) < len(own.modes):
         parser.error(f"--modes names a mode twice: {' '.join(own.modes)}")
-    # `--noise-mode=pin` is `--noise_mode` to train.py's parser
-    named = [("--" + token[2:].split("=")[0].replace("-", "_"), token) for token in train_args if token.startswith("--")]
+    named = [(flag_name(token), token) for token in train_args if token.startswith("--")]
     refused = [f"{token}: {REFUSED_TRAIN_ARGUMENTS[name]}" for name, token in named if name in REFUSED_TRAIN_ARGUMENTS]
     if refused:
         parser.error("; ".join(refused))

@@ -298,10 +298,12 @@ def score_subsets(
 
 def evaluate_detector(
     detector: Detector, test: dict[str, datasets.Dataset], accelerator: Accelerator, image_column: str, batch_size: int,
-    robustness: bool,
+    robustness: bool, seed: int,
 ) -> tuple[dict, dict, dict | None]:
     """The test metrics, every image's label and score, and with `robustness` the metrics per condition: clean
-    (the test metrics) and every JPEG / blur level."""
+    (the test metrics) and every JPEG / blur level. Seeded first, so `--inference_noise sample` draws the same noise
+    after training as in an `--eval_only` run of the saved model."""
+    set_seed(seed)
     metrics, outputs = score_subsets(detector, test, accelerator, image_column, batch_size)
     if not robustness:
         return metrics, outputs, None
@@ -397,9 +399,9 @@ def run_eval_only(
     data = load_detection_data(data_args, need_train=False, seed=args.seed)
     # not prepare_model: its autocast would score another model than the saved one
     detector = load_detector(model_args.model_name_or_path, model_args.trust_remote_code, accelerator.device)
-    set_seed(args.seed)  # as before the training run's test evaluation: `--inference_noise sample` draws the same
     metrics, outputs, robustness = evaluate_detector(
-        detector, data.test, accelerator, data_args.image_column, args.per_device_eval_batch_size, args.robustness
+        detector, data.test, accelerator, data_args.image_column, args.per_device_eval_batch_size, args.robustness,
+        args.seed,
     )
     output_dir = Path(args.output_dir)
     if accelerator.is_main_process:
@@ -627,9 +629,8 @@ def main(argv: list[str] | None = None) -> dict:
     validation = None
     if data.validation:
         validation, _ = score_subsets(detector, data.validation, accelerator, column, batch_size)
-    # `--inference_noise sample` draws from the seed's stream, not from what training left: --eval_only reproduces it
-    set_seed(args.seed)
-    metrics, outputs, robustness = evaluate_detector(detector, data.test, accelerator, column, batch_size, args.robustness)
+    metrics, outputs, robustness = evaluate_detector(detector, data.test, accelerator, column, batch_size, args.robustness,
+                                                     args.seed)
 
     if accelerator.is_main_process:
         title = f"PiN-CLIP ({config.noise_mode}) on {dataset_title(data_args)}"

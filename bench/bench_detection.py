@@ -23,7 +23,7 @@ from pathlib import Path
 
 from common import REPO_ROOT, Figure  # first: it puts the repository root on sys.path
 
-from ablation import std_points
+from ablation import argument_parser, flag_name, std_points
 from configuration_pinclip import NOISE_MODES
 
 MARGIN_POINTS = 2.0
@@ -63,24 +63,17 @@ def missing_modes(summary: dict) -> list[str]:
 
 
 def ablation_arguments(command: str) -> list[str] | None:
-    """The arguments of a recorded `python ablation.py ...` command that decide what it trains (its --ablation_seeds,
-    --modes and --output_dir left out: the seeds and modes are checked on their own), sorted; None for another
-    command."""
+    """The train.py arguments of a recorded `python ablation.py ...` command (what it trains; its own --ablation_seeds,
+    --modes and --output_dir are checked apart or decide nothing), each spelled one way (`--flag value`, underscores,
+    normalised paths) and sorted; None for another command."""
     words = shlex.split(command)
     if words[:2] != ["python", "ablation.py"]:
         return None
-    spelled = []  # one spelling each: `--flag value` (not `--flag=value`), underscores in flags, normalised paths
-    for word in words[2:]:
+    spelled = []
+    for word in argument_parser().parse_known_args(words[2:])[1]:
         flag, equals, value = word.partition("=") if word.startswith("--") else ("", "", word)
-        if flag:
-            spelled.append("--" + flag[2:].replace("-", "_"))
-        if not flag or equals:
-            spelled.append(os.path.normpath(value))
-    own = argparse.ArgumentParser(add_help=False)
-    for flag in ("--ablation_seeds", "--output_dir"):
-        own.add_argument(flag)
-    own.add_argument("--modes", nargs="+")
-    return sorted(own.parse_known_args(spelled)[1])
+        spelled += ([flag_name(word)] if flag else []) + ([os.path.normpath(value)] if equals or not flag else [])
+    return sorted(spelled)
 
 
 def protocol_figure(protocol: Protocol, path: Path) -> Figure:
