@@ -460,8 +460,8 @@ def main(argv: list[str] | None = None) -> dict:
             f"the run reads MiniGenImage builds of different seeds ({'; '.join(builds)}): one's validation and test "
             "crops come partly from the tiles of the other's training split; train and evaluate on builds of one seed"
         )
-    for source, seed in builds.items():
-        if model_args.model_name_or_path:
+    if model_args.model_name_or_path:
+        for source, seed in builds.items():
             check_tile_record(model_args.model_name_or_path, seed, source)
 
     if accelerator.gradient_accumulation_steps != args.gradient_accumulation_steps:
