@@ -27,6 +27,7 @@ from transformers import (
     PreTrainedConfig,
     PreTrainedModel,
 )
+from transformers.utils import CONFIG_NAME
 
 from image_io import IMAGE_EXTENSIONS, ImageLoadError, load_rgb_image, to_rgb
 from labels import FakeOutput
@@ -38,6 +39,8 @@ DEFAULT_MODEL_DIR = Path("outputs") / "pinclip-minigenimage"
 TRAIN_COMMAND = "python train.py"
 DEFAULT_THRESHOLD = 0.5
 REAL, FAKE = "real", "fake"
+# Top-level weight names of a PiN-CLIP file that no CLIP class has (its vision tower and projection they share).
+PINCLIP_ONLY_WEIGHTS = ("noise_generator", "prompt_embeds")
 
 
 @dataclass
@@ -184,6 +187,8 @@ def load_classifier(
     source = str(name_or_path)
     if not Path(source).is_dir() and not is_hub_id(source):  # transformers would answer with Hub id syntax rules
         raise ValueError(f"{source}: no such model folder (and not a Hub id)")
+    if Path(source).is_dir() and not (Path(source) / CONFIG_NAME).is_file():  # else "Unrecognized model ... model_type"
+        raise ValueError(f"{source}: no {CONFIG_NAME} in this folder: not a saved model")
     config_dict, _ = PreTrainedConfig.get_config_dict(source)  # a plain dict: reading it runs no code
     is_pinclip = config_dict.get("model_type") == PinClipForImageClassification.config_class.model_type
     # transformers fills missing weights with random ones and only logs it: a detector must not score at random.
@@ -205,6 +210,15 @@ def load_classifier(
             raise ValueError(
                 f"{source}: its weights do not cover the model ({problems}): those parts would score at random; "
                 "is it a trained classifier?"
+            )
+        # A PiN-CLIP file whose config names another model type (an edited model_type: "clip") loads as that model
+        # without the detector's noise generator and prompts, and scores other numbers than the detector it was.
+        unused_pinclip = sorted(key for key in info["unexpected_keys"] if key.split(".")[0] in PINCLIP_ONLY_WEIGHTS)
+        if unused_pinclip:
+            raise ValueError(
+                f"{source}: its file holds PiN-CLIP weights ({', '.join(unused_pinclip[:3])}, ...) that its config's "
+                f"model_type {config_dict.get('model_type')!r} does not use: a PiN-CLIP detector needs model_type "
+                f"{PinClipForImageClassification.config_class.model_type!r}"
             )
     # backend="pil": torchvision is not a dependency, and the PIL backend is what training saved and used.
     processor = AutoImageProcessor.from_pretrained(source, backend="pil", trust_remote_code=trust_remote_code)

@@ -93,6 +93,12 @@ def write_results(results: Iterable[ScanResult], output: Path) -> dict[str, int]
     return counts
 
 
+def print_escaped(line: str) -> None:
+    """Print `line` to stdout, with backslash escapes for what the stream's encoding cannot represent."""
+    encoding = sys.stdout.encoding or "utf-8"
+    print(line.encode(encoding, "backslashreplace").decode(encoding))
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     files = find_images(args.paths)
@@ -110,10 +116,11 @@ def main(argv: list[str] | None = None) -> int:
     results = detector.scan(files, batch_size=args.batch_size, num_workers=args.num_workers)
     counts = write_results(tqdm(results, total=len(files), unit="img", desc="scanning"), Path(args.output))
     summary = ", ".join(f"{count} {key}" for key, count in sorted(counts.items()))
-    # A file name that is not UTF-8 (its bytes kept as surrogates) is shown with \x escapes: a strict stdout would
-    # otherwise fail on it after the scan had written every row.
+    # A file name that is not UTF-8 (its bytes kept as surrogates) is shown with \x escapes, and what the stdout's
+    # encoding cannot hold (cp1252, ascii) with \u escapes: a strict stdout would otherwise fail after the scan had
+    # written every row, and the exit status would say that nothing was scored.
     shown = args.output.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    print(f"{len(files)} files → {shown} ({summary}; threshold {detector.threshold:g})")
+    print_escaped(f"{len(files)} files → {shown} ({summary}; threshold {detector.threshold:g})")
     if set(counts) == {"error"}:  # a misspelt path, say: scripts must not take this for a finished scan
         print("no file could be scored: see the error column", file=sys.stderr)
         return 1

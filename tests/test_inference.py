@@ -68,6 +68,27 @@ def test_loading_runs_no_code_from_the_model_folder_unless_trusted(tiny_model_di
         Detector.load(folder, device="cpu", trust_remote_code=True)
 
 
+def test_a_pinclip_file_under_another_model_type_is_refused_not_scored_without_its_noise_generator(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    import json
+    import shutil
+
+    # model_type edited to "clip": transformers loads CLIPForImageClassification and only logs the unused weights
+    folder = shutil.copytree(tiny_model_dir, tmp_path / "edited-model-type")
+    config = json.loads((folder / "config.json").read_text())
+    config.pop("auto_map")
+    (folder / "config.json").write_text(json.dumps({**config, "model_type": "clip"}))
+    with pytest.raises(ValueError, match=r"PiN-CLIP weights \(noise_generator\..*model_type 'clip'"):
+        Detector.load(folder, device="cpu")
+
+
+def test_a_folder_without_config_is_named_so(tmp_path: Path) -> None:
+    random_image(40, 40, 0).save(tmp_path / "photo.png")  # an image folder given as the model
+    with pytest.raises(ValueError, match=r"no config.json in this folder: not a saved model"):
+        Detector.load(tmp_path, device="cpu")
+
+
 def test_a_pinclip_whose_weights_do_not_fit_this_class_is_refused_not_scored_at_random(
     tiny_model_dir: Path, tmp_path: Path
 ) -> None:

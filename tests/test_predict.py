@@ -130,6 +130,20 @@ def test_an_output_name_that_is_not_utf8_is_shown_on_a_strict_stdout(tiny_model_
     assert len(Path(output).read_bytes().splitlines()) == 2
 
 
+@pytest.mark.parametrize("encoding", ["ascii", "cp1252"])
+def test_the_summary_prints_on_a_stdout_that_cannot_encode_it(tiny_model_dir: Path, tmp_path: Path, encoding: str,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    # PYTHONIOENCODING=ascii, or Windows redirecting stdout to a file: the arrow and a name in Greek cannot be encoded
+    Image.new("RGB", (40, 40)).save(tmp_path / "a.png")
+    stdout = io.TextIOWrapper(io.BytesIO(), encoding=encoding, errors="strict")
+    monkeypatch.setattr(sys, "stdout", stdout)
+    output = tmp_path / "αποτελέσματα.csv"
+    assert predict.main([str(tmp_path / "a.png"), "--model", str(tiny_model_dir), "--output", str(output),
+                         "--num_workers", "0"]) == 0  # every row was scored: not the status of a failed scan
+    stdout.flush()
+    assert "1 files \\u2192 " in stdout.buffer.getvalue().decode(encoding) and "\\u03b1\\u03c0" in stdout.buffer.getvalue().decode(encoding)
+
+
 def test_a_model_that_cannot_load_is_a_message(scan_tree: Path, tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert predict.main([str(scan_tree), "--model", str(tmp_path / "typo"), "--output", str(tmp_path / "r.csv")]) == 2
     # a misspelt folder is named as one, not answered with the Hub's rules for repo ids
