@@ -1,7 +1,8 @@
 """Convert AIGIBench to an HF dataset.
 
 Raw layout: `train/<cls>/{0_real,1_fake}/*` and `test/<gen>/{0_real,1_fake}/*` (`val/...` like
-train; deeper folders such as `test/<gen>/<sub>/0_real` are kept in the subset name).
+train; deeper folders such as `test/<gen>/<sub>/0_real` are kept in the subset name, unless one names a split:
+`test/<gen>/<sub>/train/0_real` is a GenImage tree, skipped with a reason).
 Splits come from the first folder (`test/test/<gen>/...`, an archive unzipped into its split folder, reads as
 `test/<gen>/...`).  Test: generator = `<gen>`, subset = the folders between the
 split and the label folder.  Train/val: subset = `<cls>`; generator = `progan` for the 20 LSUN
@@ -18,9 +19,13 @@ import sys
 import datasets
 
 if __package__:
-    from .convert_common import PROGAN_CLASSES, Placement, cli, convert, find_label, leading_split, load_converted
+    from .convert_common import (
+        PROGAN_CLASSES, Placement, cli, convert, find_label, leading_split, load_converted, split_below_generator,
+    )
 else:
-    from convert_common import PROGAN_CLASSES, Placement, cli, convert, find_label, leading_split, load_converted
+    from convert_common import (
+        PROGAN_CLASSES, Placement, cli, convert, find_label, leading_split, load_converted, split_below_generator,
+    )
 
 
 def aigibench_rule(parts: tuple[str, ...]) -> Placement | str:
@@ -32,6 +37,9 @@ def aigibench_rule(parts: tuple[str, ...]) -> Placement | str:
     if split is None or not middle:
         return "unexpected AIGIBench layout (want {train,test}/<name>/{0_real,1_fake}/file)"
     subset = "/".join(middle)
+    if split_below_generator(middle):  # kept in the subset name, the split folder would be ignored
+        return (f"unexpected AIGIBench layout (a split folder below {middle[0]} in {subset}; want "
+                "{train,test}/<name>/[...]/{0_real,1_fake}/file; a GenImage tree is read by genimage.py)")
     if split != "test" and middle[0].lower() in PROGAN_CLASSES:
         return Placement(split, match.label, "progan", subset)
     return Placement(split, match.label, middle[0], subset)

@@ -436,25 +436,31 @@ def convert(
     out = Path(output_dir)
     check_output_dir(raw_dir, out)
     check_raw_dir(raw_dir)  # before the Hub: a misspelt folder must not leave an empty dataset repository
-    if push_to_hub_id:  # a missing login or network fails now, not after hours of converting
-        create_dataset_repo(push_to_hub_id)
-    plan = plan_conversion(raw_dir, rule)
-    check_nothing_in_the_way(out, set(plan.entries))
     created = [folder for folder in (out, *out.parents) if not folder.exists()]  # deepest first
-    out.mkdir(parents=True, exist_ok=True)
-    for stale in out.glob(f"{BUILD_PREFIX}*"):  # left by a killed run: `finally` below never ran
-        shutil.rmtree(stale, ignore_errors=True)
-    # The build (datasets cache included) happens in a folder of its own, removed whatever happens.
-    build = Path(tempfile.mkdtemp(prefix=BUILD_PREFIX, dir=out))
+    try:  # an output that cannot be made (below a file, read-only) fails now, not after every image was decoded
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise OSError(f"cannot create the output folder {output_dir}: {error.strerror or error}") from error
     try:
-        dataset_dict = plan_to_dataset_dict(raw_dir, plan, cache_dir=str(build / "cache"))
-        dataset_dict.save_to_disk(str(build / "data"))
-        identical = identical_images(dataset_dict)
-        del dataset_dict
-        (build / "data" / REPORT_NAME).write_text(json.dumps(build_report(source, raw_dir, plan, identical), indent=1))
-        _replace_dataset(out, build / "data")
+        if push_to_hub_id:  # a missing login or network fails now, not after hours of converting
+            create_dataset_repo(push_to_hub_id)
+        plan = plan_conversion(raw_dir, rule)
+        check_nothing_in_the_way(out, set(plan.entries))
+        for stale in out.glob(f"{BUILD_PREFIX}*"):  # left by a killed run: `finally` below never ran
+            shutil.rmtree(stale, ignore_errors=True)
+        # The build (datasets cache included) happens in a folder of its own, removed whatever happens.
+        build = Path(tempfile.mkdtemp(prefix=BUILD_PREFIX, dir=out))
+        try:
+            dataset_dict = plan_to_dataset_dict(raw_dir, plan, cache_dir=str(build / "cache"))
+            dataset_dict.save_to_disk(str(build / "data"))
+            identical = identical_images(dataset_dict)
+            del dataset_dict
+            report = build_report(source, raw_dir, plan, identical)
+            (build / "data" / REPORT_NAME).write_text(json.dumps(report, indent=1))
+            _replace_dataset(out, build / "data")
+        finally:
+            shutil.rmtree(build, ignore_errors=True)
     finally:
-        shutil.rmtree(build, ignore_errors=True)
         for folder in created:  # a failed run leaves no folder it made
             if folder.is_dir() and not any(folder.iterdir()):
                 folder.rmdir()
@@ -478,6 +484,8 @@ def check_output_dir(raw_dir: str | os.PathLike, output_dir: str | os.PathLike) 
             f"output {output_dir} and raw folder {raw_dir} overlap (one is inside the other): the dataset would "
             "replace or be read as raw files; write it to a folder of its own"
         )
+    if Path(output_dir).is_symlink() and not out.exists():  # mkdir would answer "File exists" for it
+        raise FileNotFoundError(f"output {output_dir} is a link to {os.readlink(output_dir)}, which does not exist")
     # a killed run's build folder is ours (and removed): it does not make an empty output "hold something"
     holds = out.is_dir() and any(not item.name.startswith(BUILD_PREFIX) for item in out.iterdir())
     if out.exists() and (not out.is_dir() or (holds and _previous_splits(out) is None)):
@@ -554,7 +562,7 @@ def cli(convert_fn: Callable[..., datasets.DatasetDict], description: str, argv:
     args = parser.parse_args(argv)
     try:
         dataset_dict = convert_fn(args.raw_dir, args.output_dir, args.push_to_hub)
-    except (FileNotFoundError, FileExistsError, ValueError) as error:  # the user's folders: a message, not a traceback
+    except (OSError, ValueError) as error:  # the user's folders, a full disk: a message, not a traceback
         parser.exit(2, f"{parser.prog}: error: {error}\n")
     report = json.loads((Path(args.output_dir) / REPORT_NAME).read_text())
     print(dataset_dict)
@@ -582,6 +590,16 @@ def names_split_again(name: str, split: str) -> bool:
     (`test/test/`, `test.zip` unzipped into `test/`). Taken for a generator, it would be the one generator of every file
     below it. Not ProGAN's LSUN class `train` (`train/train/0_real`), which is a class."""
     return SPLIT_ALIASES.get(name.lower()) == split and name.lower() not in PROGAN_CLASSES
+
+
+def split_below_generator(middle: tuple[str, ...]) -> str | None:
+    """A folder below a generator's (`middle[0]`) that names a split, if any: `ADM/imagenet_ai_0508_adm/train` is a
+    GenImage tree, whose training images would become test data. Not the LSUN class `train` right below ProGAN's
+    test generator (`test/progan/train/0_real`)."""
+    for depth, name in enumerate(middle[1:], start=1):
+        if name.lower() in SPLIT_ALIASES and not (depth == 1 and name.lower() == "train" and middle[0].lower() == "progan"):
+            return name
+    return None
 
 
 def leading_split(parts: tuple[str, ...], match: LabelMatch) -> tuple[str | None, int]:

@@ -20,12 +20,12 @@ import datasets
 
 if __package__:
     from .convert_common import (
-        PROGAN_CLASSES, SPLIT_ALIASES, Placement, cli, convert, find_label, leading_split, load_converted,
+        PROGAN_CLASSES, Placement, cli, convert, find_label, leading_split, load_converted, split_below_generator,
         split_below_label,
     )
 else:
     from convert_common import (
-        PROGAN_CLASSES, SPLIT_ALIASES, Placement, cli, convert, find_label, leading_split, load_converted,
+        PROGAN_CLASSES, Placement, cli, convert, find_label, leading_split, load_converted, split_below_generator,
         split_below_label,
     )
 
@@ -47,18 +47,11 @@ def forensynths_rule(parts: tuple[str, ...]) -> Placement | str:
         return Placement(split, match.label, "progan", "/".join(middle) or "progan")
     if not middle:
         return "unexpected ForenSynths layout (want test/<gen>/[<cls>/]{0_real,1_fake}/file; use folder.py for a bare tree)"
-    if len(middle) > 2 or (len(middle) == 2 and below_generator_names_split(middle)):
+    if len(middle) > 2 or split_below_generator(middle):
         # a GenImage tree (`<gen>/imagenet_<gen>/train/ai`) put its training images into the test split
         return (f"unexpected ForenSynths layout ({'/'.join(middle)} above the label folder; want test/<gen>/[<cls>/]"
                 "{0_real,1_fake}/file; a GenImage tree is read by genimage.py, a bare tree by folder.py)")
     return Placement(split, match.label, middle[0], "/".join(middle))
-
-
-def below_generator_names_split(middle: tuple[str, ...]) -> bool:
-    """Whether the folder below a test generator names a split rather than a class: `val` always, `train` unless the
-    generator is ProGAN, whose test set has a folder for the LSUN class "train"."""
-    name = middle[1].lower()
-    return name in SPLIT_ALIASES and (name not in PROGAN_CLASSES or middle[0].lower() != "progan")
 
 
 def load_forensynths(raw_dir: str | os.PathLike, cache_dir: str | None = None) -> datasets.DatasetDict:

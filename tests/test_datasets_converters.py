@@ -663,6 +663,15 @@ def test_aigibench_rule_edge_layouts():
     for parts in (("train", "0_real", "x.png"), ("FLUX", "1_fake", "x.png")):
         reason = aigibench.aigibench_rule(parts)
         assert isinstance(reason, str) and reason.startswith("unexpected AIGIBench layout"), parts
+    # a split folder deeper down is no subset: a GenImage tree's training images became test data of subsets such as
+    # "ADM/imagenet_ai_0508_adm/train", and validation images training data of "sdv1.4/val"
+    for parts in (("test", "ADM", "imagenet_ai_0508_adm", "train", "ai", "x.png"),
+                  ("train", "sdv1.4", "val", "0_real", "x.png"), ("test", "FLUX", "Test", "1_fake", "x.png")):
+        reason = aigibench.aigibench_rule(parts)
+        assert isinstance(reason, str) and "a GenImage tree is read by genimage.py" in reason, parts
+    # ProGAN's test set holds a folder for the LSUN class "train"
+    assert aigibench.aigibench_rule(("test", "ProGAN", "train", "1_fake", "x.png")) == place(
+        "test", 1, "ProGAN", "ProGAN/train")
 
 
 def test_forensynths_rule_edge_layouts():
@@ -1132,3 +1141,20 @@ def test_identical_files_across_splits_or_labels_are_reported(tmp_path, capsys, 
     assert "warning: 2 images are stored as identical files" in capsys.readouterr().err
     folder.load_folder_dataset(raw)  # read in-process (--train_dir): a logged warning instead of the report
     assert "2 images are stored as identical files in more than one split or under both labels" in caplog.text
+
+
+def test_an_output_that_cannot_be_made_is_refused_before_any_image_is_read(tmp_path, monkeypatch, capsys):
+    raw = tmp_path / "raw"
+    _leaf(raw / "0_real", 1)
+    _leaf(raw / "1_fake", 2)
+    (tmp_path / "a-file").write_text("")
+    (tmp_path / "broken").symlink_to(tmp_path / "nowhere")
+    read = []
+    monkeypatch.setattr(convert_common, "plan_conversion", lambda *args: read.append(args))  # hours on GenImage
+    with pytest.raises(SystemExit, match="2"):  # was a traceback
+        folder.main([str(raw), "--output_dir", str(tmp_path / "a-file" / "out")])
+    assert f"cannot create the output folder {tmp_path / 'a-file' / 'out'}: Not a directory" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match="2"):  # was "[Errno 17] File exists"
+        folder.main([str(raw), "--output_dir", str(tmp_path / "broken")])
+    assert f"is a link to {tmp_path / 'nowhere'}, which does not exist" in capsys.readouterr().err
+    assert read == [] and not (tmp_path / "nowhere").exists()
