@@ -125,14 +125,14 @@ def normalize_labels(dataset: datasets.Dataset, label_column: str) -> datasets.D
     feature = dataset.features["label"]
     numbered = isinstance(feature, datasets.ClassLabel) and feature.names == ["0", "1"]  # ClassLabel(num_classes=2)
     if isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string"):
-        names = dataset.unique("label")
+        names = distinct_values(dataset, "label")
         if None in names:
             raise ValueError(f"{dataset['label'].count(None)} of {len(dataset)} rows have no label")
         # strings become the class names of a ClassLabel, mapped by name below like any named classes
         feature = datasets.ClassLabel(names=sorted(names))
         dataset = dataset.cast_column("label", feature)
     if isinstance(feature, (datasets.ClassLabel, datasets.Value)):
-        ids = dataset.unique("label")
+        ids = distinct_values(dataset, "label")
         if None in ids or (isinstance(feature, datasets.ClassLabel) and any(i < 0 for i in ids)):
             missing = sum(i is None or i < 0 for i in dataset["label"])  # a ClassLabel stores a missing one as -1
             raise ValueError(f"{missing} of {len(dataset)} rows have no label")
@@ -165,7 +165,7 @@ def group_by_generator(dataset: datasets.Dataset, generator_column: str, fallbac
     """One subset per generator value (reals carry the generator of their subset); `fallback` when there is none."""
     if generator_column not in dataset.column_names or len(dataset) == 0:  # an empty split stays in sight
         return {fallback: dataset}
-    generators = dataset.unique(generator_column)
+    generators = distinct_values(dataset, generator_column)
     if None in generators or "" in generators:
         missing = sum(value is None or value == "" for value in dataset[generator_column])
         raise ValueError(
@@ -176,8 +176,9 @@ def group_by_generator(dataset: datasets.Dataset, generator_column: str, fallbac
     if len(generators) == 1:
         return {str(generators[0]): dataset}
     column = dataset[generator_column]
-    return {
-        str(name): dataset.select([i for i, value in enumerate(column) if value == name]) for name in sorted(generators)
+    return {  # each an index of its rows in memory, not a cache file in the data's folder (select_rows)
+        str(name): dataset.select([i for i, value in enumerate(column) if value == name], keep_in_memory=True)
+        for name in sorted(generators)
     }
 
 
@@ -218,6 +219,12 @@ def test_subsets(source: datasets.DatasetDict, data_args: DataArguments) -> dict
     return {subset: source[name] for name, subset in subset_of.items()}
 
 
+def distinct_values(dataset: datasets.Dataset, column: str) -> list:
+    """The values of `column`, each once, in order of first appearance. Unlike `Dataset.unique`, which first copies
+    a selection's rows (every image) into a cache file beside a saved dataset's own, this reads the one column."""
+    return dataset.with_format("arrow")[column].unique().to_pylist()
+
+
 def select_rows(dataset: datasets.Dataset, wanted: dict[str, list[str] | None]) -> datasets.Dataset:
     """Rows whose every `column` holds one of its `wanted` values (a column given None or [] is not filtered).
 
@@ -228,7 +235,7 @@ def select_rows(dataset: datasets.Dataset, wanted: dict[str, list[str] | None]) 
     for column, values in wanted.items():
         if column not in dataset.column_names:
             raise ValueError(f"cannot filter on {column!r}: the training data has columns {dataset.column_names}")
-        found = set(map(str, dataset.unique(column)))  # the command line gives strings; a column may hold numbers
+        found = set(map(str, distinct_values(dataset, column)))  # the command line gives strings; a column may hold numbers
         if values - found:
             raise ValueError(
                 f"no training rows with {column} {sorted(values - found)}; the training data has {sorted(map(str, found))}"
@@ -236,8 +243,10 @@ def select_rows(dataset: datasets.Dataset, wanted: dict[str, list[str] | None]) 
     if not wanted:
         return dataset
     columns = list(wanted)
+    # keep_in_memory: only an index of the kept rows, which would otherwise be written as a cache file into a
+    # dataset folder given to --dataset_name (a run must leave that folder as it found it)
     kept = dataset.filter(lambda *row: all(str(value) in wanted[c] for c, value in zip(columns, row)),
-                          input_columns=columns)
+                          input_columns=columns, keep_in_memory=True)
     if len(kept) == 0:
         raise ValueError(f"no training rows hold all of {({c: sorted(v) for c, v in wanted.items()})} at once")
     return kept
@@ -248,7 +257,8 @@ def truncate(dataset: datasets.Dataset, limit: int | None, seed: int) -> dataset
     folder are all of one class, so taking them would train or test on reals only."""
     if limit is None or limit >= len(dataset):
         return dataset
-    return dataset.shuffle(seed=seed).select(range(limit)).flatten_indices()
+    # An index of the drawn rows, held in memory (not a cache file in the data's folder, nor a copy of the images)
+    return dataset.shuffle(seed=seed, keep_in_memory=True).select(range(limit), keep_in_memory=True)
 
 
 def validation_split_of(asked: str, splits: list[str], reported: list[str]) -> str | None:
@@ -326,7 +336,7 @@ def load_detection_data(data_args: DataArguments, need_train: bool, seed: int = 
         )
         data.train = truncate(prepare(train, f"training split {split!r}"), data_args.max_train_samples, seed)
         data.train_split = split
-        classes = set(data.train.unique("label"))
+        classes = set(distinct_values(data.train, "label"))
         if not classes:
             raise ValueError(f"the training split {split!r} holds no rows")
         if classes != {0, 1}:
@@ -411,7 +421,7 @@ def warn_lsun_classes_as_generators(train: datasets.Dataset, test: dict[str, dat
 
     if generator_column not in train.column_names:
         return
-    classes = sorted(str(name) for name in train.unique(generator_column) if str(name).lower() in PROGAN_CLASSES)
+    classes = sorted(str(name) for name in distinct_values(train, generator_column) if str(name).lower() in PROGAN_CLASSES)
     progan = [name for name in test if generator_family(name) == "progan"]
     if classes and progan:
         logger.warning(f"--train_dir {train_dir}: its generators {classes} are ProGAN's LSUN classes, so test subset(s) "
@@ -426,7 +436,7 @@ def warn_single_class(subsets: dict[str, datasets.Dataset], kind: str) -> None:
     if len(subsets) < 2:
         return
     single = {name: LABEL_NAMES[classes[0]] for name, subset in subsets.items()
-              if len(classes := subset.unique("label")) == 1}
+              if len(classes := distinct_values(subset, "label")) == 1}
     if single:
         listed = ", ".join(f"{name!r} ({label} only)" for name, label in single.items())
         logger.warning(f"{kind} subset(s) {listed} hold one class: they count in the mean row like a generator, with "

@@ -34,7 +34,7 @@ from transformers import get_scheduler
 import reporting
 from clip_checkpoints import write_random_clip
 from corruptions import robustness_grid
-from detection_data import Collator, EvalImages, TrainImages, check_images, load_detection_data
+from detection_data import Collator, EvalImages, TrainImages, check_images, distinct_values, load_detection_data
 from hub_push import create_model_repo, push_folder
 from image_io import ImageLoadError
 from inference import DEFAULT_THRESHOLD, Detector, display_name
@@ -372,7 +372,7 @@ def training_generators(train_data: datasets.Dataset, generator_column: str) -> 
     without one (reals that carry no generator) name no family. None when the data has no generator column."""
     if generator_column not in train_data.column_names:
         return None
-    return sorted(value for value in train_data.unique(generator_column) if value is not None)
+    return sorted(value for value in distinct_values(train_data, generator_column) if value is not None)
 
 
 def hub_training_dataset(data_args: DataArguments) -> str | None:

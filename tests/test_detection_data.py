@@ -189,6 +189,17 @@ def test_max_samples_draw_rows_at_random_not_the_first_ones(tmp_path):
     assert draws[0].train["label"] != draws[1].train["label"] or draws[0].test["sd"]["label"] != draws[1].test["sd"]["label"]
 
 
+def test_selecting_rows_leaves_the_dataset_folder_as_it_was(tmp_path):
+    # cache files written beside a saved dataset's own made `datasets.load_dataset(folder)` fail on them afterwards
+    labels = [0] * 20 + [1] * 20
+    source = saved(tmp_path, {"train": rows(labels, ["sd", "gan"] * 20), "test": rows(labels, ["sd"] * 40)})
+    before = sorted(path.relative_to(source) for path in Path(source).rglob("*"))
+    data = load_detection_data(DataArguments(dataset_name=source, max_train_samples=8, max_eval_samples=8,
+                                             train_generators=["sd"]), True, 0)
+    assert data.train.num_rows == 8 and set(data.train["generator"]) == {"sd"}
+    assert sorted(path.relative_to(source) for path in Path(source).rglob("*")) == before
+
+
 @pytest.mark.parametrize("labels, only", [([0, 0, 0], "real"), ([1, 1], "fake")])
 def test_training_data_of_one_class_is_refused(tmp_path, labels, only):
     source = saved(tmp_path, {"train": rows(labels, ["sd"] * len(labels)), "test": rows([0, 1], ["sd"] * 2)})
