@@ -100,6 +100,9 @@ def load_folder(raw_dir: str, data_args: DataArguments, default_split: str = "tr
     for `--dataset_name` find the folder's columns too. Images under no split folder go to `default_split`."""
     from datasets_scripts.folder import load_folder_dataset
 
+    if (Path(raw_dir) / "dataset_dict.json").is_file():  # else "no usable images found ... (no label folder)"
+        raise ValueError(f"{raw_dir} holds a saved dataset (dataset_dict.json: a converter's output), not image "
+                         "folders: give it as --dataset_name")
     names = {"image": data_args.image_column, "label": data_args.label_column, "generator": data_args.generator_column}
     folder = load_folder_dataset(raw_dir, default_split)
     columns = next(iter(folder.values())).column_names

@@ -521,6 +521,14 @@ def test_an_image_folder_without_labels_points_to_the_folder_arguments(tmp_path)
         load_detection_data(DataArguments(dataset_name=str(tmp_path / "mixed")), need_train=False)
 
 
+def test_a_saved_dataset_given_as_a_folder_of_images_points_to_dataset_name(tmp_path):
+    source = saved(tmp_path, {"train": rows([0, 1], ["sd"] * 2), "test": rows([0, 1], ["sd"] * 2)})
+    for args in (DataArguments(train_dir=source, eval_dir=image_tree(tmp_path / "test")),
+                 DataArguments(eval_dir=source)):
+        with pytest.raises(ValueError, match=r"holds a saved dataset \(dataset_dict.json.*give it as --dataset_name"):
+            load_detection_data(args, need_train=args.train_dir is not None)
+
+
 def test_a_folder_whose_own_name_is_not_utf8_is_read(tmp_path):
     evaluated = image_tree(tmp_path / os.fsdecode(b"test-\xff"))
     data = load_detection_data(DataArguments(train_dir=image_tree(tmp_path / "train"), eval_dir=evaluated), True)
