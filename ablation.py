@@ -233,7 +233,9 @@ def main(argv: list[str] | None = None) -> dict:
             if is_finished(run_dir, settings, layout):
                 print(f"{run_dir}: finished earlier with the same arguments, kept")
             else:
-                record.unlink(missing_ok=True)
+                # The record stays until train.py replaces the run: a refusal before then (another run's checkpoints
+                # in the folder) leaves the finished run as it was, and once training starts train.py removes the
+                # run's metrics.json, which the record no longer matches.
                 train.main(run_args)
                 AcceleratorState._reset_state(reset_partial_state=True)  # the next run builds a fresh Accelerator
                 record.write_text(json.dumps(finished_record(run_dir, settings)) + "\n")  # once metrics.json is written

@@ -15,13 +15,14 @@ from datasets_scripts.minigenimage import VERSION
 @pytest.fixture
 def fake_training(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
     """train.main replaced by a stand-in that writes a metrics.json (accuracy 0.5 + seed / 10) and records its argv;
-    the `none` mode fails while `fail_none` is set."""
+    the `none` mode fails during training (an earlier run's metrics.json removed) while `fail_none` is set."""
     calls: list[list[str]] = []
 
     def fake_main(argv: list[str]) -> dict:
         calls.append(argv)
         value = lambda name: argv[argv.index(name) + 1]  # noqa: E731
         if value("--noise_mode") == "none" and fake_main.fail_none:
+            (Path(value("--output_dir")) / "metrics.json").unlink(missing_ok=True)  # train.py's start removed it
             raise RuntimeError("diverged")
         acc = 0.5 + int(value("--seed")) / 10
         metrics = {"subsets": {"tconv": {"acc": 0.9}, "gan": {"acc": acc}}, "mean": {"acc": (0.9 + acc) / 2},
@@ -226,6 +227,22 @@ def test_a_folder_trained_into_since_or_left_without_metrics_is_trained_again(fa
         str(tmp_path / "pin-seed0"), str(tmp_path / "pin-seed1")]
     ablation.main(argv)
     assert len(fake_training) == 4  # both finished again: kept
+
+
+def test_a_rerun_refused_before_training_keeps_the_finished_run(fake_training, tmp_path: Path, monkeypatch) -> None:
+    argv = ["--ablation_seeds", "1", "--modes", "pin", "--output_dir", str(tmp_path)]
+    ablation.main(argv)
+    trained = ablation.train.main
+
+    def refused(run_args: list[str]) -> None:  # as train.py refuses a folder holding another run's checkpoints
+        raise SystemExit(2)
+
+    monkeypatch.setattr(ablation.train, "main", refused)
+    with pytest.raises(SystemExit):
+        ablation.main(argv + ["--learning_rate", "0.002"])
+    monkeypatch.setattr(ablation.train, "main", trained)
+    ablation.main(argv)  # the original command again: its run is untouched, so kept
+    assert len(fake_training) == 1 and (tmp_path / "ablation.md").is_file()
 
 
 def test_a_rerun_that_fails_leaves_no_summary_of_other_runs(fake_training, tmp_path: Path) -> None:
