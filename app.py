@@ -15,6 +15,7 @@ import collections
 import csv
 import json
 import logging
+import math
 import os
 import re
 import shutil
@@ -40,6 +41,9 @@ NO_JPEG = 100  # the JPEG slider's "off" position
 # /predict requests served at once. Measured on 2 shared cores (README, "Load benchmark"): 8 concurrent single-image
 # forward passes beat one at a time by ~5x and beat pooling them into shared batches, and cost little memory.
 PREDICT_CONCURRENCY = 8
+# Robustness previews served at once: each blurs and re-encodes the whole upload, ~1.2 GB and ~5 s for an 81-Mpx PNG
+# of a few hundred KB (under the upload limits), so eight at once could take a Space's memory.
+PREVIEW_CONCURRENCY = 2
 CSV_FOLDERS_KEPT = 16  # batch CSVs kept on disk (Gradio serves its own copies)
 # Uploads and previews in Gradio's cache: every hour, files older than an hour go (a Space runs for weeks).
 CACHE_CLEANUP = (3600, 3600)
@@ -123,7 +127,7 @@ def decision_label(**kwargs) -> gr.Label:
 
 def resolve_model(model: str | os.PathLike | None) -> str | None:
     """The model to load: the one asked for, else the first default folder that exists, else None."""
-    if model:
+    if model is not None:  # "" is a path (refused when loaded), not "no model named"
         return str(model)
     return next((str(path) for path in MODEL_CANDIDATES if path.is_dir()), None)
 
@@ -321,7 +325,8 @@ class Handlers:
         padding = 1 - min(image.width, view.width) * min(image.height, view.height) / (view.width * view.height)
         if detector.preprocessing.centre_crop and padding > 0:
             # the crop of an image smaller than it is mostly black border: the score says little about the image
-            read = (f"it padded with black to {size}, {padding:.0%} of what it reads being padding: "
+            # (rounded down: a 1×1 image is not 100% padding)
+            read = (f"it padded with black to {size}, {math.floor(padding * 100)}% of what it reads being padding: "
                     "weak evidence for an image this small")
         decision = (
             f"**Decision: {'AI-generated (fake)' if label == FAKE else 'real'}** · {code_span(name)} "
@@ -344,7 +349,9 @@ class Handlers:
             processed = degrade(image, None if jpeg_quality >= NO_JPEG else int(jpeg_quality), float(blur_sigma))
         except ValueError as error:
             raise gr.Error(f"{name}: {error}") from None
-        original, changed = self.score(detector, name, [image, processed])
+        # one at a time: the original scored in a batch of two could differ from the Detect panel's score in the last
+        # bit, and so in its decision at a threshold on that bit
+        (original,), (changed,) = (self.score(detector, name, [scored]) for scored in (image, processed))
         steps = [f"blur σ={blur_sigma:g}" if blur_sigma > 0 else "", f"JPEG q={int(jpeg_quality)}" if jpeg_quality < NO_JPEG else ""]
         steps_text = " then ".join(step for step in steps if step)
         shown = (p_fake_shown(scores[FAKE], detector.threshold) for scores in (original, changed))
@@ -463,16 +470,18 @@ def build_demo(model_path: str | os.PathLike | None = None, trust_remote_code: b
                         gr.Markdown(card_body)
 
         robust_inputs, robust_outputs = [upload, jpeg, blur], [robust_label, robust_shift, robust_image]
-        # Every event that runs the model shares one pool of PREDICT_CONCURRENCY workers.
         scoring = dict(concurrency_limit=PREDICT_CONCURRENCY, concurrency_id="score")
+        previewing = dict(concurrency_limit=PREVIEW_CONCURRENCY, concurrency_id="preview")
         # `input` fires for drags, clicks, arrow keys and typed values alike; only the latest pending one runs.
         sliders = gr.on([jpeg.input, blur.input], handlers.robustness, robust_inputs, robust_outputs,
-                        api_visibility="private", trigger_mode="always_last", **scoring)
-        # A new upload cancels the sliders' preview of the previous one: a slow one that finished after the new
-        # upload's own preview stood under the new image. (The browser drops a cancelled event's late result.)
-        upload.change(handlers.predict, [upload], [label, decision, seen], api_name="predict", cancels=[sliders],
-                      **scoring).success(handlers.robustness, robust_inputs, robust_outputs, api_visibility="private",
-                                         **scoring)
+                        api_visibility="private", trigger_mode="always_last", **previewing)
+        detected = upload.change(handlers.predict, [upload], [label, decision, seen], api_name="predict", **scoring)
+        upload_preview = detected.success(handlers.robustness, robust_inputs, robust_outputs, api_visibility="private",
+                                          **previewing)
+        # A new upload cancels every preview of the previous one: a slow one finishing after the new upload's own
+        # would stand under the new image, and the browser skips a chained preview while the last one still runs.
+        # (It drops a cancelled event's late result.)
+        upload.change(None, cancels=[sliders, upload_preview], queue=False)
         batch_button.click(handlers.batch, [batch_files], [batch_table, batch_csv], api_name="batch")
     return demo
 
@@ -491,6 +500,8 @@ def main(argv: list[str] | None = None) -> None:
                         "with its own code needs it; a PiN-CLIP loads with this repository's class without it")
     parser.add_argument("--port", type=int, help="server port (default: $GRADIO_SERVER_PORT or 7860)")
     args = parser.parse_args(argv)
+    if args.model == "":  # `--model "$MODEL"` with MODEL unset would otherwise start on the default model
+        parser.error("--model is empty: name a model folder or Hub id, or leave --model out for the default")
     logging.basicConfig(level=logging.INFO)
     try:
         # A model named on the command line must load: a typo should not start a demo that only shows an error.

@@ -21,7 +21,7 @@ from PIL import Image
 from transformers import AutoImageProcessor, AutoModelForImageClassification
 
 import space
-from app import (CACHE_CLEANUP, PREDICT_CONCURRENCY, Handlers, build_demo, code_span, decision_label, launch_kwargs,
+from app import (CACHE_CLEANUP, PREDICT_CONCURRENCY, PREVIEW_CONCURRENCY, Handlers, build_demo, code_span, decision_label, launch_kwargs,
                  load_detector, metrics_rows, model_overview, p_fake_shown, read_card, read_metrics)
 from image_io import load_rgb_image
 from inference import DEFAULT_MODEL_DIR, p_fake_text
@@ -516,6 +516,23 @@ def test_app_refuses_to_start_on_a_model_named_on_the_command_line_that_cannot_l
         app.main(["--model", str(tmp_path / "typo")])
     error = capsys.readouterr().err
     assert exit_.value.code == 2 and f"cannot load the model {tmp_path / 'typo'}: no such model folder" in error
+    with pytest.raises(SystemExit) as exit_:  # `--model "$MODEL"`, MODEL unset: not the default model
+        app.main(["--model", ""])
+    assert exit_.value.code == 2 and "--model is empty" in capsys.readouterr().err
+
+
+def test_the_robustness_panel_scores_the_upload_as_the_detect_panel_does(model_dir: Path, monkeypatch) -> None:
+    """One image at a time: in a batch of two, the original's p(fake) could differ from the Detect panel's in the last
+    bit, and so could its decision at a threshold on that bit."""
+    detector, problem = load_detector(str(model_dir))
+    batches = []
+    score_images = detector.score_images
+    monkeypatch.setattr(detector, "score_images", lambda images: batches.append(len(images)) or score_images(images))
+    handlers = Handlers(detector, problem)
+    detected, _, _ = handlers.predict(str(ASSETS / "fake_gan.png"))
+    _, shift, _ = handlers.robustness(str(ASSETS / "fake_gan.png"), 50, 1)
+    assert batches == [1, 1, 1]
+    assert shift.split(" p(fake) ")[1].startswith(p_fake_shown(detected[1]["fake"], detector.threshold) + " → ")
 
 
 def test_previews_are_lossless(model_dir: Path) -> None:
@@ -605,7 +622,7 @@ def test_an_image_smaller_than_the_crop_is_called_weak_evidence(model_dir: Path,
     """Below the model's size the crop is mostly black border: the decision must not read as one about the image."""
     detector, problem = load_detector(str(model_dir))
     side = detector.model.config.image_size
-    for width, height, share in ((side // 2, side // 2, "75%"), (1, 1, "100%"), (side, side // 4, "75%")):
+    for width, height, share in ((side // 2, side // 2, "75%"), (1, 1, "99%"), (side, side // 4, "75%")):
         Image.new("RGB", (width, height), (90, 120, 60)).save(tmp_path / "small.png")
         _, decision, _ = Handlers(detector, problem).predict(str(tmp_path / "small.png"))
         assert f"the model reads it padded with black to {side}×{side} px, {share} of what it reads being padding: " \
@@ -625,9 +642,19 @@ def test_a_model_whose_scores_are_not_numbers_is_a_message_naming_the_file(model
         Handlers(detector, problem).robustness(str(ASSETS / "fake_gan.png"), 50, 0)
 
 
-def test_every_scoring_event_shares_one_pool_and_old_uploads_are_cleaned(model_dir: Path) -> None:
+def test_previews_have_a_small_pool_of_their_own_an_upload_cancels_them_and_old_uploads_are_cleaned(
+    model_dir: Path
+) -> None:
     demo = build_demo(model_dir)
-    scoring = [fn for fn in demo.fns.values() if fn.name in ("predict", "robustness")]
-    assert len(scoring) == 3  # the prediction, the preview chained to it, the preview on the sliders
-    assert {(fn.concurrency_id, fn.concurrency_limit) for fn in scoring} == {("score", PREDICT_CONCURRENCY)}
+    predict, = [fn for fn in demo.fns.values() if fn.name == "predict"]
+    previews = [fn for fn in demo.fns.values() if fn.name == "robustness"]
+    assert len(previews) == 2  # the preview chained to the prediction, the preview on the sliders
+    assert (predict.concurrency_id, predict.concurrency_limit) == ("score", PREDICT_CONCURRENCY)
+    # each preview re-encodes the whole upload (~1.2 GB for an 81-Mpx PNG): 8 at once could take a Space's memory
+    assert {(fn.concurrency_id, fn.concurrency_limit) for fn in previews} == {("preview", PREVIEW_CONCURRENCY)}
+    assert PREVIEW_CONCURRENCY <= 2
+    # the chained preview of an earlier upload, still running, would otherwise stand under the new image
+    upload_id = next(target[0] for target in predict.targets)
+    cancelling = [fn for fn in demo.fns.values() if fn.is_cancel_function and (upload_id, "change") in fn.targets]
+    assert len(cancelling) == 1 and set(cancelling[0].cancels) == {fn._id for fn in previews}
     assert demo.delete_cache == CACHE_CLEANUP
