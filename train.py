@@ -12,6 +12,7 @@ tables, plots, model card → optional Hub upload. Only the main process writes 
 
 import functools
 import json
+import logging
 import math
 import shlex
 import shutil
@@ -42,10 +43,12 @@ from modeling_pinclip import PinClipForImageClassification, PinClipOutput
 from pretrain_backbone import check_tile_record
 from training_args import (
     CHECKPOINT_PREFIX, MINIGENIMAGE, RESUMABLE_CHANGES, DataArguments, ModelArguments, TrainingArguments,
-    changed_settings, data_seed, minigenimage_builds_read, minigenimage_version, parse_arguments, run_settings,
+    changed_settings, data_seed, ignored_by_eval_only, minigenimage_builds_read, minigenimage_version, parse_arguments,
+    run_settings,
 )
 
 REPO_ROOT = Path(__file__).resolve().parent
+logger = logging.getLogger(__name__)
 METRIC_PATH = REPO_ROOT / "metrics" / "detection_metric"
 PROGRESS_FILE = "progress.json"  # counters of the training loop, beside accelerate's state in a checkpoint
 SETTINGS_FILE = "run_settings.json"  # the settings of the run that saved a checkpoint (`check_same_run`)
@@ -396,6 +399,10 @@ def run_eval_only(
     model_args: ModelArguments, data_args: DataArguments, args: TrainingArguments, accelerator: Accelerator, started: float
 ) -> dict:
     """Evaluate a saved detector (local folder or Hub id) on the test subsets and write the reports."""
+    ignored = ignored_by_eval_only(model_args, args)
+    if ignored and accelerator.is_main_process:  # a config file's training settings, or an --inference_noise
+        logger.warning(f"--eval_only evaluates {model_args.model_name_or_path} as its config.json describes it; "
+                       f"ignored: {', '.join(ignored)} (to evaluate with noise, set the saved model's inference_noise)")
     data = load_detection_data(data_args, need_train=False, seed=args.seed)
     # not prepare_model: its autocast would score another model than the saved one
     detector = load_detector(model_args.model_name_or_path, model_args.trust_remote_code, accelerator.device)

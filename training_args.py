@@ -448,6 +448,20 @@ def argument_defaults() -> dict:
     return json.loads(json.dumps(defaults))
 
 
+# The model arguments an evaluation of a saved model reads: the others describe a model to build from a CLIP.
+EVAL_ONLY_MODEL_ARGUMENTS = ("model_name_or_path", "trust_remote_code")
+
+
+def ignored_by_eval_only(model_args: ModelArguments, args: TrainingArguments) -> list[str]:
+    """`--name value` of each model setting, and of the checkpoint arguments, given a value other than its default,
+    which `--eval_only` does not use: the saved model's config.json decides (its `inference_noise` included)."""
+    defaults = argument_defaults()
+    given = {**dataclasses.asdict(model_args), "resume_from_checkpoint": args.resume_from_checkpoint,
+             "checkpointing_steps": args.checkpointing_steps}
+    return [f"--{name} {value}" for name, value in json.loads(json.dumps(given)).items()
+            if name not in EVAL_ONLY_MODEL_ARGUMENTS and value != defaults[name]]
+
+
 def changed_settings(before: dict, now: dict) -> list[str]:
     """`name old → new` for every setting that differs. A setting recorded on one side only (an argument added
     since the other side was recorded) compares as its default, so a run recorded before it existed still counts

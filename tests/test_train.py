@@ -394,6 +394,20 @@ def test_eval_only_on_a_folder(tiny_model_dir, image_folder, tmp_path):
     assert saved["minigenimage_version"] is None  # a folder
 
 
+def test_eval_only_names_the_model_settings_it_does_not_use(tiny_model_dir, image_folder, tmp_path, caplog):
+    # a config file's model settings, or --inference_noise, describe no saved model: they were ignored without a word
+    train.main(["--eval_only", "--model_name_or_path", str(tiny_model_dir), "--eval_dir", str(image_folder),
+                "--output_dir", str(tmp_path / "eval"), "--inference_noise", "sample", "--lora_r", "6",
+                "--learning_rate", "0.5"])
+    warned = [record.getMessage() for record in caplog.records if "--eval_only evaluates" in record.getMessage()]
+    assert len(warned) == 1 and "ignored: --inference_noise sample, --lora_r 6 (" in warned[0]
+    assert "learning_rate" not in warned[0]  # a training setting says nothing about the model evaluated
+    caplog.clear()
+    train.main(["--eval_only", "--model_name_or_path", str(tiny_model_dir), "--eval_dir", str(image_folder),
+                "--output_dir", str(tmp_path / "eval2")])
+    assert not [record for record in caplog.records if "--eval_only evaluates" in record.getMessage()]
+
+
 def test_eval_only_on_minigenimage_names_its_version(tiny_model_dir, minigen_cache, tmp_path):
     from datasets_scripts.minigenimage import VERSION
 
