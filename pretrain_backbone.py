@@ -159,6 +159,9 @@ def _pretrain_into(
         for step in range(steps_per_epoch):
             batch = order[step * args.batch_size : (step + 1) * args.batch_size]
             loss = F.cross_entropy(model(pixels[batch]), labels[batch])
+            if not torch.isfinite(loss):  # else a backbone of NaN weights is saved, and train.py blames its own lr
+                raise ValueError(f"the pretraining loss is {loss.item()} at epoch {epoch + 1}, step {step + 1}: lower "
+                                 f"--learning_rate ({args.learning_rate:g}); nothing was saved")
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
@@ -201,8 +204,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name in ("epochs", "crops_per_epoch", "batch_size"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
-    if args.learning_rate <= 0:
-        parser.error(f"--learning_rate must be positive, got {args.learning_rate}")
+    if not (math.isfinite(args.learning_rate) and args.learning_rate > 0):
+        parser.error(f"--learning_rate must be a positive number, got {args.learning_rate}")
+    for name in ("seed", "minigenimage_seed"):  # numpy's and torch's seed range, checked before any file is written
+        if not 0 <= getattr(args, name) < 2**32:
+            parser.error(f"--{name} must be in [0, 2**32), got {getattr(args, name)}")
     args.output_dir = args.output_dir or f"outputs/pretrained-clip-{args.shape}"
     try:
         check_output_dir(Path(args.output_dir))

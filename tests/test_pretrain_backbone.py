@@ -43,7 +43,8 @@ def test_pretraining_learns_and_changes_only_the_vision_side(tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize("argv", [["--epochs", "0"], ["--batch_size", "-1"], ["--crops_per_epoch", "0"],
-                                  ["--learning_rate", "0"]])
+                                  ["--learning_rate", "0"], ["--learning_rate", "inf"], ["--learning_rate", "nan"],
+                                  ["--seed", "-1"], ["--minigenimage_seed", "-1"]])
 def test_bad_arguments_are_refused_by_name(argv: list[str], capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit) as exit_:
         parse_args(argv)
@@ -173,3 +174,12 @@ def test_an_interrupted_run_leaves_no_checkpoint_and_a_rerun_replaces_its_own_ou
     (out / "stale.txt").write_text("from the first run")
     pretrain(parse_args(argv))  # its own earlier output: replaced whole
     assert (out / "pretraining.json").is_file() and (out / "config.json").is_file() and not (out / "stale.txt").exists()
+
+
+def test_a_diverging_pretraining_stops_and_saves_no_backbone(tmp_path: Path) -> None:
+    # it saved NaN weights and exited 0; train.py then blamed its own learning rate
+    out = tmp_path / "pretrained"
+    with pytest.raises(ValueError, match=r"the pretraining loss is nan at epoch 1, step \d+: lower --learning_rate"):
+        pretrain(parse_args(["--output_dir", str(out), "--shape", "tiny", "--epochs", "1", "--crops_per_epoch", "128",
+                             "--batch_size", "32", "--learning_rate", "1e6"]))
+    assert sorted(tmp_path.iterdir()) == []
