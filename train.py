@@ -44,7 +44,7 @@ from pretrain_backbone import check_tile_record
 from training_args import (
     CHECKPOINT_PREFIX, MINIGENIMAGE, RESUMABLE_CHANGES, DataArguments, ModelArguments, TrainingArguments,
     changed_settings, data_seed, ignored_by_eval_only, minigenimage_builds_read, minigenimage_version, parse_arguments,
-    run_settings,
+    run_settings, unread_data_arguments,
 )
 
 REPO_ROOT = Path(__file__).resolve().parent
@@ -458,6 +458,10 @@ def main(argv: list[str] | None = None) -> dict:
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=data_seed(args.seed)),
     )
     set_seed(args.seed)
+    unread = unread_data_arguments(data_args)
+    if unread and accelerator.is_main_process:
+        logger.warning(f"not read: {', '.join(unread)} (--train_dir and --eval_dir give the run its data, or it reads "
+                       "no MiniGenImage)")
     if args.eval_only:
         return run_eval_only(model_args, data_args, args, accelerator, started)
     # its validation and test crops must not come from tiles the backbone was pretrained on, whatever the training data
@@ -638,6 +642,7 @@ def main(argv: list[str] | None = None) -> dict:
         validation, _ = score_subsets(detector, data.validation, accelerator, column, batch_size)
     metrics, outputs, robustness = evaluate_detector(detector, data.test, accelerator, column, batch_size, args.robustness,
                                                      args.seed)
+    upload_problem = None
 
     if accelerator.is_main_process:
         title = f"PiN-CLIP ({config.noise_mode}) on {dataset_title(data_args)}"
@@ -668,13 +673,21 @@ def main(argv: list[str] | None = None) -> dict:
             display_name(data_args.eval_dir or data_args.dataset_name or MINIGENIMAGE), training, command,
             repo_id=args.hub_model_id, extra=robust_text, training_dataset_id=hub_training_dataset(data_args),
         )
-        if args.push_to_hub:
-            url = push_folder(output_dir, args.hub_model_id)
-            accelerator.print(f"uploaded to {url}")
         if validation:
             accelerator.print(f"validation: mean acc {reporting.percent(validation['mean']['acc'])} %")
         accelerator.print(summary(metrics, output_dir, time.time() - started, training["generators"]))
+        if args.push_to_hub:
+            try:
+                accelerator.print(f"uploaded to {push_folder(output_dir, args.hub_model_id)}")
+            except Exception as error:  # noqa: BLE001 - a dropped connection, a quota: the saved run stays as it is
+                upload_problem = (
+                    f"the run is saved in {output_dir}, but uploading it to {args.hub_model_id} failed "
+                    f"({type(error).__name__}: {error}); retry with `python hub_push.py {shlex.quote(str(output_dir))} "
+                    f"--hub_model_id {args.hub_model_id}`"
+                )
     accelerator.wait_for_everyone()
+    if upload_problem:  # after the other processes are done: one raising alone would leave them waiting
+        raise ValueError(upload_problem)
     # The process group stays up: ablation.py calls main() once per run in one launch, and a group destroyed and
     # set up again in the same processes failed to connect. Whoever launched the processes takes it down.
     return metrics

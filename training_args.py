@@ -254,6 +254,23 @@ def expand_config(argv: list[str]) -> list[str]:
         raise ValueError(message if message.startswith("config file") else f"config file {files[0]}: {message}") from None
 
 
+def model_folder_problem(folder: Path, eval_only: bool) -> str | None:
+    """Why a local `--model_name_or_path` folder cannot serve the run, if it cannot: training starts from a CLIP
+    checkpoint; `--eval_only` evaluates a saved image classifier, which needs a config.json."""
+    try:
+        model_type = json.loads((folder / "config.json").read_text()).get("model_type")
+    except FileNotFoundError:
+        return "no config.json in this folder: not a saved model"
+    except (OSError, ValueError, AttributeError) as error:
+        return f"its config.json cannot be read as a model's ({type(error).__name__})"
+    if not eval_only and model_type == PinClipConfig.model_type:
+        return ("a saved PiN-CLIP detector: training starts from a CLIP checkpoint (evaluate this one with "
+                "--eval_only)")
+    if not eval_only and model_type != "clip":
+        return f"not a CLIP checkpoint (model_type {model_type!r}): training starts from a CLIPModel folder or Hub id"
+    return None  # for --eval_only, whether its weights make a classifier shows when it loads
+
+
 def check_arguments(model_args: ModelArguments, data_args: DataArguments, args: TrainingArguments) -> list[str]:
     """Problems with the given paths, values and argument combinations, each naming the argument."""
     problems = []
@@ -264,12 +281,18 @@ def check_arguments(model_args: ModelArguments, data_args: DataArguments, args: 
     model = model_args.model_name_or_path
     if model and not Path(model).is_dir() and not is_hub_id(model):
         problems.append(f"--model_name_or_path {model}: no such folder (and not a Hub id)")
+    elif model and Path(model).is_dir() and (problem := model_folder_problem(Path(model), args.eval_only)):
+        problems.append(f"--model_name_or_path {model}: {problem}")  # now, not after the data has loaded
     if not model and model_args.random_clip_shape not in CLIP_SHAPES:
         problems.append(f"--random_clip_shape {model_args.random_clip_shape}: choose one of {', '.join(CLIP_SHAPES)}")
-    if Path(args.output_dir).exists() and not Path(args.output_dir).is_dir():
-        problems.append(f"--output_dir {args.output_dir}: a file, not a folder")
-    if not 0 <= args.seed < 2**32:  # what torch, numpy and Accelerate's set_seed take
-        problems.append(f"--seed {args.seed}: must be in [0, 2**32)")
+    # the nearest existing folder on the way: a file there fails only when the reports are written, after the work
+    existing = next(path for path in (Path(args.output_dir), *Path(args.output_dir).parents) if path.exists())
+    if not existing.is_dir():
+        where = "" if existing == Path(args.output_dir) else f"{existing} is "
+        problems.append(f"--output_dir {args.output_dir}: {where}a file, not a folder")
+    for name, value in (("seed", args.seed), ("minigenimage_seed", data_args.minigenimage_seed)):
+        if not 0 <= value < 2**32:  # what torch, numpy and Accelerate's set_seed take
+            problems.append(f"--{name} {value}: must be in [0, 2**32)")
     if args.eval_only and not model_args.model_name_or_path:
         problems.append("--eval_only needs --model_name_or_path (a saved detector folder or Hub id)")
     if args.eval_only and (Path(args.output_dir) / "config.json").is_file():  # the default one is the default run's
@@ -355,6 +378,18 @@ def reads_dataset_name(data_args: DataArguments) -> bool:
 def reads_minigenimage(data_args: DataArguments) -> bool:
     """Whether a run loads MiniGenImage, as training, validation or test data."""
     return reads_dataset_name(data_args) and (data_args.dataset_name or MINIGENIMAGE) == MINIGENIMAGE
+
+
+def unread_data_arguments(data_args: DataArguments) -> list[str]:
+    """`--name value` of each data source argument given but not read: folders give the run all its data (a config
+    file's --dataset_name), or the run reads no MiniGenImage (its --minigenimage_* settings)."""
+    defaults = argument_defaults()
+    unread = []
+    if not reads_dataset_name(data_args):
+        unread += ["dataset_name", "dataset_config_name"]
+    if not reads_minigenimage(data_args):
+        unread += ["minigenimage_reduced", "minigenimage_seed", "minigenimage_cache_dir"]
+    return [f"--{name} {getattr(data_args, name)}" for name in unread if getattr(data_args, name) != defaults[name]]
 
 
 def written_minigenimage_reports(data_args: DataArguments) -> dict[str, dict]:

@@ -21,7 +21,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 import hub_push
 from inference import display_name
 import train
-from training_args import DataArguments, parse_arguments
+from training_args import DataArguments, parse_arguments, unread_data_arguments
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 ACCELERATE = Path(sys.executable).with_name("accelerate")
@@ -560,7 +560,8 @@ def test_weight_decay_defaults_to_each_optimizers_own():
      # these failed after the data had loaded: a KeyError-like message, a traceback, one not naming --seed
      (["--random_clip_shape", "huge"], "--random_clip_shape huge: choose one of tiny, "),
      (["--seed", "-1"], "--seed -1: must be in [0, 2**32)"),
-     (["--seed", str(2**32)], f"--seed {2**32}: must be in [0, 2**32)")],
+     (["--seed", str(2**32)], f"--seed {2**32}: must be in [0, 2**32)"),
+    (["--minigenimage_seed", "-1"], "--minigenimage_seed -1: must be in [0, 2**32)")],
 )
 def test_out_of_range_values_fail_before_any_work(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_info:
@@ -574,6 +575,32 @@ def test_an_output_dir_that_is_a_file_fails_before_any_work(tmp_path, capsys):
         parse_arguments(["--output_dir", str(tmp_path / "notes.txt")])
     assert exit_info.value.code == 2 and "notes.txt: a file, not a folder" in capsys.readouterr().err
     assert (tmp_path / "notes.txt").read_text() == "kept"
+    with pytest.raises(SystemExit) as exit_info:  # inside a file: a traceback once the reports were written
+        parse_arguments(["--output_dir", str(tmp_path / "notes.txt" / "run")])
+    assert exit_info.value.code == 2 and f"{tmp_path / 'notes.txt'} is a file, not a folder" in capsys.readouterr().err
+
+
+def test_data_arguments_given_but_not_read_are_named():
+    # a config file's --dataset_name beside --train_dir and --eval_dir, MiniGenImage settings for a run of other data
+    both = DataArguments(train_dir="a", eval_dir="b", dataset_name="user/data", minigenimage_reduced=True)
+    assert unread_data_arguments(both) == ["--dataset_name user/data", "--minigenimage_reduced True"]
+    assert unread_data_arguments(DataArguments(dataset_name="user/data", minigenimage_seed=3)) == ["--minigenimage_seed 3"]
+    assert unread_data_arguments(DataArguments(train_dir="a", dataset_name="user/data")) == []  # its test data
+    assert unread_data_arguments(DataArguments(minigenimage_reduced=True, minigenimage_seed=3)) == []
+
+
+def test_a_model_folder_that_cannot_serve_the_run_fails_before_any_work(tiny_model_dir, tmp_path, capsys):
+    """These failed once the data had loaded and every evaluation image had been decoded: minutes on a benchmark."""
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "x.txt").write_text("not a model")
+    cases = [(["--model_name_or_path", str(tmp_path / "notes")], "no config.json in this folder: not a saved model"),
+             (["--eval_only", "--model_name_or_path", str(tmp_path / "notes"), "--output_dir", str(tmp_path / "e")],
+              "no config.json in this folder"),
+             (["--model_name_or_path", str(tiny_model_dir)], "a saved PiN-CLIP detector: training starts from a CLIP")]
+    for argv, message in cases:
+        with pytest.raises(SystemExit) as exit_info:
+            parse_arguments(argv)
+        assert exit_info.value.code == 2 and message in capsys.readouterr().err
 
 
 def test_evaluation_only_into_a_saved_model_folder_is_refused(tiny_model_dir, tmp_path, monkeypatch, capsys):
@@ -976,6 +1003,22 @@ def test_push_to_hub_with_a_bare_name_names_the_users_repository(minigen_cache, 
     assert 'model="someone/detector"' in (out / "README.md").read_text()  # was model="detector"
     with pytest.raises(SystemExit):
         parse_arguments(["--push_to_hub", "--hub_model_id", "someone/a b"])
+
+
+def test_an_upload_that_fails_after_training_names_the_saved_run_and_the_retry(minigen_cache, tmp_path, monkeypatch,
+                                                                                 capsys):
+    class DroppedConnection(FakeHubApi):
+        def upload_folder(self, *args, **kwargs):
+            raise ConnectionError("connection reset")
+
+    monkeypatch.setattr(hub_push, "HfApi", DroppedConnection)
+    out = tmp_path / "run"
+    with pytest.raises(ValueError) as error:  # was a traceback, after which the results were never printed
+        train.main(reduced_args(minigen_cache, out, *QUICK, "--max_steps", "1", "--push_to_hub", "--hub_model_id",
+                                "someone/detector"))
+    assert f"the run is saved in {out}, but uploading it to someone/detector failed (ConnectionError: connection " \
+           f"reset); retry with `python hub_push.py {out} --hub_model_id someone/detector`" == str(error.value)
+    assert "mean accuracy" in capsys.readouterr().out and (out / "model.safetensors").is_file()
 
 
 def test_an_evaluation_is_not_uploaded_as_if_it_were_a_trained_model(tmp_path: Path, capsys) -> None:
