@@ -139,6 +139,7 @@ def test_a_backbone_folder_written_again_is_a_new_run(fake_training, tmp_path: P
 
     backbone = tmp_path / "pretrained"
     backbone.mkdir()
+    (backbone / "config.json").write_text(json.dumps({"model_type": "clip"}))
     (backbone / "model.safetensors").write_bytes(b"first")
     argv = ["--ablation_seeds", "1", "--modes", "none", "--output_dir", str(tmp_path / "abl"),
             "--model_name_or_path", str(backbone)]
