@@ -435,7 +435,16 @@ def stop_together(accelerator: Accelerator, problems: list[str], error: type[Exc
 def launch_command(arguments: list[str], accelerator: Accelerator) -> str:
     """The command that repeats this run: `python train.py ...`, or `accelerate launch ... train.py ...` with the
     process count and mixed precision, which shape the batch, the data order and the arithmetic. Several processes
-    need `--multi_gpu` (without it accelerate starts one unless it sees several GPUs), and on CPUs the variable too."""
+    need `--multi_gpu` (without it accelerate starts one unless it sees several GPUs), and on CPUs the variable too.
+    Without `--resume_from_checkpoint`: a resumed run ends as the uninterrupted one does, and its checkpoint is gone
+    by then (the card would name it by its last folder only)."""
+    kept, value_follows = [], False
+    for token in arguments:
+        resume = token.startswith("--") and token[2:].split("=")[0].replace("-", "_") == "resume_from_checkpoint"
+        if not (resume or value_follows):
+            kept.append(token)
+        value_follows = resume and "=" not in token
+    arguments = kept
     if accelerator.num_processes == 1 and accelerator.mixed_precision == "no":
         return "python train.py " + shlex.join(arguments)
     launch = "accelerate launch"

@@ -12,14 +12,12 @@ from __future__ import annotations
 import argparse
 import socket
 import sys
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 
-from common import REPO_ROOT, load_average, machine_facts, random_clip, saved_pinclip
+from common import CACHE_DIR, REPO_ROOT, load_average, machine_facts, random_clip, saved_pinclip
 
 
 def free_port() -> int:
@@ -60,13 +58,21 @@ def run_load(url: str, images: list[str], clients: int, requests: int) -> tuple[
     return latencies, failures, wall
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a count of at least 1 (0 clients crashed after the demo had started)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--url", help="benchmark a running app instead of starting one")
     parser.add_argument("--model", help="model folder (default: a random-weight PiN-CLIP of --shape)")
     parser.add_argument("--shape", default="vit-b-16", help="CLIP shape of the random model (default: %(default)s)")
-    parser.add_argument("--clients", type=int, default=8)
-    parser.add_argument("--requests", type=int, default=10, help="requests per client")
+    parser.add_argument("--clients", type=positive_int, default=8)
+    parser.add_argument("--requests", type=positive_int, default=10, help="requests per client")
     args = parser.parse_args(argv)
     images = sorted(str(path) for path in (REPO_ROOT / "assets").glob("*.png"))
 
@@ -76,8 +82,8 @@ def main(argv: list[str] | None = None) -> int:
         from app import build_demo, launch_kwargs
 
         model = args.model
-        if model is None:  # a random-weight PiN-CLIP in a scratch folder
-            model = saved_pinclip(random_clip(args.shape), Path(tempfile.mkdtemp(prefix="pinclip-bench-")) / "model")
+        if model is None:  # a random-weight PiN-CLIP, kept with the suite's other models (was a /tmp copy per run)
+            model = saved_pinclip(random_clip(args.shape), CACHE_DIR / f"pinclip-{args.shape}")
         demo = build_demo(model)
         demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, **launch_kwargs(free_port()))
         url = demo.local_url

@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import datetime
 import gc
+import os
+import shlex
 import sys
 import time
 import traceback
@@ -40,7 +42,8 @@ BENCHES: dict[str, Callable[..., list[Figure]]] = {
     "eval": bench_eval_throughput.run,
     "detection": bench_detection.run,
 }
-DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results.md"
+BENCH_DIR = Path(__file__).resolve().parent
+DEFAULT_OUTPUT = BENCH_DIR / "results.md"
 QUICK_OUTPUT = CACHE_DIR / "results-quick.md"
 CRASHED = "(crashed)"  # the setup of a benchmark's row when it raised
 PARTIAL_OUTPUT = CACHE_DIR / "results-partial.md"  # an --only run: never replaces the full suite's results.md
@@ -69,15 +72,19 @@ def verdict(passed: bool | None) -> str:
     return {True: "pass", False: "**FAIL**", None: "–"}[passed]
 
 
-def markdown(figures: list[Figure], quick: bool, seconds: float) -> str:
-    """The results file: header with the machine, one table row per figure, then each figure's details."""
+def markdown(figures: list[Figure], command: str, quick: bool, seconds: float, output: Path) -> str:
+    """The results file written to `output` by `command`: header with the machine, one table row per figure, then
+    each figure's details."""
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    # links that resolve from wherever the file is written (.cache/bench/ for an --only run)
+    bench_dir = Path(os.path.relpath(BENCH_DIR, output.resolve().parent)).as_posix()
     lines = [
         "# PiN-CLIP benchmark results",
         "",
-        f"Written by `python bench/run_all.py{' --quick' if quick else ''}` on {stamp} in {seconds / 60:.1f} min"
+        f"Written by `{command}` on {stamp} in {seconds / 60:.1f} min"
         + (" — **quick smoke run on tiny models: the numbers mean nothing**" if quick else "") + ".",
-        "How each figure is measured: [bench/README.md](README.md); profiling findings: [bench/NOTES.md](NOTES.md).",
+        f"How each figure is measured: [bench/README.md]({bench_dir}/README.md); profiling findings: "
+        f"[bench/NOTES.md]({bench_dir}/NOTES.md).",
         "",
         "## Machine",
         "",
@@ -119,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     started = time.perf_counter()
     figures = [figure for name in names for figure in run_bench(name, args.quick)]
-    text = markdown(figures, args.quick, time.perf_counter() - started)
+    command = shlex.join(["python", "bench/run_all.py", *(sys.argv[1:] if argv is None else argv)])
+    text = markdown(figures, command, args.quick, time.perf_counter() - started, output)
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(text)
     print(text)

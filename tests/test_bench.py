@@ -1,6 +1,7 @@
 """Fast checks of the benchmark suite's arithmetic and timing helpers (no benchmark timings: benchmarks are not tests)."""
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -230,6 +231,11 @@ def test_a_partial_run_keeps_the_full_results_and_a_crash_stays_in_its_row(tmp_p
     rows = [line for line in (tmp_path / "PARTIAL_OUTPUT").read_text().splitlines() if line.startswith("| ")]
     assert len(rows) == 3 and rows[2].count(" | ") == 4  # header, fine, broken: five cells each
     assert "error: ValueError: bad shape \\| expected 3 got 4" in rows[2]
+    # the header names the command that wrote it, and its links resolve from the file's own folder
+    text = (tmp_path / "PARTIAL_OUTPUT").read_text()
+    assert "Written by `python bench/run_all.py --quick --only fine,broken`" in text
+    links = re.findall(r"\]\(([^)]+)\)", text)
+    assert links and all((tmp_path / link).resolve().is_file() for link in links), links
 
 
 def test_detection_names_the_ablation_it_read_and_an_undefined_std(tmp_path: Path) -> None:

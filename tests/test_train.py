@@ -580,6 +580,14 @@ def test_an_output_dir_that_is_a_file_fails_before_any_work(tmp_path, capsys):
     assert exit_info.value.code == 2 and f"{tmp_path / 'notes.txt'} is a file, not a folder" in capsys.readouterr().err
 
 
+def test_the_command_that_repeats_a_resumed_run_leaves_the_checkpoint_out():
+    # the card showed `--resume_from_checkpoint checkpoint-4` (a path cut to its last folder), which fails
+    one_process = SimpleNamespace(num_processes=1, mixed_precision="no")
+    for resume in (["--resume_from_checkpoint", "/runs/a/checkpoints/checkpoint-4"], ["--resume-from-checkpoint=latest"]):
+        argv = ["--lora_r", "6", *resume, "--seed", "1"]
+        assert train.launch_command(argv, one_process) == "python train.py --lora_r 6 --seed 1"
+
+
 def test_data_arguments_given_but_not_read_are_named():
     # a config file's --dataset_name beside --train_dir and --eval_dir, MiniGenImage settings for a run of other data
     both = DataArguments(train_dir="a", eval_dir="b", dataset_name="user/data", minigenimage_reduced=True)
