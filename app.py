@@ -478,9 +478,9 @@ def build_demo(model_path: str | os.PathLike | None = None, trust_remote_code: b
         detected = upload.change(handlers.predict, [upload], [label, decision, seen], api_name="predict", **scoring)
         upload_preview = detected.success(handlers.robustness, robust_inputs, robust_outputs, api_visibility="private",
                                           **previewing)
-        # A new upload cancels every preview of the previous one: a slow one finishing after the new upload's own
-        # would stand under the new image, and the browser skips a chained preview while the last one still runs.
-        # (It drops a cancelled event's late result.)
+        # A new upload clears the browser's pending previews, which otherwise made it skip the new upload's chained
+        # preview while the previous one still ran. A preview already running on the server still finishes and is
+        # shown (known, open: a server-side check of the latest upload per session would drop it).
         upload.change(None, cancels=[sliders, upload_preview], queue=False)
         batch_button.click(handlers.batch, [batch_files], [batch_table, batch_csv], api_name="batch")
     return demo
