@@ -39,7 +39,7 @@ from accelerate.state import AcceleratorState
 import train
 from configuration_pinclip import NOISE_MODES
 from reporting import generator_family
-from training_args import changed_settings, minigenimage_version, parse_arguments, run_settings
+from training_args import changed_settings, flag_name, minigenimage_version, parse_arguments, run_settings
 
 RUN_RECORD = "ablation_run.json"  # the settings of a finished run
 # train.py arguments the ablation sets for every run itself (also refused as `--noise-mode`, which train.py accepts)
@@ -196,12 +196,6 @@ def argument_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output_dir", default=None,
                         help="default: outputs/ablation-<training data name> (outputs/ablation-minigenimage)")
     return parser
-
-
-def flag_name(token: str) -> str:
-    """The flag of a `--flag` or `--flag=value` token as train.py's parser reads it: `--noise-mode=pin` is
-    `--noise_mode`."""
-    return "--" + token[2:].split("=")[0].replace("-", "_")
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -41,8 +41,9 @@ NO_JPEG = 100  # the JPEG slider's "off" position
 # /predict requests served at once. Measured on 2 shared cores (README, "Load benchmark"): 8 concurrent single-image
 # forward passes beat one at a time by ~5x and beat pooling them into shared batches, and cost little memory.
 PREDICT_CONCURRENCY = 8
-# Robustness previews served at once: each blurs and re-encodes the whole upload, ~1.2 GB and ~5 s for an 81-Mpx PNG
-# of a few hundred KB (under the upload limits), so eight at once could take a Space's memory.
+# Robustness previews served at once: each blurs and re-encodes the whole upload, which for an 81-Mpx PNG of a few
+# hundred KB (under the upload limits) a review measured at ~1.2 GB and ~5 s, so eight at once could take a Space's
+# memory.
 PREVIEW_CONCURRENCY = 2
 CSV_FOLDERS_KEPT = 16  # batch CSVs kept on disk (Gradio serves its own copies)
 # Uploads and previews in Gradio's cache: every hour, files older than an hour go (a Space runs for weeks).

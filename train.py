@@ -43,7 +43,7 @@ from modeling_pinclip import PinClipForImageClassification, PinClipOutput
 from pretrain_backbone import check_tile_record
 from training_args import (
     CHECKPOINT_PREFIX, MINIGENIMAGE, RESUMABLE_CHANGES, DataArguments, ModelArguments, TrainingArguments,
-    changed_settings, data_seed, ignored_by_eval_only, minigenimage_builds_read, minigenimage_version, parse_arguments,
+    changed_settings, data_seed, flag_name, ignored_by_eval_only, minigenimage_builds_read, minigenimage_version, parse_arguments,
     run_settings, unread_data_arguments,
 )
 
@@ -440,7 +440,7 @@ def launch_command(arguments: list[str], accelerator: Accelerator) -> str:
     by then (the card would name it by its last folder only)."""
     kept, value_follows = [], False
     for token in arguments:
-        resume = token.startswith("--") and token[2:].split("=")[0].replace("-", "_") == "resume_from_checkpoint"
+        resume = token.startswith("--") and flag_name(token) == "--resume_from_checkpoint"
         if not (resume or value_follows):
             kept.append(token)
         value_follows = resume and "=" not in token

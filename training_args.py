@@ -227,6 +227,12 @@ def config_to_argv(values: dict) -> list[str]:
     return argv
 
 
+def flag_name(token: str) -> str:
+    """The flag of a `--flag` or `--flag=value` token as train.py's parser reads it: `--noise-mode=pin` is
+    `--noise_mode`."""
+    return "--" + token[2:].split("=")[0].replace("-", "_")
+
+
 def expand_config(argv: list[str]) -> list[str]:
     """Replace a config file given first (`train.py configs/genimage.yaml --seed 1`) or as `--config FILE` (or
     `--config=FILE`) by its arguments, placed first: the rest of the command line wins. One config file per run."""
@@ -383,13 +389,12 @@ def reads_minigenimage(data_args: DataArguments) -> bool:
 def unread_data_arguments(data_args: DataArguments) -> list[str]:
     """`--name value` of each data source argument given but not read: folders give the run all its data (a config
     file's --dataset_name), or the run reads no MiniGenImage (its --minigenimage_* settings)."""
-    defaults = argument_defaults()
     unread = []
     if not reads_dataset_name(data_args):
         unread += ["dataset_name", "dataset_config_name"]
     if not reads_minigenimage(data_args):
         unread += ["minigenimage_reduced", "minigenimage_seed", "minigenimage_cache_dir"]
-    return [f"--{name} {getattr(data_args, name)}" for name in unread if getattr(data_args, name) != defaults[name]]
+    return not_at_default({name: getattr(data_args, name) for name in unread})
 
 
 def written_minigenimage_reports(data_args: DataArguments) -> dict[str, dict]:
@@ -490,11 +495,15 @@ EVAL_ONLY_MODEL_ARGUMENTS = ("model_name_or_path", "trust_remote_code")
 def ignored_by_eval_only(model_args: ModelArguments, args: TrainingArguments) -> list[str]:
     """`--name value` of each model setting, and of the checkpoint arguments, given a value other than its default,
     which `--eval_only` does not use: the saved model's config.json decides (its `inference_noise` included)."""
-    defaults = argument_defaults()
     given = {**dataclasses.asdict(model_args), "resume_from_checkpoint": args.resume_from_checkpoint,
              "checkpointing_steps": args.checkpointing_steps}
-    return [f"--{name} {value}" for name, value in json.loads(json.dumps(given)).items()
-            if name not in EVAL_ONLY_MODEL_ARGUMENTS and value != defaults[name]]
+    return not_at_default({name: value for name, value in given.items() if name not in EVAL_ONLY_MODEL_ARGUMENTS})
+
+
+def not_at_default(values: dict) -> list[str]:
+    """`--name value` of each of the arguments `values` that differs from its default."""
+    defaults = argument_defaults()
+    return [f"--{name} {value}" for name, value in json.loads(json.dumps(values)).items() if value != defaults[name]]
 
 
 def changed_settings(before: dict, now: dict) -> list[str]:

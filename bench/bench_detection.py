@@ -23,8 +23,9 @@ from pathlib import Path
 
 from common import REPO_ROOT, Figure  # first: it puts the repository root on sys.path
 
-from ablation import argument_parser, flag_name, std_points
+from ablation import argument_parser, std_points
 from configuration_pinclip import NOISE_MODES
+from training_args import flag_name
 
 MARGIN_POINTS = 2.0
 SEEDS = 3  # the protocol's seed count: a summary over other seeds is shown, not judged
