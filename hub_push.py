@@ -5,6 +5,7 @@ and no image processor). `train.py --push_to_hub` uploads the run it trains; a f
 """
 
 import argparse
+import json
 import re
 import sys
 from pathlib import Path
@@ -50,13 +51,38 @@ def push_folder(folder: str | Path, repo_id: str) -> str:
     return str(getattr(commit, "commit_url", commit))
 
 
+def upload_problem(folder: Path) -> str | None:
+    """Why `folder` would not upload as a model users can load with `pipeline("image-classification", model=...,
+    trust_remote_code=True)`, or None: config, weights, image processor and the remote code its config names."""
+    if not (folder / "config.json").is_file() or not any(folder.glob("*.safetensors")):
+        return f"{folder} is not a saved model folder (no config.json and weights); train one with `python train.py`"
+    try:
+        config = json.loads((folder / "config.json").read_bytes())
+    except ValueError as error:  # UnicodeDecodeError and JSONDecodeError are both ValueErrors
+        return f"{folder / 'config.json'} is not a JSON config ({error})"
+    if not isinstance(config, dict):
+        return f"{folder / 'config.json'} is not a JSON config (it holds a {type(config).__name__}, not an object)"
+    needed = ["preprocessor_config.json"]  # without it the Hub's pipeline has no image processor to build
+    needed += sorted({f"{reference.split('.')[0]}.py" for reference in (config.get("auto_map") or {}).values()
+                      if isinstance(reference, str) and "--" not in reference})  # "other/repo--module.Class" lives elsewhere
+    missing = [name for name in needed if not (folder / name).is_file()]
+    if missing:
+        return (f"{folder} lacks {', '.join(missing)}: the uploaded model could not be loaded from the Hub; upload the "
+                "output folder train.py wrote, which has them")
+    return None
+
+
 def card_named_for(card_path: Path, repo_id: str) -> bytes | None:
     """The model card named after `repo_id`, as the card of a run trained with --push_to_hub is: its model-index
     entry and title (the folder's name) and its usage snippet (`pipeline(..., model="...")`); None without a card.
     Edited as text, line by line, so a card edited by hand keeps everything else as it was."""
     if not card_path.is_file():
         return None
-    text = card_path.read_bytes().decode("utf-8")  # not read_text: its newline translation would rewrite CRLF lines
+    try:  # not read_text: its newline translation would rewrite CRLF lines
+        text = card_path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as error:  # the Hub reads a card as UTF-8 too: say which file, change nothing
+        raise ValueError(f"{card_path} is not UTF-8 text ({error.reason} at byte {error.start}); save it as UTF-8 "
+                         "and rerun") from error
     new_name = repo_id.split("/")[-1]
     entry = re.search(r"^model-index:\r?\n- name: (.+?)\r?$", text, flags=re.MULTILINE)  # as train.py writes it
     if entry:
@@ -80,12 +106,15 @@ def main(argv: list[str] | None = None) -> int:
     problem = repo_id_problem(args.hub_model_id)
     if problem or "/" not in args.hub_model_id:  # the card must name the repository users load: USER/NAME
         parser.error(problem or f"--hub_model_id {args.hub_model_id}: give USER/NAME (or ORG/NAME)")
-    if not (args.folder / "config.json").is_file() or not any(args.folder.glob("*.safetensors")):
-        print(f"error: {args.folder} is not a saved model folder (no config.json and weights); train one with "
-              "`python train.py`", file=sys.stderr)
-        return 2
+    problem = upload_problem(args.folder)
     card = args.folder / "README.md"
-    named_card = card_named_for(card, args.hub_model_id)  # before the Hub: a card it cannot read leaves no empty repo
+    try:  # before the Hub: a card it cannot read leaves no empty repository
+        named_card = None if problem else card_named_for(card, args.hub_model_id)
+    except ValueError as error:
+        problem = str(error)
+    if problem:
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
     try:
         create_model_repo(args.hub_model_id, private=args.private)
     except Exception as error:  # noqa: BLE001 - offline, no login, no rights: said in one line, nothing changed

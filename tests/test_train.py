@@ -932,11 +932,42 @@ def test_push_folder_keeps_training_state_local_and_a_private_repo_private(tmp_p
     assert url == "https://huggingface.co/someone/detector/commit/fake"
 
 
-def test_hub_push_uploads_a_folder_trained_before(trained_run, tmp_path: Path, monkeypatch, capsys) -> None:
-    folder = tmp_path / "pinclip-minigenimage"
+MODEL_FILES = ["config.json", "configuration_pinclip.py", "model.safetensors", "modeling_pinclip.py",
+               "preprocessor_config.json"]
+
+
+def copy_of_model_files(run: Path, folder: Path) -> Path:
+    """The files of a saved model that hub_push.py checks, copied from a trained run (weights stubbed: not read)."""
     folder.mkdir()
-    for name in ("config.json", "model.safetensors", "train_log.jsonl"):
-        (folder / name).write_text("x")
+    for name in MODEL_FILES:
+        (folder / name).write_bytes(b"x" if name.endswith(".safetensors") else (run / name).read_bytes())
+    return folder
+
+
+def test_hub_push_refuses_a_folder_the_hub_could_not_load_before_creating_the_repository(
+        trained_run, tmp_path: Path, monkeypatch, capsys) -> None:
+    FakeHubApi.calls = []
+    monkeypatch.setattr(hub_push, "HfApi", FakeHubApi)
+    for left_out in ("preprocessor_config.json", "modeling_pinclip.py"):  # were uploaded; the Hub copy failed to load
+        folder = copy_of_model_files(trained_run[0], tmp_path / left_out.replace(".", "-"))
+        (folder / left_out).unlink()
+        assert hub_push.main([str(folder), "--hub_model_id", "someone/detector"]) == 2
+        assert f"{folder} lacks {left_out}: the uploaded model could not be loaded" in capsys.readouterr().err
+    folder = copy_of_model_files(trained_run[0], tmp_path / "broken-config")
+    (folder / "config.json").write_text("{not json")
+    assert hub_push.main([str(folder), "--hub_model_id", "someone/detector"]) == 2
+    assert "config.json is not a JSON config" in capsys.readouterr().err
+    folder = copy_of_model_files(trained_run[0], tmp_path / "latin-1-card")
+    card = (trained_run[0] / "README.md").read_bytes() + "Trained by Détecteurs SA\n".encode("latin-1")
+    (folder / "README.md").write_bytes(card)  # was a UnicodeDecodeError traceback
+    assert hub_push.main([str(folder), "--hub_model_id", "someone/detector"]) == 2
+    assert f"{folder / 'README.md'} is not UTF-8 text (invalid continuation byte at byte" in capsys.readouterr().err
+    assert FakeHubApi.calls == [] and (folder / "README.md").read_bytes() == card
+
+
+def test_hub_push_uploads_a_folder_trained_before(trained_run, tmp_path: Path, monkeypatch, capsys) -> None:
+    folder = copy_of_model_files(trained_run[0], tmp_path / "pinclip-minigenimage")
+    (folder / "train_log.jsonl").write_text("x")
     card = trained_run[0] / "README.md"  # a run's card, named after its repository: name it after the folder
     (folder / "README.md").write_text(card.read_text().replace("pinclip-test", "pinclip-minigenimage")
                                       .replace("someone/pinclip-minigenimage", "pinclip-minigenimage"))
@@ -945,7 +976,7 @@ def test_hub_push_uploads_a_folder_trained_before(trained_run, tmp_path: Path, m
     assert hub_push.main([str(folder), "--hub_model_id", "someone/detector", "--private"]) == 0
     (_, created), (_, uploaded) = FakeHubApi.calls
     assert created["repo_id"] == "someone/detector" and created["private"] is True
-    assert uploaded["files"] == ["README.md", "config.json", "model.safetensors"]
+    assert uploaded["files"] == ["README.md", *MODEL_FILES]
     pushed = ModelCard.load(folder / "README.md")  # named as a run trained with --push_to_hub names it
     assert 'model="someone/detector"' in pushed.text and "\n# detector\n" in pushed.text
     assert pushed.data.model_name == "detector" and "# pinclip-minigenimage" not in pushed.text
@@ -981,10 +1012,7 @@ def test_hub_push_uploads_a_folder_trained_before(trained_run, tmp_path: Path, m
 
 def test_hub_push_names_the_repository_as_yaml_reads_it_and_refuses_ids_before_touching_anything(
         trained_run, tmp_path: Path, monkeypatch, capsys) -> None:
-    folder = tmp_path / "2024"  # a folder name YAML would read as a number: the card quotes it
-    folder.mkdir()
-    (folder / "config.json").write_text("x")
-    (folder / "model.safetensors").write_text("x")
+    folder = copy_of_model_files(trained_run[0], tmp_path / "2024")  # a name YAML would read as a number: quoted
     card = (trained_run[0] / "README.md").read_text().replace("- name: pinclip-test", "- name: '2024'")
     (folder / "README.md").write_text(card.replace("# pinclip-test", "# 2024"))
     monkeypatch.setattr(hub_push, "HfApi", FakeHubApi)
