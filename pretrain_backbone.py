@@ -36,6 +36,7 @@ from clip_checkpoints import CLIP_SHAPES, write_random_clip
 from datasets_scripts.minigenimage import (
     CROP_SIZE, Box, Photo, assign_tiles, load_photos, sample_crops, staging_folder, tile_pools_digest,
 )
+from training_args import learning_rate_problem
 
 # CLIP's normalisation: the same mean/std the saved image processors apply.
 CLIP_MEAN = torch.tensor(OPENAI_CLIP_MEAN).view(1, 3, 1, 1)
@@ -204,8 +205,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name in ("epochs", "crops_per_epoch", "batch_size"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
-    if not (math.isfinite(args.learning_rate) and args.learning_rate > 0):
-        parser.error(f"--learning_rate must be a positive number, got {args.learning_rate}")
+    if learning_rate_problem(args.learning_rate):
+        parser.error(f"--learning_rate {learning_rate_problem(args.learning_rate)}, got {args.learning_rate}")
     for name in ("seed", "minigenimage_seed"):  # numpy's and torch's seed range, checked before any file is written
         if not 0 <= getattr(args, name) < 2**32:
             parser.error(f"--{name} must be in [0, 2**32), got {getattr(args, name)}")

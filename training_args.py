@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
 import yaml
 from transformers import HfArgumentParser, SchedulerType
 
@@ -277,6 +278,18 @@ def model_folder_problem(folder: Path, eval_only: bool) -> str | None:
     return None  # for --eval_only, whether its weights make a classifier shows when it loads
 
 
+def learning_rate_problem(learning_rate: float) -> str | None:
+    """Why `learning_rate` cannot drive Adam/AdamW, or None. Their first step is lr / (1 − β1) = 10 × lr, which must
+    fit a float32, else the optimizer stops with an overflow RuntimeError; smaller absurd rates diverge, which the
+    training loss check reports."""
+    if not (math.isfinite(learning_rate) and learning_rate > 0):
+        return "must be a positive number"
+    largest = torch.finfo(torch.float32).max * (1 - 0.9)  # 0.9: the β1 of both optimizers (PyTorch's default)
+    if learning_rate > largest:
+        return f"must be at most {largest:.3g}: Adam's first step is 10× the rate, and it must fit a float32"
+    return None
+
+
 def check_arguments(model_args: ModelArguments, data_args: DataArguments, args: TrainingArguments) -> list[str]:
     """Problems with the given paths, values and argument combinations, each naming the argument."""
     problems = []
@@ -331,8 +344,8 @@ def check_arguments(model_args: ModelArguments, data_args: DataArguments, args: 
         value = getattr(data_args, name)
         if value is not None and value < 1:  # None: not set, every row
             problems.append(f"--{name} {value}: must be at least 1")
-    if not (math.isfinite(args.learning_rate) and args.learning_rate > 0):
-        problems.append(f"--learning_rate {args.learning_rate}: must be a positive number")
+    if learning_rate_problem(args.learning_rate):
+        problems.append(f"--learning_rate {args.learning_rate}: {learning_rate_problem(args.learning_rate)}")
     for name in ("weight_decay", "max_grad_norm"):
         if not (math.isfinite(getattr(args, name)) and getattr(args, name) >= 0):
             problems.append(f"--{name} {getattr(args, name)}: must be a number ≥ 0")

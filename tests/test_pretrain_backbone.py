@@ -44,6 +44,7 @@ def test_pretraining_learns_and_changes_only_the_vision_side(tmp_path: Path) -> 
 
 @pytest.mark.parametrize("argv", [["--epochs", "0"], ["--batch_size", "-1"], ["--crops_per_epoch", "0"],
                                   ["--learning_rate", "0"], ["--learning_rate", "inf"], ["--learning_rate", "nan"],
+                                  ["--learning_rate", "4e37"],
                                   ["--seed", "-1"], ["--minigenimage_seed", "-1"]])
 def test_bad_arguments_are_refused_by_name(argv: list[str], capsys: pytest.CaptureFixture) -> None:
     with pytest.raises(SystemExit) as exit_:

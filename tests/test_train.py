@@ -550,6 +550,7 @@ def test_weight_decay_defaults_to_each_optimizers_own():
      # Adam gets no weight decay from make_optimizer: a value given for it was silently ignored
      (["--optimizer", "adam", "--weight_decay", "0.01"], "--weight_decay 0.01: --optimizer adam applies no weight decay"),
      (["--learning_rate", "nan"], "--learning_rate nan: must be a positive number"),
+     (["--learning_rate", "4e37"], "--learning_rate 4e+37: must be at most 3.4e+37: Adam's first step is 10×"),
      (["--warmup_ratio", "1.5"], "--warmup_ratio 1.5: must be in [0, 1)"),
      (["--lr_scheduler_type", "cosinus"], "--lr_scheduler_type cosinus: not a transformers scheduler"),
      (["--noise_mode", "pinn"], "--noise_mode='pinn' is not allowed; choose one of ('pin', 'random', 'none')"),
