@@ -188,6 +188,7 @@ def argument_parser() -> argparse.ArgumentParser:
     """The ablation's own arguments; `parse_known_args` leaves the train.py arguments of every run."""
     parser = argparse.ArgumentParser(
         description=__doc__.split("\n\n")[0],
+        allow_abbrev=False,  # `--mode pin` is train.py's --noise_mode misspelt, not --modes; train.py has none either
         epilog="Any other argument goes to every train.py run (see `python train.py --help`), except --noise_mode, "
         "--seed and --output_dir, which the ablation sets.",
     )

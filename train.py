@@ -43,8 +43,8 @@ from modeling_pinclip import PinClipForImageClassification, PinClipOutput
 from pretrain_backbone import check_tile_record
 from training_args import (
     CHECKPOINT_PREFIX, MINIGENIMAGE, RESUMABLE_CHANGES, DataArguments, ModelArguments, TrainingArguments,
-    changed_settings, data_seed, flag_name, ignored_by_eval_only, minigenimage_builds_read, minigenimage_version, parse_arguments,
-    run_settings, unread_data_arguments,
+    changed_settings, data_seed, expand_config, flag_name, ignored_by_eval_only, minigenimage_builds_read,
+    minigenimage_version, parse_arguments, run_settings, unread_data_arguments,
 )
 
 REPO_ROOT = Path(__file__).resolve().parent
@@ -432,19 +432,26 @@ def stop_together(accelerator: Accelerator, problems: list[str], error: type[Exc
         raise error(problems[0])
 
 
-def launch_command(arguments: list[str], accelerator: Accelerator) -> str:
-    """The command that repeats this run: `python train.py ...`, or `accelerate launch ... train.py ...` with the
-    process count and mixed precision, which shape the batch, the data order and the arithmetic. Several processes
-    need `--multi_gpu` (without it accelerate starts one unless it sees several GPUs), and on CPUs the variable too.
-    Without `--resume_from_checkpoint`: a resumed run ends as the uninterrupted one does, and its checkpoint is gone
-    by then (the card would name it by its last folder only)."""
+def without_resume(arguments: list[str]) -> list[str]:
+    """`arguments` less `--resume_from_checkpoint` and its value."""
     kept, value_follows = [], False
     for token in arguments:
         resume = token.startswith("--") and flag_name(token) == "--resume_from_checkpoint"
         if not (resume or value_follows):
             kept.append(token)
         value_follows = resume and "=" not in token
-    arguments = kept
+    return kept
+
+
+def launch_command(arguments: list[str], accelerator: Accelerator) -> str:
+    """The command that repeats this run: `python train.py ...`, or `accelerate launch ... train.py ...` with the
+    process count and mixed precision, which shape the batch, the data order and the arithmetic. Several processes
+    need `--multi_gpu` (without it accelerate starts one unless it sees several GPUs), and on CPUs the variable too.
+    Without `--resume_from_checkpoint`: a resumed run ends as the uninterrupted one does, and its checkpoint is gone
+    by then (the card would name it by its last folder only). A config file that sets it is written out inline."""
+    if without_resume(expand_config(arguments)) != expand_config(without_resume(arguments)):  # the config file resumes
+        arguments = expand_config(arguments)
+    arguments = without_resume(arguments)
     if accelerator.num_processes == 1 and accelerator.mixed_precision == "no":
         return "python train.py " + shlex.join(arguments)
     launch = "accelerate launch"

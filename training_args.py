@@ -371,7 +371,9 @@ def check_arguments(model_args: ModelArguments, data_args: DataArguments, args: 
 
 def parse_arguments(argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, TrainingArguments]:
     """Parse the command line (or `argv`); exit with status 2 and a message naming the culprit on any error."""
-    parser = HfArgumentParser(ARGUMENT_CLASSES, description=__doc__,
+    # No abbreviations: ablation.py, the card's repeat command and the config merge read flags by their full names
+    # (`--resume_from X` passed as --resume_from_checkpoint and escaped all three)
+    parser = HfArgumentParser(ARGUMENT_CLASSES, description=__doc__, allow_abbrev=False,
                               usage="%(prog)s [CONFIG.yaml | --config CONFIG] [--argument value ...]")
     argv = list(sys.argv[1:] if argv is None else argv)
     try:

@@ -589,6 +589,20 @@ def test_the_command_that_repeats_a_resumed_run_leaves_the_checkpoint_out():
         assert train.launch_command(argv, one_process) == "python train.py --lora_r 6 --seed 1"
 
 
+def test_the_repeat_command_drops_a_resume_set_by_a_config_file_and_abbreviations_are_refused(tmp_path, capsys):
+    one_process = SimpleNamespace(num_processes=1, mixed_precision="no")
+    plain, resuming = tmp_path / "plain.yaml", tmp_path / "resuming.yaml"
+    plain.write_text("lora_r: 6\n")
+    resuming.write_text("lora_r: 6\nresume_from_checkpoint: latest\n")
+    assert train.launch_command([str(plain), "--seed", "1"], one_process) == f"python train.py {plain} --seed 1"
+    # was `python train.py resuming.yaml --seed 1`: the repeat resumed from whatever checkpoint the folder then held
+    assert train.launch_command([str(resuming), "--seed", "1"], one_process) == "python train.py --lora_r 6 --seed 1"
+    for abbreviated in ("--resume_from", "--lora"):  # --resume_from was read as --resume_from_checkpoint, unseen
+        with pytest.raises(SystemExit) as exit_:
+            parse_arguments([abbreviated, "latest"])
+        assert exit_.value.code == 2 and f"unknown arguments: {abbreviated} latest" in capsys.readouterr().err
+
+
 def test_data_arguments_given_but_not_read_are_named():
     # a config file's --dataset_name beside --train_dir and --eval_dir, MiniGenImage settings for a run of other data
     both = DataArguments(train_dir="a", eval_dir="b", dataset_name="user/data", minigenimage_reduced=True)
