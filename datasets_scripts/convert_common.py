@@ -437,11 +437,11 @@ def convert(
     check_output_dir(raw_dir, out)
     check_raw_dir(raw_dir)  # before the Hub: a misspelt folder must not leave an empty dataset repository
     created = [folder for folder in (out, *out.parents) if not folder.exists()]  # deepest first
-    try:  # an output that cannot be made (below a file, read-only) fails now, not after every image was decoded
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise OSError(f"cannot create the output folder {output_dir}: {error.strerror or error}") from error
     try:
+        try:  # an output that cannot be made (below a file, read-only) fails now, not after every image was decoded
+            out.mkdir(parents=True, exist_ok=True)
+        except OSError as error:  # its parents may be made already: removed below
+            raise OSError(f"cannot create the output folder {output_dir}: {error.strerror or error}") from error
         if push_to_hub_id:  # a missing login or network fails now, not after hours of converting
             create_dataset_repo(push_to_hub_id)
         plan = plan_conversion(raw_dir, rule)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import itertools
 import json
@@ -1158,3 +1159,16 @@ def test_an_output_that_cannot_be_made_is_refused_before_any_image_is_read(tmp_p
         folder.main([str(raw), "--output_dir", str(tmp_path / "broken")])
     assert f"is a link to {tmp_path / 'nowhere'}, which does not exist" in capsys.readouterr().err
     assert read == [] and not (tmp_path / "nowhere").exists()
+    out = tmp_path / "new" / "parent" / "out"  # its parents are made, then the disk fills up
+    make_folder = Path.mkdir
+
+    def disk_full_at_out(path, *args, **kwargs):
+        if path == out and out.parent.is_dir():
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+        return make_folder(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "mkdir", disk_full_at_out)
+    with pytest.raises(SystemExit, match="2"):
+        folder.main([str(raw), "--output_dir", str(out)])
+    assert f"cannot create the output folder {out}: No space left on device" in capsys.readouterr().err
+    assert not (tmp_path / "new").exists()  # was left behind, empty
