@@ -127,23 +127,24 @@ def normalize_labels(dataset: datasets.Dataset, label_column: str) -> datasets.D
         dataset = dataset.rename_column(label_column, "label")
     feature = dataset.features["label"]
     numbered = isinstance(feature, datasets.ClassLabel) and feature.names == ["0", "1"]  # ClassLabel(num_classes=2)
+    stored = None  # the class id of every row, when the column holds strings
     if isinstance(feature, datasets.Value) and feature.dtype in ("string", "large_string"):
         names = distinct_values(dataset, "label")
         if None in names:
             raise ValueError(f"{dataset['label'].count(None)} of {len(dataset)} rows have no label")
         # strings become the class names of a ClassLabel, mapped by name below like any named classes
         feature = datasets.ClassLabel(names=sorted(names))
-        dataset = dataset.cast_column("label", feature)
-    if isinstance(feature, (datasets.ClassLabel, datasets.Value)):
+        stored = [feature.str2int(name) for name in dataset["label"]]
+    elif isinstance(feature, (datasets.ClassLabel, datasets.Value)):
         ids = distinct_values(dataset, "label")
         if None in ids or (isinstance(feature, datasets.ClassLabel) and any(i < 0 for i in ids)):
             missing = sum(i is None or i < 0 for i in dataset["label"])  # a ClassLabel stores a missing one as -1
             raise ValueError(f"{missing} of {len(dataset)} rows have no label")
     if isinstance(feature, datasets.ClassLabel):
-        if feature.names == LABEL_NAMES:
+        if feature.names == LABEL_NAMES and stored is None:
             return dataset
         if numbered:  # ids named by themselves: the 0/1 integers (strings "0"/"1" are names, refused below)
-            return dataset.cast_column("label", datasets.ClassLabel(names=LABEL_NAMES))
+            return with_real_fake_labels(dataset, list(dataset["label"]))
         # read the way model labels are ("AI-generated", "Real photo", "not_ai"), so data and models agree
         new_ids = [label_meaning(name) for name in feature.names]
         unknown = [name for name, meaning in zip(feature.names, new_ids) if meaning is None]
@@ -151,17 +152,23 @@ def normalize_labels(dataset: datasets.Dataset, label_column: str) -> datasets.D
             raise ValueError(f"label names {feature.names}: cannot tell real from fake for {unknown}")
         # each id to the id of its class name, not cast_column: a cast would keep the ids and silently flip the classes
         # (align_labels_with_mapping, too, fails on a subset of one class: its ClassLabel keeps one name)
-        features = dataset.features.copy()
-        features["label"] = datasets.ClassLabel(names=LABEL_NAMES)
-        return dataset.map(lambda labels: {"label": [new_ids[label] for label in labels]}, input_columns="label",
-                           batched=True, features=features)
+        return with_real_fake_labels(dataset, [new_ids[label] for label in (dataset["label"] if stored is None else stored)])
     elif isinstance(feature, datasets.Value) and feature.dtype.startswith(("int", "uint")):
         unexpected = sorted(value for value in ids if value not in (0, 1))
         if unexpected:
             raise ValueError(f"integer labels must be 0 = real or 1 = fake; found {unexpected}")
     else:
         raise ValueError(f"label column of type {feature}: want class names, strings or 0/1 integers")
-    return dataset.cast_column("label", datasets.ClassLabel(names=LABEL_NAMES))
+    return with_real_fake_labels(dataset, list(dataset["label"]))
+
+
+def with_real_fake_labels(dataset: datasets.Dataset, labels: list[int]) -> datasets.Dataset:
+    """`dataset` with `labels` (0 = real, 1 = fake) as its `label` column, a real/fake `ClassLabel`, in its place.
+    The new column is built in memory beside the untouched others: `cast_column` and `map` would write a cache file
+    into the folder of a saved dataset (a run must leave it as it found it), and `map` would copy every image."""
+    columns = dataset.column_names
+    dataset = dataset.remove_columns("label").add_column("label", labels, feature=datasets.ClassLabel(names=LABEL_NAMES))
+    return dataset.select_columns(columns)
 
 
 def group_by_generator(dataset: datasets.Dataset, generator_column: str, fallback: str) -> dict[str, datasets.Dataset]:

@@ -427,6 +427,23 @@ def test_reading_generator_names_does_not_write_the_dataset_again(tmp_path):
     assert sorted(path.name for path in Path(folder).rglob("*")) == before  # no cache file of a rewritten copy
 
 
+@pytest.mark.parametrize("labels, feature", [
+    (["real", "fake", "real", "fake"], datasets.Value("string")),
+    ([0, 1, 0, 1], datasets.ClassLabel(names=["ai", "nature"])),  # ids flipped by name: 0 = ai is fake
+    ([0, 1, 0, 1], datasets.Value("int64")),
+    ([0, 1, 0, 1], datasets.ClassLabel(num_classes=2)),
+])
+def test_labels_of_every_kind_are_read_without_writing_into_the_saved_dataset(tmp_path, labels, feature):
+    folder = saved(tmp_path, {"test": rows(labels, ["sd"] * 4, label_feature=feature).add_column("index", [0, 1, 2, 3])})
+    before = sorted(path.name for path in Path(folder).rglob("*"))
+    test = load_detection_data(DataArguments(dataset_name=folder), need_train=False).test["sd"]
+    assert sorted(path.name for path in Path(folder).rglob("*")) == before  # was a cache-*.arrow from cast/map
+    assert test.features["label"] == datasets.ClassLabel(names=["real", "fake"])
+    assert test.column_names == ["image", "label", "generator", "index"]  # in their places
+    flipped = feature == datasets.ClassLabel(names=["ai", "nature"])
+    assert list(test["label"]) == ([1, 0, 1, 0] if flipped else [0, 1, 0, 1])
+
+
 def test_a_test_folder_inside_the_training_folder_is_refused(tmp_path):
     # train/ holds 0_real, 1_fake and a generator folder whose images the --eval_dir then names again
     train = Path(image_tree(tmp_path / "train"))
