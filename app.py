@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import tempfile
+import time
 from pathlib import Path
 
 import gradio as gr
@@ -276,6 +277,8 @@ class Handlers:
         self.detector = detector
         self.problem = problem
         self.csv_folders: list[str] = []  # the batch CSVs' folders, oldest first
+        # each open page's latest upload and when it was noted (time.monotonic), by Gradio's session hash
+        self.uploads: dict[str, tuple[str | None, float]] = {}
 
     def _require_model(self) -> Detector:
         if self.detector is None:
@@ -336,10 +339,26 @@ class Handlers:
         )
         return (label, probabilities), decision, self.preview(view)
 
-    def robustness(self, path: str | None, jpeg_quality: int,
-                   blur_sigma: float) -> tuple[tuple[str, dict[str, float]] | None, str, Image.Image | None]:
+    def note_upload(self, path: str | None, request: gr.Request) -> None:
+        """Note the page's latest upload; run outside the queue as it changes (not always before its own preview
+        starts: the browser sends both at once)."""
+        self.uploads[request.session_hash] = (path, time.monotonic())
+
+    def forget_page(self, request: gr.Request) -> None:
+        """Drop a closed page's upload (a Space serves many pages over weeks)."""
+        self.uploads.pop(request.session_hash, None)
+
+    def is_replaced(self, path: str | None, request: gr.Request | None, since: float) -> bool:
+        """Whether the page noted an upload other than `path` after `since` (never for calls without a page)."""
+        latest, noted = self.uploads.get(request.session_hash if request is not None else None, (path, since))
+        return latest != path and noted > since
+
+    def robustness(self, path: str | None, jpeg_quality: int, blur_sigma: float,
+                   request: gr.Request | None = None) -> tuple[tuple[str, dict[str, float]] | None, str, Image.Image | None]:
         """Re-score the image after blur and JPEG re-compression, next to its original score (nothing to do while
-        both sliders rest: the Detect panel already shows that score)."""
+        both sliders rest: the Detect panel already shows that score). A preview that ends after the page's next
+        upload changes nothing: it would stand under the new image."""
+        started = time.monotonic()
         if not path:
             return None, "", None
         if jpeg_quality >= NO_JPEG and blur_sigma <= 0:
@@ -359,6 +378,8 @@ class Handlers:
         # named: the panel must never pass off one upload's result as another's
         shift = "{}: p(fake) {} → {} after {}".format(code_span(name), *shown, steps_text)
         changed_label = (detector.label_of(changed[FAKE]), changed)
+        if self.is_replaced(path, request, started):  # uploaded while this one was scored (a large one takes seconds)
+            return gr.skip(), gr.skip(), gr.skip()
         return changed_label, shift, self.preview(detector.preprocessing.model_view(processed))
 
     def batch(self, paths: list[str] | None, progress: gr.Progress = gr.Progress()) -> tuple[list[list], str | None]:
@@ -480,9 +501,10 @@ def build_demo(model_path: str | os.PathLike | None = None, trust_remote_code: b
         upload_preview = detected.success(handlers.robustness, robust_inputs, robust_outputs, api_visibility="private",
                                           **previewing)
         # A new upload clears the browser's pending previews, which otherwise made it skip the new upload's chained
-        # preview while the previous one still ran. A preview already running on the server still finishes and is
-        # shown (known, open: a server-side check of the latest upload per session would drop it).
-        upload.change(None, cancels=[sliders, upload_preview], queue=False)
+        # preview while the previous one still ran; one already running on the server finishes, and `robustness`
+        # drops its result, the page's upload noted here having changed.
+        upload.change(handlers.note_upload, [upload], None, cancels=[sliders, upload_preview], queue=False)
+        demo.unload(handlers.forget_page)
         batch_button.click(handlers.batch, [batch_files], [batch_table, batch_csv], api_name="batch")
     return demo
 

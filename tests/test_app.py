@@ -10,6 +10,7 @@ import time
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 
 import gradio as gr
 import numpy as np
@@ -20,6 +21,7 @@ from gradio_client.exceptions import AppError
 from PIL import Image
 from transformers import AutoImageProcessor, AutoModelForImageClassification
 
+import app
 import space
 from app import (CACHE_CLEANUP, PREDICT_CONCURRENCY, PREVIEW_CONCURRENCY, Handlers, build_demo, code_span, decision_label, launch_kwargs,
                  load_detector, metrics_rows, model_overview, p_fake_shown, read_card, read_metrics)
@@ -308,23 +310,27 @@ def test_browser_uploads_image_and_reads_label(app_url: str, awkward: dict[str, 
     assert "real" in prediction and "fake" in prediction and "%" in prediction
 
 
+@pytest.mark.parametrize("slow_preview_from", ["slider", "upload"])
 def test_a_slow_preview_of_an_earlier_upload_never_stands_under_the_next_one(model_dir: Path, tmp_path: Path,
-                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+                                                                           monkeypatch: pytest.MonkeyPatch,
+                                                                           slow_preview_from: str) -> None:
     """The preview of a large upload can take seconds: one for the next upload, started meanwhile, once finished
-    first and the old result then overwrote it, under the new image (and unnamed)."""
+    first and the old result then overwrote it, under the new image (and unnamed). It may have started from the
+    slider or, the slider already moved, from the upload itself."""
     if not CHROMIUM.exists():
         pytest.skip(f"{CHROMIUM} missing: install Debian's chromium (apt-get install -y chromium) to run the browser test")
     from playwright.sync_api import sync_playwright
 
-    robustness = Handlers.robustness
+    slow_size = (70, 50)  # slow.png's, known by it inside the preview
+    degrade = app.degrade
 
-    def slow_for_one_file(self, path, jpeg_quality, blur_sigma):
-        if path and Path(path).name == "slow.png" and blur_sigma > 0:
+    def slow_for_one_file(image, jpeg_quality, blur_sigma):
+        if image.size == slow_size:
             time.sleep(4)  # a 9400² upload takes this long on a busy Space
-        return robustness(self, path, jpeg_quality, blur_sigma)
+        return degrade(image, jpeg_quality, blur_sigma)
 
-    monkeypatch.setattr(Handlers, "robustness", slow_for_one_file)
-    shutil.copy(ASSETS / "fake_gan.png", tmp_path / "slow.png")
+    monkeypatch.setattr(app, "degrade", slow_for_one_file)
+    Image.open(ASSETS / "fake_gan.png").convert("RGB").resize(slow_size).save(tmp_path / "slow.png")
     demo = build_demo(model_dir)
     demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, **launch_kwargs(free_port()))
     try:
@@ -334,10 +340,18 @@ def test_a_slow_preview_of_an_earlier_upload_never_stands_under_the_next_one(mod
                 page = browser.new_page()
                 page.goto(demo.local_url, wait_until="domcontentloaded")
                 shift = page.locator("#robust-shift")
-                page.locator("#upload input[type=file]").set_input_files(str(tmp_path / "slow.png"))
+                first = tmp_path / ("slow.png" if slow_preview_from == "slider" else "fast.png")
+                if slow_preview_from == "upload":
+                    shutil.copy(ASSETS / "fake_gan.png", first)
+                page.locator("#upload input[type=file]").set_input_files(str(first))
                 shift.get_by_text("Move a slider").wait_for(timeout=30_000)
                 page.locator("#blur input[type=range]").focus()
-                page.keyboard.press("ArrowRight")  # the slow preview starts
+                page.keyboard.press("ArrowRight")  # with slow.png: the slow preview starts
+                if slow_preview_from == "upload":
+                    shift.get_by_text("fast.png").wait_for(timeout=30_000)
+                    page.locator("#upload button[aria-label='Clear']").first.click()
+                    page.locator("#upload input[type=file]").set_input_files(str(tmp_path / "slow.png"))
+                    page.wait_for_timeout(1_500)  # its prediction done, its preview running
                 page.wait_for_timeout(500)
                 page.locator("#upload button[aria-label='Clear']").first.click()
                 page.locator("#upload input[type=file]").set_input_files(str(ASSETS / "real_1.png"))
@@ -533,6 +547,36 @@ def test_the_robustness_panel_scores_the_upload_as_the_detect_panel_does(model_d
     _, shift, _ = handlers.robustness(str(ASSETS / "fake_gan.png"), 50, 1)
     assert batches == [1, 1, 1]
     assert shift.split(" p(fake) ")[1].startswith(p_fake_shown(detected[1]["fake"], detector.threshold) + " → ")
+
+
+def test_a_preview_of_an_upload_the_page_has_replaced_changes_nothing(model_dir: Path, monkeypatch) -> None:
+    """A preview still running when the next image is uploaded finished and stood under the new image."""
+    detector, problem = load_detector(str(model_dir))
+    handlers = Handlers(detector, problem)
+    page, other_page = SimpleNamespace(session_hash="page"), SimpleNamespace(session_hash="other")
+    old, new = str(ASSETS / "fake_gan.png"), str(ASSETS / "real_1.png")
+    handlers.note_upload(old, page)
+    handlers.note_upload(old, other_page)
+    score = Handlers.score
+
+    def upload_while_scoring(detector, name, images):  # the page's next upload arrives while this one is scored
+        handlers.note_upload(new, page)
+        return score(detector, name, images)
+
+    monkeypatch.setattr(handlers, "score", upload_while_scoring)
+    assert handlers.robustness(old, 50, 1, page) == (gr.skip(), gr.skip(), gr.skip())
+    monkeypatch.undo()
+    assert "`real_1.png`: p(fake)" in handlers.robustness(new, 50, 1, page)[1]
+    # the browser sends the note with the new upload's events: its preview may start (and end) before the note
+    assert "`real_1.png`: p(fake)" in handlers.robustness(new, 50, 1, other_page)[1]
+    assert "`fake_gan.png`: p(fake)" in handlers.robustness(old, 50, 1, other_page)[1]  # each page its own upload
+    assert "`fake_gan.png`: p(fake)" in handlers.robustness(old, 50, 1)[1]  # a call without a page
+    handlers.forget_page(page)
+    assert list(handlers.uploads) == ["other"]
+    demo = build_demo(model_dir)  # the upload is noted outside the queue, as it changes; closed pages are forgotten
+    noting, = [fn for fn in demo.fns.values() if fn.name == "note_upload"]
+    assert noting.queue is False and noting.targets[0][1] == "change"
+    assert any(fn.name == "forget_page" and fn.targets[0][1] == "unload" for fn in demo.fns.values())
 
 
 def test_previews_are_lossless(model_dir: Path) -> None:
