@@ -200,6 +200,8 @@ Reproduce with:
 ```bash
 {{ command }}
 ```
+
+Weights identical to the last bit also need the same `hardware` and `torch` as listed under Training.
 """
 
 

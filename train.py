@@ -443,6 +443,14 @@ def without_resume(arguments: list[str]) -> list[str]:
     return kept
 
 
+def hardware(device: torch.device) -> str:
+    """What trained the run: a GPU by its name, CPUs with the torch thread count (`accelerate launch` sets
+    OMP_NUM_THREADS=1 where `python train.py` uses every core, and the sums come out different in the last bits)."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    return f"{device.type} ({torch.get_num_threads()} torch thread{'s' if torch.get_num_threads() > 1 else ''})"
+
+
 def launch_command(arguments: list[str], accelerator: Accelerator) -> str:
     """The command that repeats this run: `python train.py ...`, or `accelerate launch ... train.py ...` with the
     process count and mixed precision, which shape the batch, the data order and the arithmetic. Several processes
@@ -678,6 +686,9 @@ def main(argv: list[str] | None = None) -> dict:
             "seed": args.seed,
             "processes": accelerator.num_processes,
             "mixed_precision": accelerator.mixed_precision,
+            # the last bits of the weights depend on these (the metrics, to the shown digits, do not)
+            "hardware": hardware(accelerator.device),
+            "torch": torch.__version__,
         }
         extra = {"validation": validation, "training": training}
         write_evaluation(output_dir, metrics, outputs, robustness, title, extra)

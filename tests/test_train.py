@@ -113,6 +113,10 @@ def test_end_to_end_outputs(trained_run):
     assert saved["subsets"] == json.loads(json.dumps(metrics["subsets"]))
     assert all(saved["subsets"][f]["n"] == 32 for f in families)
     assert saved["training"]["steps"] == 6 and saved["training"]["images_seen"] == 2 * 96
+    threads = torch.get_num_threads()  # the last bits of the weights depend on it: recorded, and in the card
+    assert saved["training"]["hardware"] == f"cpu ({threads} torch thread{'s' if threads > 1 else ''})"
+    assert saved["training"]["torch"] == torch.__version__
+    assert f"hardware = {saved['training']['hardware']}, torch = {torch.__version__}" in (out / "README.md").read_text()
     assert set(saved["validation"]["subsets"]) == {"tconv", "vqae"}
     assert [c.name for c in train.list_checkpoints(out)] == ["checkpoint-2", "checkpoint-4", "checkpoint-6"]
     config = json.loads((out / "config.json").read_text())
@@ -338,7 +342,7 @@ def test_two_processes_count_each_training_image_once(minigen_cache, tmp_path):
     assert result.returncode == 0, result.stderr[-3000:]
     training = json.loads((tmp_path / "metrics.json").read_text())["training"]
     assert (training["steps"], training["images_seen"]) == (6, 44)
-    assert (training["processes"], training["mixed_precision"]) == (2, "no")
+    assert (training["processes"], training["mixed_precision"], training["hardware"]) == (2, "no", "cpu (1 torch thread)")
     # the card's command repeats this run: `python train.py` would train one process on batches of 4
     # (the launch above, with its port and no dynamo, is this command: `--multi_gpu` is what starts two processes)
     assert ("ACCELERATE_USE_CPU=true accelerate launch --multi_gpu --num_processes 2 --mixed_precision no train.py "
