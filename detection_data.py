@@ -14,7 +14,7 @@ makes resuming from a checkpoint exact.
 
 import logging
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -134,7 +134,8 @@ def normalize_labels(dataset: datasets.Dataset, label_column: str) -> datasets.D
             raise ValueError(f"{dataset['label'].count(None)} of {len(dataset)} rows have no label")
         # strings become the class names of a ClassLabel, mapped by name below like any named classes
         feature = datasets.ClassLabel(names=sorted(names))
-        stored = [feature.str2int(name) for name in dataset["label"]]
+        id_of = {name: feature.str2int(name) for name in names}
+        stored = [id_of[name] for name in column_values(dataset, "label")]
     elif isinstance(feature, (datasets.ClassLabel, datasets.Value)):
         ids = distinct_values(dataset, "label")
         if None in ids or (isinstance(feature, datasets.ClassLabel) and any(i < 0 for i in ids)):
@@ -144,7 +145,7 @@ def normalize_labels(dataset: datasets.Dataset, label_column: str) -> datasets.D
         if feature.names == LABEL_NAMES and stored is None:
             return dataset
         if numbered:  # ids named by themselves: the 0/1 integers (strings "0"/"1" are names, refused below)
-            return with_real_fake_labels(dataset, list(dataset["label"]))
+            return with_real_fake_labels(dataset, column_values(dataset, "label"))
         # read the way model labels are ("AI-generated", "Real photo", "not_ai"), so data and models agree
         new_ids = [label_meaning(name) for name in feature.names]
         unknown = [name for name, meaning in zip(feature.names, new_ids) if meaning is None]
@@ -152,23 +153,25 @@ def normalize_labels(dataset: datasets.Dataset, label_column: str) -> datasets.D
             raise ValueError(f"label names {feature.names}: cannot tell real from fake for {unknown}")
         # each id to the id of its class name, not cast_column: a cast would keep the ids and silently flip the classes
         # (align_labels_with_mapping, too, fails on a subset of one class: its ClassLabel keeps one name)
-        return with_real_fake_labels(dataset, [new_ids[label] for label in (dataset["label"] if stored is None else stored)])
+        stored = column_values(dataset, "label") if stored is None else stored
+        return with_real_fake_labels(dataset, [new_ids[label] for label in stored])
     elif isinstance(feature, datasets.Value) and feature.dtype.startswith(("int", "uint")):
         unexpected = sorted(value for value in ids if value not in (0, 1))
         if unexpected:
             raise ValueError(f"integer labels must be 0 = real or 1 = fake; found {unexpected}")
     else:
         raise ValueError(f"label column of type {feature}: want class names, strings or 0/1 integers")
-    return with_real_fake_labels(dataset, list(dataset["label"]))
+    return with_real_fake_labels(dataset, column_values(dataset, "label"))
 
 
 def with_real_fake_labels(dataset: datasets.Dataset, labels: list[int]) -> datasets.Dataset:
     """`dataset` with `labels` (0 = real, 1 = fake) as its `label` column, a real/fake `ClassLabel`, in its place.
     The new column is built in memory beside the untouched others: `cast_column` and `map` would write a cache file
-    into the folder of a saved dataset (a run must leave it as it found it), and `map` would copy every image."""
-    columns = dataset.column_names
-    dataset = dataset.remove_columns("label").add_column("label", labels, feature=datasets.ClassLabel(names=LABEL_NAMES))
-    return dataset.select_columns(columns)
+    into the folder of a saved dataset (a run must leave it as it found it), and `map` would copy every image.
+    Called on whole splits: on a selection (`select`, `filter`) `add_column` writes such a copy too."""
+    columns, new = dataset.column_names, "label (real/fake)"  # added first: a table of no columns has no rows
+    dataset = dataset.add_column(new, labels, feature=datasets.ClassLabel(names=LABEL_NAMES))
+    return dataset.remove_columns("label").rename_column(new, "label").select_columns(columns)
 
 
 def group_by_generator(dataset: datasets.Dataset, generator_column: str, fallback: str) -> dict[str, datasets.Dataset]:
@@ -214,7 +217,7 @@ def eval_split_names(splits: list[str], data_args: DataArguments) -> list[str]:
     raise ValueError(f"no test split among {splits}: name them with --eval_splits")
 
 
-def test_subsets(source: datasets.DatasetDict, data_args: DataArguments) -> dict[str, datasets.Dataset]:
+def test_subsets(source: Mapping[str, datasets.Dataset], data_args: DataArguments) -> dict[str, datasets.Dataset]:
     """Named test subsets: one per split, or one per generator when there is a single split."""
     names = eval_split_names(list(source), data_args)
     if len(names) == 1:
@@ -233,6 +236,11 @@ def distinct_values(dataset: datasets.Dataset, column: str) -> list:
     """The values of `column`, each once, in order of first appearance. Unlike `Dataset.unique`, which first copies
     a selection's rows (every image) into a cache file beside a saved dataset's own, this reads the one column."""
     return dataset.with_format("arrow")[column].unique().to_pylist()
+
+
+def column_values(dataset: datasets.Dataset, column: str) -> list:
+    """Every row's value of `column`, read as one Arrow column (indexing the dataset converts row by row: 90× slower)."""
+    return dataset.with_format("arrow")[column].to_pylist()
 
 
 def select_rows(dataset: datasets.Dataset, wanted: dict[str, list[str] | None]) -> datasets.Dataset:
@@ -341,10 +349,13 @@ def load_detection_data(data_args: DataArguments, need_train: bool, seed: int = 
                 f"split {split!r} would be both the training and the test data: give separate test data "
                 "(--eval_dir, --eval_splits) or training data (--train_dir, --train_split)"
             )
+        # labels read on whole splits, before any selection: rebuilding the label column of a selection would write
+        # a copy of its rows (every image) into a saved dataset's folder
         train = select_rows(
-            train_source[split], {data_args.generator_column: data_args.train_generators, "subset": data_args.train_subsets}
+            prepare(train_source[split], f"training split {split!r}"),
+            {data_args.generator_column: data_args.train_generators, "subset": data_args.train_subsets},
         )
-        data.train = truncate(prepare(train, f"training split {split!r}"), data_args.max_train_samples, seed)
+        data.train = truncate(train, data_args.max_train_samples, seed)
         data.train_split = split
         classes = set(distinct_values(data.train, "label"))
         if not classes:
@@ -362,15 +373,15 @@ def load_detection_data(data_args: DataArguments, need_train: bool, seed: int = 
                 name: truncate(subset, data_args.max_eval_samples, EVAL_SAMPLE_SEED)
                 for name, subset in group_by_generator(validation, data_args.generator_column, "validation").items()
             }
-    subsets = test_subsets(eval_source, data_args)
+    subsets = test_subsets({**eval_source, **{name: prepare(eval_source[name], f"test split {name!r}")
+                                              for name in test_names}}, data_args)
     empty = [f"{kind} {name}" for kind, group in (("validation", data.validation), ("test", subsets))
              for name, subset in group.items() if len(subset) == 0]
     if empty:  # found now, not when its metrics fail after the training
         raise ValueError(f"evaluation subset(s) {', '.join(empty)} hold no rows: leave them out with --eval_splits, "
                          "or fill them")
     # the same test rows whatever the run's seed: runs over seeds (the ablation) are compared on the same images
-    data.test = {name: truncate(prepare(ds, f"test subset {name!r}"), data_args.max_eval_samples, EVAL_SAMPLE_SEED)
-                 for name, ds in subsets.items()}
+    data.test = {name: truncate(ds, data_args.max_eval_samples, EVAL_SAMPLE_SEED) for name, ds in subsets.items()}
     if data.train is not None and train_source is not eval_source:
         # Training and test data read from two sources: two folders may still hold the same files (one inside the
         # other, the same folder given as --train_dir and --dataset_name, or a tree copied with hard links).

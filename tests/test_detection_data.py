@@ -427,6 +427,12 @@ def test_reading_generator_names_does_not_write_the_dataset_again(tmp_path):
     assert sorted(path.name for path in Path(folder).rglob("*")) == before  # no cache file of a rewritten copy
 
 
+def test_a_dataset_of_labels_alone_keeps_its_rows():
+    # the label column was removed first, and a table of no columns has no rows to add the new one to
+    alone = normalize_labels(datasets.Dataset.from_dict({"label": ["fake", "real", "fake"]}), "label")
+    assert list(alone["label"]) == [1, 0, 1] and alone.column_names == ["label"]
+
+
 @pytest.mark.parametrize("labels, feature", [
     (["real", "fake", "real", "fake"], datasets.Value("string")),
     ([0, 1, 0, 1], datasets.ClassLabel(names=["ai", "nature"])),  # ids flipped by name: 0 = ai is fake
@@ -434,14 +440,18 @@ def test_reading_generator_names_does_not_write_the_dataset_again(tmp_path):
     ([0, 1, 0, 1], datasets.ClassLabel(num_classes=2)),
 ])
 def test_labels_of_every_kind_are_read_without_writing_into_the_saved_dataset(tmp_path, labels, feature):
-    folder = saved(tmp_path, {"test": rows(labels, ["sd"] * 4, label_feature=feature).add_column("index", [0, 1, 2, 3])})
+    split = rows(labels * 2, ["sd"] * 4 + ["gan"] * 4, label_feature=feature).add_column("index", list(range(8)))
+    folder = saved(tmp_path, {"train": split, "test": split})
     before = sorted(path.name for path in Path(folder).rglob("*"))
-    test = load_detection_data(DataArguments(dataset_name=folder), need_train=False).test["sd"]
+    # subsets per generator and a selected training generator are selections: their labels were written out too
+    data = load_detection_data(DataArguments(dataset_name=folder, train_generators=["sd"]), need_train=True)
     assert sorted(path.name for path in Path(folder).rglob("*")) == before  # was a cache-*.arrow from cast/map
-    assert test.features["label"] == datasets.ClassLabel(names=["real", "fake"])
-    assert test.column_names == ["image", "label", "generator", "index"]  # in their places
     flipped = feature == datasets.ClassLabel(names=["ai", "nature"])
-    assert list(test["label"]) == ([1, 0, 1, 0] if flipped else [0, 1, 0, 1])
+    for subset, indices in ((data.test["sd"], [0, 1, 2, 3]), (data.test["gan"], [4, 5, 6, 7]), (data.train, [0, 1, 2, 3])):
+        assert subset.features["label"] == datasets.ClassLabel(names=["real", "fake"])
+        assert subset.column_names == ["image", "label", "generator", "index"]  # in their places
+        assert list(subset["index"]) == indices
+        assert list(subset["label"]) == ([1, 0, 1, 0] if flipped else [0, 1, 0, 1])
 
 
 def test_a_test_folder_inside_the_training_folder_is_refused(tmp_path):
@@ -518,7 +528,7 @@ def test_max_eval_samples_limits_the_validation_subsets_too(tmp_path):
 
 def test_messages_name_the_split_and_what_to_give(tmp_path):
     source = saved(tmp_path, {"test": rows([-1, -1])})
-    with pytest.raises(ValueError, match="test subset 'test': 2 of 2 rows have no label"):
+    with pytest.raises(ValueError, match="test split 'test': 2 of 2 rows have no label"):
         load_detection_data(DataArguments(dataset_name=source), need_train=False)
     with pytest.raises(ValueError, match="no training data: give --train_dir or --dataset_name"):
         load_detection_data(DataArguments(eval_dir=image_tree(tmp_path / "test")), need_train=True)
