@@ -503,7 +503,8 @@ def build_demo(model_path: str | os.PathLike | None = None, trust_remote_code: b
         # A new upload clears the browser's pending previews, which otherwise made it skip the new upload's chained
         # preview while the previous one still ran; one already running on the server finishes, and `robustness`
         # drops its result, the page's upload noted here having changed.
-        upload.change(handlers.note_upload, [upload], None, cancels=[sliders, upload_preview], queue=False)
+        upload.change(handlers.note_upload, [upload], None, cancels=[sliders, upload_preview], queue=False,
+                      api_visibility="private")  # an API client has no page to close, so its entries would stay
         demo.unload(handlers.forget_page)
         batch_button.click(handlers.batch, [batch_files], [batch_table, batch_csv], api_name="batch")
     return demo

@@ -57,7 +57,8 @@ def upload_problem(folder: Path) -> str | None:
     if not (folder / "config.json").is_file() or not any(folder.glob("*.safetensors")):
         return f"{folder} is not a saved model folder (no config.json and weights); train one with `python train.py`"
     try:
-        config = json.loads((folder / "config.json").read_bytes())
+        # as transformers reads it, UTF-8 text (json.loads of bytes would also take a BOM or UTF-16, which it refuses)
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
     except ValueError as error:  # UnicodeDecodeError and JSONDecodeError are both ValueErrors
         return f"{folder / 'config.json'} is not a JSON config ({error})"
     if not isinstance(config, dict):

@@ -575,7 +575,7 @@ def test_a_preview_of_an_upload_the_page_has_replaced_changes_nothing(model_dir:
     assert list(handlers.uploads) == ["other"]
     demo = build_demo(model_dir)  # the upload is noted outside the queue, as it changes; closed pages are forgotten
     noting, = [fn for fn in demo.fns.values() if fn.name == "note_upload"]
-    assert noting.queue is False and noting.targets[0][1] == "change"
+    assert noting.queue is False and noting.targets[0][1] == "change" and noting.api_visibility == "private"
     assert any(fn.name == "forget_page" and fn.targets[0][1] == "unload" for fn in demo.fns.values())
 
 

@@ -973,9 +973,10 @@ def test_hub_push_refuses_a_folder_the_hub_could_not_load_before_creating_the_re
         assert hub_push.main([str(folder), "--hub_model_id", "someone/detector"]) == 2
         assert f"{folder} lacks {left_out}: the uploaded model could not be loaded" in capsys.readouterr().err
     folder = copy_of_model_files(trained_run[0], tmp_path / "broken-config")
-    (folder / "config.json").write_text("{not json")
-    assert hub_push.main([str(folder), "--hub_model_id", "someone/detector"]) == 2
-    assert "config.json is not a JSON config" in capsys.readouterr().err
+    for not_json in (b"{not json", b"\xef\xbb\xbf" + (trained_run[0] / "config.json").read_bytes()):  # BOM: refused
+        (folder / "config.json").write_bytes(not_json)  # by transformers; json.loads of the bytes accepted it
+        assert hub_push.main([str(folder), "--hub_model_id", "someone/detector"]) == 2
+        assert "config.json is not a JSON config" in capsys.readouterr().err
     folder = copy_of_model_files(trained_run[0], tmp_path / "latin-1-card")
     card = (trained_run[0] / "README.md").read_bytes() + "Trained by Détecteurs SA\n".encode("latin-1")
     (folder / "README.md").write_bytes(card)  # was a UnicodeDecodeError traceback
