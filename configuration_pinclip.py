@@ -21,6 +21,7 @@ INFERENCE_NOISES = ("none", "mean", "sample")
 SIGMA_ACTIVATIONS = ("softplus", "abs")
 NOISE_SCALES = ("absolute", "feature_rms")
 LABELS = {0: "real", 1: "fake"}
+LABEL2ID = {name: index for index, name in LABELS.items()}
 
 
 class PinClipConfig(PreTrainedConfig):
@@ -151,10 +152,12 @@ class PinClipConfig(PreTrainedConfig):
             raise ValueError("PinClipConfig.kl_weight > 0 needs random_noise_std > 0 (the KL prior's s)")
         if self.lora_r > 0 and self.lora_alpha == 0:
             raise ValueError("PinClipConfig.lora_alpha=0 with lora_r > 0 would scale the LoRA update to nothing")
-        if {int(index): name for index, name in self.id2label.items()} != LABELS:
+        # Indices as numbers or digit strings: transformers' guides and example scripts build both maps with str(i)
+        if _with_int_indices({name: index for index, name in self.id2label.items()}) != LABEL2ID:
             raise ValueError(f"PinClipConfig.id2label={self.id2label!r}: PiN-CLIP's labels are fixed, {LABELS}")
-        if dict(self.label2id) != {name: index for index, name in LABELS.items()}:  # the pipeline reads both maps
+        if _with_int_indices(self.label2id) != LABEL2ID:  # the pipeline reads both maps
             raise ValueError(f"PinClipConfig.label2id={self.label2id!r}: PiN-CLIP's labels are fixed, {LABELS}")
+        self.id2label, self.label2id = dict(LABELS), dict(LABEL2ID)  # saved with numbers, as the pipeline reads them
         # forward() computes a softmax cross-entropy, and the pipeline picks softmax or sigmoid from problem_type
         if self.problem_type not in (None, "single_label_classification"):
             raise ValueError(f"PinClipConfig.problem_type={self.problem_type!r}: PiN-CLIP is a single-label classifier "
@@ -193,6 +196,17 @@ class PinClipConfig(PreTrainedConfig):
     def image_size(self) -> int:
         size = self.vision_config.image_size
         return size if isinstance(size, int) else int(size[0])
+
+
+def _with_int_indices(label2id: dict) -> dict | None:
+    """`label2id` with digit-string indices read as ints (`"1"` → 1); None when an index is neither."""
+    def as_int(index: Any) -> int | None:
+        if isinstance(index, str) and index.isdigit():
+            return int(index)
+        return index if isinstance(index, int) and not isinstance(index, bool) else None
+
+    indices = {name: as_int(index) for name, index in label2id.items()}
+    return None if None in indices.values() else indices
 
 
 def _one_class_word_field(template: str) -> bool:

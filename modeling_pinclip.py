@@ -22,12 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from huggingface_hub import create_repo
 from torch import nn
 from transformers import AutoTokenizer, CLIPModel, CLIPVisionModel, PreTrainedConfig
-from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD
+from transformers.image_utils import OPENAI_CLIP_MEAN, OPENAI_CLIP_STD, ChannelDimension, infer_channel_dimension_format
 from transformers.modeling_outputs import ImageClassifierOutput
 from transformers.models.clip.modeling_clip import CLIPPreTrainedModel
 
@@ -165,10 +166,16 @@ if CLIPImageProcessorPil is not None:
         """
 
         def convert_to_rgb(self, image: Any, input_data_format: Any = None) -> Any:
-            """A PIL image as RGB with its alpha channel or transparent colour dropped, where CLIP's processor
+            """An image as RGB with its alpha channel or transparent colour dropped, where CLIP's processor
             composites them on white: the pixels training and evaluation read (this project's loader drops them), and
-            `pipeline(path)` gets a palette image's transparent colour from transformers' `load_image` as such a key."""
-            if not isinstance(image, PIL.Image.Image):  # an array: CLIP's handling
+            `pipeline(path)` gets a palette image's transparent colour from transformers' `load_image` as such a key.
+            An RGBA array (or tensor, which arrives as one) loses its alpha too: the same image, the same pixels."""
+            if isinstance(image, np.ndarray) and image.ndim == 3:
+                layout = input_data_format or infer_channel_dimension_format(image, num_channels=(1, 3, 4))
+                channel_axis = -1 if layout == ChannelDimension.LAST else 0
+                if image.shape[channel_axis] == 4:
+                    image = np.take(image, [0, 1, 2], axis=channel_axis)
+            if not isinstance(image, PIL.Image.Image):  # an array: CLIP's handling (grey to RGB)
                 return super().convert_to_rgb(image, input_data_format=input_data_format)
             if "A" in image.getbands() or "transparency" in image.info:
                 image = image.convert("RGB")
@@ -180,6 +187,17 @@ if CLIPImageProcessorPil is not None:
             output["image_processor_type"] = "CLIPImageProcessor"
             output["auto_map"] = {"AutoImageProcessor": f"{Path(__file__).stem}.{type(self).__name__}"}
             return output
+
+
+def class_ids(labels: torch.Tensor, batch_size: int) -> torch.Tensor:
+    """`labels` as one class id per image, shape (B,): given (B,) or (B, 1), as transformers' heads accept. Soft or
+    fractional labels are refused: `.long()` would truncate 0.9 to 0 and train on the other class."""
+    if labels.numel() != batch_size:
+        raise ValueError(f"labels of shape {tuple(labels.shape)} for {batch_size} images: give one class id per image "
+                         "(0 = real, 1 = fake), shape (B,) or (B, 1); soft labels are not supported")
+    if labels.is_floating_point() and not torch.equal(labels, labels.round()):
+        raise ValueError(f"labels must be whole class ids (0 = real, 1 = fake), got {labels.flatten().tolist()[:8]}")
+    return labels.long().view(-1)
 
 
 class PinClipPreTrainedModel(CLIPPreTrainedModel):
@@ -592,7 +610,7 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
         logits = self.classifier(noisy_embeds[0] if eval_noise else self.dropout(image_embeds))
         losses = {}
         if labels is not None:
-            labels = labels.to(logits.device).long().view(-1)  # (B,) or (B, 1), as transformers' heads accept
+            labels = class_ids(labels, len(logits)).to(logits.device)
             losses["clean_loss"] = losses["loss"] = F.cross_entropy(logits, labels)
             if eval_noise:  # the logits returned are noisy ones: `loss` is theirs, `clean_loss` the clean logits'
                 losses["clean_loss"] = F.cross_entropy(self.classifier(image_embeds), labels)

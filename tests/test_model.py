@@ -395,6 +395,7 @@ def test_saved_weights_hold_no_text_tower_and_no_lora(tiny_clip_dir, tmp_path):
      ("noise_scale", "relative"), ("sigma_floor", -0.1), ("sigma_floor", float("nan")),
      ("detach_generator_input", "false"), ("detach_generator_input", 1), ("projection_dim", 0),
      ("generator_hidden_size", 0), ("label2id", {"real": 1, "fake": 0}), ("label2id", {"cat": 0, "dog": 1}),
+     ("label2id", {"real": "0", "fake": "x"}), ("label2id", {"real": 0, "fake": True}),
      ("class_words", "rf"), ("class_words", ["real", "real"]), ("class_words", ["real", " "]),
      ("problem_type", "multi_label_classification"), ("problem_type", "regression")],
 )
@@ -429,6 +430,9 @@ def test_config_labels_and_round_trip(tmp_path):
     config.save_pretrained(tmp_path)
     loaded = PinClipConfig.from_pretrained(tmp_path)
     assert (loaded.noise_mode, loaded.random_noise_std, loaded.id2label) == ("random", 1, {0: "real", 1: "fake"})
+    # the maps as transformers' guides build them, indices as strings: accepted, kept as numbers
+    strings = PinClipConfig(id2label={"0": "real", "1": "fake"}, label2id={"real": "0", "fake": "1"})
+    assert strings.id2label == {0: "real", 1: "fake"} and strings.label2id == {"real": 0, "fake": 1}
 
 
 def test_from_clip_fetches_with_the_hub_arguments_and_records_the_name_given(tiny_clip_dir, tmp_path, monkeypatch):
@@ -747,6 +751,18 @@ def test_return_dict_false_gives_a_tuple_and_labels_may_be_a_column(tiny_clip_di
     loss, logits, *_ = model(pixels, labels=labels.view(-1, 1), return_dict=False)
     torch.testing.assert_close(loss, output.loss)
     torch.testing.assert_close(logits, output.logits)
+    torch.manual_seed(0)  # whole numbers as floats are class ids too
+    torch.testing.assert_close(model(pixels, labels=labels.float()).loss, output.loss)
+
+
+@pytest.mark.parametrize("labels, message", [
+    ([0.9, 0.2, 1.0, 0.0], "labels must be whole class ids"),  # was truncated to 0, 0, 1, 0: a silently wrong loss
+    ([[0.1, 0.9]] * 4, r"labels of shape \(4, 2\) for 4 images: give one class id per image"),  # soft labels
+])
+def test_fractional_or_soft_labels_are_refused(tiny_clip_dir, labels, message):
+    model = PinClipForImageClassification.from_clip(str(tiny_clip_dir)).train()
+    with pytest.raises(ValueError, match=message):
+        model(images(4, model.config.image_size), labels=torch.tensor(labels))
 
 
 def test_trainer_predictions_are_the_logits_only():

@@ -185,6 +185,21 @@ def test_pipeline_drops_transparency_as_training_and_the_scanner_do(detector, ti
     torch.testing.assert_close(processed, scanner.preprocessing([load_rgb_image(path)]))
 
 
+def test_an_rgba_array_or_tensor_reads_as_the_same_image_does(detector, tiny_model_dir):
+    """An RGBA array was composited on white (CLIP's handling) where the same image as PIL lost its alpha."""
+    from inference import Detector
+
+    rgba = np.random.default_rng(2).integers(0, 256, (40, 50, 4), dtype=np.uint8)
+    rgba[20:, :, 3] = 0  # the bottom half transparent
+    processor = detector.image_processor
+    as_pil = processor(Image.fromarray(rgba), return_tensors="pt")["pixel_values"]
+    for array in (rgba, rgba.transpose(2, 0, 1), torch.from_numpy(rgba.transpose(2, 0, 1).copy())):
+        torch.testing.assert_close(processor(array, return_tensors="pt")["pixel_values"], as_pil)
+    scanner = Detector.load(str(tiny_model_dir))
+    piped = {entry["label"]: entry["score"] for entry in detector(rgba)}["fake"]
+    assert piped == pytest.approx(scanner.p_fake(Image.fromarray(rgba[..., :3])), abs=1e-5)
+
+
 def test_pipeline_refuses_image_over_pixel_limit(detector, tmp_path, monkeypatch):
     path = tmp_path / "bomb.png"
     Image.new("RGB", (200, 200)).save(path)
