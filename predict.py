@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import sys
 from collections.abc import Iterable
 from dataclasses import asdict
@@ -72,9 +73,10 @@ def csv_row(result: ScanResult) -> dict[str, str]:
             "error": result.error or ""}
 
 
-def write_results(results: Iterable[ScanResult], output: Path) -> dict[str, int]:
-    """Stream results into a CSV or JSON-lines file; returns counts per label (and `error`)."""
-    counts: dict[str, int] = {}
+def write_results(results: Iterable[ScanResult], output: Path, counts: dict[str, int] | None = None) -> dict[str, int]:
+    """Stream results into a CSV or JSON-lines file; returns counts per label (and `error`), kept in `counts` as
+    rows are written (what an interrupted scan wrote)."""
+    counts = {} if counts is None else counts
     as_csv = output.suffix.lower() == ".csv"
     # A file name that is not valid UTF-8 (a Latin-1 name, say) is not refused mid-scan: CSV gets its original bytes,
     # JSON (UTF-8 by definition) a `\udcXX` escape per such byte, which json.loads + os.fsencode turn back into them.
@@ -94,9 +96,16 @@ def write_results(results: Iterable[ScanResult], output: Path) -> dict[str, int]
 
 
 def print_escaped(line: str) -> None:
-    """Print `line` to stdout, with backslash escapes for what the stream's encoding cannot represent."""
+    """Print `line` to stdout, with backslash escapes for what the stream's encoding cannot represent. A stdout that
+    is closed, a pipe whose reader left (`| head`) or a full disk drops the line: it is the summary of a scan whose
+    rows are written, and a traceback would turn its exit status into a failure."""
+    if sys.stdout is None:  # started with stdout closed
+        return
     encoding = sys.stdout.encoding or "utf-8"
-    print(line.encode(encoding, "backslashreplace").decode(encoding))
+    try:
+        print(line.encode(encoding, "backslashreplace").decode(encoding), flush=True)
+    except OSError:  # BrokenPipeError, ENOSPC: nothing more goes there, nor does the flush at exit
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -114,7 +123,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"cannot load the model {args.model}: {str(error).removeprefix(f'{args.model}: ')}", file=sys.stderr)
         return 2
     results = detector.scan(files, batch_size=args.batch_size, num_workers=args.num_workers)
-    counts = write_results(tqdm(results, total=len(files), unit="img", desc="scanning"), Path(args.output))
+    counts: dict[str, int] = {}
+    try:
+        write_results(tqdm(results, total=len(files), unit="img", desc="scanning"), Path(args.output), counts)
+    except KeyboardInterrupt:  # Ctrl-C: the rows written so far stay, each complete
+        print(f"\ninterrupted: {sum(counts.values())} of {len(files)} files written to {args.output}", file=sys.stderr)
+        return 130  # 128 + SIGINT, as shells report it
     summary = ", ".join(f"{count} {key}" for key, count in sorted(counts.items()))
     # A file name that is not UTF-8 (its bytes kept as surrogates) is shown with \x escapes, and what the stdout's
     # encoding cannot hold (cp1252, ascii) with \u escapes: a strict stdout would otherwise fail after the scan had

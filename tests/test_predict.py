@@ -265,3 +265,49 @@ def test_csv_p_fake_gives_back_the_float32_probability_and_agrees_with_its_label
     row = predict.csv_row(ScanResult(path="x.png", p_fake=probability, label=label))
     assert np.float32(float(row["p_fake"])) == np.float32(probability)
     assert (float(row["p_fake"]) >= 0.5) == (label == "fake")
+
+
+@pytest.mark.parametrize("stdout", ["closed", "pipe whose reader left", "full disk"])
+def test_a_finished_scan_exits_0_whatever_happens_to_its_summary(tiny_model_dir: Path, tmp_path: Path,
+                                                                 stdout: str) -> None:
+    """The summary is printed after every row is written: a stdout it cannot reach gave a traceback and exit 1,
+    the status of a scan that scored nothing."""
+    import subprocess
+
+    if stdout == "full disk" and not Path("/dev/full").exists():
+        pytest.skip("no /dev/full on this system")
+    Image.new("RGB", (40, 40)).save(tmp_path / "a.png")
+    output = tmp_path / "r.csv"
+    command = [sys.executable, str(Path(predict.__file__)), str(tmp_path / "a.png"), "--model", str(tiny_model_dir),
+               "--output", str(output), "--num_workers", "0"]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    if stdout == "pipe whose reader left":
+        read_end, write_end = os.pipe()
+        os.close(read_end)
+        result = subprocess.run(command, stdout=write_end, stderr=subprocess.PIPE, env=env, timeout=120)
+        os.close(write_end)
+    else:
+        target = subprocess.DEVNULL if stdout == "closed" else open("/dev/full", "w")
+        prefix = ["bash", "-c", 'exec "$@" >&-', "-"] if stdout == "closed" else []
+        result = subprocess.run(prefix + command, stdout=target, stderr=subprocess.PIPE, env=env, timeout=120)
+    assert result.returncode == 0, result.stderr.decode()[-2000:]
+    assert b"Traceback" not in result.stderr and len(output.read_text().splitlines()) == 2
+
+
+def test_ctrl_c_keeps_the_rows_written_and_says_so(tiny_model_dir: Path, tmp_path: Path, monkeypatch, capsys) -> None:
+    for name in ("a.png", "b.png", "c.png"):
+        Image.new("RGB", (40, 40)).save(tmp_path / name)
+    scan = Detector.scan
+
+    def interrupted_after_two(self, paths, **kwargs):
+        results = scan(self, paths, **kwargs)
+        yield next(results)
+        yield next(results)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Detector, "scan", interrupted_after_two)
+    output = tmp_path / "r.csv"
+    assert predict.main([str(tmp_path), "--model", str(tiny_model_dir), "--output", str(output),
+                         "--num_workers", "0"]) == 130  # was a traceback through tqdm and the scan
+    assert f"interrupted: 2 of 3 files written to {output}" in capsys.readouterr().err
+    assert [row["path"][-5:] for row in csv.DictReader(output.open())] == ["a.png", "b.png"]
