@@ -266,9 +266,9 @@ def _single_thread_worker(_: int) -> None:
 
 def find_images(paths: Iterable[str | os.PathLike]) -> list[Path]:
     """Files named in `paths` plus, for folders, every image file below them: recursively, following folder links
-    (each real folder once, across all of `paths`: `photos photos/2024` lists 2024's files once), sorted, hidden
-    files and folders skipped. A broken link, and a folder that cannot be listed, are kept, so that their rows say
-    so. A file is listed once, however many arguments name it or lead to it (a file named beside its folder; a
+    (each real folder once, across all of `paths`: `photos photos/2024` lists 2024's files once, and by its own path
+    rather than a link's), sorted, hidden files and folders skipped. A broken link, and a folder that cannot be
+    listed, are kept, so that their rows say so. A file is listed once, however many arguments name it or lead to it (a file named beside its folder; a
     link to a file is a file of its own). An empty path is refused (`Path("")` would be the working folder)."""
     found: list[Path] = []
     seen: set[str] = set()
@@ -285,15 +285,20 @@ def find_images(paths: Iterable[str | os.PathLike]) -> list[Path]:
             found += _unlisted([path], listed)  # named explicitly: scanned (or reported) whatever its extension
             continue
         below, unlisted = [], []
-        for folder, folders, files in os.walk(path, followlinks=True, onerror=unlisted.append):
-            real = os.path.realpath(folder)
-            if real in seen:  # reached again through a link (or a link loop): its files are listed once
-                folders.clear()
-                continue
-            seen.add(real)
-            folders[:] = sorted(name for name in folders if not name.startswith("."))  # a walk order of our own
-            below += [Path(folder, name) for name in files
-                      if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS]
+        # The tree's own folders first, the folders its links lead to after: a folder reached both ways is named by
+        # its real path, whichever name sorts first
+        tops = [path]
+        while tops:
+            for folder, folders, files in os.walk(tops.pop(0), onerror=unlisted.append):  # links not entered
+                real = os.path.realpath(folder)
+                if real in seen:  # reached again through a link (or a link loop): its files are listed once
+                    folders.clear()
+                    continue
+                seen.add(real)
+                folders[:] = sorted(name for name in folders if not name.startswith("."))  # a walk order of our own
+                tops += [Path(folder, name) for name in folders if os.path.islink(os.path.join(folder, name))]
+                below += [Path(folder, name) for name in files
+                          if not name.startswith(".") and Path(name).suffix.lower() in IMAGE_EXTENSIONS]
         # A folder that cannot be listed gets a row that says so, rather than its files left out unnoticed (one row,
         # however many links or arguments lead to it).
         for error in unlisted:

@@ -205,6 +205,12 @@ def test_find_images_follows_folder_links_once_and_keeps_broken_file_links(tmp_p
     found = [path.relative_to(root).as_posix() for path in find_images([root, root / "a", root / "d-again"])]
     assert found == ["a/x.png", "b-link/y.png", "gone.png"]
     assert find_images([root / "a", root]) == [root / "a" / "x.png", root / "b-link" / "y.png", root / "gone.png"]
+    # a folder of the tree reached through a link whose name sorts first keeps its own name (was a-link/x.png)
+    (root / "A-link").symlink_to(root / "a", target_is_directory=True)
+    (root / "a" / "deeper").mkdir()
+    (root / "a" / "deeper" / "B-link").symlink_to(elsewhere, target_is_directory=True)  # a link inside, too
+    found = [path.relative_to(root).as_posix() for path in find_images([root])]
+    assert found == ["a/x.png", "b-link/y.png", "gone.png"]  # two links to one folder: the first one walked, kept
 
 
 def test_output_that_is_a_folder_or_not_writable_is_refused_before_the_scan(tmp_path: Path, capsys) -> None:
