@@ -20,7 +20,6 @@ import os
 import re
 import shutil
 import tempfile
-import time
 from pathlib import Path
 
 import gradio as gr
@@ -277,8 +276,7 @@ class Handlers:
         self.detector = detector
         self.problem = problem
         self.csv_folders: list[str] = []  # the batch CSVs' folders, oldest first
-        # each open page's latest upload and when it was noted (time.monotonic), by Gradio's session hash
-        self.uploads: dict[str, tuple[str | None, float]] = {}
+        self.uploads: dict[str, str | None] = {}  # each open page's latest upload, by Gradio's session hash
 
     def _require_model(self) -> Detector:
         if self.detector is None:
@@ -340,25 +338,24 @@ class Handlers:
         return (label, probabilities), decision, self.preview(view)
 
     def note_upload(self, path: str | None, request: gr.Request) -> None:
-        """Note the page's latest upload; run outside the queue as it changes (not always before its own preview
-        starts: the browser sends both at once)."""
-        self.uploads[request.session_hash] = (path, time.monotonic())
+        """Note the page's latest upload: the first step of the events an upload starts."""
+        self.uploads[request.session_hash] = path
 
     def forget_page(self, request: gr.Request) -> None:
         """Drop a closed page's upload (a Space serves many pages over weeks)."""
         self.uploads.pop(request.session_hash, None)
 
-    def is_replaced(self, path: str | None, request: gr.Request | None, since: float) -> bool:
-        """Whether the page noted an upload other than `path` after `since` (never for calls without a page)."""
-        latest, noted = self.uploads.get(request.session_hash if request is not None else None, (path, since))
-        return latest != path and noted > since
+    def is_replaced(self, path: str | None, request: gr.Request | None) -> bool:
+        """Whether the page's latest upload is another than `path` (never for calls without a page)."""
+        return self.uploads.get(request.session_hash if request is not None else None, path) != path
 
     def robustness(self, path: str | None, jpeg_quality: int, blur_sigma: float,
-                   request: gr.Request | None = None) -> tuple[tuple[str, dict[str, float]] | None, str, Image.Image | None]:
+                   request: gr.Request | None = None) -> tuple[dict[str, float] | None, str, Image.Image | None]:
         """Re-score the image after blur and JPEG re-compression, next to its original score (nothing to do while
         both sliders rest: the Detect panel already shows that score). A preview that ends after the page's next
         upload changes nothing: it would stand under the new image."""
-        started = time.monotonic()
+        if self.is_replaced(path, request):  # queued before the page's next upload: nothing to compute
+            return gr.skip(), gr.skip(), gr.skip()
         if not path:
             return None, "", None
         if jpeg_quality >= NO_JPEG and blur_sigma <= 0:
@@ -376,11 +373,12 @@ class Handlers:
         steps_text = " then ".join(step for step in steps if step)
         shown = (p_fake_shown(scores[FAKE], detector.threshold) for scores in (original, changed))
         # named: the panel must never pass off one upload's result as another's
-        shift = "{}: p(fake) {} → {} after {}".format(code_span(name), *shown, steps_text)
-        changed_label = (detector.label_of(changed[FAKE]), changed)
-        if self.is_replaced(path, request, started):  # uploaded while this one was scored (a large one takes seconds)
+        decided = "AI-generated (fake)" if detector.label_of(changed[FAKE]) == FAKE else "real"
+        shift = "{}: p(fake) {} → {} after {}; decision after processing: **{}**".format(
+            code_span(name), *shown, steps_text, decided)
+        if self.is_replaced(path, request):  # uploaded while this one waited or was scored (a large one takes seconds)
             return gr.skip(), gr.skip(), gr.skip()
-        return changed_label, shift, self.preview(detector.preprocessing.model_view(processed))
+        return changed, shift, self.preview(detector.preprocessing.model_view(processed))
 
     def batch(self, paths: list[str] | None, progress: gr.Progress = gr.Progress()) -> tuple[list[list], str | None]:
         """Several files → table rows (file, p_fake, label, error) and a CSV of the same."""
@@ -462,7 +460,11 @@ def build_demo(model_path: str | os.PathLike | None = None, trust_remote_code: b
                     jpeg = gr.Slider(30, NO_JPEG, value=NO_JPEG, step=5, label="JPEG quality (100 = no re-compression)")
                     blur = gr.Slider(0, 3, value=0, step=0.25, label="Gaussian blur σ (px)", elem_id="blur")
                 with gr.Row():
-                    robust_label = decision_label(num_top_classes=2, label="Decision after processing")
+                    # no heading (Gradio's would name the likelier class): the decision is in the text beside it. Not
+                    # a decision_label: a preview that changes nothing (gr.skip) makes Gradio rebuild its outputs
+                    # from their constructor, without that label's own postprocess
+                    robust_label = gr.Label(num_top_classes=2, label="Probabilities after processing",
+                                            show_heading=False)
                     with gr.Column():
                         robust_shift = gr.Markdown(elem_id="robust-shift")
                         robust_image = gr.Image(label="What the model reads after processing", interactive=False,
@@ -495,16 +497,17 @@ def build_demo(model_path: str | os.PathLike | None = None, trust_remote_code: b
         scoring = dict(concurrency_limit=PREDICT_CONCURRENCY, concurrency_id="score")
         previewing = dict(concurrency_limit=PREVIEW_CONCURRENCY, concurrency_id="preview")
         # `input` fires for drags, clicks, arrow keys and typed values alike; only the latest pending one runs.
-        sliders = gr.on([jpeg.input, blur.input], handlers.robustness, robust_inputs, robust_outputs,
-                        api_visibility="private", trigger_mode="always_last", **previewing)
-        detected = upload.change(handlers.predict, [upload], [label, decision, seen], api_name="predict", **scoring)
-        upload_preview = detected.success(handlers.robustness, robust_inputs, robust_outputs, api_visibility="private",
-                                          **previewing)
-        # A new upload clears the browser's pending previews, which otherwise made it skip the new upload's chained
-        # preview while the previous one still ran; one already running on the server finishes, and `robustness`
-        # drops its result, the page's upload noted here having changed.
-        upload.change(handlers.note_upload, [upload], None, cancels=[sliders, upload_preview], queue=False,
-                      api_visibility="private")  # an API client has no page to close, so its entries would stay
+        gr.on([jpeg.input, blur.input], handlers.robustness, robust_inputs, robust_outputs, api_visibility="private",
+              trigger_mode="always_last", **previewing)
+        # Each upload is noted first (outside the queue, before its prediction and preview are sent): a preview of
+        # the previous upload, still running or queued, then ends without showing anything (`robustness`). No
+        # `cancels`: the browser sent them after the new upload's own events, which they then cancelled.
+        noted = upload.change(handlers.note_upload, [upload], None, queue=False,
+                              api_visibility="private")  # an API client has no page to close: its entry would stay
+        detected = noted.then(handlers.predict, [upload], [label, decision, seen], api_name="predict", **scoring)
+        # always_last: the new upload's preview waits for the previous one still running, instead of being skipped
+        detected.success(handlers.robustness, robust_inputs, robust_outputs, api_visibility="private",
+                         trigger_mode="always_last", **previewing)
         demo.unload(handlers.forget_page)
         batch_button.click(handlers.batch, [batch_files], [batch_table, batch_csv], api_name="batch")
     return demo
