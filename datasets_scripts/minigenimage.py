@@ -455,6 +455,8 @@ def build_minigenimage(
         # the generators halve and double the crop: an odd one would come back a pixel smaller than its reals,
         # a size shortcut for any detector
         raise ValueError(f"crop_size must be an even number of pixels, got {crop_size}")
+    if output_dir is not None and output_problem(Path(output_dir)):  # before the build, not after minutes of it
+        raise FileExistsError(output_problem(Path(output_dir)))
     sizes = sizes or (REDUCED_SIZES if reduced else FULL_SIZES)
     entry = Path(cache_dir or default_cache_dir()) / cache_key(seed, crop_size, reduced, sizes)
     try:  # before the build, not after minutes of it
@@ -482,23 +484,66 @@ def build_minigenimage(
             shutil.rmtree(staging, ignore_errors=True)  # gone after the rename; a failed build's leftovers are not
         dataset_dict = datasets.load_from_disk(str(entry / "data"))
     if output_dir is not None:
-        dataset_dict.save_to_disk(output_dir)
-        shutil.copyfile(entry / "report.json", Path(output_dir) / "report.json")
+        write_output(dataset_dict, entry / "report.json", Path(output_dir))
     return dataset_dict
+
+
+def output_problem(output_dir: Path) -> str | None:
+    """Why `output_dir` cannot take a build (it is replaced whole), or None: it must be new, empty or an earlier
+    output of this script (its report.json, dataset_dict.json and split folders, nothing else)."""
+    if not output_dir.exists():
+        return None
+    if not output_dir.is_dir():
+        return f"--output_dir {output_dir} is a file"
+    names = {path.name for path in output_dir.iterdir()}
+    try:
+        earlier = json.loads((output_dir / "report.json").read_text()).get("name") == "MiniGenImage"
+        splits = json.loads((output_dir / "dataset_dict.json").read_text())["splits"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        earlier, splits = False, []
+    if names and not (earlier and names <= {"report.json", "dataset_dict.json", *splits}):
+        return (f"--output_dir {output_dir} holds files that are not an earlier MiniGenImage output: it is replaced "
+                "whole, so give a new or empty folder")
+    return None
+
+
+def write_output(dataset_dict: datasets.DatasetDict, report: Path, output_dir: Path) -> None:
+    """`save_to_disk` into a folder beside `output_dir`, then renamed onto it: an interrupted write leaves the earlier
+    output as it was (written in place, a Ctrl-C left splits of two builds, which loaded as one dataset)."""
+    problem = output_problem(output_dir)
+    if problem:
+        raise FileExistsError(problem)
+    remove_stale_staging(output_dir)
+    staging = staging_folder(output_dir)
+    try:
+        dataset_dict.save_to_disk(str(staging / "data"))
+        shutil.copyfile(report, staging / "data" / "report.json")
+        if output_dir.exists():
+            os.replace(output_dir, staging / "earlier")
+        try:
+            os.replace(staging / "data", output_dir)
+        except BaseException:
+            if (staging / "earlier").exists():  # back in place
+                os.replace(staging / "earlier", output_dir)
+            raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def load_cached(entry: Path) -> datasets.DatasetDict | None:
     """The build cached in `entry`, or None when there is none. An entry whose files no longer hold the rows its
     report counts (a file cut short or deleted: a truncated Arrow file can load with fewer rows and no error) is
     moved out of the way with a warning, to be built again, instead of being read as MiniGenImage."""
-    if not (entry / "report.json").is_file():
+    if not entry.exists():
         return None
-    try:
+    try:  # a build is renamed into place with its report.json: an entry without one is damaged too
+        report = json.loads((entry / "report.json").read_text())
         dataset_dict = datasets.load_from_disk(str(entry / "data"))
-        if count_rows(dataset_dict) == json.loads((entry / "report.json").read_text())["counts"]:
+        if count_rows(dataset_dict) == report["counts"]:
             return dataset_dict
         problem = "its files hold other row counts than its report.json"
-    except (OSError, ValueError, KeyError, TypeError) as error:  # pyarrow's errors are OSError or ValueError
+    # pyarrow's errors are OSError or ValueError; a damaged label column can hold ids past the class names
+    except (OSError, ValueError, KeyError, TypeError, IndexError) as error:
         problem = f"it cannot be read: {type(error).__name__}: {error}"
     warnings.warn(f"MiniGenImage's cache entry {entry} is damaged ({problem}): building it again", stacklevel=3)
     damaged = staging_folder(entry)
@@ -609,6 +654,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--export_examples", default=None, metavar="DIR", help="the demo's six example images")
     parser.add_argument("--push_to_hub", default=None, metavar="REPO_ID")
     args = parser.parse_args(argv)
+    if output_problem(Path(args.output_dir)):  # before the build
+        parser.error(output_problem(Path(args.output_dir)))
     if args.export_folders:
         try:  # before the build
             check_export_dir(args.export_folders)

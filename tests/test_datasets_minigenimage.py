@@ -183,14 +183,19 @@ def test_cache_writes_survive_a_concurrent_build_and_leave_no_leftovers(reduced,
     assert list((tmp_path / "full").iterdir()) == []  # the half-written staging folder is gone
 
 
-def test_a_damaged_cache_entry_is_built_again_not_read(reduced, cache_dir, tmp_path):
+@pytest.mark.parametrize("damage", ["data file cut short", "report.json deleted"])
+def test_a_damaged_cache_entry_is_built_again_not_read(reduced, cache_dir, tmp_path, damage):
     """A data file cut at a record-batch boundary loaded with fewer rows and no error: a third of a test split was
-    scored and reported as MiniGenImage."""
+    scored and reported as MiniGenImage. An entry without its report.json was built again on every run, which then
+    failed to rename the build onto it."""
     copy = tmp_path / "cache"
     shutil.copytree(cache_dir, copy)
     entry = copy / mgi.cache_key(0, mgi.CROP_SIZE, True, mgi.REDUCED_SIZES)
     (arrow,) = (entry / "data" / "test_gan").glob("*.arrow")
-    arrow.write_bytes(arrow.read_bytes()[: arrow.stat().st_size // 2])
+    if damage == "data file cut short":
+        arrow.write_bytes(arrow.read_bytes()[: arrow.stat().st_size // 2])
+    else:
+        (entry / "report.json").unlink()
     with pytest.warns(UserWarning, match="cache entry .* is damaged"):
         again = mgi.build_minigenimage(reduced=True, cache_dir=str(copy), show_progress=False)
     assert mgi.count_rows(again) == mgi.count_rows(reduced)
@@ -553,3 +558,34 @@ def test_export_examples_writes_the_first_real_and_fake_of_each_example_family(r
         assert (tmp_path / "assets" / f"real_{number}.png").read_bytes() == first[0]["image"]["bytes"]
         assert (tmp_path / "assets" / f"fake_{family}.png").read_bytes() == first[1]["image"]["bytes"]
         assert first[1]["generator"] == family
+
+
+def test_an_interrupted_output_write_leaves_the_earlier_output_and_foreign_folders_are_refused(
+        reduced, cache_dir, tmp_path, monkeypatch, capsys):
+    """`--output_dir` was written in place: a Ctrl-C while a rebuild with another seed saved its splits left splits
+    of two builds, loaded as one dataset under the earlier report.json (test tiles inside the training data)."""
+    out = tmp_path / "out"
+    argv = ["--output_dir", str(out), "--reduced", "--cache_dir", str(cache_dir)]
+    assert mgi.main(argv) == 0
+    before = {path.relative_to(out): path.read_bytes() for path in out.rglob("*") if path.is_file()}
+    save = datasets.Dataset.save_to_disk
+    saved = []
+
+    def interrupted_at_the_third_split(self, path, **kwargs):
+        saved.append(path)
+        if len(saved) == 3:
+            raise KeyboardInterrupt
+        return save(self, path, **kwargs)
+
+    monkeypatch.setattr(datasets.Dataset, "save_to_disk", interrupted_at_the_third_split)
+    with pytest.raises(KeyboardInterrupt):
+        mgi.main(argv)
+    monkeypatch.undo()
+    assert {path.relative_to(out): path.read_bytes() for path in out.rglob("*") if path.is_file()} == before
+    assert [path.name for path in tmp_path.iterdir()] == ["out"]  # no staging folder left beside it
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("mine")
+    with pytest.raises(SystemExit):  # it is replaced whole: refused before the build
+        mgi.main(["--output_dir", str(tmp_path / "mine"), "--reduced", "--cache_dir", str(tmp_path / "no-cache")])
+    assert "holds files that are not an earlier MiniGenImage output" in capsys.readouterr().err
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "mine" and not (tmp_path / "no-cache").exists()
