@@ -338,7 +338,9 @@ def load_detection_data(data_args: DataArguments, need_train: bool, seed: int = 
             train_source = load_folder(data_args.train_dir, data_args) if data_args.train_dir else source
         if train_source is None:
             raise ValueError("no training data: give --train_dir or --dataset_name (--eval_dir is the test data only)")
-        if data_args.train_split not in train_source and len(train_source) != 1:
+        # the only split stands in for the default name, never for one given (a misspelt one was ignored)
+        asked = data_args.train_split != DataArguments.train_split
+        if data_args.train_split not in train_source and (len(train_source) != 1 or asked):
             raise ValueError(f"no training split {data_args.train_split!r} among {list(train_source)}: give "
                              "--train_split, or --train_dir")
         split = data_args.train_split if data_args.train_split in train_source else next(iter(train_source))

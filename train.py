@@ -199,11 +199,8 @@ def restore_checkpoint(accelerator: Accelerator, checkpoint: Path, output_dir: P
     and remove the checkpoints saved after it (they belong to the run being abandoned). Returns the completed steps,
     the images seen and the per-step values not logged yet."""
     accelerator.load_state(str(checkpoint))
-    completed_steps, images_seen, unlogged = checkpoint_step(checkpoint), 0, {}
-    progress_file = checkpoint / PROGRESS_FILE
-    if progress_file.is_file():
-        saved = json.loads(progress_file.read_text())
-        images_seen, unlogged = saved["images_seen"], saved.get("window", {})
+    saved = json.loads((checkpoint / PROGRESS_FILE).read_text())  # there: check_same_run refuses a checkpoint without
+    completed_steps, images_seen, unlogged = checkpoint_step(checkpoint), saved["images_seen"], saved.get("window", {})
     if accelerator.is_main_process:
         for later in [found for found in list_checkpoints(output_dir) if checkpoint_step(found) > completed_steps]:
             shutil.rmtree(later)
@@ -233,12 +230,19 @@ def resolve_checkpoint(value: str, output_dir: Path) -> Path | None:
 
 
 def check_same_run(checkpoint: Path, settings: dict) -> None:
-    """Refuse to continue a checkpoint saved with other settings than `settings` (`training_args.RESUMABLE_CHANGES`
-    may differ): it would report one run's weights as another's."""
-    saved = checkpoint / SETTINGS_FILE
-    if not saved.is_file():  # saved before checkpoints recorded their settings: nothing to compare with
-        return
-    changes = changed_settings(json.loads(saved.read_text()), settings)
+    """Refuse to continue a checkpoint that lacks a file or was saved with other settings than `settings`
+    (`training_args.RESUMABLE_CHANGES` may differ): it would report one run's weights as another's."""
+    # every file save_checkpoint writes: without one, the resume is silently not exact (random states), records
+    # wrong counts (progress) or settings it did not use (run_settings), or fails naming another file (weights)
+    needed = [SETTINGS_FILE, PROGRESS_FILE, "optimizer.bin", "scheduler.bin",
+              *(f"random_states_{rank}.pkl" for rank in range(settings["processes"]))]
+    missing = [name for name in needed if not (checkpoint / name).is_file()]
+    if not any((checkpoint / name).is_file() for name in ("model.safetensors", "pytorch_model.bin")):
+        missing.append("model.safetensors")
+    if missing:
+        raise ValueError(f"{checkpoint} lacks {', '.join(missing)}: it cannot resume this run exactly; resume another "
+                         "checkpoint, or start over in another --output_dir (or after removing its checkpoints)")
+    changes = changed_settings(json.loads((checkpoint / SETTINGS_FILE).read_text()), settings)
     if changes:
         raise ValueError(
             f"{checkpoint} was saved by a run with other settings ({'; '.join(changes)}): resume it with the same "

@@ -646,3 +646,14 @@ def test_folders_for_both_training_and_test_data_replace_the_dataset(tmp_path: P
     assert not reads_minigenimage(DataArguments(dataset_name="minigenimage", **folders))
     assert reads_minigenimage(DataArguments(dataset_name="minigenimage", eval_dir=folders["eval_dir"]))  # trains on it
     assert reads_minigenimage(DataArguments()) and not reads_minigenimage(DataArguments(train_dir=folders["train_dir"]))
+
+
+def test_a_training_split_given_by_name_must_exist_even_when_the_data_has_one(tmp_path):
+    source = saved(tmp_path, {"train": rows([0, 1] * 4), "test": rows([0, 1] * 4)})
+    only = saved(tmp_path / "only", {"photos": rows([0, 1] * 4)})
+    assert load_detection_data(DataArguments(dataset_name=only, eval_dir=image_tree(tmp_path / "t")),
+                               need_train=True).train_split == "photos"  # the default name: the only split stands in
+    for data_args in (DataArguments(dataset_name=source, train_split="trian"),  # was ignored: it trained on "photos"
+                      DataArguments(dataset_name=only, eval_dir=image_tree(tmp_path / "t2"), train_split="validaton")):
+        with pytest.raises(ValueError, match="no training split '(trian|validaton)' among"):
+            load_detection_data(data_args, need_train=True)

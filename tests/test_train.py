@@ -803,6 +803,15 @@ def test_a_checkpoint_resumes_only_with_the_settings_it_was_saved_with(minigen_c
     with pytest.raises(ValueError, match=r"other settings \(processes 2 → 1\)"):
         train.main(reduced_args(minigen_cache, out, *quick, "--resume_from_checkpoint", "latest"))
     saved.write_text(json.dumps(recorded))
+    # nor without one of its files: a missing random state made the resume inexact, a missing progress.json halved
+    # images_seen, a missing run_settings.json let other settings through and recorded them as the run's
+    checkpoint = out / "checkpoints" / "checkpoint-2"
+    for name in ("run_settings.json", "progress.json", "random_states_0.pkl", "model.safetensors"):
+        kept = (checkpoint / name).read_bytes()
+        (checkpoint / name).unlink()
+        with pytest.raises(ValueError, match=f"checkpoint-2 lacks {name}: it cannot resume this run exactly"):
+            train.main(reduced_args(minigen_cache, out, *quick, "--resume_from_checkpoint", "latest"))
+        (checkpoint / name).write_bytes(kept)
     # what a resume may change: logging, checkpointing, evaluation batches, robustness, publishing
     train.main(reduced_args(minigen_cache, out, *quick, "--resume_from_checkpoint", "latest", "--logging_steps", "1",
                             "--per_device_eval_batch_size", "2", "--checkpoints_total_limit", "1"))
