@@ -252,7 +252,7 @@ def write_model_card(
     Hub links to their pages: a local backbone folder, or training data that is no Hub dataset, is named in the text
     only (`training["data"]`), so no local path or non-existent id is published.
     """
-    model_name = repo_id.split("/")[-1] if repo_id else output_dir.name
+    model_name = repo_id.split("/")[-1] if repo_id else display_name(str(output_dir))  # `.` named by the folder
     backbone = str(config.clip_name_or_path)
     # from_clip records a local folder by its name (no "/"); models saved before that, by their path
     local_backbone = "/" not in backbone or Path(backbone).is_dir()

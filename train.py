@@ -341,7 +341,7 @@ def write_evaluation(
 
 def dataset_title(data_args: DataArguments) -> str:
     if data_args.eval_dir:
-        return f"folder {Path(data_args.eval_dir).name}"
+        return f"folder {display_name(data_args.eval_dir)}"  # `.` named by the folder
     name = data_args.dataset_name or MINIGENIMAGE
     if name != MINIGENIMAGE:
         return display_name(name)

@@ -57,14 +57,20 @@ def load_folder_dataset(
     raw_dir: str | os.PathLike, default_split: str = "train", cache_dir: str | None = None
 ) -> datasets.DatasetDict:
     """Read a real/fake folder tree in-process (no output folder; rows go to the datasets cache)."""
-    return load_converted(raw_dir, folder_rule(Path(raw_dir).resolve().name, default_split), cache_dir)
+    return load_converted(raw_dir, folder_rule(generator_name(raw_dir), default_split), cache_dir)
+
+
+def generator_name(raw_dir: str | os.PathLike) -> str:
+    """The generator of images under no generator folder: the raw folder's name as given (`.` named by the folder;
+    a link by its own name, not its target's)."""
+    return Path(os.path.abspath(raw_dir)).name
 
 
 def convert_folder(
     raw_dir: str | os.PathLike, output_dir: str | os.PathLike, push_to_hub_id: str | None = None
 ) -> datasets.DatasetDict:
     """Convert a real/fake folder tree into `output_dir` (+ report.json)."""
-    return convert("folder", raw_dir, output_dir, folder_rule(Path(raw_dir).resolve().name), push_to_hub_id)
+    return convert("folder", raw_dir, output_dir, folder_rule(generator_name(raw_dir)), push_to_hub_id)
 
 
 def main(argv: list[str] | None = None) -> int:

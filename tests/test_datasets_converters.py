@@ -1172,3 +1172,15 @@ def test_an_output_that_cannot_be_made_is_refused_before_any_image_is_read(tmp_p
         folder.main([str(raw), "--output_dir", str(out)])
     assert f"cannot create the output folder {out}: No space left on device" in capsys.readouterr().err
     assert not (tmp_path / "new").exists()  # was left behind, empty
+
+
+def test_a_plain_folder_given_through_a_link_or_as_dot_names_its_generator_as_given(tmp_path, monkeypatch):
+    export = tmp_path / "nas_export_0412"
+    _leaf(export / "real", 1)
+    _leaf(export / "fake", 1)
+    (tmp_path / "sdxl").symlink_to(export, target_is_directory=True)
+    read = folder.load_folder_dataset(tmp_path / "sdxl", cache_dir=str(tmp_path / "hf"))["train"]
+    assert set(read["generator"]) == {"sdxl"}  # was the link's target, nas_export_0412
+    monkeypatch.chdir(export)
+    assert set(folder.load_folder_dataset(".", cache_dir=str(tmp_path / "hf2"))["train"]["generator"]) == {
+        "nas_export_0412"}

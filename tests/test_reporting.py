@@ -1,5 +1,7 @@
 """reporting: the mean row, the results and robustness tables and the model-index entries, cell by cell."""
 
+from pathlib import Path
+
 import pytest
 
 import reporting
@@ -91,3 +93,14 @@ def test_the_card_describes_the_noise_the_model_was_trained_with(tmp_path, mode)
     assert ("fixed Gaussian feature-space noise" in intro) == (mode == "random")
     assert ("no noise: plain fine-tuning" in intro) == (mode == "none")
     assert noise_line.startswith(f"- noise: `{mode}`") and ("λ =" in noise_line) == (mode != "none")
+
+
+def test_a_card_written_into_dot_is_named_after_the_folder(tmp_path, monkeypatch):
+    from configuration_pinclip import PinClipConfig
+
+    monkeypatch.chdir(tmp_path)  # `--output_dir .` gave the card the title "# " and model-index name ''
+    metrics = {"subsets": {"gan": {"acc": 0.7, "r_acc": 0.8, "f_acc": 0.6, "ap": 0.8, "auc": 0.8, "n": 4}}}
+    metrics["mean"] = metrics["subsets"]["gan"]
+    card = reporting.write_model_card(Path("."), metrics, PinClipConfig(), "MiniGenImage", "minigenimage", {},
+                                      "python train.py")
+    assert card.data.model_name == tmp_path.name and f"\n# {tmp_path.name}\n" in card.text

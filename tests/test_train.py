@@ -607,6 +607,11 @@ def test_the_repeat_command_drops_a_resume_set_by_a_config_file_and_abbreviation
         assert exit_.value.code == 2 and f"unknown arguments: {abbreviated} latest" in capsys.readouterr().err
 
 
+def test_a_folder_given_as_dot_is_named_by_its_own_name(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # `--eval_dir .` titled the results "folder " and `--output_dir .` the card "# "
+    assert train.dataset_title(DataArguments(eval_dir=".")) == f"folder {tmp_path.name}"
+
+
 def test_data_arguments_given_but_not_read_are_named():
     # a config file's --dataset_name beside --train_dir and --eval_dir, MiniGenImage settings for a run of other data
     both = DataArguments(train_dir="a", eval_dir="b", dataset_name="user/data", minigenimage_reduced=True)
