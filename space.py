@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import shutil
 import sys
@@ -109,18 +110,28 @@ def build_space(model_dir: str | Path, output_dir: str | Path, title: str = "PiN
             missing = ", ".join(sorted(WRITTEN_ENTRIES - entries))
             raise FileExistsError(f"output {output_dir} is not a Space folder written before (it lacks {missing}): "
                                   "not replaced, name a new or empty folder")
-        shutil.rmtree(output_dir)
-    output_dir.mkdir(parents=True)
-    for name in APP_FILES:
-        shutil.copy2(REPO_DIR / name, output_dir / name)
-    shutil.copytree(REPO_DIR / "assets", output_dir / "assets", ignore=shutil.ignore_patterns("README.md"))
-    # Top-level files only: training checkpoints in sub-folders are not part of the model.
-    (output_dir / MODEL_DIR_NAME).mkdir()
-    for path in sorted(model_dir.iterdir()):
-        if path.is_file() and not path.name.startswith("."):
-            shutil.copy2(path, output_dir / MODEL_DIR_NAME / path.name)
-    (output_dir / "requirements.txt").write_text("\n".join(runtime_requirements()) + "\n")
-    (output_dir / "README.md").write_text(space_readme(title, model_dir.name), encoding="utf-8")
+    # Written beside the output and renamed onto it: a build stopped midway (a full disk, Ctrl-C) leaves the earlier
+    # Space folder, not a half-written one that a rerun would refuse. A link to a Space folder rebuilds that folder.
+    target = output_dir.resolve() if output_dir.is_symlink() else output_dir
+    staging = target.with_name(f".{target.name}.{os.getpid()}.building")
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    try:
+        for name in APP_FILES:
+            shutil.copy2(REPO_DIR / name, staging / name)
+        shutil.copytree(REPO_DIR / "assets", staging / "assets", ignore=shutil.ignore_patterns("README.md"))
+        # Top-level files only: training checkpoints in sub-folders are not part of the model.
+        (staging / MODEL_DIR_NAME).mkdir()
+        for path in sorted(model_dir.iterdir()):
+            if path.is_file() and not path.name.startswith("."):
+                shutil.copy2(path, staging / MODEL_DIR_NAME / path.name)
+        (staging / "requirements.txt").write_text("\n".join(runtime_requirements()) + "\n")
+        (staging / "README.md").write_text(space_readme(title, model_dir.name), encoding="utf-8")
+        if target.exists():  # an earlier Space folder (checked above)
+            shutil.rmtree(target)
+        os.replace(staging, target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     return output_dir
 
 
@@ -160,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--upload needs --repo_id USER/NAME")
     try:  # first: a misspelt --model or an occupied --output must not leave an empty Space on the Hub
         folder = build_space(args.model, args.output, args.title)
-    except (FileNotFoundError, FileExistsError, ValueError) as error:
+    except (OSError, ValueError) as error:  # a full disk, an output that cannot be written: one line
         parser.exit(2, f"space.py: error: {error}\n")
     print(f"Space folder written to {folder}; try it with `python {folder / 'app.py'}`")
     if args.upload:

@@ -247,3 +247,26 @@ def test_upload_that_cannot_reach_the_hub_is_one_line_and_bad_input_creates_no_s
         space.main(argv)
     assert exit_.value.code == 1 and "failed (connection reset); the folder is complete" in capsys.readouterr().err
     assert (tmp_path / "space" / "app.py").is_file()
+
+
+def test_a_build_stopped_midway_leaves_the_earlier_space_and_a_link_to_one_rebuilds_it(
+        tiny_model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    folder = space.build_space(tiny_model_dir, tmp_path / "space")
+    before = sorted(path.relative_to(folder) for path in folder.rglob("*"))
+    copy = shutil.copy2
+
+    def disk_full_at_the_weights(source, destination, **kwargs):
+        if Path(source).name == "model.safetensors":
+            raise OSError(28, "No space left on device")
+        return copy(source, destination, **kwargs)
+
+    monkeypatch.setattr(shutil, "copy2", disk_full_at_the_weights)
+    with pytest.raises(SystemExit) as exit_:  # was a traceback, and a half-written folder a rerun refused
+        space.main(["--model", str(tiny_model_dir), "--output", str(folder)])
+    assert exit_.value.code == 2 and "No space left on device" in capsys.readouterr().err
+    monkeypatch.undo()
+    assert sorted(path.relative_to(folder) for path in folder.rglob("*")) == before
+    assert [path.name for path in tmp_path.iterdir()] == ["space"]  # no build folder left beside it
+    (tmp_path / "link").symlink_to(folder, target_is_directory=True)  # was "Cannot call rmtree on a symbolic link"
+    assert space.main(["--model", str(tiny_model_dir), "--output", str(tmp_path / "link")]) == 0
+    assert (tmp_path / "link").is_symlink() and sorted(path.relative_to(folder) for path in folder.rglob("*")) == before
