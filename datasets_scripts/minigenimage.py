@@ -50,10 +50,10 @@ from tqdm.auto import tqdm
 
 if __package__:
     from . import minigen_generators as gens
-    from .convert_common import LABEL_NAMES, push_to_hub
+    from .convert_common import LABEL_NAMES, create_dataset_repo, push_to_hub
 else:  # run as a script: python datasets_scripts/minigenimage.py
     import minigen_generators as gens
-    from convert_common import LABEL_NAMES, push_to_hub
+    from convert_common import LABEL_NAMES, create_dataset_repo, push_to_hub
 
 VERSION = "1.4.0"
 FAMILIES: tuple[str, ...] = ("tconv", "nearest", "bilinear", "pixelshuffle", "gan", "diffusion")
@@ -665,6 +665,11 @@ def main(argv: list[str] | None = None) -> int:
         if export == output or export in output.parents:
             parser.error(f"--export_folders {args.export_folders} holds --output_dir {args.output_dir}: give them "
                          "folders of their own")
+    if args.push_to_hub:
+        try:  # a missing login or network fails now, not after the build (as the converters do)
+            create_dataset_repo(args.push_to_hub)
+        except ValueError as error:
+            parser.exit(2, f"{parser.prog}: error: {error}\n")
     dataset_dict = build_minigenimage(
         args.output_dir, seed=args.seed, crop_size=args.crop_size, reduced=args.reduced, cache_dir=args.cache_dir
     )
@@ -675,7 +680,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.export_examples:
         export_examples(dataset_dict, args.export_examples)
     if args.push_to_hub:
-        push_to_hub(dataset_dict, args.push_to_hub)
+        try:
+            push_to_hub(dataset_dict, args.push_to_hub)
+        except Exception as error:  # noqa: BLE001 - network, rights, quota: the written dataset stays usable
+            parser.exit(1, f"{parser.prog}: error: {args.output_dir} is written, but uploading it to {args.push_to_hub} "
+                           f"failed ({type(error).__name__}: {error}); rerun with --push_to_hub to retry\n")
     return 0
 
 

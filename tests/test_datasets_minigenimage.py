@@ -263,10 +263,11 @@ def test_same_seed_same_pixels_and_other_seed_other_pixels(tmp_path):
 def test_cli_writes_output_report_and_research_folders(reduced, cache_dir, tmp_path, monkeypatch):
     pushed = []
     monkeypatch.setattr(datasets.DatasetDict, "push_to_hub", lambda self, repo_id, **kw: pushed.append(repo_id))
+    monkeypatch.setattr(mgi, "create_dataset_repo", lambda repo_id: pushed.append(f"created {repo_id}"))
     out, folders = tmp_path / "out", tmp_path / "folders"
     argv = ["--output_dir", str(out), "--reduced", "--cache_dir", str(cache_dir)]
     assert mgi.main(argv + ["--export_folders", str(folders), "--push_to_hub", "me/minigen"]) == 0
-    assert pushed == ["me/minigen"]
+    assert pushed == ["created me/minigen", "me/minigen"]  # the repository first, before the build
     assert set(datasets.load_from_disk(str(out))) == set(reduced)
     assert json.loads((out / "report.json").read_text())["seed"] == 0
 
@@ -589,3 +590,17 @@ def test_an_interrupted_output_write_leaves_the_earlier_output_and_foreign_folde
         mgi.main(["--output_dir", str(tmp_path / "mine"), "--reduced", "--cache_dir", str(tmp_path / "no-cache")])
     assert "holds files that are not an earlier MiniGenImage output" in capsys.readouterr().err
     assert (tmp_path / "mine" / "notes.txt").read_text() == "mine" and not (tmp_path / "no-cache").exists()
+
+
+def test_push_to_hub_without_the_hub_fails_before_the_build_in_one_line(tmp_path, monkeypatch, capsys):
+    from huggingface_hub import HfApi
+
+    def offline(self, *args, **kwargs):
+        raise ConnectionError("offline mode is enabled")
+
+    monkeypatch.setattr(HfApi, "create_repo", offline)
+    monkeypatch.setattr(mgi, "build_minigenimage", lambda *a, **k: pytest.fail("built before the Hub was checked"))
+    with pytest.raises(SystemExit) as exit_:  # was a traceback after the whole build
+        mgi.main(["--output_dir", str(tmp_path / "out"), "--reduced", "--push_to_hub", "me/minigen"])
+    assert exit_.value.code == 2
+    assert "--push_to_hub: cannot create the dataset me/minigen on the Hub (offline" in capsys.readouterr().err
