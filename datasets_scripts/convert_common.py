@@ -24,6 +24,7 @@ import os
 import shutil
 import sys
 import tempfile
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -42,6 +43,7 @@ logger = logging.getLogger(__name__)
 
 REPORT_NAME = "report.json"
 BUILD_PREFIX = ".pinclip-build-"  # the converter's temporary folder inside the output
+STALE_BUILD_SECONDS = 24 * 3600  # a build folder untouched this long was left by a killed run
 FEATURES = datasets.Features(
     {
         "image": datasets.Image(),
@@ -446,8 +448,13 @@ def convert(
             create_dataset_repo(push_to_hub_id)
         plan = plan_conversion(raw_dir, rule)
         check_nothing_in_the_way(out, set(plan.entries))
-        for stale in out.glob(f"{BUILD_PREFIX}*"):  # left by a killed run: `finally` below never ran
-            shutil.rmtree(stale, ignore_errors=True)
+        for build in out.glob(f"{BUILD_PREFIX}*"):  # left by a killed run (`finally` below never ran), or in use by
+            try:  # a conversion into the same output running now: only those untouched for a day go
+                stale = time.time() - build.stat().st_mtime > STALE_BUILD_SECONDS
+            except OSError:  # removed meanwhile
+                continue
+            if stale:
+                shutil.rmtree(build, ignore_errors=True)
         # The build (datasets cache included) happens in a folder of its own, removed whatever happens.
         build = Path(tempfile.mkdtemp(prefix=BUILD_PREFIX, dir=out))
         try:

@@ -8,6 +8,7 @@ import itertools
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import datasets
@@ -931,8 +932,13 @@ def test_a_killed_runs_build_folder_does_not_block_the_output_and_is_removed(tmp
     _leaf(raw / "0_real", 1)
     _leaf(raw / "1_fake", 2)
     _write(out / ".pinclip-build-killed" / "cache" / "x.arrow", b"left behind")
+    two_days_ago = time.time() - 2 * 24 * 3600
+    os.utime(out / ".pinclip-build-killed", (two_days_ago, two_days_ago))
+    _write(out / ".pinclip-build-running" / "cache" / "x.arrow", b"another conversion into this output, running now")
     assert folder.convert_folder(raw, out)["train"].num_rows == 4
-    assert sorted(p.name for p in out.iterdir()) == ["dataset_dict.json", "report.json", "train"]
+    # the running one was deleted under its conversion, which then failed with "No such file or directory"
+    assert sorted(p.name for p in out.iterdir()) == [".pinclip-build-running", "dataset_dict.json", "report.json",
+                                                      "train"]
 
 
 def test_a_failed_conversion_removes_the_parent_folders_it_made(tmp_path):
