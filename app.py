@@ -276,6 +276,9 @@ class Handlers:
         self.detector = detector
         self.problem = problem
         self.csv_folders: list[str] = []  # the batch CSVs' folders, oldest first
+        # all of them in one folder removed with the handlers, at the latest when the app exits (each held the
+        # uploads' names and scores, and stayed in the temporary folder for good)
+        self.csv_root = tempfile.TemporaryDirectory(prefix="pinclip-batch-")
         self.uploads: dict[str, str | None] = {}  # each open page's latest upload, by Gradio's session hash
 
     def _require_model(self) -> Detector:
@@ -394,7 +397,7 @@ class Handlers:
             rows.append([name, p_fake, result.label or "", result.error or ""])
         # One folder per request, so concurrent users never overwrite each other's download; Gradio serves its
         # own copy of the file, so earlier requests' folders are removed rather than left to pile up.
-        self.csv_folders.append(tempfile.mkdtemp(prefix="pinclip-"))
+        self.csv_folders.append(tempfile.mkdtemp(dir=self.csv_root.name))
         for old in self.csv_folders[:-CSV_FOLDERS_KEPT]:
             shutil.rmtree(old, ignore_errors=True)
         del self.csv_folders[:-CSV_FOLDERS_KEPT]

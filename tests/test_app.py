@@ -281,6 +281,13 @@ def test_batch_downloads_do_not_pile_up(model_dir: Path) -> None:
     csv_files = [Path(handlers.batch([image])[1]) for _ in range(20)]
     assert all(path.exists() for path in csv_files[-16:]) and not any(path.exists() for path in csv_files[:4])
     assert csv_files[-1].read_text().splitlines()[0] == "file,p_fake,label,error"
+    root = Path(handlers.csv_root.name)  # and none stays once the app is gone (they stayed in /tmp for good)
+    assert all(root in path.parents for path in csv_files)
+    del handlers
+    import gc
+
+    gc.collect()
+    assert not root.exists()
 
 
 def test_browser_uploads_image_and_reads_label(app_url: str, awkward: dict[str, Path]) -> None:
@@ -494,7 +501,8 @@ def test_a_model_that_cannot_load_is_named_without_its_server_path(tmp_path: Pat
 def test_batch_rows_and_csv_hold_p_fake_as_the_scanner_writes_it(model_dir: Path) -> None:
     detector, problem = load_detector(str(model_dir))
     paths = [str(ASSETS / "real_1.png"), str(ASSETS / "fake_gan.png")]
-    rows, csv_path = Handlers(detector, problem).batch(paths)
+    handlers = Handlers(detector, problem)  # kept: its CSV folder goes with it
+    rows, csv_path = handlers.batch(paths)
     # the scanner's scores of the same batch (a batch of one may differ in the last bit from a batch of two)
     expected = [result.p_fake for result in detector.scan(paths, batch_size=16)]
     assert expected == pytest.approx([detector.p_fake(Image.open(path).convert("RGB")) for path in paths], abs=1e-6)
@@ -630,7 +638,8 @@ def test_batch_csv_cells_that_a_spreadsheet_would_run_are_quoted(model_dir: Path
     paths = []
     for name in ("=HYPERLINK(1).png", "+1.png", "-photo.png", "plain.png"):
         paths.append(str(shutil.copy(ASSETS / "real_1.png", tmp_path / name)))
-    rows, csv_path = Handlers(detector, problem).batch(paths)
+    handlers = Handlers(detector, problem)  # kept: its CSV folder goes with it
+    rows, csv_path = handlers.batch(paths)
     assert [row[0] for row in rows] == ["=HYPERLINK(1).png", "+1.png", "-photo.png", "plain.png"]  # the table as named
     with open(csv_path, newline="", encoding="utf-8") as handle:
         cells = [row[0] for row in list(csv.reader(handle))[1:]]
