@@ -268,8 +268,9 @@ def find_images(paths: Iterable[str | os.PathLike]) -> list[Path]:
     """Files named in `paths` plus, for folders, every image file below them: recursively, following folder links
     (each real folder once, across all of `paths`: `photos photos/2024` lists 2024's files once, and by its own path
     rather than a link's), sorted, hidden files and folders skipped. A broken link, and a folder that cannot be
-    listed, are kept, so that their rows say so. A file is listed once, however many arguments name it or lead to it (a file named beside its folder; a
-    link to a file is a file of its own). An empty path is refused (`Path("")` would be the working folder)."""
+    listed, are kept, so that their rows say so. A file is listed once, however many arguments name it or lead to it
+    (a file named beside its folder; a link to a file is a file of its own). An empty path is refused (`Path("")`
+    would be the working folder)."""
     found: list[Path] = []
     seen: set[str] = set()
     listed: set[tuple[str, str]] = set()  # (real folder, name) of every file in `found`
