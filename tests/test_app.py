@@ -1,5 +1,6 @@
 """The Gradio demo, launched on 127.0.0.1 and driven by gradio_client and by a real (headless Chromium) browser."""
 
+import contextlib
 import csv
 import importlib.util
 import json
@@ -8,6 +9,7 @@ import socket
 import struct
 import time
 import zlib
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
@@ -317,6 +319,28 @@ def test_browser_uploads_image_and_reads_label(app_url: str, awkward: dict[str, 
     assert "real" in prediction and "fake" in prediction and "%" in prediction
 
 
+@contextlib.contextmanager
+def demo_page(model_dir: Path) -> Iterator:
+    """A Chromium page on a demo of `model_dir` launched for it; the test is skipped without Chromium."""
+    if not CHROMIUM.exists():
+        pytest.skip(f"{CHROMIUM} missing: install Debian's chromium (apt-get install -y chromium) to run the browser test")
+    from playwright.sync_api import sync_playwright
+
+    demo = build_demo(model_dir)
+    demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, **launch_kwargs(free_port()))
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+            try:
+                page = browser.new_page()
+                page.goto(demo.local_url, wait_until="domcontentloaded")
+                yield page
+            finally:
+                browser.close()
+    finally:
+        demo.close()
+
+
 @pytest.mark.parametrize("slow_preview_from", ["slider", "upload"])
 def test_a_slow_preview_of_an_earlier_upload_never_stands_under_the_next_one(model_dir: Path, tmp_path: Path,
                                                                            monkeypatch: pytest.MonkeyPatch,
@@ -324,10 +348,6 @@ def test_a_slow_preview_of_an_earlier_upload_never_stands_under_the_next_one(mod
     """The preview of a large upload can take seconds: one for the next upload, started meanwhile, once finished
     first and the old result then overwrote it, under the new image (and unnamed). It may have started from the
     slider or, the slider already moved, from the upload itself."""
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} missing: install Debian's chromium (apt-get install -y chromium) to run the browser test")
-    from playwright.sync_api import sync_playwright
-
     slow_size = (70, 50)  # slow.png's, known by it inside the preview
     degrade = app.degrade
 
@@ -338,71 +358,45 @@ def test_a_slow_preview_of_an_earlier_upload_never_stands_under_the_next_one(mod
 
     monkeypatch.setattr(app, "degrade", slow_for_one_file)
     Image.open(ASSETS / "fake_gan.png").convert("RGB").resize(slow_size).save(tmp_path / "slow.png")
-    demo = build_demo(model_dir)
-    demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, **launch_kwargs(free_port()))
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-            try:
-                page = browser.new_page()
-                page.goto(demo.local_url, wait_until="domcontentloaded")
-                shift = page.locator("#robust-shift")
-                first = tmp_path / ("slow.png" if slow_preview_from == "slider" else "fast.png")
-                if slow_preview_from == "upload":
-                    shutil.copy(ASSETS / "fake_gan.png", first)
-                page.locator("#upload input[type=file]").set_input_files(str(first))
-                shift.get_by_text("Move a slider").wait_for(timeout=30_000)
-                page.locator("#blur input[type=range]").focus()
-                page.keyboard.press("ArrowRight")  # with slow.png: the slow preview starts
-                if slow_preview_from == "upload":
-                    shift.get_by_text("fast.png").wait_for(timeout=30_000)
-                    page.locator("#upload button[aria-label='Clear']").first.click()
-                    page.locator("#upload input[type=file]").set_input_files(str(tmp_path / "slow.png"))
-                    page.wait_for_timeout(1_500)  # its prediction done, its preview running
-                page.wait_for_timeout(500)
-                page.locator("#upload button[aria-label='Clear']").first.click()
-                page.locator("#upload input[type=file]").set_input_files(str(ASSETS / "real_1.png"))
-                shift.get_by_text("real_1.png").wait_for(timeout=30_000)
-                page.wait_for_timeout(6_000)  # past the slow preview's end
-                final = shift.inner_text()
-            finally:
-                browser.close()
-    finally:
-        demo.close()
+    with demo_page(model_dir) as page:
+        shift = page.locator("#robust-shift")
+        first = tmp_path / ("slow.png" if slow_preview_from == "slider" else "fast.png")
+        if slow_preview_from == "upload":
+            shutil.copy(ASSETS / "fake_gan.png", first)
+        page.locator("#upload input[type=file]").set_input_files(str(first))
+        shift.get_by_text("Move a slider").wait_for(timeout=30_000)
+        page.locator("#blur input[type=range]").focus()
+        page.keyboard.press("ArrowRight")  # with slow.png: the slow preview starts
+        if slow_preview_from == "upload":
+            shift.get_by_text("fast.png").wait_for(timeout=30_000)
+            page.locator("#upload button[aria-label='Clear']").first.click()
+            page.locator("#upload input[type=file]").set_input_files(str(tmp_path / "slow.png"))
+            page.wait_for_timeout(1_500)  # its prediction done, its preview running
+        page.wait_for_timeout(500)
+        page.locator("#upload button[aria-label='Clear']").first.click()
+        page.locator("#upload input[type=file]").set_input_files(str(ASSETS / "real_1.png"))
+        shift.get_by_text("real_1.png").wait_for(timeout=30_000)
+        page.wait_for_timeout(6_000)  # past the slow preview's end
+        final = shift.inner_text()
     assert "real_1.png" in final and "slow.png" not in final, final
 
 
 def test_every_upload_in_a_row_gets_its_own_preview(model_dir: Path) -> None:
     """The sliders moved, example after example: the previews of several were lost to an "Error" badge, or the
     previous example's stayed under the new decision (the upload's cancel reached the server after its own events)."""
-    if not CHROMIUM.exists():
-        pytest.skip(f"{CHROMIUM} missing: install Debian's chromium (apt-get install -y chromium) to run the browser test")
-    from playwright.sync_api import sync_playwright
-
-    demo = build_demo(model_dir)
-    demo.launch(server_name="127.0.0.1", prevent_thread_lock=True, quiet=True, **launch_kwargs(free_port()))
     shown = []
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+    with demo_page(model_dir) as page:
+        page.locator("#blur input[type=range]").focus()
+        page.keyboard.press("ArrowRight")
+        shift = page.locator("#robust-shift")
+        for example, file in (("real · 1", "real_1.png"), ("fake · gan", "fake_gan.png"),
+                              ("real · 2", "real_2.png"), ("fake · tconv", "fake_tconv.png")):
+            page.get_by_text(example, exact=True).click()
             try:
-                page = browser.new_page()
-                page.goto(demo.local_url, wait_until="domcontentloaded")
-                page.locator("#blur input[type=range]").focus()
-                page.keyboard.press("ArrowRight")
-                shift = page.locator("#robust-shift")
-                for example, file in (("real · 1", "real_1.png"), ("fake · gan", "fake_gan.png"),
-                                      ("real · 2", "real_2.png"), ("fake · tconv", "fake_tconv.png")):
-                    page.get_by_text(example, exact=True).click()
-                    try:
-                        shift.get_by_text(f"{file}: p(fake)").wait_for(timeout=15_000)
-                    except Exception:  # noqa: BLE001 - recorded, asserted below with what the panel showed
-                        pass
-                    shown.append(shift.inner_text())
-            finally:
-                browser.close()
-    finally:
-        demo.close()
+                shift.get_by_text(f"{file}: p(fake)").wait_for(timeout=15_000)
+            except Exception:  # noqa: BLE001 - recorded, asserted below with what the panel showed
+                pass
+            shown.append(shift.inner_text())
     files = ["real_1.png", "fake_gan.png", "real_2.png", "fake_tconv.png"]
     assert [file in text for file, text in zip(files, shown)] == [True] * 4, shown
 
