@@ -99,6 +99,11 @@ def p_fake_shown(p_fake: float, threshold: float) -> str:
     return short if (float(short) >= threshold) == (p_fake >= threshold) else p_fake_text(p_fake)
 
 
+def decision_words(label: str) -> str:
+    """A decision as the demo states it."""
+    return "AI-generated (fake)" if label == FAKE else "real"
+
+
 def code_span(text: str) -> str:
     """`text` as Markdown inline code, whatever backticks it holds (an uploaded file's name)."""
     longest = max((len(run) for run in re.findall("`+", text)), default=0)
@@ -334,7 +339,7 @@ class Handlers:
             read = (f"it padded with black to {size}, {math.floor(padding * 100)}% of what it reads being padding: "
                     "weak evidence for an image this small")
         decision = (
-            f"**Decision: {'AI-generated (fake)' if label == FAKE else 'real'}** · {code_span(name)} "
+            f"**Decision: {decision_words(label)}** · {code_span(name)} "
             f"({image.width}×{image.height}; the model reads {read}, shown below): "
             f"p(fake) = {p_fake_shown(p_fake, detector.threshold)}, threshold {detector.threshold:.9g}"
         )
@@ -376,9 +381,8 @@ class Handlers:
         steps_text = " then ".join(step for step in steps if step)
         shown = (p_fake_shown(scores[FAKE], detector.threshold) for scores in (original, changed))
         # named: the panel must never pass off one upload's result as another's
-        decided = "AI-generated (fake)" if detector.label_of(changed[FAKE]) == FAKE else "real"
         shift = "{}: p(fake) {} → {} after {}; decision after processing: **{}**".format(
-            code_span(name), *shown, steps_text, decided)
+            code_span(name), *shown, steps_text, decision_words(detector.label_of(changed[FAKE])))
         if self.is_replaced(path, request):  # uploaded while this one waited or was scored (a large one takes seconds)
             return gr.skip(), gr.skip(), gr.skip()
         return changed, shift, self.preview(detector.preprocessing.model_view(processed))

@@ -205,8 +205,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for name in ("epochs", "crops_per_epoch", "batch_size"):
         if getattr(args, name) < 1:
             parser.error(f"--{name} must be at least 1, got {getattr(args, name)}")
-    if learning_rate_problem(args.learning_rate):
-        parser.error(f"--learning_rate {learning_rate_problem(args.learning_rate)}, got {args.learning_rate}")
+    if lr_problem := learning_rate_problem(args.learning_rate):
+        parser.error(f"--learning_rate {lr_problem}, got {args.learning_rate}")
     for name in ("seed", "minigenimage_seed"):  # numpy's and torch's seed range, checked before any file is written
         if not 0 <= getattr(args, name) < 2**32:
             parser.error(f"--{name} must be in [0, 2**32), got {getattr(args, name)}")

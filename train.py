@@ -27,6 +27,9 @@ import numpy as np
 import torch
 from accelerate import Accelerator, DataLoaderConfiguration, DistributedType, PartialState
 from accelerate.utils import gather_object, set_seed
+from accelerate.utils.constants import (
+    OPTIMIZER_NAME, RNG_STATE_NAME, SAFE_WEIGHTS_NAME, SCHEDULER_NAME, WEIGHTS_NAME,
+)
 from PIL import Image
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -234,11 +237,11 @@ def check_same_run(checkpoint: Path, settings: dict) -> None:
     (`training_args.RESUMABLE_CHANGES` may differ): it would report one run's weights as another's."""
     # every file save_checkpoint writes: without one, the resume is silently not exact (random states), records
     # wrong counts (progress) or settings it did not use (run_settings), or fails naming another file (weights)
-    needed = [SETTINGS_FILE, PROGRESS_FILE, "optimizer.bin", "scheduler.bin",
-              *(f"random_states_{rank}.pkl" for rank in range(settings["processes"]))]
+    needed = [SETTINGS_FILE, PROGRESS_FILE, f"{OPTIMIZER_NAME}.bin", f"{SCHEDULER_NAME}.bin",
+              *(f"{RNG_STATE_NAME}_{rank}.pkl" for rank in range(settings["processes"]))]
     missing = [name for name in needed if not (checkpoint / name).is_file()]
-    if not any((checkpoint / name).is_file() for name in ("model.safetensors", "pytorch_model.bin")):
-        missing.append("model.safetensors")
+    if not any((checkpoint / name).is_file() for name in (SAFE_WEIGHTS_NAME, WEIGHTS_NAME)):
+        missing.append(SAFE_WEIGHTS_NAME)
     if missing:
         raise ValueError(f"{checkpoint} lacks {', '.join(missing)}: it cannot resume this run exactly; resume another "
                          "checkpoint, or start over in another --output_dir (or after removing its checkpoints)")
@@ -452,7 +455,8 @@ def hardware(device: torch.device) -> str:
     OMP_NUM_THREADS=1 where `python train.py` uses every core, and the sums come out different in the last bits)."""
     if device.type == "cuda":
         return torch.cuda.get_device_name(device)
-    return f"{device.type} ({torch.get_num_threads()} torch thread{'s' if torch.get_num_threads() > 1 else ''})"
+    threads = torch.get_num_threads()
+    return f"{device.type} ({threads} torch thread{'s' if threads > 1 else ''})"
 
 
 def launch_command(arguments: list[str], accelerator: Accelerator) -> str:

@@ -344,8 +344,8 @@ def check_arguments(model_args: ModelArguments, data_args: DataArguments, args: 
         value = getattr(data_args, name)
         if value is not None and value < 1:  # None: not set, every row
             problems.append(f"--{name} {value}: must be at least 1")
-    if learning_rate_problem(args.learning_rate):
-        problems.append(f"--learning_rate {args.learning_rate}: {learning_rate_problem(args.learning_rate)}")
+    if lr_problem := learning_rate_problem(args.learning_rate):
+        problems.append(f"--learning_rate {args.learning_rate}: {lr_problem}")
     for name in ("weight_decay", "max_grad_norm"):
         if not (math.isfinite(getattr(args, name)) and getattr(args, name) >= 0):
             problems.append(f"--{name} {getattr(args, name)}: must be a number ≥ 0")

@@ -455,8 +455,8 @@ def build_minigenimage(
         # the generators halve and double the crop: an odd one would come back a pixel smaller than its reals,
         # a size shortcut for any detector
         raise ValueError(f"crop_size must be an even number of pixels, got {crop_size}")
-    if output_dir is not None and output_problem(Path(output_dir)):  # before the build, not after minutes of it
-        raise FileExistsError(output_problem(Path(output_dir)))
+    if output_dir is not None and (problem := output_problem(Path(output_dir))):  # before the build, not after it
+        raise FileExistsError(problem)
     sizes = sizes or (REDUCED_SIZES if reduced else FULL_SIZES)
     entry = Path(cache_dir or default_cache_dir()) / cache_key(seed, crop_size, reduced, sizes)
     try:  # before the build, not after minutes of it
@@ -509,10 +509,8 @@ def output_problem(output_dir: Path) -> str | None:
 
 def write_output(dataset_dict: datasets.DatasetDict, report: Path, output_dir: Path) -> None:
     """`save_to_disk` into a folder beside `output_dir`, then renamed onto it: an interrupted write leaves the earlier
-    output as it was (written in place, a Ctrl-C left splits of two builds, which loaded as one dataset)."""
-    problem = output_problem(output_dir)
-    if problem:
-        raise FileExistsError(problem)
+    output as it was (written in place, a Ctrl-C left splits of two builds, which loaded as one dataset).
+    `build_minigenimage` has checked `output_problem` before its build."""
     remove_stale_staging(output_dir)
     staging = staging_folder(output_dir)
     try:
@@ -654,8 +652,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--export_examples", default=None, metavar="DIR", help="the demo's six example images")
     parser.add_argument("--push_to_hub", default=None, metavar="REPO_ID")
     args = parser.parse_args(argv)
-    if output_problem(Path(args.output_dir)):  # before the build
-        parser.error(output_problem(Path(args.output_dir)))
+    if problem := output_problem(Path(args.output_dir)):  # before the Hub and the build
+        parser.error(problem)
     if args.export_folders:
         try:  # before the build
             check_export_dir(args.export_folders)
