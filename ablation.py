@@ -26,6 +26,7 @@ import argparse
 import hashlib
 import json
 import math
+import os
 import re
 import shlex
 import sys
@@ -144,6 +145,9 @@ def default_output_dir(train_args: list[str]) -> Path:
     local = data_args.train_dir or (data_args.dataset_name if not train.trains_on_minigenimage(data_args) else None)
     if local and Path(local).exists():
         slug += "-" + hashlib.sha256(str(Path(local).resolve()).encode()).hexdigest()[:8]
+    if train.trains_on_minigenimage(data_args):  # other builds are other data: a reduced ablation or another seed's
+        slug += "-reduced" * data_args.minigenimage_reduced  # must not replace the full seed-0 ablation's runs
+        slug += f"-seed{data_args.minigenimage_seed}" * (data_args.minigenimage_seed != 0)
     return Path("outputs") / ("ablation-" + slug.lower())
 
 
@@ -175,13 +179,30 @@ def is_finished(run_dir: Path, settings: dict, layout: dict) -> bool:
     record_file = run_dir / RUN_RECORD
     if not record_file.is_file() or not (run_dir / "metrics.json").is_file():
         return False
-    record = json.loads(record_file.read_text())
-    if not isinstance(record, dict) or set(record) != {"settings", "metrics_sha256"}:  # an older record: unverifiable
+    try:  # a record or metrics file cut short (a full disk) is a run to train again, not an error
+        record = json.loads(record_file.read_text())
+        if not isinstance(record, dict) or set(record) != {"settings", "metrics_sha256"}:  # older record: unverifiable
+            return False
+        trained = json.loads((run_dir / "metrics.json").read_text()).get("training", {})
+        if any(trained.get(key) != value for key, value in layout.items()):
+            return False
+        return (record == finished_record(run_dir, record["settings"])
+                and not changed_settings(record["settings"], settings))
+    except (OSError, ValueError, AttributeError, TypeError):
         return False
-    trained = json.loads((run_dir / "metrics.json").read_text()).get("training", {})
-    if any(trained.get(key) != value for key, value in layout.items()):
-        return False
-    return record == finished_record(run_dir, record["settings"]) and not changed_settings(record["settings"], settings)
+
+
+def write_record(run_dir: Path, settings: dict) -> None:
+    """`RUN_RECORD` for the run just finished, written beside and renamed in: a write cut short leaves none (one
+    partial file per process: under `accelerate launch` every process writes the same record)."""
+    partial = run_dir / f".{RUN_RECORD}.{os.getpid()}.partial"
+    partial.write_text(json.dumps(finished_record(run_dir, settings)) + "\n")
+    partial.replace(run_dir / RUN_RECORD)
+
+
+def setting(arguments: tuple, flag: str) -> object:
+    """The value of train.py's `flag` in parsed arguments (`parse_arguments`' three groups)."""
+    return next(getattr(group, flag[2:]) for group in arguments if hasattr(group, flag[2:]))
 
 
 def argument_parser() -> argparse.ArgumentParser:
@@ -199,6 +220,18 @@ def argument_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def refuse(parser: argparse.ArgumentParser, named: dict[str, str]) -> None:
+    """Stop (status 2) when `named` ({flag: how it was given}) holds a train.py argument the ablation refuses or sets
+    itself."""
+    refused = [f"{given}: {why}" for flag, why in REFUSED_TRAIN_ARGUMENTS.items() if (given := named.get(flag))]
+    if refused:
+        parser.error("; ".join(refused))
+    ignored = [given for flag in OWN_TRAIN_ARGUMENTS if (given := named.get(flag))]
+    if ignored:
+        parser.error(f"{', '.join(ignored)}: the ablation sets {', '.join(OWN_TRAIN_ARGUMENTS)} of every run itself "
+                     "(use --modes, --ablation_seeds and --output_dir)")
+
+
 def main(argv: list[str] | None = None) -> dict:
     parser = argument_parser()
     own, train_args = parser.parse_known_args(argv)
@@ -206,15 +239,15 @@ def main(argv: list[str] | None = None) -> dict:
         parser.error(f"--ablation_seeds must be at least 1, got {own.ablation_seeds}")
     if len(set(own.modes)) < len(own.modes):
         parser.error(f"--modes names a mode twice: {' '.join(own.modes)}")
-    named = [(flag_name(token), token) for token in train_args if token.startswith("--")]
-    refused = [f"{token}: {REFUSED_TRAIN_ARGUMENTS[name]}" for name, token in named if name in REFUSED_TRAIN_ARGUMENTS]
-    if refused:
-        parser.error("; ".join(refused))
-    ignored = [token for name, token in named if name in OWN_TRAIN_ARGUMENTS]
-    if ignored:
-        parser.error(f"{' '.join(ignored)}: the ablation sets {', '.join(OWN_TRAIN_ARGUMENTS)} of every run itself "
-                     "(use --modes, --ablation_seeds and --output_dir)")
+    refuse(parser, {flag_name(token): token for token in train_args if token.startswith("--")})
+    # What a config file sets too: its eval_only would fill every column with one model's scores.
+    given, defaults = parse_arguments(train_args, check=False), parse_arguments([], check=False)
+    refuse(parser, {flag: f"{flag} (set by the config file)" for flag in (*REFUSED_TRAIN_ARGUMENTS, *OWN_TRAIN_ARGUMENTS)
+                    if setting(given, flag) != setting(defaults, flag)})
+    parse_arguments(train_args)  # every run's arguments checked: a misspelt flag stops here, before anything is removed
     out = Path(own.output_dir) if own.output_dir else default_output_dir(train_args)
+    if out.exists() and not out.is_dir():
+        parser.error(f"--output_dir {out} is a file: name a folder for the runs")
     for summary_file in (out / "ablation.json", out / "ablation.md"):  # written again at the end, for these runs
         summary_file.unlink(missing_ok=True)
     runs: dict[str, list[dict]] = {}
@@ -224,7 +257,7 @@ def main(argv: list[str] | None = None) -> dict:
         for seed in range(own.ablation_seeds):
             run_dir = out / f"{mode}-seed{seed}"
             run_args = train_args + ["--noise_mode", mode, "--seed", str(seed), "--output_dir", str(run_dir)]
-            record, settings = run_dir / RUN_RECORD, what_is_trained(run_args)
+            settings = what_is_trained(run_args)
             if is_finished(run_dir, settings, layout):
                 print(f"{run_dir}: finished earlier with the same arguments, kept")
             else:
@@ -233,7 +266,7 @@ def main(argv: list[str] | None = None) -> dict:
                 # run's metrics.json, which the record no longer matches.
                 train.main(run_args)
                 AcceleratorState._reset_state(reset_partial_state=True)  # the next run builds a fresh Accelerator
-                record.write_text(json.dumps(finished_record(run_dir, settings)) + "\n")  # once metrics.json is written
+                write_record(run_dir, settings)  # once metrics.json is written
             runs.setdefault(mode, []).append(json.loads((run_dir / "metrics.json").read_text()))
     summary = {}
     for mode, results in runs.items():

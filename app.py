@@ -38,8 +38,9 @@ MODEL_CANDIDATES = (APP_DIR / "model", APP_DIR / DEFAULT_MODEL_DIR)
 MAX_UPLOAD = "20mb"
 PREVIEW_SIZE = 512  # previews are shown downscaled; scoring always uses the full image
 NO_JPEG = 100  # the JPEG slider's "off" position
-# /predict requests served at once. Measured on 2 shared cores (README, "Load benchmark"): 8 concurrent single-image
-# forward passes beat one at a time by ~5x and beat pooling them into shared batches, and cost little memory.
+# /predict requests served at once. Measured on 2 cores (README, "Load benchmark"; bench/bench_app_concurrency.py):
+# on a busy machine 8 concurrent single-image passes beat one at a time by ~3x and pooled batches by ~2x; on an idle
+# one all three ways are within ~5 %. They cost little memory.
 PREDICT_CONCURRENCY = 8
 # Robustness previews served at once: each blurs and re-encodes the whole upload, which for an 81-Mpx PNG of a few
 # hundred KB (under the upload limits) a review measured at ~1.2 GB and ~5 s, so eight at once could take a Space's
@@ -238,6 +239,14 @@ def metrics_rows(metrics: dict) -> list[list]:
         return []
 
 
+def no_results_message(model: str) -> str:
+    """Why the Model tab shows no per-generator table: the model has no `metrics.json`, or one the panel cannot read."""
+    if _model_file(model, "metrics.json") is None:
+        return "No `metrics.json` beside this model: no per-generator results to show."
+    return ("The `metrics.json` beside this model holds no per-generator results in the layout `train.py` writes "
+            "(the app's log says what it found).")
+
+
 def card_model_name(card: dict) -> str | None:
     """The model's name in its card (`model-index`), which `train.py` writes: a Space's folder is always `model/`."""
     index = card.get("model-index")
@@ -260,14 +269,19 @@ def training_data_name(metrics: dict, card: dict) -> str:
 def model_overview(detector: Detector, card: dict, metrics: dict) -> str:
     """Markdown facts about the loaded model: base CLIP, training data, noise, input size, threshold."""
     config = detector.model.config
-    base = display_name(str(card.get("base_model") or getattr(config, "clip_name_or_path", None) or "unknown"))
-    resize = "resized" if getattr(config, "resize_images", False) else "centre-cropped, not resized"
+    pinclip = hasattr(config, "noise_mode")
+    bases = card.get("base_model") or getattr(config, "clip_name_or_path", None) or "unknown"
+    base = ", ".join(display_name(str(name)) for name in (bases if isinstance(bases, list) else [bases]))
+    # as the Detect tab says it: from the processor the app runs, not from a PiN-CLIP field another model lacks
+    prepared = "centre-cropped, not resized" if detector.preprocessing.centre_crop else "as its image processor prepares it"
     lines = [
-        f"**Model** `{card_model_name(card) or detector.name}` · base CLIP `{base}`",
+        f"**Model** `{card_model_name(card) or detector.name}` · base {'CLIP' if pinclip else 'model'} `{base}`",
         f"**Training data** {training_data_name(metrics, card)}",
-        f"**Noise** `{getattr(config, 'noise_mode', '?')}` (injection `{getattr(config, 'noise_injection', '?')}`, "
-        f"scale `{getattr(config, 'noise_scale', 'absolute')}`)",
-        f"**Input** {getattr(config, 'image_size', '?')} px, {resize}",
+    ]
+    if pinclip:  # PiN-CLIP's own settings; another classifier has none to show
+        lines.append(f"**Noise** `{config.noise_mode}` (injection `{config.noise_injection}`, scale `{config.noise_scale}`)")
+    lines += [
+        f"**Input** {getattr(config, 'image_size', '?')} px, {prepared}",
         f"**Decision** fake when p(fake) ≥ {detector.threshold:.9g}",
     ]
     return "  \n".join(lines)
@@ -495,7 +509,7 @@ def build_demo(model_path: str | os.PathLike | None = None, trust_remote_code: b
                     gr.Markdown("### Test results per generator (from `metrics.json`)")
                     gr.Dataframe(value=rows, headers=["generator", "n"] + [title for _, title in METRIC_COLUMNS], interactive=False)
                 else:
-                    gr.Markdown("No `metrics.json` beside this model: no per-generator results to show.")
+                    gr.Markdown(no_results_message(model))
                 if card_body:
                     with gr.Accordion("Model card", open=False):
                         gr.Markdown(card_body)

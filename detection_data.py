@@ -552,7 +552,8 @@ class TrainImages(ImageRows):
 
 
 class EvalImages(ImageRows):
-    """Evaluation examples as (PIL image, label), optionally degraded (robustness protocol) before preprocessing."""
+    """Evaluation examples as (PIL image, label, row), optionally degraded (robustness protocol) before preprocessing;
+    the row seeds the image's test noise (`train.row_noise_seeds`)."""
 
     def __init__(
         self, dataset: datasets.Dataset, image_column: str, corruption: Callable[[Image.Image], Image.Image] | None = None,
@@ -561,18 +562,22 @@ class EvalImages(ImageRows):
         super().__init__(dataset, image_column, name)
         self.corruption = corruption
 
-    def __getitem__(self, index: int) -> tuple[Image.Image, int]:
+    def __getitem__(self, index: int) -> tuple[Image.Image, int, int]:
         image, label = super().__getitem__(index)
-        return (self.corruption(image) if self.corruption else image), label
+        return (self.corruption(image) if self.corruption else image), label, index
 
 
 class Collator:
-    """Batch of (image, label) → `pixel_values`, `labels` through the model's image processor (`Preprocessing`: its
-    crop-only split when it has one, the same floats at a fraction of the cost)."""
+    """Batch of (image, label) or (image, label, row) → `pixel_values`, `labels` (and `rows`) through the model's
+    image processor (`Preprocessing`: its crop-only split when it has one, the same floats at a fraction of the
+    cost)."""
 
     def __init__(self, processor: BaseImageProcessor):
         self.preprocessing = Preprocessing(processor)
 
-    def __call__(self, examples: list[tuple[Image.Image, int]]) -> dict[str, torch.Tensor]:
-        images, labels = zip(*examples)
-        return {"pixel_values": self.preprocessing(images), "labels": torch.tensor(labels, dtype=torch.long)}
+    def __call__(self, examples: list[tuple]) -> dict[str, torch.Tensor]:
+        images, labels, *rows = zip(*examples)
+        batch = {"pixel_values": self.preprocessing(images), "labels": torch.tensor(labels, dtype=torch.long)}
+        if rows:
+            batch["rows"] = torch.tensor(rows[0], dtype=torch.long)
+        return batch

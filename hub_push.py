@@ -17,8 +17,10 @@ from huggingface_hub.utils import HFValidationError, validate_repo_id
 # Training state and scratch files stay local; the model, processor, remote code, card, metrics and plots go up.
 UPLOAD_IGNORE = ["checkpoints/**", "random-clip/**", "train_log.jsonl", "*.tmp"]
 # Files of an earlier upload to the same repository that this one replaces or leaves out: a run without --robustness
-# has no grid, a run saved whole no shards. The Hub copy must not keep them beside the new model.
-UPLOAD_REPLACES = ["robustness.*", "plots/**", "*.safetensors", "*.safetensors.index.json"]
+# has no grid, a run saved whole no shards, a bare `save_pretrained` folder no card, metrics or results. The Hub copy
+# must not keep them beside the new model (an earlier card's figures would describe weights they never scored).
+UPLOAD_REPLACES = ["robustness.*", "plots/**", "*.safetensors", "*.safetensors.index.json", "README.md",
+                   "metrics.json", "results.md"]
 
 
 def repo_id_problem(repo_id: str) -> str | None:

@@ -89,9 +89,11 @@ class Detector:
         return cls(model, processor, threshold, name=display_name(source))
 
     @torch.inference_mode()
-    def fake_probabilities(self, pixel_values: torch.Tensor) -> torch.Tensor:
-        """A `(B, 3, H, W)` batch → `(B,)` float32 P(fake), on the model's device."""
-        logits = self.model(pixel_values=pixel_values.to(self.device, self.model.dtype)).logits
+    def fake_probabilities(self, pixel_values: torch.Tensor, noise_seeds: torch.Tensor | None = None) -> torch.Tensor:
+        """A `(B, 3, H, W)` batch → `(B,)` float32 P(fake), on the model's device; `noise_seeds` (one per image) for
+        a PiN-CLIP that samples noise at inference (see its `forward`)."""
+        extra = {} if noise_seeds is None else {"noise_seeds": noise_seeds}
+        logits = self.model(pixel_values=pixel_values.to(self.device, self.model.dtype), **extra).logits
         return self.fake_output.probability(logits.float())
 
     def label_of(self, p_fake: float) -> str:

@@ -515,15 +515,25 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
             )
         self._checked_config = copy.deepcopy(tuple(map(vars(config).get, CHECKED_FIELDS)))
 
-    def _noise(self, queries: torch.Tensor, samples: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """(μ, σ, ε) for `samples` draws; ε has shape `(samples, *queries.shape)`."""
+    def _noise(
+        self, queries: torch.Tensor, samples: int, noise_seeds: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(μ, σ, ε) for `samples` draws; ε has shape `(samples, *queries.shape)`. z comes from torch's global
+        generator, or with `noise_seeds` from a generator per image seeded with its seed."""
         if self.noise_generator is not None:
             source = queries.detach() if self.config.detach_generator_input else queries
             mu, sigma = self.noise_generator(source, self.prompt_embeds.to(queries.dtype), self.config.sigma_floor)
         else:  # `random`: fixed isotropic noise, also used by `none` for inference_noise="sample"
             mu = torch.zeros_like(queries)
             sigma = torch.full_like(queries, float(self.config.random_noise_std))
-        z = torch.randn((samples, *queries.shape), device=queries.device, dtype=queries.dtype)
+        if noise_seeds is None:
+            z = torch.randn((samples, *queries.shape), device=queries.device, dtype=queries.dtype)
+        else:
+            z = torch.stack([
+                torch.randn((samples, *queries.shape[1:]), device=queries.device, dtype=queries.dtype,
+                            generator=torch.Generator(queries.device).manual_seed(seed))
+                for seed in noise_seeds.tolist()
+            ], dim=1)
         return mu, sigma, mu + sigma * z
 
     def _noise_unit(self, features: torch.Tensor) -> torch.Tensor | float:
@@ -560,12 +570,16 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
         output_attentions: bool | None = None,
         return_dict: bool | None = None,
         interpolate_pos_encoding: bool = False,
+        noise_seeds: torch.Tensor | None = None,
         **kwargs,
     ) -> PinClipOutput | tuple:
         r"""
         labels (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
             0 = real, 1 = fake. In training mode the loss is clean CE + λ · noisy CE (+ KL); in eval mode plain CE.
         interpolate_pos_encoding (`bool`): as in CLIP, for images of another size than the model's.
+        noise_seeds (`torch.LongTensor` of shape `(batch_size,)`, *optional*):
+            one seed per image for the noise it gets (`inference_noise="sample"`, or training noise): its draw then
+            depends on its seed alone, not on the batch or the process it is scored in. Default: torch's generator.
         """
         unknown = sorted(set(kwargs) - IGNORED_FORWARD_KWARGS)
         if unknown:  # a misspelt `labels` would silently give no loss
@@ -601,7 +615,11 @@ class PinClipForImageClassification(PinClipPreTrainedModel):
             to_embeds = nn.Identity()
 
         if inject or eval_noise:
-            mu, sigma, eps = self._noise(features, samples)
+            if noise_seeds is not None and (tuple(noise_seeds.shape) != (len(features),)
+                                            or noise_seeds.is_floating_point() or noise_seeds.is_complex()):
+                raise ValueError(f"noise_seeds must hold one integer seed per image ({len(features)}), got "
+                                 f"{noise_seeds.dtype} of shape {tuple(noise_seeds.shape)}")
+            mu, sigma, eps = self._noise(features, samples, noise_seeds)
             if eval_noise and config.inference_noise == "mean":
                 eps = mu.unsqueeze(0)
             noisy_features = (features.unsqueeze(0) + eps * self._noise_unit(features)).flatten(0, 1)

@@ -105,26 +105,33 @@ def pretrain(args: argparse.Namespace) -> dict:
     return summary
 
 
-def check_tile_record(backbone: str | os.PathLike, minigenimage_seed: int, source: str | None = None) -> None:
+def check_tile_record(backbone: str | os.PathLike, minigenimage_seed: int, source: str | None = None,
+                      crop_size: int = CROP_SIZE) -> None:
     """`ValueError` when `backbone` is a pretraining output of this script whose summary records another MiniGenImage
-    tile assignment than `minigenimage_seed`'s (the seed of the build that `source` names, `--minigenimage_seed` by
-    default): that build's validation and test crops come partly from tiles the backbone was pretrained on. Nothing to
-    compare for another backbone, or a pretraining that predates the record."""
+    tile assignment than that of the build of `minigenimage_seed` and `crop_size` (the build that `source` names,
+    `--minigenimage_seed` by default): that build's validation and test crops come partly from tiles the backbone was
+    pretrained on. Nothing to compare for another backbone, or a pretraining that predates the record."""
     summary = Path(backbone) / SUMMARY_NAME
     recorded = json.loads(summary.read_text()).get("minigenimage") if summary.is_file() else None
     if recorded is None:
         return
-    if recorded["tile_pools"] != tile_pools_digest(assign_tiles(load_photos(), CROP_SIZE, minigenimage_seed)):
+    if recorded["tile_pools"] != tile_pools_digest(assign_tiles(load_photos(), crop_size, minigenimage_seed)):
         raise ValueError(
-            f"{backbone} was pretrained on the training tiles of MiniGenImage seed {recorded['seed']}, which "
-            f"{source or f'--minigenimage_seed {minigenimage_seed}'} deals out to its validation and test splits "
-            f"too: pretrain with `python pretrain_backbone.py --minigenimage_seed {minigenimage_seed}`, or use a "
-            f"MiniGenImage build of seed {recorded['seed']}"
+            f"{backbone} was pretrained on the training tiles of MiniGenImage seed {recorded['seed']} at crop size "
+            f"{CROP_SIZE}, which {source or f'--minigenimage_seed {minigenimage_seed}'} deals out to its validation "
+            f"and test splits too: pretrain with `python pretrain_backbone.py --minigenimage_seed {minigenimage_seed}`"
+            f" and use builds of crop size {CROP_SIZE}, or use a MiniGenImage build of seed {recorded['seed']} and "
+            f"crop size {CROP_SIZE}"
         )
 
 
 def check_output_dir(output_dir: Path) -> None:
-    """Refuse an output folder that holds anything but an earlier output of this script (its pretraining.json)."""
+    """Refuse an output folder that holds anything but an earlier output of this script (its pretraining.json), or
+    the working folder (the output is built beside and renamed onto its folder: it cannot be the one we stand in)."""
+    here = Path.cwd().resolve()
+    if output_dir.resolve() in (here, *here.parents):
+        raise FileExistsError(f"--output_dir {output_dir} holds the current folder: name a folder of its own, e.g. "
+                              "outputs/pretrained-clip")
     if output_dir.exists() and (
         not output_dir.is_dir() or (any(output_dir.iterdir()) and not (output_dir / SUMMARY_NAME).is_file())
     ):

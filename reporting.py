@@ -102,17 +102,22 @@ def plot_accuracy_bars(metrics: dict, path: Path, title: str) -> None:
 def plot_roc_curves(predictions: dict[str, dict], path: Path, title: str) -> None:
     """One ROC curve per subset that holds both classes (`predictions[name]` has `labels` and `scores`)."""
     fig, ax = plt.subplots(figsize=(5.5, 5))
+    drawn = 0
     for name, outputs in predictions.items():
         labels = np.asarray(outputs["labels"])
         if labels.min(initial=1) == labels.max(initial=0):
             continue  # single-class subset: no ROC curve
         fpr, tpr, _ = roc_curve(labels, outputs["scores"])
         ax.plot(fpr, tpr, label=name)
+        drawn += 1
     ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8, linestyle="--")
     ax.set_xlabel("false positive rate (reals called fake)")
     ax.set_ylabel("true positive rate (fakes caught)")
     ax.set_title(title)
-    ax.legend(loc="lower right", fontsize="small")
+    if drawn:
+        ax.legend(loc="lower right", fontsize="small")
+    else:  # an empty plot would read as a failure to draw
+        ax.text(0.5, 0.5, "no subset holds both classes:\nno ROC curve", ha="center", va="center")
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -21,6 +21,7 @@ from pathlib import Path
 import gradio as gr
 from huggingface_hub import HfApi
 
+from hub_push import UPLOAD_IGNORE, repo_id_problem
 from inference import Detector
 
 REPO_DIR = Path(__file__).resolve().parent
@@ -76,6 +77,11 @@ def space_readme(title: str, model_name: str) -> str:
     )
 
 
+def first_names(names: list[str], shown: int = 5) -> str:
+    """The first `shown` of `names`, and how many more there are."""
+    return ", ".join(names[:shown]) + (f" and {len(names) - shown} more" if len(names) > shown else "")
+
+
 def build_space(model_dir: str | Path, output_dir: str | Path, title: str = "PiN-CLIP detector") -> Path:
     """Write the Space folder for the saved model in `model_dir` into `output_dir`.
 
@@ -103,9 +109,8 @@ def build_space(model_dir: str | Path, output_dir: str | Path, title: str = "PiN
         entries = {path.name for path in output_dir.iterdir()}
         foreign = sorted(entries - SPACE_ENTRIES)
         if foreign:
-            shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
             raise FileExistsError(f"output {output_dir} is not a Space folder written before: it holds what space.py "
-                                  f"does not write ({shown}); not replaced, name a new or empty folder")
+                                  f"does not write ({first_names(foreign)}); not replaced, name a new or empty folder")
         if entries and not WRITTEN_ENTRIES <= entries:  # someone's own app.py, say
             missing = ", ".join(sorted(WRITTEN_ENTRIES - entries))
             raise FileExistsError(f"output {output_dir} is not a Space folder written before (it lacks {missing}): "
@@ -120,13 +125,15 @@ def build_space(model_dir: str | Path, output_dir: str | Path, title: str = "PiN
         for name in APP_FILES:
             shutil.copy2(REPO_DIR / name, staging / name)
         shutil.copytree(REPO_DIR / "assets", staging / "assets", ignore=shutil.ignore_patterns("README.md"))
-        # Top-level files only: training checkpoints in sub-folders are not part of the model.
+        # Top-level files only: training checkpoints in sub-folders are not part of the model, nor are what a model
+        # upload leaves local (the training log, scratch files).
         (staging / MODEL_DIR_NAME).mkdir()
         for path in sorted(model_dir.iterdir()):
-            if path.is_file() and not path.name.startswith("."):
+            if path.is_file() and not path.name.startswith(".") and not any(map(path.match, UPLOAD_IGNORE)):
                 shutil.copy2(path, staging / MODEL_DIR_NAME / path.name)
         (staging / "requirements.txt").write_text("\n".join(runtime_requirements()) + "\n")
-        (staging / "README.md").write_text(space_readme(title, model_dir.name), encoding="utf-8")
+        # Named by its absolute path: `--model .` or `runs/x/..` name the folder itself, not "" or "..".
+        (staging / "README.md").write_text(space_readme(title, Path(os.path.abspath(model_dir)).name), encoding="utf-8")
         if target.exists():  # an earlier Space folder (checked above)
             shutil.rmtree(target)
         os.replace(staging, target)
@@ -152,7 +159,15 @@ def upload_space(folder: str | Path, repo_id: str, api: HfApi | None = None, pri
 
 def push_space(folder: str | Path, repo_id: str, api: HfApi) -> str:
     """Upload `folder` to the existing Space `repo_id` in one commit, which also deletes every file an earlier upload
-    left there that `folder` lacks (old weights beside new shards, removed examples); returns the Space's URL."""
+    left there that `folder` lacks (old weights beside new shards, removed examples); returns the Space's URL.
+
+    `ValueError`, before any change, when the Space holds files this script never writes: a `--repo_id` naming
+    another of the user's Spaces by mistake would lose them (the local build refuses such a folder the same way)."""
+    foreign = sorted(path for path in api.list_repo_files(repo_id, repo_type="space")
+                     if path.split("/")[0] not in SPACE_ENTRIES | {".gitattributes"})
+    if foreign:
+        raise ValueError(f"the Space {repo_id} holds files space.py does not write ({first_names(foreign)}), which the "
+                         "upload would delete: name a Space of its own, or remove them there first")
     api.upload_folder(folder_path=str(folder), repo_id=repo_id, repo_type="space", commit_message="Upload PiN-CLIP demo",
                       delete_patterns="*")
     return f"https://huggingface.co/spaces/{repo_id}"
@@ -167,8 +182,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--upload", action="store_true", help="upload the folder to the Hub")
     parser.add_argument("--private", action="store_true")
     args = parser.parse_args(argv)
-    if args.upload and not args.repo_id:
-        parser.error("--upload needs --repo_id USER/NAME")
+    if args.upload and (not args.repo_id or "/" not in args.repo_id or repo_id_problem(args.repo_id)):
+        # a bare NAME lands under the logged-in user on the Hub, and the Space's address would then be printed wrong
+        parser.error(f"--upload needs --repo_id USER/NAME, a Hub Space id (got {args.repo_id!r})")
     try:  # first: a misspelt --model or an occupied --output must not leave an empty Space on the Hub
         folder = build_space(args.model, args.output, args.title)
     except (OSError, ValueError) as error:  # a full disk, an output that cannot be written: one line
@@ -182,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.exit(2, f"space.py: error: --upload: cannot create the Space {args.repo_id} on the Hub ({error})\n")
         try:
             print(f"uploaded: {push_space(folder, args.repo_id, api)}")
+        except ValueError as error:  # a Space holding someone's own files: nothing was changed
+            parser.exit(2, f"space.py: error: {error}\n")
         except Exception as error:  # noqa: BLE001 - the connection may drop during the upload
             parser.exit(1, f"space.py: error: uploading {folder} to {args.repo_id} failed ({error}); the folder is "
                            "complete: rerun the command to retry\n")

@@ -47,7 +47,7 @@ from pretrain_backbone import check_tile_record
 from training_args import (
     CHECKPOINT_PREFIX, MINIGENIMAGE, RESUMABLE_CHANGES, DataArguments, ModelArguments, TrainingArguments,
     changed_settings, data_seed, expand_config, flag_name, ignored_by_eval_only, minigenimage_builds_read,
-    minigenimage_version, parse_arguments, run_settings, unread_data_arguments,
+    minigenimage_version, parse_arguments, run_settings, split_config, unread_data_arguments,
 )
 
 REPO_ROOT = Path(__file__).resolve().parent
@@ -260,6 +260,14 @@ def detection_metric() -> evaluate.EvaluationModule:
     return evaluate.load(str(METRIC_PATH), keep_in_memory=True)
 
 
+def row_noise_seeds(rows: torch.Tensor, seed: int) -> torch.Tensor:
+    """The seed of each test image's noise (`inference_noise="sample"`): the run's seed and the image's row, so an
+    image gets the same draw whatever batch or process scores it, and in every robustness condition. Mixed into 32
+    bits by NumPy's SeedSequence: torch's CPU generator reads only a seed's low 32 bits."""
+    return torch.tensor([int(np.random.SeedSequence([seed, row]).generate_state(1)[0]) for row in rows.tolist()],
+                        dtype=torch.long)
+
+
 @torch.no_grad()
 def score_dataset(
     detector: Detector,
@@ -269,16 +277,20 @@ def score_dataset(
     batch_size: int,
     corruption: Callable[[Image.Image], Image.Image] | None = None,
     desc: str = "evaluating",
+    seed: int = 0,
 ) -> dict[str, list]:
-    """Labels and P(fake) of every image, sharded over processes and gathered so each image counts once."""
+    """Labels and P(fake) of every image, sharded over processes and gathered so each image counts once; `seed`
+    seeds the test noise of a model that samples it (`row_noise_seeds`)."""
     loader = DataLoader(
         EvalImages(dataset, image_column, corruption, name=f"subset {desc!r}"), batch_size=batch_size,
         collate_fn=Collator(detector.processor)
     )
     loader = accelerator.prepare_data_loader(loader)
+    sampled_noise = getattr(detector.model.config, "inference_noise", "none") == "sample"
     labels, scores = [], []
     for batch in tqdm(loader, desc=desc, leave=False, disable=not accelerator.is_local_main_process):
-        fake_probability = detector.fake_probabilities(batch["pixel_values"])
+        noise_seeds = row_noise_seeds(batch["rows"], seed) if sampled_noise else None
+        fake_probability = detector.fake_probabilities(batch["pixel_values"], noise_seeds)
         gathered_scores, gathered_labels = accelerator.gather_for_metrics((fake_probability, batch["labels"]))
         scores += gathered_scores.cpu().tolist()
         labels += gathered_labels.cpu().tolist()
@@ -292,12 +304,13 @@ def score_subsets(
     image_column: str,
     batch_size: int,
     corruption: Callable[[Image.Image], Image.Image] | None = None,
+    seed: int = 0,
 ) -> tuple[dict, dict]:
     """`({"subsets": {name: metrics}, "mean": metrics}, {name: {"labels", "scores"}})` over every subset."""
     metric = detection_metric()
     results, outputs = {}, {}
     for name, dataset in subsets.items():
-        out = score_dataset(detector, dataset, accelerator, image_column, batch_size, corruption, name)
+        out = score_dataset(detector, dataset, accelerator, image_column, batch_size, corruption, name, seed)
         # decided as the scanner and the demo decide: the model's own threshold (PiN-CLIP: 0.5, never tuned on test)
         predictions = [int(score >= detector.threshold) for score in out["scores"]]
         result = metric.compute(predictions=predictions, references=out["labels"], scores=out["scores"])
@@ -311,13 +324,13 @@ def evaluate_detector(
     robustness: bool, seed: int,
 ) -> tuple[dict, dict, dict | None]:
     """The test metrics, every image's label and score, and with `robustness` the metrics per condition: clean
-    (the test metrics) and every JPEG / blur level. Seeded first, so `--inference_noise sample` draws the same noise
-    after training as in an `--eval_only` run of the saved model."""
-    set_seed(seed)
-    metrics, outputs = score_subsets(detector, test, accelerator, image_column, batch_size)
+    (the test metrics) and every JPEG / blur level. `--inference_noise sample` draws each image's noise from `seed`
+    and its row: the same after training as in an `--eval_only` run of the saved model, on any number of processes
+    and at any batch size."""
+    metrics, outputs = score_subsets(detector, test, accelerator, image_column, batch_size, seed=seed)
     if not robustness:
         return metrics, outputs, None
-    grid = {name: score_subsets(detector, test, accelerator, image_column, batch_size, corruption)[0]
+    grid = {name: score_subsets(detector, test, accelerator, image_column, batch_size, corruption, seed)[0]
             for name, corruption in robustness_grid().items()}
     return metrics, outputs, {"clean": metrics, **grid}
 
@@ -411,6 +424,8 @@ def run_eval_only(
         logger.warning(f"--eval_only evaluates {model_args.model_name_or_path} as its config.json describes it; "
                        f"ignored: {', '.join(ignored)} (to evaluate with noise, set the saved model's inference_noise)")
     data = load_detection_data(data_args, need_train=False, seed=args.seed)
+    if accelerator.num_processes > 1:  # one process stopping alone mid-evaluation leaves the others a gloo/NCCL
+        check_evaluation_images(accelerator, {"test": data.test}, data_args.image_column)  # error, not the reason
     # not prepare_model: its autocast would score another model than the saved one
     detector = load_detector(model_args.model_name_or_path, model_args.trust_remote_code, accelerator.device)
     metrics, outputs, robustness = evaluate_detector(
@@ -439,6 +454,20 @@ def stop_together(accelerator: Accelerator, problems: list[str], error: type[Exc
         raise error(problems[0])
 
 
+def check_evaluation_images(accelerator: Accelerator, kinds: dict[str, dict[str, datasets.Dataset]],
+                            image_column: str) -> None:
+    """Open every image of the subsets of each kind ("validation", "test"), each process its share, and stop every
+    process together with the first that cannot be read (`stop_together`)."""
+    unreadable = []
+    for kind, subsets in kinds.items():
+        try:
+            check_images(subsets, image_column, kind, accelerator.process_index, accelerator.num_processes)
+        except ImageLoadError as error:
+            unreadable.append(str(error))
+            break
+    stop_together(accelerator, unreadable, ImageLoadError)
+
+
 def without_resume(arguments: list[str]) -> list[str]:
     """`arguments` less `--resume_from_checkpoint` and its value."""
     kept, value_follows = [], False
@@ -464,8 +493,15 @@ def launch_command(arguments: list[str], accelerator: Accelerator) -> str:
     process count and mixed precision, which shape the batch, the data order and the arithmetic. Several processes
     need `--multi_gpu` (without it accelerate starts one unless it sees several GPUs), and on CPUs the variable too.
     Without `--resume_from_checkpoint`: a resumed run ends as the uninterrupted one does, and its checkpoint is gone
-    by then (the card would name it by its last folder only). A config file that sets it is written out inline."""
-    if without_resume(expand_config(arguments)) != expand_config(without_resume(arguments)):  # the config file resumes
+    by then (the card would name it by its last folder only). A config file is written out inline unless it is one of
+    the repository's, named by its path from the repository root (the card's command runs there): one elsewhere is
+    neither published with the model nor named by more than its last folder; one that resumes is inlined too."""
+    config, _ = split_config(arguments)
+    in_repository = (config is not None and not Path(config).is_absolute()
+                     and Path(config).resolve() == (REPO_ROOT / config).resolve()
+                     and (REPO_ROOT / config).resolve().is_relative_to(REPO_ROOT))
+    resumes = without_resume(expand_config(arguments)) != expand_config(without_resume(arguments))
+    if config is not None and (resumes or not in_repository):
         arguments = expand_config(arguments)
     arguments = without_resume(arguments)
     if accelerator.num_processes == 1 and accelerator.mixed_precision == "no":
@@ -489,6 +525,9 @@ def main(argv: list[str] | None = None) -> dict:
         gradient_accumulation_steps=args.gradient_accumulation_steps,
         dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=data_seed(args.seed)),
     )
+    if not accelerator.is_main_process:  # the data checks' and converters' warnings once, not once per process
+        for name in ("detection_data", "datasets_scripts"):
+            logging.getLogger(name).setLevel(logging.ERROR)
     set_seed(args.seed)
     unread = unread_data_arguments(data_args)
     if unread and accelerator.is_main_process:
@@ -498,14 +537,15 @@ def main(argv: list[str] | None = None) -> dict:
         return run_eval_only(model_args, data_args, args, accelerator, started)
     # its validation and test crops must not come from tiles the backbone was pretrained on, whatever the training data
     builds = minigenimage_builds_read(data_args)
-    if len(set(builds.values())) > 1:  # each seed deals the photographs' tiles out otherwise
+    if len(set(builds.values())) > 1:  # each seed and crop size deals the photographs' tiles out otherwise
         raise ValueError(
-            f"the run reads MiniGenImage builds of different seeds ({'; '.join(builds)}): one's validation and test "
-            "crops come partly from the tiles of the other's training split; train and evaluate on builds of one seed"
+            f"the run reads MiniGenImage builds of different seeds or crop sizes ({'; '.join(builds)}): one's "
+            "validation and test crops come partly from the tiles of the other's training split; train and evaluate "
+            "on builds of one seed and crop size"
         )
     if model_args.model_name_or_path:
-        for source, seed in builds.items():
-            check_tile_record(model_args.model_name_or_path, seed, source)
+        for source, (seed, crop_size) in builds.items():
+            check_tile_record(model_args.model_name_or_path, seed, source, crop_size)
 
     if accelerator.gradient_accumulation_steps != args.gradient_accumulation_steps:
         # `accelerate launch --gradient_accumulation_steps` (DeepSpeed) sets it in the environment, and Accelerator
@@ -517,15 +557,6 @@ def main(argv: list[str] | None = None) -> dict:
         )
     command = launch_command(sys.argv[1:] if argv is None else argv, accelerator)
 
-    if args.push_to_hub:
-        problems = []
-        if accelerator.is_main_process:
-            try:
-                # the full id: a bare NAME goes under the logged-in user, and the card must name what users load
-                args.hub_model_id = create_model_repo(args.hub_model_id, private=args.hub_private_repo)
-            except Exception as error:  # noqa: BLE001 - offline, no login, no rights: before training, not after it
-                problems.append(f"--push_to_hub: cannot create {args.hub_model_id} on the Hub ({error})")
-        stop_together(accelerator, problems, ValueError)
     output_dir = Path(args.output_dir)
     if not args.resume_from_checkpoint and list_checkpoints(output_dir):
         raise ValueError(
@@ -549,17 +580,19 @@ def main(argv: list[str] | None = None) -> dict:
                 f"--resume_from_checkpoint {checkpoint} is not one of {output_dir / 'checkpoints'}, which holds "
                 "another run's checkpoints: resume into the checkpoint's own run folder, or into a new --output_dir"
             )
+    if args.push_to_hub:  # after the checks above, which would otherwise leave an empty repository behind
+        problems = []
+        if accelerator.is_main_process:
+            try:
+                # the full id: a bare NAME goes under the logged-in user, and the card must name what users load
+                args.hub_model_id = create_model_repo(args.hub_model_id, private=args.hub_private_repo)
+            except Exception as error:  # noqa: BLE001 - offline, no login, no rights: before training, not after it
+                problems.append(f"--push_to_hub: cannot create {args.hub_model_id} on the Hub ({error})")
+        stop_together(accelerator, problems, ValueError)
     with accelerator.main_process_first():  # the main process builds / caches the data, the others read it
         data = load_detection_data(data_args, need_train=True, seed=args.seed)
-    # An unreadable evaluation image stops the run now, not after training; each process checks its share.
-    unreadable = []
-    for kind, subsets in (("validation", data.validation), ("test", data.test)):
-        try:
-            check_images(subsets, data_args.image_column, kind, accelerator.process_index, accelerator.num_processes)
-        except ImageLoadError as error:
-            unreadable.append(str(error))
-            break
-    stop_together(accelerator, unreadable, ImageLoadError)
+    # An unreadable evaluation image stops the run now, not after training.
+    check_evaluation_images(accelerator, {"validation": data.validation, "test": data.test}, data_args.image_column)
 
     # Model: the same `from_clip` path for a random tiny CLIP and for openai/clip-vit-large-patch14.
     clip = backbone_path(model_args, args, accelerator)
@@ -671,7 +704,7 @@ def main(argv: list[str] | None = None) -> dict:
     column, batch_size = data_args.image_column, args.per_device_eval_batch_size
     validation = None
     if data.validation:
-        validation, _ = score_subsets(detector, data.validation, accelerator, column, batch_size)
+        validation, _ = score_subsets(detector, data.validation, accelerator, column, batch_size, seed=args.seed)
     metrics, outputs, robustness = evaluate_detector(detector, data.test, accelerator, column, batch_size, args.robustness,
                                                      args.seed)
     upload_problem = None

@@ -18,6 +18,7 @@ from transformers import HfArgumentParser, SchedulerType
 
 from clip_checkpoints import CLIP_SHAPES
 from configuration_pinclip import PinClipConfig
+from datasets_scripts.minigenimage import CROP_SIZE
 from hub_push import repo_id_problem
 from inference import is_hub_id
 
@@ -237,6 +238,19 @@ def flag_name(token: str) -> str:
 def expand_config(argv: list[str]) -> list[str]:
     """Replace a config file given first (`train.py configs/genimage.yaml --seed 1`) or as `--config FILE` (or
     `--config=FILE`) by its arguments, placed first: the rest of the command line wins. One config file per run."""
+    file, rest = split_config(argv)
+    if file is None:
+        return rest
+    try:
+        return config_to_argv(read_config_file(file)) + rest
+    except ValueError as error:
+        message = str(error)
+        raise ValueError(message if message.startswith("config file") else f"config file {file}: {message}") from None
+
+
+def split_config(argv: list[str]) -> tuple[str | None, list[str]]:
+    """The config file a command line names (given first, or as `--config FILE` / `--config=FILE`), None for none,
+    and the rest of the command line."""
     files, rest = [], list(argv)
     if rest and rest[0].endswith(CONFIG_SUFFIXES) and not rest[0].startswith("-"):
         files.append(rest.pop(0))
@@ -252,13 +266,7 @@ def expand_config(argv: list[str]) -> list[str]:
     if len(files) > 1:
         raise ValueError(f"one config file per run, got {len(files)} ({', '.join(files)}): merge them, or give the "
                          "other's settings on the command line")
-    if not files:
-        return rest
-    try:
-        return config_to_argv(read_config_file(files[0])) + rest
-    except ValueError as error:
-        message = str(error)
-        raise ValueError(message if message.startswith("config file") else f"config file {files[0]}: {message}") from None
+    return (files[0] if files else None), rest
 
 
 def model_folder_problem(folder: Path, eval_only: bool) -> str | None:
@@ -369,8 +377,11 @@ def check_arguments(model_args: ModelArguments, data_args: DataArguments, args: 
     return problems
 
 
-def parse_arguments(argv: list[str] | None = None) -> tuple[ModelArguments, DataArguments, TrainingArguments]:
-    """Parse the command line (or `argv`); exit with status 2 and a message naming the culprit on any error."""
+def parse_arguments(
+    argv: list[str] | None = None, check: bool = True
+) -> tuple[ModelArguments, DataArguments, TrainingArguments]:
+    """Parse the command line (or `argv`); exit with status 2 and a message naming the culprit on any error (with
+    `check=False`, only on an unreadable config file or an unknown argument: the values as given)."""
     # No abbreviations: ablation.py, the card's repeat command and the config merge read flags by their full names
     # (`--resume_from X` passed as --resume_from_checkpoint and escaped all three)
     parser = HfArgumentParser(ARGUMENT_CLASSES, description=__doc__, allow_abbrev=False,
@@ -383,7 +394,7 @@ def parse_arguments(argv: list[str] | None = None) -> tuple[ModelArguments, Data
     model_args, data_args, args, unknown = parser.parse_args_into_dataclasses(args=argv, return_remaining_strings=True)
     if unknown:
         parser.error(f"unknown arguments: {' '.join(unknown)} (see --help for the accepted ones)")
-    problems = check_arguments(model_args, data_args, args)
+    problems = check_arguments(model_args, data_args, args) if check else []
     if problems:
         parser.error("; ".join(problems))
     return model_args, data_args, args
@@ -425,7 +436,8 @@ def written_minigenimage_reports(data_args: DataArguments) -> dict[str, dict]:
         for place in [Path(folder)] + ([] if flag == "--dataset_name" else list(Path(folder).resolve().parents)):
             report = _minigenimage_report(place / "report.json")
             if report is not None:
-                reports[f"{flag} {folder} (MiniGenImage seed {report.get('seed')}, {place / 'report.json'})"] = report
+                crop = f", crop size {report['crop_size']}" if report.get("crop_size", CROP_SIZE) != CROP_SIZE else ""
+                reports[f"{flag} {folder} (MiniGenImage seed {report.get('seed')}{crop}, {place / 'report.json'})"] = report
                 break
     return reports
 
@@ -439,14 +451,17 @@ def _minigenimage_report(path: Path) -> dict | None:
     return content if isinstance(content, dict) and content.get("name") == "MiniGenImage" else None
 
 
-def minigenimage_builds_read(data_args: DataArguments) -> dict[str, int]:
-    """The MiniGenImage builds a run reads (which tiles their splits come from), as {where it is named: its seed}: the
-    build it makes (`--minigenimage_seed`) and the written-out builds (`written_minigenimage_reports`)."""
+def minigenimage_builds_read(data_args: DataArguments) -> dict[str, tuple[int, int]]:
+    """The MiniGenImage builds a run reads, as {where it is named: (seed, crop size)}, the two settings that decide
+    which tiles its splits come from: the build it makes (`--minigenimage_seed`, the default crop size) and the
+    written-out builds (`written_minigenimage_reports`; a report without a crop size predates other sizes)."""
     builds = {}
     if reads_minigenimage(data_args):
-        builds[f"--minigenimage_seed {data_args.minigenimage_seed}"] = data_args.minigenimage_seed
-    builds.update((source, report["seed"]) for source, report in written_minigenimage_reports(data_args).items()
-                  if isinstance(report.get("seed"), int))
+        builds[f"--minigenimage_seed {data_args.minigenimage_seed}"] = (data_args.minigenimage_seed, CROP_SIZE)
+    for source, report in written_minigenimage_reports(data_args).items():
+        seed, crop_size = report.get("seed"), report.get("crop_size", CROP_SIZE)
+        if isinstance(seed, int) and isinstance(crop_size, int):
+            builds[source] = (seed, crop_size)
     return builds
 
 

@@ -86,6 +86,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--draws", type=int, default=8, help="noise draws per image")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    for flag, value in (("--images", args.images), ("--draws", args.draws)):
+        if value < 1:
+            parser.error(f"{flag} must be at least 1, got {value}")
     missing = [path for path in args.model_dirs if not (Path(path) / "config.json").is_file()]
     if missing:
         parser.error(f"not a saved model folder (no config.json): {', '.join(missing)}")

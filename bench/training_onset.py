@@ -75,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fraction", type=float, default=0.8, help="onset: loss below this fraction of the first")
     parser.add_argument("--tail", type=int, default=10, help="logged steps averaged for the final loss")
     args = parser.parse_args(argv)
+    if args.tail < 1:  # losses[-0:] is the whole log, a negative tail all but its start: another figure than named
+        parser.error(f"--tail must be at least 1 logged step, got {args.tail}")
     print("| run | leaves chance at step | final clean loss | training family acc | unseen-family acc |")
     print("|---|---|---|---|---|")
     for run in args.runs:

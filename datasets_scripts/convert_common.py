@@ -30,6 +30,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import datasets
+from filelock import FileLock, Timeout
 
 # Run as a script (`python datasets_scripts/genimage.py`), only this folder is on the path: the converters read
 # images with the repository's own loader, so that a file they keep is one training and evaluation can open.
@@ -43,7 +44,8 @@ logger = logging.getLogger(__name__)
 
 REPORT_NAME = "report.json"
 BUILD_PREFIX = ".pinclip-build-"  # the converter's temporary folder inside the output
-STALE_BUILD_SECONDS = 24 * 3600  # a build folder untouched this long was left by a killed run
+BUILD_LOCK = ".lock"  # inside a build folder: held by its conversion for as long as it runs
+UNLOCKED_BUILD_SECONDS = 24 * 3600  # a build folder never locked, this old, was left by a killed run
 FEATURES = datasets.Features(
     {
         "image": datasets.Image(),
@@ -446,26 +448,28 @@ def convert(
             raise OSError(f"cannot create the output folder {output_dir}: {error.strerror or error}") from error
         if push_to_hub_id:  # a missing login or network fails now, not after hours of converting
             create_dataset_repo(push_to_hub_id)
-        plan = plan_conversion(raw_dir, rule)
-        check_nothing_in_the_way(out, set(plan.entries))
-        for build in out.glob(f"{BUILD_PREFIX}*"):  # left by a killed run (`finally` below never ran), or in use by
-            try:  # a conversion into the same output running now: only those untouched for a day go
-                stale = time.time() - build.stat().st_mtime > STALE_BUILD_SECONDS
-            except OSError:  # removed meanwhile
-                continue
-            if stale:
+        for build in out.glob(f"{BUILD_PREFIX}*"):  # a killed run's (`finally` below never ran) goes; one in use by
+            if is_left_over(build):  # a conversion into the same output running now stays
                 shutil.rmtree(build, ignore_errors=True)
-        # The build (datasets cache included) happens in a folder of its own, removed whatever happens.
-        build = Path(tempfile.mkdtemp(prefix=BUILD_PREFIX, dir=out))
+        # The build (datasets cache included) happens in a folder of its own, removed whatever happens, and made
+        # before the images are checked: an output we cannot write into fails now, not after every image's decode.
         try:
-            dataset_dict = plan_to_dataset_dict(raw_dir, plan, cache_dir=str(build / "cache"))
-            dataset_dict.save_to_disk(str(build / "data"))
-            identical = identical_images(dataset_dict)
-            del dataset_dict
-            report = build_report(source, raw_dir, plan, identical)
-            (build / "data" / REPORT_NAME).write_text(json.dumps(report, indent=1))
-            _replace_dataset(out, build / "data")
-        finally:
+            build = Path(tempfile.mkdtemp(prefix=BUILD_PREFIX, dir=out))
+        except OSError as error:
+            raise OSError(f"cannot write into the output folder {output_dir}: {error.strerror or error}") from error
+        lock = FileLock(build / BUILD_LOCK)
+        try:
+            with lock:
+                plan = plan_conversion(raw_dir, rule)
+                check_nothing_in_the_way(out, set(plan.entries))
+                dataset_dict = plan_to_dataset_dict(raw_dir, plan, cache_dir=str(build / "cache"))
+                dataset_dict.save_to_disk(str(build / "data"))
+                identical = identical_images(dataset_dict)
+                del dataset_dict
+                report = build_report(source, raw_dir, plan, identical)
+                (build / "data" / REPORT_NAME).write_text(json.dumps(report, indent=1))
+                _replace_dataset(out, build / "data")
+        finally:  # after the lock's release: an open lock file cannot be deleted on Windows
             shutil.rmtree(build, ignore_errors=True)
     finally:
         for folder in created:  # a failed run leaves no folder it made
@@ -481,6 +485,27 @@ def convert(
                 f"upload it with datasets.load_from_disk({str(out)!r}).push_to_hub({push_to_hub_id!r})"
             ) from error
     return result
+
+
+def is_left_over(build: Path) -> bool:
+    """Whether a build folder found in an output belongs to no running conversion.
+
+    A conversion holds the lock file in its build folder for as long as it runs, and the system releases a process's
+    locks when it ends, a kill included: a lock that can be taken is a killed run's, however recent; one that cannot
+    is a live conversion's, however long it has run (a GenImage conversion can take a day, and writing deep inside
+    the folder does not touch the folder's own time). Only a folder that never got its lock file (its run was killed
+    between making it and locking it, or it is an earlier version's) goes by age.
+    """
+    lock = build / BUILD_LOCK
+    try:
+        if not lock.exists():
+            return time.time() - build.stat().st_mtime > UNLOCKED_BUILD_SECONDS
+        with FileLock(lock, timeout=0):
+            return True
+    except Timeout:
+        return False
+    except OSError:  # removed meanwhile, or not ours to lock: leave it
+        return False
 
 
 def check_output_dir(raw_dir: str | os.PathLike, output_dir: str | os.PathLike) -> None:

@@ -462,19 +462,19 @@ def build_minigenimage(
     try:  # before the build, not after minutes of it
         entry.parent.mkdir(parents=True, exist_ok=True)
     except OSError as error:
-        raise OSError(
-            f"cannot use {entry.parent} as MiniGenImage's cache ({error.strerror or error}): set PINCLIP_CACHE "
-            "(or train.py's --minigenimage_cache_dir) to a folder you can write"
-        ) from None
+        raise unusable_cache(entry.parent, error) from None
     remove_stale_staging(entry)
     dataset_dict = load_cached(entry)
     if dataset_dict is None:
-        dataset_dict, report = _build(seed, crop_size, reduced, sizes, show_progress)
-        # write beside the entry and rename, so an interrupted build never looks like a cached one
-        staging = staging_folder(entry)
+        try:  # written beside the entry and renamed, so an interrupted build never looks like a cached one; made
+            staging = staging_folder(entry)  # before the build: a cache others made, read-only to us, fails now
+        except OSError as error:
+            raise unusable_cache(entry.parent, error) from None
         try:
+            dataset_dict, report = _build(seed, crop_size, reduced, sizes, show_progress)
             dataset_dict.save_to_disk(str(staging / "data"))
             (staging / "report.json").write_text(json.dumps(report, indent=1))
+            (staging / CHECKSUMS).write_text(json.dumps(file_digests(staging), indent=1))
             try:
                 os.replace(staging, entry)
             except OSError:  # a concurrent build renamed its entry into place first: keep theirs
@@ -486,6 +486,13 @@ def build_minigenimage(
     if output_dir is not None:
         write_output(dataset_dict, entry / "report.json", Path(output_dir))
     return dataset_dict
+
+
+def unusable_cache(folder: Path, error: OSError) -> ValueError:
+    """The error for a cache folder that cannot be made or written: a setting to change (ValueError: the scripts'
+    exit status 2), not a failing disk."""
+    return ValueError(f"cannot use {folder} as MiniGenImage's cache ({error.strerror or error}): set PINCLIP_CACHE "
+                      "(or train.py's --minigenimage_cache_dir) to a folder you can write")
 
 
 def output_problem(output_dir: Path) -> str | None:
@@ -528,23 +535,48 @@ def write_output(dataset_dict: datasets.DatasetDict, report: Path, output_dir: P
         shutil.rmtree(staging, ignore_errors=True)
 
 
+# Beside an entry's report.json and data/: the SHA-256 of every file the build wrote.
+CHECKSUMS = "checksums.json"
+
+
+def file_digests(folder: Path) -> dict[str, str]:
+    """The SHA-256 of every file under `folder`, keyed by its path relative to `folder`."""
+    return {path.relative_to(folder).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+            for path in sorted(folder.rglob("*")) if path.is_file()}
+
+
+def changed_files(entry: Path) -> list[str]:
+    """The files of a cache entry that are missing or no longer hold the bytes its build wrote (per `CHECKSUMS`; a
+    record that leaves out the build's report or dataset index counts as changed itself)."""
+    recorded = json.loads((entry / CHECKSUMS).read_text())
+    if not {"report.json", "data/dataset_dict.json"} <= set(recorded):
+        return [CHECKSUMS]
+    found = file_digests(entry)
+    return [name for name, digest in recorded.items() if found.get(name) != digest]
+
+
 def load_cached(entry: Path) -> datasets.DatasetDict | None:
-    """The build cached in `entry`, or None when there is none. An entry whose files no longer hold the rows its
-    report counts (a file cut short or deleted: a truncated Arrow file can load with fewer rows and no error) is
-    moved out of the way with a warning, to be built again, instead of being read as MiniGenImage."""
+    """The build cached in `entry`, or None when there is none. An entry whose files are not the bytes its build
+    wrote is moved out of the way with a warning, to be built again, instead of being read as MiniGenImage: an Arrow
+    file cut short can load with fewer rows and no error, and a flipped byte inside an image changes its pixels or
+    breaks it only when it is decoded, mid-training or mid-evaluation."""
     if not entry.exists():
         return None
-    try:  # a build is renamed into place with its report.json: an entry without one is damaged too
-        report = json.loads((entry / "report.json").read_text())
-        dataset_dict = datasets.load_from_disk(str(entry / "data"))
-        if count_rows(dataset_dict) == report["counts"]:
-            return dataset_dict
-        problem = "its files hold other row counts than its report.json"
-    # pyarrow's errors are OSError or ValueError; a damaged label column can hold ids past the class names
-    except (OSError, ValueError, KeyError, TypeError, IndexError) as error:
+    try:  # a build is renamed into place with its checksums: an entry without them is damaged too
+        changed = changed_files(entry)
+        if not changed:
+            return datasets.load_from_disk(str(entry / "data"))
+        shown = ", ".join(changed[:3]) + (f" and {len(changed) - 3} more" if len(changed) > 3 else "")
+        problem = f"{shown}: missing, or not the bytes {CHECKSUMS} records"
+    # pyarrow's errors are OSError or ValueError
+    except (OSError, ValueError, AttributeError) as error:
         problem = f"it cannot be read: {type(error).__name__}: {error}"
+    try:  # moved out of the way to be rebuilt: a cache others made, read-only to us, cannot take the rebuild
+        damaged = staging_folder(entry)
+    except OSError as error:
+        raise ValueError(f"MiniGenImage's cache entry {entry} is damaged ({problem}), and "
+                         f"{unusable_cache(entry.parent, error)}") from None
     warnings.warn(f"MiniGenImage's cache entry {entry} is damaged ({problem}): building it again", stacklevel=3)
-    damaged = staging_folder(entry)
     try:
         os.replace(entry, damaged / entry.name)
     except FileNotFoundError:  # another process moved it first
@@ -668,9 +700,12 @@ def main(argv: list[str] | None = None) -> int:
             create_dataset_repo(args.push_to_hub)
         except ValueError as error:
             parser.exit(2, f"{parser.prog}: error: {error}\n")
-    dataset_dict = build_minigenimage(
-        args.output_dir, seed=args.seed, crop_size=args.crop_size, reduced=args.reduced, cache_dir=args.cache_dir
-    )
+    try:
+        dataset_dict = build_minigenimage(
+            args.output_dir, seed=args.seed, crop_size=args.crop_size, reduced=args.reduced, cache_dir=args.cache_dir
+        )
+    except ValueError as error:  # an odd --crop_size, a cache folder that cannot be made
+        parser.exit(2, f"{parser.prog}: error: {error}\n")
     print(dataset_dict)
     if args.export_folders:
         report = load_report(args.seed, args.crop_size, args.reduced, args.cache_dir)

@@ -166,6 +166,48 @@ def test_arguments_the_ablation_would_override_or_double_are_refused(argv, messa
     assert exit_.value.code == 2 and message in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("config, message", [
+    ("eval_only: true\nmodel_name_or_path: some/model\n", "--eval_only (set by the config file): evaluates one model"),
+    ("push_to_hub: true\nhub_model_id: me/x\n", "--push_to_hub (set by the config file): would upload every run"),
+    ("seed: 4\n", "--seed (set by the config file): the ablation sets"),
+    ("noise_mode: none\n", "--noise_mode (set by the config file): the ablation sets"),
+])
+def test_a_config_file_cannot_set_what_the_ablation_refuses_or_sets(config, message, tmp_path, capsys) -> None:
+    """Only the command line's tokens were checked: a config file's eval_only scored one model under every mode, and
+    its seed or noise_mode were silently overridden."""
+    (tmp_path / "run.yaml").write_text(config)
+    with pytest.raises(SystemExit) as exit_:
+        ablation.main([str(tmp_path / "run.yaml"), "--output_dir", str(tmp_path / "out")])
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_misspelt_rerun_keeps_the_summary_and_a_file_is_no_output_folder(fake_training, tmp_path: Path,
+                                                                         capsys) -> None:
+    """The summaries were removed before train.py's arguments were checked; a file as --output_dir was a
+    NotADirectoryError traceback."""
+    argv = ["--ablation_seeds", "1", "--modes", "pin", "--output_dir", str(tmp_path / "out")]
+    ablation.main(argv)
+    with pytest.raises(SystemExit) as exit_:
+        ablation.main(argv + ["--max_stesp", "2"])
+    assert exit_.value.code == 2 and "unknown arguments: --max_stesp 2" in capsys.readouterr().err
+    assert (tmp_path / "out" / "ablation.json").is_file() and (tmp_path / "out" / "ablation.md").is_file()
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(SystemExit) as exit_:
+        ablation.main(["--modes", "pin", "--output_dir", str(tmp_path / "a-file")])
+    assert exit_.value.code == 2 and "is a file" in capsys.readouterr().err
+
+
+def test_a_record_cut_short_is_a_run_to_train_again(fake_training, tmp_path: Path) -> None:
+    """An empty ablation_run.json stopped every rerun with "Expecting value: line 1 column 1", naming no file."""
+    argv = ["--ablation_seeds", "2", "--modes", "none", "--output_dir", str(tmp_path)]
+    ablation.main(argv)
+    (tmp_path / "none-seed1" / ablation.RUN_RECORD).write_text("")
+    ablation.main(argv)
+    assert len(fake_training) == 3  # seed 1 again, seed 0 kept
+    assert not list(tmp_path.glob("*/.*.partial"))
+
+
 def test_the_recorded_command_quotes_what_needs_quoting(fake_training, tmp_path: Path) -> None:
     out = tmp_path / "with space"
     ablation.main(["--ablation_seeds", "1", "--modes", "none", "--output_dir", str(out)])
@@ -203,16 +245,20 @@ def test_ablations_on_two_datasets_default_to_two_folders(fake_training, tmp_pat
         (tmp_path / "data" / name).mkdir(parents=True)
         ablation.main(["--ablation_seeds", "1", "--modes", "pin", "--dataset_name", str(tmp_path / "data" / name)])
     ablation.main(["--ablation_seeds", "1", "--modes", "pin"])
+    # a reduced build and another seed's are other data: they replaced the full seed-0 ablation's runs
+    ablation.main(["--ablation_seeds", "1", "--modes", "pin", "--minigenimage_reduced"])
+    ablation.main(["--ablation_seeds", "1", "--modes", "pin", "--minigenimage_seed", "1"])
     # two folders of one name (`a/train`, `b/train`): the second replaced the first's runs
     for parent in ("a", "b"):
         (tmp_path / parent / "train").mkdir(parents=True)
         ablation.main(["--ablation_seeds", "1", "--modes", "pin", "--train_dir", str(tmp_path / parent / "train"),
                        "--dataset_name", "minigenimage"])
     names = sorted(path.name for path in (tmp_path / "outputs").iterdir())
-    assert len(names) == 5 and "ablation-minigenimage" in names
+    assert len(names) == 7 and {"ablation-minigenimage", "ablation-minigenimage-reduced",
+                                "ablation-minigenimage-seed1"} <= set(names)
     assert sum(name.startswith(("ablation-aigibench-", "ablation-genimage-")) for name in names) == 2
     assert sum(name.startswith("ablation-train-") for name in names) == 2
-    assert len(fake_training) == 5
+    assert len(fake_training) == 7
 
 
 def test_a_folder_trained_into_since_or_left_without_metrics_is_trained_again(fake_training, tmp_path: Path) -> None:

@@ -26,7 +26,8 @@ from transformers import AutoImageProcessor, AutoModelForImageClassification
 import app
 import space
 from app import (CACHE_CLEANUP, PREDICT_CONCURRENCY, PREVIEW_CONCURRENCY, Handlers, build_demo, code_span, decision_label, launch_kwargs,
-                 load_detector, metrics_rows, model_overview, p_fake_shown, read_card, read_metrics)
+                 load_detector, metrics_rows, model_overview, no_results_message, p_fake_shown, read_card,
+                 read_metrics)
 from image_io import load_rgb_image
 from inference import DEFAULT_MODEL_DIR, p_fake_text
 
@@ -430,15 +431,19 @@ def test_model_panel_rounds_metrics_to_four_places(model_dir: Path, tmp_path: Pa
 def test_model_overview_states_the_models_facts(model_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     detector, _ = load_detector(str(model_dir))
     detector.threshold = 0.9
-    detector.model.config.resize_images = True
     # where it was trained (a folder): the card's base_model names the base instead
     detector.model.config.clip_name_or_path = str(tmp_path / "trainer" / "clip")
     card = {"base_model": "openai/clip-vit-large-patch14", "datasets": ["org/genimage-sdv14", "org/aigibench"]}
     text = model_overview(detector, card, {})
     assert "base CLIP `openai/clip-vit-large-patch14`" in text and "**Training data** org/genimage-sdv14, org/aigibench" in text
-    assert "px, resized" in text and "**Decision** fake when p(fake) ≥ 0.9" in text
-    detector.model.config.resize_images = False
-    assert "px, centre-cropped, not resized" in model_overview(detector, {}, {})
+    assert "px, centre-cropped, not resized" in text and "**Decision** fake when p(fake) ≥ 0.9" in text
+    # another classifier: its processor resizes, and it has no noise (the tab said "centre-cropped, not resized" and
+    # "scale `absolute`", read from PiN-CLIP fields it lacks); a card may list several base models
+    from test_labels import ai_not_ai_detector
+
+    other = model_overview(ai_not_ai_detector(), {"base_model": ["org/a", "org/b"]}, {})
+    assert "px, as its image processor prepares it" in other and "**Noise**" not in other
+    assert "base model `org/a, org/b`" in other
     detector.model.config.noise_scale = "feature_rms"  # s is then a fraction of the features' RMS: say so
     assert "scale `feature_rms`" in model_overview(detector, {}, {})
     monkeypatch.chdir(tmp_path)
@@ -534,6 +539,9 @@ def test_model_panel_leaves_out_files_it_cannot_read(model_dir: Path, tmp_path: 
                         json.dumps([1, 2])):
         (folder / "metrics.json").write_text(bad_metrics)
         assert metrics_rows(read_metrics(str(folder))) == [], bad_metrics
+        assert "holds no per-generator results" in no_results_message(str(folder))  # not called missing
+    (folder / "metrics.json").unlink()
+    assert no_results_message(str(folder)).startswith("No `metrics.json` beside this model")
     (folder / "README.md").write_bytes("---\ndatasets: [x]\n---\n# Carte élève".encode("latin-1"))
     assert read_card(str(folder)) == ({}, "")
     assert isinstance(build_demo(str(folder)), gr.Blocks)  # the demo starts, without those parts of the panel

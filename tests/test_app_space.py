@@ -15,8 +15,13 @@ import space
 class FakeHubApi:
     """Records the calls `upload_space` makes instead of talking to the Hub."""
 
+    remote: set[str] = set()  # the files the Space holds
+
     def __init__(self) -> None:
         self.calls: list[tuple[str, dict]] = []
+
+    def list_repo_files(self, repo_id: str, **kwargs) -> list[str]:
+        return sorted(self.remote)
 
     def create_repo(self, repo_id: str, **kwargs) -> None:
         self.calls.append(("create_repo", {"repo_id": repo_id, **kwargs}))
@@ -29,18 +34,29 @@ class FakeHubApi:
 def test_build_space_folder(tiny_model_dir: Path, tmp_path: Path) -> None:
     model_dir = shutil.copytree(tiny_model_dir, tmp_path / "trained")
     (model_dir / "checkpoint-1").mkdir()  # training leftovers in sub-folders stay out of the Space
+    for leftover in ("train_log.jsonl", "model.safetensors.tmp"):  # and what a model upload leaves local
+        (model_dir / leftover).write_text("local")
     folder = space.build_space(model_dir, tmp_path / "space")
     for name in ("app.py", "configuration_pinclip.py", "corruptions.py", "inference.py", "image_io.py", "labels.py",
                  "modeling_pinclip.py", "preprocessing.py", "requirements.txt", "README.md", "assets/fake_gan.png"):
         assert (folder / name).is_file(), name
     model_files = {path.name for path in (folder / "model").iterdir()}
     assert {"config.json", "model.safetensors", "preprocessor_config.json", "modeling_pinclip.py"} <= model_files
-    assert "checkpoint-1" not in model_files
+    assert not {"checkpoint-1", "train_log.jsonl", "model.safetensors.tmp"} & model_files
     front = yaml.safe_load((folder / "README.md").read_text().split("---")[1])
     assert front["sdk"] == "gradio" and front["app_file"] == "app.py" and front["sdk_version"]
     requirements = (folder / "requirements.txt").read_text().splitlines()
     assert any(line.startswith("torch") for line in requirements) and any(line.startswith("gradio") for line in requirements)
     assert not any(line.startswith(("pytest", "playwright", "peft")) for line in requirements)
+
+
+def test_space_readme_names_a_model_given_as_the_working_folder(tiny_model_dir: Path, tmp_path: Path,
+                                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    model_dir = shutil.copytree(tiny_model_dir, tmp_path / "my-detector")
+    monkeypatch.chdir(model_dir)
+    for given in (".", "../my-detector/"):
+        readme = (space.build_space(given, tmp_path / "space") / "README.md").read_text()
+        assert "detector `my-detector`" in readme, given
 
 
 def test_space_app_loads_its_bundled_model(tiny_model_dir: Path, tmp_path: Path) -> None:
@@ -72,6 +88,33 @@ def test_upload_space_uses_the_hub_client(tiny_model_dir: Path, tmp_path: Path) 
     (create, created), (upload, uploaded) = api.calls
     assert create == "create_repo" and created["repo_type"] == "space" and created["space_sdk"] == "gradio"
     assert upload == "upload_folder" and uploaded["repo_type"] == "space" and uploaded["repo_id"] == "someone/pinclip-demo"
+
+
+def test_an_upload_never_deletes_files_of_a_space_it_did_not_write(tiny_model_dir: Path, tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch,
+                                                                   capsys: pytest.CaptureFixture) -> None:
+    """A --repo_id naming another of the user's Spaces: its own files went in the upload's deletions."""
+    class OtherSpace(FakeHubApi):
+        remote = {".gitattributes", "README.md", "app.py", "my_app/train.py", "data/my_results.csv"}
+
+    monkeypatch.setattr(space, "HfApi", OtherSpace)
+    with pytest.raises(SystemExit) as exit_:
+        space.main(["--model", str(tiny_model_dir), "--output", str(tmp_path / "space"), "--repo_id",
+                    "someone/my-other-space", "--upload"])
+    error = capsys.readouterr().err
+    assert exit_.value.code == 2 and "holds files space.py does not write (data/my_results.csv, my_app/train.py)" in error
+    api = OtherSpace()
+    with pytest.raises(ValueError, match="holds files space.py does not write"):
+        space.push_space(tmp_path / "space", "someone/my-other-space", api)
+    assert api.calls == []  # nothing uploaded, nothing deleted
+
+
+def test_upload_needs_a_full_space_id_before_the_build(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """A bare NAME went up as the Space USER/NAME while the printed address was spaces/NAME."""
+    for repo_id in ("pinclip-demo", "a/b/c"):
+        with pytest.raises(SystemExit) as exit_:
+            space.main(["--model", str(tmp_path / "not-built"), "--repo_id", repo_id, "--upload"])
+        assert exit_.value.code == 2 and "--upload needs --repo_id USER/NAME" in capsys.readouterr().err
 
 
 def test_a_space_uploaded_again_holds_exactly_the_folder_built(tiny_model_dir: Path, tmp_path: Path) -> None:

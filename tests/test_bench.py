@@ -379,6 +379,19 @@ def _write_run(run: Path, losses: list[float], accuracies: dict[str, float] | No
     return run
 
 
+def test_bench_scripts_refuse_counts_below_one(capsys) -> None:
+    """--tail 0 averaged the whole log and named it the final loss; --images 0 or --draws 0 were tracebacks."""
+    import profile_noise_effect
+    import training_onset
+
+    for main, argv in ((training_onset.main, ["run", "--tail", "0"]), (training_onset.main, ["run", "--tail", "-5"]),
+                       (profile_noise_effect.main, ["model", "--images", "0"]),
+                       (profile_noise_effect.main, ["model", "--draws", "0"])):
+        with pytest.raises(SystemExit) as exit_:
+            main(argv)
+        assert exit_.value.code == 2 and "must be at least 1" in capsys.readouterr().err, argv
+
+
 def test_training_onset_finds_where_the_loss_leaves_chance_and_where_it_ends(tmp_path: Path, capsys) -> None:
     from training_onset import main, training_onset
 
@@ -420,3 +433,14 @@ def test_a_failed_memory_probe_says_why(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match=r"the pipeline probe on empty failed \(exit 1\): ") as error:
         pipeline_memory(tmp_path / "empty", tmp_path / "probe.png")
     assert "config.json" in str(error.value) and "import " not in str(error.value)  # the reason, not the source
+
+
+def test_app_concurrency_bench_times_the_three_ways_and_says_their_ratios(tiny_model_dir, capsys) -> None:
+    import bench_app_concurrency
+
+    assert bench_app_concurrency.main(["--model", str(tiny_model_dir), "--images", "3", "--concurrency", "2",
+                                       "--rounds", "1"]) == 0
+    out = capsys.readouterr().out
+    for way in ("one at a time", "concurrent", "pooled"):
+        assert re.search(rf"^{way}: [\d.]+–[\d.]+ images/s \(median [\d.]+\)$", out, re.MULTILINE), way
+    assert re.search(r"concurrent ÷ one at a time: [\d.]+×; concurrent ÷ pooled: [\d.]+×", out)

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import datasets
+from filelock import FileLock
 import numpy as np
 import pytest
 from PIL import Image
@@ -136,6 +137,21 @@ def test_genimage_labels_splits_generators_and_report(genimage_tree, tmp_path):
     assert reloaded["train"].num_rows == 8
     assert reloaded["train"][0]["image"].size == (12, 12)
     _check_in_process_reader(genimage.load_genimage, raw, dsd, tmp_path)
+
+
+def test_genimage_archives_unzipped_side_by_side_are_refused_before_any_image_is_read(tmp_path, monkeypatch):
+    """`data/GenImage/imagenet_*/...` (archives unzipped into one folder) became one generator, `GenImage`: one pooled
+    row where the tables need one per generator."""
+    raw = tmp_path / "data"
+    for archive in ("imagenet_ai_0508_adm", "imagenet_glide"):
+        for split, label in (("train", "ai"), ("val", "nature")):
+            _leaf(raw / "GenImage" / archive / split / label, seed=1)
+    monkeypatch.setattr(convert_common, "check_image", lambda path: pytest.fail("an image was checked"))
+    for read in (lambda: genimage.convert_genimage(raw, tmp_path / "out"), lambda: genimage.load_genimage(raw)):
+        with pytest.raises(ValueError, match="GenImage holds 2 imagenet_\\* folders \\(imagenet_ai_0508_adm, "
+                                             "imagenet_glide\\).* one generator 'GenImage'"):
+            read()
+    assert not (tmp_path / "out").exists()
 
 
 def test_original_bytes_are_stored_not_reencoded(genimage_tree, tmp_path):
@@ -927,18 +943,41 @@ def test_a_broken_link_in_the_way_of_a_new_split_keeps_the_earlier_dataset(tmp_p
     assert set(datasets.load_from_disk(str(out))) == {"test"}
 
 
-def test_a_killed_runs_build_folder_does_not_block_the_output_and_is_removed(tmp_path):
+def test_a_killed_runs_build_folder_is_removed_and_a_running_ones_kept_whatever_their_age(tmp_path):
+    """Build folders went by age: a run killed an hour ago kept its (possibly huge) datasets cache in the output for a
+    day, and a conversion running for over a day had its build deleted under it by a second conversion."""
     raw, out = tmp_path / "raw", tmp_path / "out"
     _leaf(raw / "0_real", 1)
     _leaf(raw / "1_fake", 2)
-    _write(out / ".pinclip-build-killed" / "cache" / "x.arrow", b"left behind")
     two_days_ago = time.time() - 2 * 24 * 3600
-    os.utime(out / ".pinclip-build-killed", (two_days_ago, two_days_ago))
-    _write(out / ".pinclip-build-running" / "cache" / "x.arrow", b"another conversion into this output, running now")
-    assert folder.convert_folder(raw, out)["train"].num_rows == 4
-    # the running one was deleted under its conversion, which then failed with "No such file or directory"
+    _write(out / ".pinclip-build-killed" / "cache" / "x.arrow", b"left behind an hour ago")
+    _write(out / ".pinclip-build-killed" / ".lock", b"")  # its process ended: nobody holds the lock
+    _write(out / ".pinclip-build-running" / "cache" / "x.arrow", b"another conversion, running for two days")
+    _write(out / ".pinclip-build-unlocked" / "cache" / "x.arrow", b"killed before it took its lock, two days ago")
+    for name in ("running", "unlocked"):
+        os.utime(out / f".pinclip-build-{name}", (two_days_ago, two_days_ago))
+    with FileLock(out / ".pinclip-build-running" / ".lock"):
+        assert folder.convert_folder(raw, out)["train"].num_rows == 4
     assert sorted(p.name for p in out.iterdir()) == [".pinclip-build-running", "dataset_dict.json", "report.json",
                                                       "train"]
+
+
+def test_an_output_we_cannot_write_into_fails_before_any_image_is_checked(tmp_path, monkeypatch):
+    """Every image was decoded first (hours on GenImage), then the error named a hidden build folder."""
+    from datasets_scripts import convert_common
+
+    raw, out = tmp_path / "raw", tmp_path / "out"
+    _leaf(raw / "0_real", 1)
+    _leaf(raw / "1_fake", 2)
+    out.mkdir()
+
+    def read_only(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(convert_common.tempfile, "mkdtemp", read_only)
+    monkeypatch.setattr(convert_common, "check_image", lambda path: pytest.fail("an image was checked"))
+    with pytest.raises(OSError, match="cannot write into the output folder .*out: Permission denied"):
+        folder.convert_folder(raw, out)
 
 
 def test_a_failed_conversion_removes_the_parent_folders_it_made(tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 from collections import Counter
@@ -14,7 +15,8 @@ import datasets
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
 
 from datasets_scripts import folder, minigenimage as mgi  # noqa: E402
 
@@ -183,19 +185,25 @@ def test_cache_writes_survive_a_concurrent_build_and_leave_no_leftovers(reduced,
     assert list((tmp_path / "full").iterdir()) == []  # the half-written staging folder is gone
 
 
-@pytest.mark.parametrize("damage", ["data file cut short", "report.json deleted"])
+@pytest.mark.parametrize("damage", ["data file cut short", "report.json deleted", "a byte of an image flipped"])
 def test_a_damaged_cache_entry_is_built_again_not_read(reduced, cache_dir, tmp_path, damage):
     """A data file cut at a record-batch boundary loaded with fewer rows and no error: a third of a test split was
     scored and reported as MiniGenImage. An entry without its report.json was built again on every run, which then
-    failed to rename the build onto it."""
+    failed to rename the build onto it. A flipped byte inside an image's compressed pixels loaded with the right row
+    counts, and changed the image or broke it when it was decoded."""
     copy = tmp_path / "cache"
     shutil.copytree(cache_dir, copy)
     entry = copy / mgi.cache_key(0, mgi.CROP_SIZE, True, mgi.REDUCED_SIZES)
     (arrow,) = (entry / "data" / "test_gan").glob("*.arrow")
     if damage == "data file cut short":
         arrow.write_bytes(arrow.read_bytes()[: arrow.stat().st_size // 2])
-    else:
+    elif damage == "report.json deleted":
         (entry / "report.json").unlink()
+    else:
+        data = bytearray(arrow.read_bytes())
+        data[data.index(b"IDAT") + 40] ^= 0x10  # inside the first image's compressed pixels
+        arrow.write_bytes(bytes(data))
+        assert mgi.count_rows(datasets.load_from_disk(str(entry / "data"))) == mgi.count_rows(reduced)  # unnoticed
     with pytest.warns(UserWarning, match="cache entry .* is damaged"):
         again = mgi.build_minigenimage(reduced=True, cache_dir=str(copy), show_progress=False)
     assert mgi.count_rows(again) == mgi.count_rows(reduced)
@@ -227,8 +235,42 @@ def test_a_cache_folder_that_cannot_be_made_is_named_before_the_build(monkeypatc
 
     monkeypatch.setattr(mgi, "_build", fail)
     (tmp_path / "a-file").write_text("")
-    with pytest.raises(OSError, match="cannot use .*a-file as MiniGenImage's cache .*PINCLIP_CACHE"):
+    with pytest.raises(ValueError, match="cannot use .*a-file as MiniGenImage's cache .*PINCLIP_CACHE"):
         mgi.build_minigenimage(reduced=True, cache_dir=str(tmp_path / "a-file"), show_progress=False)
+    # the scripts' usage error (exit status 2, one line), as for any other folder given: was a traceback, status 1
+    with pytest.raises(SystemExit) as exit_:
+        mgi.main(["--reduced", "--output_dir", str(tmp_path / "out"), "--cache_dir", str(tmp_path / "a-file" / "c")])
+    assert exit_.value.code == 2
+    result = subprocess.run([sys.executable, "train.py", "--minigenimage_reduced", "--output_dir", str(tmp_path / "run")],
+                            cwd=REPO_ROOT, capture_output=True, text=True, timeout=120,
+                            env={**os.environ, "PINCLIP_CACHE": str(tmp_path / "a-file" / "c"), "HF_HUB_OFFLINE": "1"})
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr[-2000:]
+    assert result.stderr.startswith("train.py: error: cannot use") and "a-file" in result.stderr
+
+
+def test_a_cache_we_cannot_write_is_named_before_the_build_and_a_damaged_entry_there_too(reduced, cache_dir, tmp_path,
+                                                                                       monkeypatch):
+    """A shared cache made by another user (read-only to us): the build ran for minutes, then failed with a
+    PermissionError traceback on its staging folder; a damaged entry there was a traceback after the warning."""
+    def read_only(target):
+        raise PermissionError(13, "Permission denied", str(target))
+
+    def fail(*args, **kwargs):
+        raise AssertionError("built before the cache was checked")
+
+    monkeypatch.setattr(mgi, "_build", fail)
+    monkeypatch.setattr(mgi, "staging_folder", read_only)
+    with pytest.raises(ValueError, match="cannot use .* as MiniGenImage's cache \\(Permission denied\\)"):
+        mgi.build_minigenimage(seed=7, reduced=True, cache_dir=str(tmp_path / "shared"), show_progress=False)
+    copy = shutil.copytree(cache_dir, tmp_path / "shared-damaged")
+    entry = copy / mgi.cache_key(0, mgi.CROP_SIZE, True, mgi.REDUCED_SIZES)
+    (entry / "data" / "dataset_dict.json").unlink()
+    with pytest.raises(ValueError, match="is damaged \\(data/dataset_dict.json: missing, or not the bytes "
+                                         "checksums.json records\\), and cannot use"):
+        mgi.build_minigenimage(reduced=True, cache_dir=str(copy), show_progress=False)
+    assert mgi.changed_files(entry) == ["data/dataset_dict.json"]
+    (entry / mgi.CHECKSUMS).write_text("{}")  # a record that vouches for nothing is no record
+    assert mgi.changed_files(entry) == [mgi.CHECKSUMS]
 
 
 def test_report_of_a_build_with_custom_sizes(reduced, report, monkeypatch, tmp_path):

@@ -75,6 +75,24 @@ def test_inference_noise_mean_changes_logits_by_mu(tiny_clip_dir):
     assert not torch.allclose(out.loss, out.clean_loss)
 
 
+@pytest.mark.parametrize("injection", ["embedding", "tokens"])
+def test_noise_seeds_give_each_image_its_own_draw_whatever_its_batch(tiny_clip_dir, injection):
+    model = PinClipForImageClassification.from_clip(str(tiny_clip_dir), inference_noise="sample",
+                                                    noise_injection=injection).eval()
+    pixels, seeds = images(), torch.tensor([11, 12, 13, 14])
+    with torch.no_grad():
+        whole = model(pixels, noise_seeds=seeds).logits
+        alone = torch.cat([model(pixels[i:i + 1], noise_seeds=seeds[i:i + 1]).logits for i in range(4)])
+        reversed_batch = model(pixels.flip(0), noise_seeds=seeds.flip(0)).logits.flip(0)
+        other_seeds = model(pixels, noise_seeds=seeds + 100).logits
+    torch.testing.assert_close(alone, whole)
+    torch.testing.assert_close(reversed_batch, whole)
+    assert not torch.allclose(other_seeds, whole)
+    for bad in (torch.tensor([1, 2]), torch.tensor([1.0, 2.0, 3.0, 4.0]), seeds[None]):
+        with pytest.raises(ValueError, match="noise_seeds must hold one integer seed per image"):
+            model(pixels, noise_seeds=bad)
+
+
 def noise_shift(model: PinClipForImageClassification, pixels: torch.Tensor) -> torch.Tensor:
     """Logits with one drawn noise (`inference_noise="sample"`, seed 0) minus the clean logits."""
     with torch.no_grad():

@@ -112,13 +112,13 @@ def test_a_backbone_pretrained_on_other_tiles_is_refused_for_this_minigenimage(t
     pretrain(parse_args(["--output_dir", str(backbone), "--shape", "tiny", "--epochs", "1", "--crops_per_epoch", "64"]))
     assert json.loads((backbone / "pretraining.json").read_text())["minigenimage"]["seed"] == 0
     check_tile_record(backbone, 0)  # the build it was pretrained for
-    with pytest.raises(ValueError, match="pretrained on the training tiles of MiniGenImage seed 0, which "
+    with pytest.raises(ValueError, match="pretrained on the training tiles of MiniGenImage seed 0 at crop size 64, which "
                                          "--minigenimage_seed 1 deals out"):  # refused before any data is loaded
         train.main(["--model_name_or_path", str(backbone), "--minigenimage_seed", "1", "--output_dir",
                     str(tmp_path / "run")])
     assert not train.trains_on_minigenimage(DataArguments(minigenimage_seed=1, train_dir=str(tmp_path)))  # no MGI
     # trained on a folder but evaluated on MiniGenImage seed 1: its test crops come from seed 0's training tiles too
-    with pytest.raises(ValueError, match="pretrained on the training tiles of MiniGenImage seed 0"):
+    with pytest.raises(ValueError, match="pretrained on the training tiles of MiniGenImage seed 0 "):
         train.main(["--model_name_or_path", str(backbone), "--minigenimage_seed", "1", "--train_dir", str(tmp_path),
                     "--dataset_name", "minigenimage", "--output_dir", str(tmp_path / "run2")])
     # seed 1 exported to a folder (`minigenimage.py --output_dir`) and read as --dataset_name: its report names the
@@ -126,7 +126,7 @@ def test_a_backbone_pretrained_on_other_tiles_is_refused_for_this_minigenimage(t
     export = tmp_path / "mgi-seed1"
     export.mkdir()
     (export / "report.json").write_text(json.dumps({"name": "MiniGenImage", "version": "1.4.0", "seed": 1}))
-    with pytest.raises(ValueError, match="pretrained on the training tiles of MiniGenImage seed 0, which "
+    with pytest.raises(ValueError, match="pretrained on the training tiles of MiniGenImage seed 0 at crop size 64, which "
                                          "--dataset_name .*mgi-seed1 \\(MiniGenImage seed 1"):
         train.main(["--model_name_or_path", str(backbone), "--dataset_name", str(export), "--output_dir",
                     str(tmp_path / "run3")])
@@ -136,9 +136,19 @@ def test_a_backbone_pretrained_on_other_tiles_is_refused_for_this_minigenimage(t
     for split in ("train", "test"):
         (folders / split).mkdir(parents=True)
     (folders / "report.json").write_text((export / "report.json").read_text())
-    with pytest.raises(ValueError, match="seed 0, which --train_dir .*mgi-seed1-folders/train \\(MiniGenImage seed 1"):
+    with pytest.raises(ValueError,
+                       match="seed 0 at crop size 64, which --train_dir .*mgi-seed1-folders/train \\(MiniGenImage seed 1"):
         train.main(["--model_name_or_path", str(backbone), "--train_dir", str(folders / "train"), "--eval_dir",
                     str(folders / "test"), "--output_dir", str(tmp_path / "run4")])
+    # seed 0 at another crop size tiles the photographs otherwise: 335 of its 604 test tiles overlapped pretraining
+    # tiles, and the check (always at the default crop size) let it through
+    other_size = tmp_path / "mgi-seed0-crop32"
+    other_size.mkdir()
+    (other_size / "report.json").write_text(json.dumps({"name": "MiniGenImage", "seed": 0, "crop_size": 32}))
+    with pytest.raises(ValueError, match="seed 0 at crop size 64, which --dataset_name .*mgi-seed0-crop32 "
+                                         "\\(MiniGenImage seed 0, crop size 32"):
+        train.main(["--model_name_or_path", str(backbone), "--dataset_name", str(other_size), "--output_dir",
+                    str(tmp_path / "run6")])
     # two builds of different seeds, whatever the backbone: one's test crops come from the other's training tiles
     with pytest.raises(ValueError, match="MiniGenImage builds of different seeds"):
         train.main(["--train_dir", str(folders / "train"), "--dataset_name", "minigenimage", "--output_dir",
@@ -153,6 +163,15 @@ def test_an_output_folder_holding_something_else_is_refused_untouched(tmp_path: 
         parse_args(["--output_dir", str(detector)])
     assert exit_.value.code == 2 and "holds something other than" in capsys.readouterr().err
     assert (detector / "model.safetensors").read_bytes() == b"trained weights"
+
+
+def test_the_working_folder_is_refused_as_output(tmp_path: Path, capsys, monkeypatch) -> None:
+    """`--output_dir .` in an empty folder failed with "PosixPath('.') has an empty name"."""
+    monkeypatch.chdir(tmp_path)
+    for given in (".", str(tmp_path.parent)):
+        with pytest.raises(SystemExit) as exit_:
+            parse_args(["--output_dir", given])
+        assert exit_.value.code == 2 and "holds the current folder" in capsys.readouterr().err
 
 
 def test_an_interrupted_run_leaves_no_checkpoint_and_a_rerun_replaces_its_own_output(tmp_path, monkeypatch) -> None:

@@ -104,3 +104,14 @@ def test_a_card_written_into_dot_is_named_after_the_folder(tmp_path, monkeypatch
     card = reporting.write_model_card(Path("."), metrics, PinClipConfig(), "MiniGenImage", "minigenimage", {},
                                       "python train.py")
     assert card.data.model_name == tmp_path.name and f"\n# {tmp_path.name}\n" in card.text
+
+
+def test_roc_plot_of_single_class_subsets_says_why_it_has_no_curve(tmp_path: Path) -> None:
+    """With no subset of both classes matplotlib warned "No artists with labels found to put in legend" and wrote an
+    empty plot."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        reporting.plot_roc_curves({"only_fake": {"labels": [1, 1], "scores": [0.2, 0.9]}}, tmp_path / "roc.png", "t")
+    assert (tmp_path / "roc.png").stat().st_size > 0

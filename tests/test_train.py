@@ -10,6 +10,7 @@ from fnmatch import fnmatch
 from pathlib import Path
 from types import SimpleNamespace
 
+import datasets
 import numpy as np
 import pytest
 import torch
@@ -19,7 +20,7 @@ from safetensors.torch import load_file
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 import hub_push
-from inference import display_name
+from inference import Detector, display_name
 import train
 from training_args import DataArguments, parse_arguments, unread_data_arguments
 
@@ -157,11 +158,13 @@ def test_a_second_upload_leaves_no_file_of_the_first_that_it_lacks(tmp_path, mon
     folder = tmp_path / "run"
     (folder / "plots").mkdir(parents=True)
     for name in ("model-00001-of-00002.safetensors", "model.safetensors.index.json", "robustness.json",
-                 "robustness.md", "plots/robustness.png", "plots/roc_curves.png", "config.json", "notes.txt"):
+                 "robustness.md", "plots/robustness.png", "plots/roc_curves.png", "config.json", "notes.txt",
+                 "README.md", "metrics.json", "results.md"):
         (folder / name).write_text("first")
     hub_push.push_folder(folder, "someone/detector")
+    # the second is a bare save_pretrained folder: the first's card, metrics and results stayed beside its weights
     for name in ("model-00001-of-00002.safetensors", "model.safetensors.index.json", "robustness.json",
-                 "robustness.md", "plots/robustness.png", "notes.txt"):
+                 "robustness.md", "plots/robustness.png", "notes.txt", "README.md", "metrics.json", "results.md"):
         (folder / name).unlink()
     (folder / "model.safetensors").write_text("second")
     hub_push.push_folder(folder, "someone/detector")
@@ -299,16 +302,23 @@ def test_a_run_resumed_from_its_own_checkpoint_by_its_real_path_keeps_its_log(tr
     assert (run / "train_log.jsonl").read_text() == (full / "train_log.jsonl").read_text()
 
 
-def test_a_fresh_run_does_not_overwrite_an_earlier_runs_checkpoints(trained_run, minigen_cache):
+def test_a_fresh_run_does_not_overwrite_an_earlier_runs_checkpoints(trained_run, minigen_cache, monkeypatch):
     full, _, _ = trained_run
     with pytest.raises(ValueError, match="earlier run's checkpoints: continue it with --resume_from_checkpoint latest"):
         train.main(reduced_args(minigen_cache, full, "--num_train_epochs", "2", "--checkpointing_steps", "2"))
+    # refused before the Hub is asked: the repository was created first and left empty
+    monkeypatch.setattr(hub_push, "HfApi", FakeHubApi)
+    FakeHubApi.calls = []
+    with pytest.raises(ValueError, match="earlier run's checkpoints"):
+        train.main(reduced_args(minigen_cache, full, "--push_to_hub", "--hub_model_id", "someone/new-detector"))
+    assert FakeHubApi.calls == []
     assert [c.name for c in train.list_checkpoints(full)] == ["checkpoint-2", "checkpoint-4", "checkpoint-6"]
 
 
 def test_two_processes_match_one(minigen_cache, tmp_path):
-    """`accelerate launch` with two CPU processes (gloo) sees the same images and reports the same metrics."""
-    common = ["--noise_mode", "none", "--num_train_epochs", "1"]
+    """`accelerate launch` with two CPU processes (gloo) sees the same images and reports the same metrics, with
+    sampled test noise too (each process restarted the same noise stream for its own shard: another mean AP)."""
+    common = ["--noise_mode", "none", "--num_train_epochs", "1", "--inference_noise", "sample"]
     one = tmp_path / "one"
     two = tmp_path / "two"
     env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
@@ -439,6 +449,22 @@ def test_eval_only_reproduces_a_runs_figures_with_sampled_inference_noise(minige
     again = train.main(["--eval_only", "--model_name_or_path", str(run), "--minigenimage_reduced",
                         "--minigenimage_cache_dir", minigen_cache, "--output_dir", str(tmp_path / "eval"), *common])
     assert again["subsets"] == trained["subsets"]
+
+
+def test_sampled_test_noise_of_an_image_does_not_depend_on_its_batch(tiny_model_dir):
+    from accelerate import Accelerator
+
+    detector = Detector.load(tiny_model_dir)
+    detector.model.config.inference_noise = "sample"
+    rows = [Image.fromarray(np.random.default_rng(i).integers(0, 256, (40, 40, 3), dtype=np.uint8)) for i in range(7)]
+    dataset = datasets.Dataset.from_dict({"image": rows, "label": [0, 1] * 3 + [0]},
+                                         features=datasets.Features({"image": datasets.Image(),
+                                                                     "label": datasets.ClassLabel(names=["real", "fake"])}))
+    scored = {size: train.score_dataset(detector, dataset, Accelerator(cpu=True), "image", size, seed=5)["scores"]
+              for size in (1, 3, 7)}
+    assert scored[1] == pytest.approx(scored[3], abs=1e-6) and scored[1] == pytest.approx(scored[7], abs=1e-6)
+    other_seed = train.score_dataset(detector, dataset, Accelerator(cpu=True), "image", 3, seed=6)["scores"]
+    assert other_seed != pytest.approx(scored[3], abs=1e-6)  # the noise is drawn, not left out
 
 
 def test_robustness_grid(tiny_model_dir, image_folder, tmp_path):
@@ -593,12 +619,20 @@ def test_the_command_that_repeats_a_resumed_run_leaves_the_checkpoint_out():
         assert train.launch_command(argv, one_process) == "python train.py --lora_r 6 --seed 1"
 
 
-def test_the_repeat_command_drops_a_resume_set_by_a_config_file_and_abbreviations_are_refused(tmp_path, capsys):
+def test_the_repeat_command_drops_a_resume_set_by_a_config_file_and_abbreviations_are_refused(tmp_path, capsys,
+                                                                                               monkeypatch):
     one_process = SimpleNamespace(num_processes=1, mixed_precision="no")
     plain, resuming = tmp_path / "plain.yaml", tmp_path / "resuming.yaml"
     plain.write_text("lora_r: 6\n")
     resuming.write_text("lora_r: 6\nresume_from_checkpoint: latest\n")
-    assert train.launch_command([str(plain), "--seed", "1"], one_process) == f"python train.py {plain} --seed 1"
+    # a config file outside the repository is written out: the card named it `plain.yaml` (its last folder only), a
+    # file published with neither the model nor the repository, so the card's command failed
+    assert train.launch_command([str(plain), "--seed", "1"], one_process) == "python train.py --lora_r 6 --seed 1"
+    assert train.launch_command(["--config", str(plain)], one_process) == "python train.py --lora_r 6"
+    # the repository's own config, named from the repository root (where the card's command runs), stays a name
+    monkeypatch.chdir(train.REPO_ROOT)
+    assert (train.launch_command(["configs/genimage.yaml", "--seed", "1"], one_process)
+            == "python train.py configs/genimage.yaml --seed 1")
     # was `python train.py resuming.yaml --seed 1`: the repeat resumed from whatever checkpoint the folder then held
     assert train.launch_command([str(resuming), "--seed", "1"], one_process) == "python train.py --lora_r 6 --seed 1"
     for abbreviated in ("--resume_from", "--lora"):  # --resume_from was read as --resume_from_checkpoint, unseen
@@ -1202,13 +1236,17 @@ def dataset_with_an_unreadable_test_image(folder: Path, row: int | None) -> Path
     return folder
 
 
-@pytest.mark.parametrize("problem", ["unreadable image", "hub offline"])
-def test_a_problem_one_process_finds_stops_every_one_with_the_reason(tmp_path, problem):
+@pytest.mark.parametrize("problem", ["unreadable image", "unreadable image, --eval_only", "hub offline"])
+def test_a_problem_one_process_finds_stops_every_one_with_the_reason(tmp_path, problem, tiny_model_dir):
     """Test row 3 is in the second process's share of the image check; only the main process creates the Hub repo:
-    both processes stop with the message, neither with a connection error at its next collective."""
-    data = dataset_with_an_unreadable_test_image(tmp_path / "data", row=3 if problem == "unreadable image" else None)
-    extra, message = (["--push_to_hub", "--hub_model_id", "someone/x"], "--push_to_hub: cannot create someone/x") if (
-        problem == "hub offline") else ([], "test subset 'sd', row 3: image: truncated or corrupt")
+    both processes stop with the message, neither with a connection error at its next collective (`--eval_only`
+    checked no image first: the main process failed in gloo while the other named the image)."""
+    data = dataset_with_an_unreadable_test_image(tmp_path / "data", row=None if problem == "hub offline" else 3)
+    extra, message = (["--validation_split", "train"], "test subset 'sd', row 3: image: truncated or corrupt")
+    if problem == "hub offline":
+        extra, message = (["--push_to_hub", "--hub_model_id", "someone/x"], "--push_to_hub: cannot create someone/x")
+    elif problem.endswith("--eval_only"):
+        extra = ["--eval_only", "--model_name_or_path", str(tiny_model_dir), "--per_device_eval_batch_size", "1"]
     env = {**os.environ, "ACCELERATE_USE_CPU": "true", "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
     launch = [str(ACCELERATE), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
               "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port", "29535"]
@@ -1217,6 +1255,8 @@ def test_a_problem_one_process_finds_stops_every_one_with_the_reason(tmp_path, p
                             cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=240)
     assert result.returncode != 0
     assert result.stderr.count(f"train.py: error: {message}") == 2, result.stderr[-3000:]
+    if problem == "unreadable image":  # a data warning once, not once per process
+        assert result.stderr.count("no validation: split 'train' is the training data") == 1, result.stderr[-3000:]
     assert "Connection closed" not in result.stderr and not (tmp_path / "out" / "model.safetensors").exists()
 
 

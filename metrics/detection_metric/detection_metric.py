@@ -11,10 +11,10 @@ import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 _DESCRIPTION = """
-Accuracy at the 0.5 threshold (`acc`), accuracy on real images (`r_acc`) and on fake images (`f_acc`), average
-precision (`ap`) and ROC-AUC (`auc`) of the fake score, as in the AIGIBench / GenImage tables, plus the number of
-images (`n`). AP and AUC need both classes: on a single-class subset they are `None` and `note` says why; an
-accuracy over a class that is absent is `None` too.
+Accuracy of the predictions given (`acc`; train.py decides at the model's threshold, 0.5 for PiN-CLIP), accuracy
+on real images (`r_acc`) and on fake images (`f_acc`), average precision (`ap`) and ROC-AUC (`auc`) of the fake
+score, as in the AIGIBench / GenImage tables, plus the number of images (`n`). AP and AUC need both classes: on a
+single-class subset they are `None` and `note` says why; an accuracy over a class that is absent is `None` too.
 """
 
 _KWARGS_DESCRIPTION = """
