@@ -100,6 +100,7 @@ class PinClipConfig(PreTrainedConfig):
     initializer_range: float | int = 0.02
 
     def __post_init__(self, **kwargs: Any) -> None:
+        _refuse_derived_fields(kwargs)
         # Labels are part of the method, not a user choice: always name both directions.
         if self.id2label is None:
             self.id2label = dict(LABELS)
@@ -112,6 +113,7 @@ class PinClipConfig(PreTrainedConfig):
     def from_dict(cls, config_dict: dict[str, Any], **kwargs: Any) -> Any:
         """As in transformers, then validated: `from_pretrained(..., noise_mode=...)` sets its overrides on the
         config after construction, which `__post_init__` never sees."""
+        _refuse_derived_fields({**config_dict, **kwargs})
         result = super().from_dict(config_dict, **kwargs)
         (result[0] if isinstance(result, tuple) else result).validate_pinclip()
         return result
@@ -196,6 +198,21 @@ class PinClipConfig(PreTrainedConfig):
     def image_size(self) -> int:
         size = self.vision_config.image_size
         return size if isinstance(size, int) else int(size[0])
+
+
+# Read-only properties of the config and where their values are set: transformers would fail on them with a bare
+# "property has no setter".
+DERIVED_FIELDS = {
+    "image_size": "it is vision_config.image_size (the CLIP backbone's input size)",
+    "prompts": "they are built from class_words and prompt_templates",
+}
+
+
+def _refuse_derived_fields(fields: dict[str, Any]) -> None:
+    """`ValueError` naming where a derived field's value lives when one is passed to the config."""
+    for name, where in DERIVED_FIELDS.items():
+        if name in fields:
+            raise ValueError(f"PinClipConfig cannot set {name}={fields[name]!r}: {where}")
 
 
 def _with_int_indices(label2id: dict) -> dict | None:

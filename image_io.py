@@ -67,13 +67,19 @@ def _refused(name: object, reason: str) -> ImageLoadError:
     return ImageLoadError(f"{name}: {reason}", reason)
 
 
+# A [0, 1] float image a resampling overshoot (bicubic ringing) or a rounding pushed just past 1 was read as a 0-255
+# image: a black frame. A 0-255 image whose brightest pixel is under 2 is a black frame either way.
+FLOAT_UNIT_OVERSHOOT = 2.0
+
+
 def to_rgb(image: Image.Image) -> Image.Image:
     """Convert any PIL mode to 8-bit RGB; 16-bit and float images are rescaled instead of clipped to white.
 
     A 16-bit mode (`I;16*`) always spans 0-65535, so one pixel value gives one grey in every image; so does a PGM
     of more than 8 bits, which Pillow opens as mode `I` already scaled to 0-65535 from its maxval. Otherwise modes
     `I` (32-bit integers) and `F` (floats) say nothing about their range: values up to 1 (`F` only), 255 or else
-    65535 are taken as the full range, judged from the image's largest finite value. NaN becomes black, +inf white.
+    65535 are taken as the full range, judged from the image's largest finite value; a float image peaking a little
+    over 1 (up to `FLOAT_UNIT_OVERSHOOT`) is a [0, 1] image clipped at 1. NaN becomes black, +inf white.
     An alpha channel or a transparent colour is dropped, not composited.
     """
     if image.mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
@@ -82,7 +88,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
         peak = float(values.max(initial=0, where=np.isfinite(values)) if floats else values.max(initial=0))
         if image.mode.startswith("I;16") or (image.mode == "I" and image.format == "PPM"):
             top = 65535.0
-        elif image.mode == "F" and peak <= 1.0:
+        elif image.mode == "F" and peak <= FLOAT_UNIT_OVERSHOOT:
             top = 1.0
         else:
             top = 255.0 if peak <= 255 else 65535.0

@@ -9,6 +9,7 @@ decodes and crops in DataLoader workers while the main process normalises whole 
 
 from __future__ import annotations
 
+import hashlib
 import math
 import os
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -90,8 +91,11 @@ class Detector:
 
     @torch.inference_mode()
     def fake_probabilities(self, pixel_values: torch.Tensor, noise_seeds: torch.Tensor | None = None) -> torch.Tensor:
-        """A `(B, 3, H, W)` batch → `(B,)` float32 P(fake), on the model's device; `noise_seeds` (one per image) for
-        a PiN-CLIP that samples noise at inference (see its `forward`)."""
+        """A `(B, 3, H, W)` batch → `(B,)` float32 P(fake), on the model's device. A PiN-CLIP that samples noise at
+        inference (`inference_noise="sample"`) draws each image's noise from its seed in `noise_seeds`, by default
+        `pixel_noise_seeds`: the same image then scores the same in every run, batch and tool."""
+        if noise_seeds is None and getattr(self.model.config, "inference_noise", "none") == "sample":
+            noise_seeds = pixel_noise_seeds(pixel_values)
         extra = {} if noise_seeds is None else {"noise_seeds": noise_seeds}
         logits = self.model(pixel_values=pixel_values.to(self.device, self.model.dtype), **extra).logits
         return self.fake_output.probability(logits.float())
@@ -152,6 +156,15 @@ def p_fake_text(p_fake: float | None) -> str:
     """p_fake as written to result files: 9 significant digits give back the float32 probability exactly, so a file
     agrees with its label at any threshold and keeps ties and rankings (AP, AUC) as computed. "" when not scored."""
     return "" if p_fake is None else f"{p_fake:.9g}"
+
+
+def pixel_noise_seeds(pixel_values: torch.Tensor) -> torch.Tensor:
+    """One seed per image of a `(B, 3, H, W)` batch, a digest of its pixels: unlike torch's global generator, which
+    nothing seeds in the scanner or the demo, it gives an image the same noise wherever it is scored. 32 bits: torch's
+    CPU generator reads no more of a seed."""
+    pixels = pixel_values.detach().to("cpu", torch.float32).contiguous()
+    return torch.tensor([int.from_bytes(hashlib.blake2b(image.numpy().tobytes(), digest_size=4).digest(), "little")
+                         for image in pixels], dtype=torch.long)
 
 
 def display_name(name_or_path: str) -> str:

@@ -76,7 +76,11 @@ class FakeOutput:
 
     @classmethod
     def of(cls, config) -> "FakeOutput":
-        """From a model config's `id2label` and `problem_type`; `ValueError` when the names do not tell."""
+        """From a model config's `id2label` and `problem_type`; `ValueError` when the names do not tell, or for a
+        regression model, whose raw output (the pipeline's score) is no probability to decide at a threshold."""
+        if config.problem_type == "regression":
+            raise ValueError("the model is configured for regression (problem_type='regression'): its raw output is "
+                             "not a probability of fake; a detector must be a classifier")
         id2label = config.id2label
         if len(id2label) == 1:  # a softmax over one logit is always 1: its sigmoid is P(that label)
             (index, name), = id2label.items()

@@ -23,7 +23,9 @@ def collect(outputs: Path = REPO_ROOT / "outputs", results: Path = REPO_ROOT / "
     """Copy the report files of each folder below `outputs` to the same place below `results`, a folder's reports
     together: its earlier copies go first, so no copy of one run stands beside another run's. A run still training
     (a `train_log.jsonl` without its `metrics.json`) is left out, its earlier copies kept. Returns the copies, sorted."""
-    folders: dict[Path, list[Path]] = {Path("."): []}  # every folder, also one whose reports are gone (a rerun's)
+    # every run folder, also one whose reports are gone (a rerun's); not results/ itself, which no run writes to, so
+    # a README.md describing results/ stays
+    folders: dict[Path, list[Path]] = {}
     for source in sorted(outputs.rglob("*")):
         relative = source.relative_to(outputs)
         if set(relative.parts) & set(NOT_RUNS):

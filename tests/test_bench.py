@@ -191,6 +191,20 @@ def test_collect_never_mixes_two_runs_reports(tmp_path: Path) -> None:
     assert not (results / "ablation" / "ablation.md").exists()
 
 
+def test_collect_leaves_the_files_describing_results_alone(tmp_path: Path) -> None:
+    # was: results/README.md (a report file's name, at the top of no run) was deleted on every run
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "results"))
+    from collect import collect
+
+    outputs, results = tmp_path / "outputs", tmp_path / "results"
+    (outputs / "run").mkdir(parents=True)
+    (outputs / "run" / "metrics.json").write_text("{}")
+    results.mkdir()
+    (results / "README.md").write_text("what results/ holds")
+    assert collect(outputs, results) == [results / "run" / "metrics.json"]
+    assert (results / "README.md").read_text() == "what results/ holds"
+
+
 def test_collect_help_copies_nothing(tmp_path: Path) -> None:
     # a copy of the script in a tree of its own: were --help to copy, it would copy into this tree, not the repo's
     (tmp_path / "results").mkdir()

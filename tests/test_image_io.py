@@ -381,3 +381,14 @@ def test_a_png_whose_compressed_metadata_inflates_past_pillows_text_limit_gives_
     assert np.array_equal(np.asarray(load_rgb_image(data)), np.asarray(RGB))
     with pytest.raises(ImageLoadError, match="truncated or corrupt"):  # cut short, it is still refused
         load_rgb_image(data[: len(data) - 200])
+
+
+@pytest.mark.parametrize("peak", [1.0000001, 1.03, 1.9])
+def test_a_float_image_overshooting_one_a_little_is_a_unit_range_image(peak):
+    # was: any value over 1.0 made the image a 0-255 one, divided by 255: a black frame
+    values = np.full((8, 8), 0.5, dtype=np.float32)
+    values[0, 0] = peak
+    rgb = np.asarray(load_rgb_image(Image.fromarray(values)))
+    assert rgb[1, 1, 0] == 128 and rgb[0, 0, 0] == 255
+    values[0, 0] = 2.5  # beyond the overshoot: a 0-255 image
+    assert np.asarray(load_rgb_image(Image.fromarray(values)))[1, 1, 0] == 1

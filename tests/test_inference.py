@@ -215,3 +215,33 @@ def test_paths_the_file_system_refuses_or_that_are_empty(tiny_model_dir, tmp_pat
     rows = list(Detector.load(tiny_model_dir).scan([too_long, "./missing.png"], num_workers=0))
     # the reason only: `./missing.png` is named `missing.png` in the loader's message, which was kept whole
     assert [row.error for row in rows] == ["cannot be read (File name too long)", "no such file"]
+
+
+def test_a_model_that_samples_noise_scores_an_image_the_same_in_every_run_batch_and_tool(
+    tiny_model_dir: Path, tmp_path: Path
+) -> None:
+    """Was: the scanner and the demo drew the noise from torch's unseeded generator: another score on every run,
+    labels flipping near the threshold."""
+    import json
+    import shutil
+
+    import torch
+
+    folder = shutil.copytree(tiny_model_dir, tmp_path / "sampling")
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "inference_noise": "sample"}))
+    detector = Detector.load(folder, device="cpu")
+    paths = []
+    for index in range(5):
+        paths.append(tmp_path / f"{index}.png")
+        random_image(40 + 7 * index, 50, index).save(paths[-1])
+    torch.manual_seed(1)
+    first = {result.path: result.p_fake for result in detector.scan(paths, batch_size=2)}
+    torch.manual_seed(2)
+    again = {result.path: result.p_fake for result in detector.scan(paths[::-1], batch_size=3)}
+    assert again == pytest.approx(first, abs=1e-6)
+    for path in paths:
+        assert detector.p_fake(Image.open(path).convert("RGB")) == pytest.approx(first[str(path)], abs=1e-6)
+    # the noise is drawn: the scores are not the noise-free model's
+    noise_free = {result.path: result.p_fake for result in Detector.load(tiny_model_dir, device="cpu").scan(paths)}
+    assert max(abs(first[path] - noise_free[path]) for path in first) > 1e-3

@@ -128,3 +128,10 @@ def test_a_single_output_whose_name_says_neither_is_refused():
     config = ViTConfig(id2label={0: "LABEL_0"}, label2id={"LABEL_0": 0})
     with pytest.raises(ValueError, match="single output.*means fake or real"):
         FakeOutput.of(config)
+
+
+def test_a_regression_model_is_refused_not_squashed_into_a_probability():
+    # was: its raw score 0.1 (the pipeline's score for "fake") went through a sigmoid, 0.525: called fake
+    config = ViTConfig(id2label={0: "fake"}, label2id={"fake": 0}, problem_type="regression")
+    with pytest.raises(ValueError, match="regression.*not a probability"):
+        FakeOutput.of(config)

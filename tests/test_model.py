@@ -935,3 +935,15 @@ def test_the_noisy_embeddings_go_through_the_dropout_too(tiny_clip_dir, mode):
     expected = F.cross_entropy(model.classifier.bias.expand(4, -1), LABELS)
     torch.testing.assert_close(out.clean_loss, expected)
     torch.testing.assert_close(out.noise_loss, expected)
+
+
+@pytest.mark.parametrize("field,where", [("image_size", "vision_config.image_size"),
+                                         ("prompts", "class_words and prompt_templates")])
+def test_a_derived_config_field_passed_as_a_setting_names_where_it_lives(field, where, tmp_path):
+    # was: AttributeError "property 'image_size' of 'PinClipConfig' object has no setter" from inside transformers
+    with pytest.raises(ValueError, match=f"cannot set {field}=.*{where}"):
+        PinClipConfig(**{field: 64})
+    PinClipConfig().save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match=f"cannot set {field}=.*{where}"):
+        PinClipConfig.from_pretrained(tmp_path, **{field: 64})
+    assert PinClipConfig.from_pretrained(tmp_path).image_size == 224
