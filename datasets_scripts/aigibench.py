@@ -3,8 +3,8 @@
 Raw layout: `train/<cls>/{0_real,1_fake}/*` and `test/<gen>/{0_real,1_fake}/*` (`val/...` like
 train; deeper folders such as `test/<gen>/<sub>/0_real` are kept in the subset name, unless one names a split:
 `test/<gen>/<sub>/train/0_real` is a GenImage tree, skipped with a reason).
-Splits come from the first folder (`test/test/<gen>/...`, an archive unzipped into its split folder, reads as
-`test/<gen>/...`).  Test: generator = `<gen>`, subset = the folders between the
+Splits come from the first folder (`test/test/<gen>/...` and `train/train/<cls>/...`, an archive unzipped into its
+split folder, read as `test/<gen>/...` and `train/<cls>/...`; `train/train/0_real` is the LSUN class `train`).  Test: generator = `<gen>`, subset = the folders between the
 split and the label folder.  Train/val: subset = `<cls>`; generator = `progan` for the 20 LSUN
 classes of ProGAN data (car, cat, chair, horse, …), otherwise the folder name (e.g. `sdv1.4`).
 

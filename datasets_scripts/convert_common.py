@@ -30,6 +30,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import datasets
+from datasets.exceptions import DatasetGenerationError
 from filelock import FileLock, Timeout
 
 # Run as a script (`python datasets_scripts/genimage.py`), only this folder is on the path: the converters read
@@ -330,14 +331,21 @@ def plan_to_dataset_dict(raw_dir: str | os.PathLike, plan: ConversionPlan, cache
     base = plan.fingerprint(Path(raw_dir))
     splits = {}
     for split in sorted(plan.entries):
-        splits[split] = datasets.Dataset.from_generator(
-            _rows,
-            features=ROW_FEATURES,
-            gen_kwargs={"raw_dir": str(raw_dir), "entries": plan.entries[split]},
-            split=datasets.NamedSplit(split),
-            cache_dir=cache_dir,
-            fingerprint=hashlib.sha256(f"{base}|{split}|{ROWS_FORMAT}".encode()).hexdigest()[:32],
-        ).cast_column("image", FEATURES["image"])  # the same Arrow storage: a schema change, no rewrite
+        try:
+            splits[split] = datasets.Dataset.from_generator(
+                _rows,
+                features=ROW_FEATURES,
+                gen_kwargs={"raw_dir": str(raw_dir), "entries": plan.entries[split]},
+                split=datasets.NamedSplit(split),
+                cache_dir=cache_dir,
+                fingerprint=hashlib.sha256(f"{base}|{split}|{ROWS_FORMAT}".encode()).hexdigest()[:32],
+            ).cast_column("image", FEATURES["image"])  # the same Arrow storage: a schema change, no rewrite
+        except DatasetGenerationError as error:  # datasets wraps a full disk or a file gone since the plan in it
+            cause = error.__cause__
+            if not isinstance(cause, OSError):
+                raise
+            raise OSError(cause.errno, f"writing the {split} rows failed: {cause.strerror or cause}",
+                          cause.filename) from error
     return datasets.DatasetDict(splits)
 
 
@@ -584,13 +592,20 @@ def _replace_dataset(out: Path, new: Path) -> None:
         shutil.rmtree(aside, ignore_errors=True)
 
 
+def hub_repo_argument(value: str) -> str:
+    """`--push_to_hub`'s value: an empty one (an unset shell variable) is refused, not read as "no upload"."""
+    if not value.strip():
+        raise argparse.ArgumentTypeError("needs a repository id (USER/NAME), got an empty one")
+    return value
+
+
 def cli(convert_fn: Callable[..., datasets.DatasetDict], description: str, argv: list[str] | None = None) -> int:
     """`python datasets_scripts/<source>.py RAW_DIR --output_dir OUT [--push_to_hub ID]`; `description` is the
     converter's docstring, whose layout paragraphs `--help` shows as written."""
     parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("raw_dir", help="the folder holding the raw tree (its layout: above)")
     parser.add_argument("--output_dir", required=True)
-    parser.add_argument("--push_to_hub", default=None, metavar="REPO_ID")
+    parser.add_argument("--push_to_hub", default=None, metavar="REPO_ID", type=hub_repo_argument)
     args = parser.parse_args(argv)
     try:
         dataset_dict = convert_fn(args.raw_dir, args.output_dir, args.push_to_hub)
@@ -616,12 +631,13 @@ PROGAN_CLASSES = frozenset(
 )
 
 
-def names_split_again(name: str, split: str) -> bool:
+def names_split_again(name: str, split: str, above_label: bool) -> bool:
     """Whether the folder `name`, right below a folder of `split`, names that split again: an archive's own folder
     (`test/CNN_synth_testset/`, as CNNDetection's instructions unzip it into `test/`) or the split repeated
     (`test/test/`, `test.zip` unzipped into `test/`). Taken for a generator, it would be the one generator of every file
-    below it. Not ProGAN's LSUN class `train` (`train/train/0_real`), which is a class."""
-    return SPLIT_ALIASES.get(name.lower()) == split and name.lower() not in PROGAN_CLASSES
+    below it. Not ProGAN's LSUN class `train` right above the label folder (`above_label`: `train/train/0_real`),
+    which is a class; one with folders below it (`train/train/sdv1.4/1_fake`) repeats the split."""
+    return SPLIT_ALIASES.get(name.lower()) == split and not (above_label and name.lower() in PROGAN_CLASSES)
 
 
 def split_below_generator(middle: tuple[str, ...]) -> str | None:
@@ -639,7 +655,7 @@ def leading_split(parts: tuple[str, ...], match: LabelMatch) -> tuple[str | None
     naming the same split too (`names_split_again`)."""
     if match.index >= 1 and parts[0].lower() in SPLIT_ALIASES:
         split = SPLIT_ALIASES[parts[0].lower()]
-        return split, 2 if match.index >= 2 and names_split_again(parts[1], split) else 1
+        return split, 2 if match.index >= 2 and names_split_again(parts[1], split, match.index == 2) else 1
     return None, 0
 
 

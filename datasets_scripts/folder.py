@@ -43,7 +43,8 @@ def folder_rule(root_name: str, default_split: str = "train") -> LayoutRule:
         position = next((i for i, name in enumerate(middle) if name.lower() in SPLIT_ALIASES), None)
         if position is not None:
             split = SPLIT_ALIASES[middle.pop(position).lower()]
-            if position < len(middle) and names_split_again(middle[position], split):  # `test/CNN_synth_testset/<gen>`
+            if position < len(middle) and names_split_again(middle[position], split, position == len(middle) - 1):
+                # `test/CNN_synth_testset/<gen>`
                 middle.pop(position)
         else:
             split = split_below_label(parts, match) or default_split

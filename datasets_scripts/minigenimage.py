@@ -50,10 +50,10 @@ from tqdm.auto import tqdm
 
 if __package__:
     from . import minigen_generators as gens
-    from .convert_common import LABEL_NAMES, create_dataset_repo, push_to_hub
+    from .convert_common import LABEL_NAMES, create_dataset_repo, hub_repo_argument, push_to_hub
 else:  # run as a script: python datasets_scripts/minigenimage.py
     import minigen_generators as gens
-    from convert_common import LABEL_NAMES, create_dataset_repo, push_to_hub
+    from convert_common import LABEL_NAMES, create_dataset_repo, hub_repo_argument, push_to_hub
 
 VERSION = "1.4.0"
 FAMILIES: tuple[str, ...] = ("tconv", "nearest", "bilinear", "pixelshuffle", "gan", "diffusion")
@@ -682,7 +682,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache_dir", default=None)
     parser.add_argument("--export_folders", default=None, metavar="DIR")
     parser.add_argument("--export_examples", default=None, metavar="DIR", help="the demo's six example images")
-    parser.add_argument("--push_to_hub", default=None, metavar="REPO_ID")
+    parser.add_argument("--push_to_hub", default=None, metavar="REPO_ID", type=hub_repo_argument)
     args = parser.parse_args(argv)
     if problem := output_problem(Path(args.output_dir)):  # before the Hub and the build
         parser.error(problem)

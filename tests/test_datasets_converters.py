@@ -637,6 +637,25 @@ def test_a_test_archive_unzipped_into_its_split_folder_keeps_its_generators(tmp_
     assert folder.folder_rule("raw")(("train", "train", "0_real", "x.png")).generator == "train"
 
 
+def test_a_training_archive_unzipped_into_train_keeps_its_generators(tmp_path):
+    # was: `train/train/sdv1.4/1_fake` read the repeated `train` as ProGAN's LSUN class: every training generator
+    # became `progan`, and an ablation then counted SD1.4 tests as unseen
+    raw = tmp_path / "AIGIBench"
+    for generator in ("car", "sdv1.4"):
+        _leaf(raw / "train" / "train" / generator / "0_real", 1)
+        _leaf(raw / "train" / "train" / generator / "1_fake", 2)
+    _leaf(raw / "test" / "SDXL" / "0_real", 3)
+    _leaf(raw / "test" / "SDXL" / "1_fake", 4)
+    dsd = aigibench.convert_aigibench(raw, tmp_path / "out")
+    assert sorted(set(zip(dsd["train"]["generator"], dsd["train"]["subset"]))) == [("progan", "car"),
+                                                                                   ("sdv1.4", "sdv1.4")]
+    # the archive repeated above the LSUN class `train` itself: that class
+    assert aigibench.aigibench_rule(("train", "train", "train", "0_real", "x.png")) == convert_common.Placement(
+        "train", 0, "progan", "train")
+    assert forensynths.forensynths_rule(("train", "train", "car", "1_fake", "x.png")).subset == "car"
+    assert folder.folder_rule("raw")(("train", "train", "sd", "0_real", "x.png")).generator == "sd"
+
+
 def test_nas_and_system_metadata_folders_are_reported_not_read(tmp_path):
     raw = tmp_path / "raw"
     _leaf(raw / "test" / "sd" / "0_real", 1)
@@ -928,6 +947,41 @@ def test_converter_cli_reports_user_errors_with_status_2_and_leaves_no_folder(tm
         error = capsys.readouterr().err
         assert exit_.value.code == 2 and message in error and "Traceback" not in error
         assert not (tmp_path / "out").exists()
+
+
+def test_a_disk_filling_up_while_the_rows_are_written_is_a_message_not_a_traceback(tmp_path, capsys, monkeypatch):
+    # was: datasets wrapped the OSError in DatasetGenerationError, which the CLI did not catch: traceback, exit 1
+    raw = tmp_path / "raw"
+    _leaf(raw / "0_real", 1)
+    _leaf(raw / "1_fake", 2)
+    rows = convert_common._rows
+
+    def filling_up(raw_dir, entries):
+        yield next(rows(raw_dir, entries))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(convert_common, "_rows", filling_up)
+    with pytest.raises(SystemExit) as exit_:
+        folder.main([str(raw), "--output_dir", str(tmp_path / "out")])
+    error = capsys.readouterr().err
+    assert exit_.value.code == 2 and "writing the train rows failed: No space left on device" in error
+    assert "Traceback" not in error and not (tmp_path / "out").exists()
+
+
+def test_an_empty_hub_id_is_refused_not_ignored(tmp_path, capsys):
+    # was: `--push_to_hub "$UNSET"` converted, uploaded nothing and exited 0
+    raw = tmp_path / "raw"
+    _leaf(raw / "0_real", 1)
+    _leaf(raw / "1_fake", 2)
+    with pytest.raises(SystemExit) as exit_:
+        folder.main([str(raw), "--output_dir", str(tmp_path / "out"), "--push_to_hub", ""])
+    assert exit_.value.code == 2 and "--push_to_hub: needs a repository id" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    from datasets_scripts import minigenimage
+
+    with pytest.raises(SystemExit) as exit_:  # refused before any build
+        minigenimage.main(["--output_dir", str(tmp_path / "mini"), "--push_to_hub", " "])
+    assert exit_.value.code == 2 and "--push_to_hub: needs a repository id" in capsys.readouterr().err
 
 
 def test_a_broken_link_in_the_way_of_a_new_split_keeps_the_earlier_dataset(tmp_path):
