@@ -21,16 +21,10 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 from PIL import Image
 
-from common import CACHE_DIR, load_average, machine_facts, min_max, random_clip, saved_pinclip, time_interleaved
+from common import (
+    CACHE_DIR, load_average, machine_facts, min_max, positive_int, random_clip, saved_pinclip, time_interleaved,
+)
 from inference import Detector  # noqa: E402  (common puts the repository on the path)
-
-
-def positive_int(text: str) -> int:
-    """An argparse type: a count of at least 1."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def uploads(count: int, size: int) -> list[Image.Image]:

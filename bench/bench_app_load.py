@@ -17,7 +17,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from common import CACHE_DIR, REPO_ROOT, load_average, machine_facts, random_clip, saved_pinclip
+from common import CACHE_DIR, REPO_ROOT, load_average, machine_facts, positive_int, random_clip, saved_pinclip
 
 
 def free_port() -> int:
@@ -56,14 +56,6 @@ def run_load(url: str, images: list[str], clients: int, requests: int) -> tuple[
         else:
             latencies += future.result()
     return latencies, failures, wall
-
-
-def positive_int(text: str) -> int:
-    """An argparse type: a count of at least 1 (0 clients crashed after the demo had started)."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
 
 
 def main(argv: list[str] | None = None) -> int:

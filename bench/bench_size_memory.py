@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -27,7 +28,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from common import CACHE_DIR, REPO_ROOT, Figure, judged, random_clip, saved_pinclip
+from common import CACHE_DIR, REPO_ROOT, Figure, cached_folder, judged, random_clip, saved_pinclip
 
 TARGET = 0.75
 # OpenAI ViT-L/14's text tower (config.json of openai/clip-vit-large-patch14).
@@ -79,17 +80,18 @@ def write_openai_shaped_clip(folder: Path, vision_shape: str = "vit-l-14", text_
 
     from clip_checkpoints import CLIP_SHAPES, tiny_clip_tokenizer
 
-    if (folder / "config.json").is_file():
-        return folder
-    tokenizer = tiny_clip_tokenizer(folder)  # its ids are < 1024, so it drives any of the embedding tables
-    vision = dict(CLIP_SHAPES[vision_shape])
-    projection_dim = vision.pop("projection_dim")
-    text = dict(text_tower, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                pad_token_id=tokenizer.pad_token_id)
-    torch.manual_seed(seed)
-    CLIPModel(CLIPConfig(vision_config=vision, text_config=text, projection_dim=projection_dim)).save_pretrained(folder)
-    tokenizer.save_pretrained(folder)
-    return folder
+    def write(partial: Path) -> None:
+        tokenizer = tiny_clip_tokenizer(partial)  # its ids are < 1024, so it drives any of the embedding tables
+        vision = dict(CLIP_SHAPES[vision_shape])
+        projection_dim = vision.pop("projection_dim")
+        text = dict(text_tower, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+                    pad_token_id=tokenizer.pad_token_id)
+        torch.manual_seed(seed)
+        config = CLIPConfig(vision_config=vision, text_config=text, projection_dim=projection_dim)
+        CLIPModel(config).save_pretrained(partial)
+        tokenizer.save_pretrained(partial)
+
+    return cached_folder(folder, write)
 
 
 def weight_bytes(folder: Path) -> int:
@@ -102,8 +104,12 @@ def pipeline_memory(model_dir: Path, image_path: Path) -> dict:
         [sys.executable, "-c", PIPELINE_PROBE, str(model_dir), str(image_path)],
         capture_output=True, text=True, cwd=REPO_ROOT, timeout=600,
     )
-    if completed.returncode != 0:  # the probe's own error (a load failure, a kill for memory), not its source text
-        reason = completed.stderr.strip().splitlines()[-1:] or [f"killed by signal {-completed.returncode}"]
+    if completed.returncode < 0:  # its stderr's last line would be a progress bar, not why it died
+        signal_name = signal.Signals(-completed.returncode).name
+        likely = ": likely out of memory" if signal_name == "SIGKILL" else ""
+        raise RuntimeError(f"the pipeline probe on {model_dir.name} was killed by {signal_name}{likely}")
+    if completed.returncode != 0:  # the probe's own error (a load failure), not its source text
+        reason = completed.stderr.strip().splitlines()[-1:] or ["no message"]
         raise RuntimeError(f"the pipeline probe on {model_dir.name} failed (exit {completed.returncode}): {reason[0]}")
     return json.loads(completed.stdout.strip().splitlines()[-1])
 

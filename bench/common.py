@@ -9,6 +9,7 @@ after each other one as often as the other way round (cache, allocator and therm
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import itertools
 import math
@@ -115,6 +116,14 @@ def judged(value: float, target: float, decimals: int, at_most: bool = False) ->
     return shown, shown <= target if at_most else shown >= target
 
 
+def positive_int(text: str) -> int:
+    """An argparse type: a count of at least 1 (0 rounds, images or clients gave a traceback, or another figure)."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def thread_setting(count: int) -> str:
     """`1 torch thread` / `2 torch threads`: the setting a figure was measured under, in its setup."""
     return f"{count} torch thread{'s' * (count != 1)}"
@@ -125,14 +134,27 @@ def min_max(values: list[float]) -> str:
     return f"{min(values):.3f}–{max(values):.3f}"
 
 
+def cached_folder(folder: Path, write: Callable[[Path], object]) -> Path:
+    """`folder`, written by `write(path)` unless it exists: into a folder beside it first, renamed into place once
+    whole, so a run killed while writing (a 1.7 GB ViT-L checkpoint) leaves no half-written folder later runs reuse."""
+    if folder.is_dir():
+        return folder
+    partial = folder.with_name(f"{folder.name}.partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        write(partial)
+        os.replace(partial, folder)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return folder
+
+
 def random_clip(shape: str, seed: int = 0) -> Path:
     """A cached random-weight CLIP checkpoint folder (`clip_checkpoints.write_random_clip`) of the given shape."""
     from clip_checkpoints import write_random_clip
 
-    folder = CACHE_DIR / f"clip-{shape}-seed{seed}"
-    if not (folder / "config.json").is_file():
-        write_random_clip(folder, shape=shape, seed=seed)
-    return folder
+    return cached_folder(CACHE_DIR / f"clip-{shape}-seed{seed}",
+                         lambda folder: write_random_clip(folder, shape=shape, seed=seed))
 
 
 def saved_pinclip(clip_dir: Path, out_dir: Path, **config: object) -> Path:
@@ -146,10 +168,10 @@ def saved_pinclip(clip_dir: Path, out_dir: Path, **config: object) -> Path:
 
     current = all((out_dir / name).is_file() and (out_dir / name).read_bytes() == (REPO_ROOT / name).read_bytes()
                   for name in MODEL_CODE)
-    if not (current and (out_dir / "config.json").is_file()):
+    if not current:
         shutil.rmtree(out_dir, ignore_errors=True)
-        PinClipForImageClassification.from_clip(str(clip_dir), **config).save_pretrained(out_dir)
-    return out_dir
+    return cached_folder(out_dir, lambda folder: PinClipForImageClassification.from_clip(str(clip_dir), **config)
+                         .save_pretrained(folder))
 
 
 def machine_facts() -> dict[str, str]:

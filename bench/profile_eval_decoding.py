@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from bench_eval_throughput import DEFAULT_SHAPE, FORMATS, SIZES, cpu_time, image_folder, saved_detector
-from common import CACHE_DIR, load_average
+from common import CACHE_DIR, load_average, positive_int
 
 if TYPE_CHECKING:
     from transformers import Pipeline
@@ -157,10 +157,10 @@ def parallel_contention(paths: list[Path], rounds: int) -> None:
                   f"{' / '.join(f'{ms:.3f}' for ms in together)}")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=3)
-    rounds = parser.parse_args().rounds
+    parser.add_argument("--rounds", type=positive_int, default=3)
+    rounds = parser.parse_args(argv).rounds
     from transformers import pipeline
 
     from inference import Detector

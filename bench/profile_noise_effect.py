@@ -22,6 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import datasets  # noqa: E402
+from common import positive_int  # noqa: E402
 from transformers import AutoImageProcessor  # noqa: E402
 
 from datasets_scripts.minigenimage import build_minigenimage  # noqa: E402
@@ -82,13 +83,10 @@ def noise_effect(
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("model_dirs", nargs="+", help="saved PiN-CLIP folders (train.py's output_dir)")
-    parser.add_argument("--images", type=int, default=512, help="validation images (drawn at random with --seed)")
-    parser.add_argument("--draws", type=int, default=8, help="noise draws per image")
+    parser.add_argument("--images", type=positive_int, default=512, help="validation images (drawn at random with --seed)")
+    parser.add_argument("--draws", type=positive_int, default=8, help="noise draws per image")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    for flag, value in (("--images", args.images), ("--draws", args.draws)):
-        if value < 1:
-            parser.error(f"{flag} must be at least 1, got {value}")
     missing = [path for path in args.model_dirs if not (Path(path) / "config.json").is_file()]
     if missing:
         parser.error(f"not a saved model folder (no config.json): {', '.join(missing)}")

@@ -23,7 +23,8 @@ from torch.autograd import DeviceType
 from torch.profiler import ProfilerActivity, profile
 
 from bench_gpu import Settings, training_steps
-from common import random_clip, time_interleaved
+from clip_checkpoints import CLIP_SHAPES
+from common import positive_int, random_clip, time_interleaved
 
 
 def profiled_step(step, device: torch.device) -> tuple[int, float]:
@@ -41,9 +42,9 @@ def profiled_step(step, device: torch.device) -> tuple[int, float]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cpu", help="cpu (default) or cuda")
-    parser.add_argument("--shape", default="tiny", help="random CLIP shape (clip_checkpoints.CLIP_SHAPES)")
-    parser.add_argument("--batch", type=int, default=8)
-    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--shape", default="tiny", choices=sorted(CLIP_SHAPES), help="random CLIP shape")
+    parser.add_argument("--batch", type=positive_int, default=8)
+    parser.add_argument("--rounds", type=positive_int, default=20)
     args = parser.parse_args(argv)
     device = torch.device(args.device)
     if device.type == "cpu":

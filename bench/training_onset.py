@@ -23,6 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from ablation import unseen_mean, unseen_subsets  # noqa: E402
+from common import positive_int  # noqa: E402
 
 
 @dataclass
@@ -73,10 +74,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("runs", nargs="+", help="train.py output folders")
     parser.add_argument("--fraction", type=float, default=0.8, help="onset: loss below this fraction of the first")
-    parser.add_argument("--tail", type=int, default=10, help="logged steps averaged for the final loss")
+    # at least 1: losses[-0:] is the whole log, a negative tail all but its start, another figure than named
+    parser.add_argument("--tail", type=positive_int, default=10, help="logged steps averaged for the final loss")
     args = parser.parse_args(argv)
-    if args.tail < 1:  # losses[-0:] is the whole log, a negative tail all but its start: another figure than named
-        parser.error(f"--tail must be at least 1 logged step, got {args.tail}")
     print("| run | leaves chance at step | final clean loss | training family acc | unseen-family acc |")
     print("|---|---|---|---|---|")
     for run in args.runs:

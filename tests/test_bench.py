@@ -76,6 +76,74 @@ def test_analytical_vit_flops_match_the_flop_counter(tiny_clip_dir: Path) -> Non
     assert counted in (pytest.approx(2 * expected, rel=1e-3), pytest.approx(2 * (expected - attention), rel=1e-3))
 
 
+def test_analytical_vit_flops_of_vit_b_16_are_the_hand_count() -> None:
+    """ViT-B/16 at 224 px, by hand: 197 tokens, 16,848,125,952 multiply-adds outside attention (patch embedding
+    115,605,504 + 12 layers × 1,394,343,936 + projection 393,216), attention 12 · 2 · 2 · 197² · 768 FLOP. The
+    counter test above cannot tell a `vit_flops` that forgot attention from one that counts it."""
+    assert attention_flops(224, 16, 768, 12) == 1_430_654_976
+    assert vit_flops(224, 16, 768, 12, 3072, 512) == 2 * 16_848_125_952 + 1_430_654_976
+
+
+def _fake_timings(seconds: dict[str, float]):
+    """A stand-in for `time_interleaved` that runs nothing and reports `seconds` for each function in every round."""
+    def timed(functions: dict, rounds: int, warmup: int = 1) -> Timings:
+        assert set(functions) == set(seconds)
+        return Timings({name: [seconds[name]] * rounds for name in functions},
+                       {name: [seconds[name]] * rounds for name in functions})
+    return timed
+
+
+def test_each_speed_figure_points_the_way_its_target_reads(tmp_path: Path, monkeypatch) -> None:
+    """Timings where one side is exactly twice (four times) as slow give the ratio each target speaks of, the right
+    way up: a swapped ratio or an inverted utilisation passed every other test."""
+    import bench_eval_throughput
+    import bench_inference
+    import bench_train_step
+    import common
+    from clip_checkpoints import CLIP_SHAPES
+
+    monkeypatch.setattr(common, "CACHE_DIR", tmp_path)
+    monkeypatch.setattr(bench_eval_throughput, "CACHE_DIR", tmp_path)
+
+    monkeypatch.setattr(bench_train_step, "time_interleaved", _fake_timings({"pin": 2.0, "none": 1.0}))
+    (step,) = bench_train_step.run(quick=True)
+    assert (step.value, step.passed) == ("2.000×", False)  # pin's step takes twice none's: 2×, over ≤ 1.10×
+
+    tiny = CLIP_SHAPES["tiny"]
+    flops = 8 * vit_flops(tiny["image_size"], tiny["patch_size"], tiny["hidden_size"], tiny["num_hidden_layers"],
+                          tiny["intermediate_size"], tiny["projection_dim"])  # a quick run's batch of 8
+    matmul_seconds = 0.4 * (2 * 512**3) / (flops / 2.0)  # the matmul reaches 2.5× the model's FLOP/s
+    monkeypatch.setattr(bench_inference, "time_interleaved",
+                        _fake_timings({"pinclip": 2.0, "bare": 1.0, "matmul": matmul_seconds}))
+    cost, utilisation = bench_inference.run(quick=True)
+    assert (cost.value, cost.passed) == ("0.500×", False)  # half the bare model's images/s, under ≥ 0.97×
+    assert (float(utilisation.value), utilisation.passed) == (pytest.approx(0.4, abs=0.011), False)
+
+    monkeypatch.setattr(bench_eval_throughput, "time_interleaved", _fake_timings({"scan": 1.0, "pipeline": 4.0}))
+    (throughput,) = bench_eval_throughput.run(quick=True)
+    assert (throughput.value, throughput.passed) == ("4.00×", True)  # the loop takes 4× the scan's time: 4× images/s
+
+
+def test_the_accelerator_tables_ratios_point_the_way_their_targets_read() -> None:
+    import bench_gpu
+
+    settings = bench_gpu.Settings(shape="tiny", train_batch=8, infer_batch=8, deploy_batch=8, matmul_size=64,
+                                  rounds=2, calls_per_round=5)
+    flops = 10**9
+    matmul_flops = 2 * 64**3 * 5 * 4  # what one timed matmul sample does: 4 matmuls per call
+    matmul_seconds = 0.4 * matmul_flops / (flops * 5 / 2.0)  # the matmul reaches 2.5× the model's FLOP/s
+    train = Timings({"pin": [2.0, 2.0], "none": [1.0, 1.0]})
+    infer = Timings({"pinclip": [2.0, 2.0], "bare": [1.0, 1.0], "matmul": [matmul_seconds] * 2})
+    deploy = Timings({"bf16": [2.0, 2.0], "compiled": [1.0, 1.0], "matmul": [matmul_seconds] * 2})
+    markdown = bench_gpu.table(torch.device("cpu"), settings, True, train, infer, flops, deploy, flops, "compiled",
+                               1.0)
+    rows = {row.split(" | ")[0].lstrip("| "): row.split(" | ") for row in markdown.splitlines() if row.startswith("| ")}
+    assert rows["training-step cost of PiN noise"][2:5] == ["2.000×", "≤ 1.10×", "FAIL"]
+    assert rows["inference cost"][2:5] == ["0.500×", "≥ 0.97×", "FAIL"]
+    assert rows["compute utilisation"][2] == "0.40"
+    assert rows["compute utilisation (bf16 weights, compiled)"][2] == "0.80"  # twice as fast as eager
+
+
 def test_detection_row_reads_the_ablation_summary(tmp_path: Path) -> None:
     from ablation import mean_std
 
@@ -395,15 +463,25 @@ def _write_run(run: Path, losses: list[float], accuracies: dict[str, float] | No
 
 def test_bench_scripts_refuse_counts_below_one(capsys) -> None:
     """--tail 0 averaged the whole log and named it the final loss; --images 0 or --draws 0 were tracebacks."""
+    import bench_app_concurrency
+    import profile_eval_decoding
     import profile_noise_effect
+    import profile_training_step
     import training_onset
 
     for main, argv in ((training_onset.main, ["run", "--tail", "0"]), (training_onset.main, ["run", "--tail", "-5"]),
                        (profile_noise_effect.main, ["model", "--images", "0"]),
-                       (profile_noise_effect.main, ["model", "--draws", "0"])):
+                       (profile_noise_effect.main, ["model", "--draws", "0"]),
+                       # were: "no median for empty data" and a reshape error, after the models were built
+                       (profile_training_step.main, ["--rounds", "0"]), (profile_training_step.main, ["--batch", "0"]),
+                       (profile_eval_decoding.main, ["--rounds", "0"]),
+                       (bench_app_concurrency.main, ["--images", "0"])):
         with pytest.raises(SystemExit) as exit_:
             main(argv)
         assert exit_.value.code == 2 and "must be at least 1" in capsys.readouterr().err, argv
+    with pytest.raises(SystemExit) as exit_:  # was: a ValueError traceback
+        profile_training_step.main(["--shape", "vit-b16"])
+    assert exit_.value.code == 2 and "invalid choice: 'vit-b16'" in capsys.readouterr().err
 
 
 def test_training_onset_finds_where_the_loss_leaves_chance_and_where_it_ends(tmp_path: Path, capsys) -> None:
@@ -447,6 +525,39 @@ def test_a_failed_memory_probe_says_why(tmp_path: Path) -> None:
     with pytest.raises(RuntimeError, match=r"the pipeline probe on empty failed \(exit 1\): ") as error:
         pipeline_memory(tmp_path / "empty", tmp_path / "probe.png")
     assert "config.json" in str(error.value) and "import " not in str(error.value)  # the reason, not the source
+
+
+def test_a_cached_checkpoint_cut_off_while_written_is_not_reused(tmp_path: Path, monkeypatch) -> None:
+    """Was: a folder counted as cached once its config.json existed, which save_pretrained writes before the weights:
+    a run killed mid-write left a checkpoint every later run crashed on."""
+    import common
+
+    monkeypatch.setattr(common, "CACHE_DIR", tmp_path)
+
+    def killed_after_the_config(folder: Path, **kwargs) -> None:
+        folder.mkdir(parents=True)
+        (folder / "config.json").write_text("{}")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("clip_checkpoints.write_random_clip", killed_after_the_config)
+    with pytest.raises(KeyboardInterrupt):
+        common.random_clip("tiny")
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    monkeypatch.setattr(common, "CACHE_DIR", tmp_path)
+    folder = common.random_clip("tiny")
+    assert folder == tmp_path / "clip-tiny-seed0" and (folder / "model.safetensors").is_file()
+    assert [path.name for path in tmp_path.iterdir()] == ["clip-tiny-seed0"]
+
+
+def test_a_memory_probe_killed_by_the_kernel_is_named_so(tmp_path: Path, monkeypatch) -> None:
+    """Was: the last line of its stderr, a progress bar, given as the reason."""
+    import bench_size_memory
+
+    killed = subprocess.CompletedProcess([], -9, stdout="", stderr="Loading weights: 100%|██| 57/57 [00:00<00:00]\n")
+    monkeypatch.setattr(bench_size_memory.subprocess, "run", lambda *args, **kwargs: killed)
+    with pytest.raises(RuntimeError, match="killed by SIGKILL: likely out of memory$"):
+        bench_size_memory.pipeline_memory(tmp_path, tmp_path / "probe.png")
 
 
 def test_app_concurrency_bench_times_the_three_ways_and_says_their_ratios(tiny_model_dir, capsys) -> None:
