@@ -84,7 +84,8 @@ class PinClipOutput(ImageClassifierOutput):
     noise_loss / kl_loss (`torch.FloatTensor`, *optional*):
         The noise terms of `loss`, present when labels are given in training mode (KL only with `kl_weight > 0`).
     noise_mu_norm / noise_sigma_mean (`torch.FloatTensor`, *optional*):
-        Mean ‖μ‖ and mean σ of the injected noise (training mode), to watch for σ collapse.
+        Mean ‖μ‖ and mean σ of the injected noise (training mode), to watch for σ collapse; with
+        `noise_scale="feature_rms"` they are fractions of the features' RMS, which the added noise is multiplied by.
     """
 
     image_embeds: torch.FloatTensor | None = None
