@@ -313,7 +313,7 @@ def load_detection_data(data_args: DataArguments, need_train: bool, seed: int = 
             raise ValueError(f"{name}: {error}") from None
 
     source = load_source(data_args.dataset_name, data_args.dataset_config_name, data_args) if reads_dataset_name(
-        data_args) else None
+        data_args, need_train) else None
     same_folder = data_args.eval_dir is not None and data_args.train_dir is not None and (
         Path(data_args.train_dir).resolve() == Path(data_args.eval_dir).resolve()
     )
@@ -377,21 +377,25 @@ def load_detection_data(data_args: DataArguments, need_train: bool, seed: int = 
             }
     subsets = test_subsets({**eval_source, **{name: prepare(eval_source[name], f"test split {name!r}")
                                               for name in test_names}}, data_args)
-    empty = [f"{kind} {name}" for kind, group in (("validation", data.validation), ("test", subsets))
-             for name, subset in group.items() if len(subset) == 0]
-    if empty:  # found now, not when its metrics fail after the training
-        raise ValueError(f"evaluation subset(s) {', '.join(empty)} hold no rows: leave them out with --eval_splits, "
-                         "or fill them")
+    # found now, not when their metrics fail after the training
+    remedies = {"validation": "train without validation (--validation_split none)",
+                "test": "leave them out with --eval_splits"}
+    for kind, group in (("validation", data.validation), ("test", subsets)):
+        empty = [name for name, subset in group.items() if len(subset) == 0]
+        if empty:
+            raise ValueError(f"{kind} subset(s) {', '.join(empty)} hold no rows: {remedies[kind]}, or fill them")
     # the same test rows whatever the run's seed: runs over seeds (the ablation) are compared on the same images
     data.test = {name: truncate(ds, data_args.max_eval_samples, EVAL_SAMPLE_SEED) for name, ds in subsets.items()}
     if data.train is not None and train_source is not eval_source:
-        # Training and test data read from two sources: two folders may still hold the same files (one inside the
-        # other, the same folder given as --train_dir and --dataset_name, or a tree copied with hard links).
+        # Training (and validation) and test data read from two sources: two folders may still hold the same files
+        # (one inside the other, the same folder given as --train_dir and --dataset_name, or a tree copied with hard
+        # links).
         train_root = data_args.train_dir or data_args.dataset_name
         test_flag = "--eval_dir" if data_args.eval_dir else "--dataset_name"
         test_root = data_args.eval_dir or data_args.dataset_name
         if train_root and test_root and Path(train_root).is_dir() and Path(test_root).is_dir():
-            check_no_shared_files(data.train, train_root, data.test, test_root, data_args.image_column, test_flag)
+            check_no_shared_files({"training": [data.train], "validation": list(data.validation.values())}, train_root,
+                                  data.test, test_root, data_args.image_column, test_flag)
     if data.train is not None and data_args.train_dir:
         warn_lsun_classes_as_generators(data.train, data.test, data_args.generator_column, data_args.train_dir)
     warn_single_class(data.validation, "validation")
@@ -417,20 +421,30 @@ def image_files(dataset: datasets.Dataset, image_column: str, root: str) -> dict
     return files
 
 
-def check_no_shared_files(train: datasets.Dataset, train_root: str, test: dict[str, datasets.Dataset], test_root: str,
-                          image_column: str, test_flag: str = "--eval_dir") -> None:
-    """`ValueError` when a training image is also a test image: a test folder inside the training folder (or the
-    training folder inside it, or the same folder named twice) puts the same files in both, as does a tree copied
-    with hard links, and the test numbers would be measured on trained images. Folders beside each other (train/
-    and test/ of one tree) share none."""
+# Why a test image may be neither a training nor a validation image, and what to do about it.
+SHARED_FILE_REMEDIES = {
+    "training": "give test images that are not in the training data",
+    "validation": "the model would be selected on test images; give test images that are not in the validation data, "
+                  "or --validation_split none",
+}
+
+
+def check_no_shared_files(kinds: dict[str, list[datasets.Dataset]], train_root: str, test: dict[str, datasets.Dataset],
+                          test_root: str, image_column: str, test_flag: str = "--eval_dir") -> None:
+    """`ValueError` when a training or validation image (`kinds`: "training" / "validation" → datasets read from
+    `train_root`) is also a test image: a test folder inside the training folder (or the training folder inside it,
+    or the same folder named twice) puts the same files in both, as does a tree copied with hard links, and the test
+    numbers would be measured on trained, or model-selecting, images. Folders beside each other (train/ and test/ of
+    one tree) share none."""
     tested = {}
     for subset in test.values():
         tested.update(image_files(subset, image_column, test_root))
-    shared = image_files(train, image_column, train_root).keys() & tested.keys()
-    if shared:
-        example = min(tested[key] for key in shared)
-        raise ValueError(f"{len(shared)} test images from {test_flag} {test_root} are also training images (e.g. "
-                         f"{example}): give test images that are not in the training data")
+    for kind, group in kinds.items():
+        shared = set().union(*(image_files(dataset, image_column, train_root).keys() for dataset in group)) & tested.keys()
+        if shared:
+            example = min(tested[key] for key in shared)
+            raise ValueError(f"{len(shared)} test images from {test_flag} {test_root} are also {kind} images (e.g. "
+                             f"{example}): {SHARED_FILE_REMEDIES[kind]}")
 
 
 def warn_lsun_classes_as_generators(train: datasets.Dataset, test: dict[str, datasets.Dataset], generator_column: str,

@@ -15,7 +15,9 @@ LABEL_SYNONYMS = {
     "real": 0, "0_real": 0, "nature": 0, "natural": 0, "human": 0, "authentic": 0,
     "fake": 1, "1_fake": 1, "ai": 1, "generated": 1, "synthetic": 1, "artificial": 1,
 }
-NEGATIONS = ("not", "non", "no")
+NEGATIONS = ("not", "non", "no", "without")
+# A word that turns round the word right before it: "AI-free" is real.
+TRAILING_NEGATIONS = ("free",)
 
 
 def word_meaning(word: str) -> int | None:
@@ -24,12 +26,19 @@ def word_meaning(word: str) -> int | None:
 
 
 def label_meaning(name: str) -> int | None:
-    """What a label name means, word by word: 0 = real ("Real photo", "not_ai", "Not AI-generated", "Real (not AI)"),
-    1 = fake ("AI", "Fake Image", "deepfake", "not real", "non-human"), None when it says neither or both. A negation,
-    a word of its own or a prefix ("nonfake"), turns round the words after it that share the first one's meaning
-    ("not AI generated"), up to a word of the other meaning or a clause break (",", ";", brackets)."""
-    meanings, negated, negated_meaning = set(), False, None
+    """What a label name means, word by word: 0 = real ("Real photo", "not_ai", "Not AI-generated", "Real (not AI)",
+    "made without AI", "AI-free"), 1 = fake ("AI", "Fake Image", "deepfake", "not real", "non-human"), None when it
+    says neither or both. A negation, a word of its own or a prefix ("nonfake"), turns round the words after it that
+    share the first one's meaning ("not AI generated"), up to a word of the other meaning or a clause break (",", ";",
+    brackets); a trailing one ("free") turns round the word right before it."""
+    meanings: list[int] = []
+    negated, negated_meaning, after_meaning = False, None, False
     for word in re.findall(r"[a-z]+|[,;()]", name.lower()):
+        if word in TRAILING_NEGATIONS and after_meaning:
+            meanings[-1] = 1 - meanings[-1]
+            after_meaning = False
+            continue
+        after_meaning = False
         if word in ",;()":
             negated, negated_meaning = False, None
             continue
@@ -47,8 +56,9 @@ def label_meaning(name: str) -> int | None:
             meaning = 1 - meaning
         else:
             negated, negated_meaning = False, None
-        meanings.add(meaning)
-    return meanings.pop() if len(meanings) == 1 else None
+        meanings.append(meaning)
+        after_meaning = True
+    return meanings[0] if len(set(meanings)) == 1 else None
 
 
 def fake_label_index(id2label: dict) -> int:

@@ -529,7 +529,7 @@ def main(argv: list[str] | None = None) -> dict:
         for name in ("detection_data", "datasets_scripts"):
             logging.getLogger(name).setLevel(logging.ERROR)
     set_seed(args.seed)
-    unread = unread_data_arguments(data_args)
+    unread = unread_data_arguments(data_args, training=not args.eval_only)
     if unread and accelerator.is_main_process:
         logger.warning(f"not read: {', '.join(unread)} (--train_dir and --eval_dir give the run its data, or it reads "
                        "no MiniGenImage)")

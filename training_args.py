@@ -325,6 +325,10 @@ def check_arguments(model_args: ModelArguments, data_args: DataArguments, args: 
     if args.eval_only and (Path(args.output_dir) / "config.json").is_file():  # the default one is the default run's
         problems.append(f"--output_dir {args.output_dir} holds a saved model, whose reports an evaluation would "
                         "replace: give --eval_only its own --output_dir")
+    if data_args.generator_column == "label" and data_args.label_column != "label":
+        # the label column is renamed `label`, replacing the column of that name: subsets would be the two classes
+        problems.append(f"--generator_column label names the column that --label_column {data_args.label_column} "
+                        "replaces (the real/fake label is read as `label`): rename the generator column first")
     if args.push_to_hub and not args.hub_model_id:
         problems.append("--push_to_hub needs --hub_model_id")
     elif args.push_to_hub and (problem := repo_id_problem(args.hub_model_id)):
@@ -400,25 +404,28 @@ def parse_arguments(
     return model_args, data_args, args
 
 
-def reads_dataset_name(data_args: DataArguments) -> bool:
-    """Whether a run loads `--dataset_name` (MiniGenImage when none is given): not when folders give it both its
-    training and its test data (a preset's dataset is then not needed), nor when a folder is given and no name."""
+def reads_dataset_name(data_args: DataArguments, training: bool = True) -> bool:
+    """Whether a run (`training`, or an `--eval_only` one) loads `--dataset_name` (MiniGenImage when none is given):
+    not when folders give it all the data it needs (a preset's dataset is then not needed: an `--eval_only` run needs
+    test data alone), nor when a folder is given and no name."""
+    if not training:
+        return data_args.eval_dir is None
     folders = (data_args.train_dir is not None) + (data_args.eval_dir is not None)
     return folders == 0 or (folders == 1 and data_args.dataset_name is not None)
 
 
-def reads_minigenimage(data_args: DataArguments) -> bool:
+def reads_minigenimage(data_args: DataArguments, training: bool = True) -> bool:
     """Whether a run loads MiniGenImage, as training, validation or test data."""
-    return reads_dataset_name(data_args) and (data_args.dataset_name or MINIGENIMAGE) == MINIGENIMAGE
+    return reads_dataset_name(data_args, training) and (data_args.dataset_name or MINIGENIMAGE) == MINIGENIMAGE
 
 
-def unread_data_arguments(data_args: DataArguments) -> list[str]:
+def unread_data_arguments(data_args: DataArguments, training: bool = True) -> list[str]:
     """`--name value` of each data source argument given but not read: folders give the run all its data (a config
     file's --dataset_name), or the run reads no MiniGenImage (its --minigenimage_* settings)."""
     unread = []
-    if not reads_dataset_name(data_args):
+    if not reads_dataset_name(data_args, training):
         unread += ["dataset_name", "dataset_config_name"]
-    if not reads_minigenimage(data_args):
+    if not reads_minigenimage(data_args, training):
         unread += ["minigenimage_reduced", "minigenimage_seed", "minigenimage_cache_dir"]
     return not_at_default({name: getattr(data_args, name) for name in unread})
 

@@ -307,6 +307,12 @@ def test_an_empty_evaluation_subset_is_refused_before_training(tmp_path, generat
     lone = saved(tmp_path / "lone", {"train": split([0, 1]), "test": empty()})
     with pytest.raises(ValueError, match="test hold no rows"):
         load_detection_data(DataArguments(dataset_name=lone), need_train=False)
+    # an empty validation split: --eval_splits (the advice given before) does not choose it
+    validated = saved(tmp_path / "validated", {"train": split([0, 1]), "validation": empty(), "test": split([0, 1])})
+    with pytest.raises(ValueError, match=r"validation subset\(s\) .*hold no rows: train without validation "
+                                         r"\(--validation_split none\)"):
+        load_detection_data(DataArguments(dataset_name=validated), need_train=True)
+    assert load_detection_data(DataArguments(dataset_name=validated, validation_split="none"), True).validation == {}
 
 
 def test_an_empty_training_split_is_named_as_such(tmp_path):
@@ -485,6 +491,22 @@ def test_a_test_folder_inside_the_training_folder_is_refused(tmp_path):
     image_tree(tree / "test")
     data = load_detection_data(DataArguments(train_dir=str(tree / "train"), eval_dir=str(tree / "test")), True)
     assert data.train.num_rows == 2 and sum(len(s) for s in data.test.values()) == 2
+
+
+def test_a_validation_folder_that_is_also_test_data_is_refused(tmp_path):
+    # was: train_dir=X (train/ and val/) with eval_dir=X/val selected the model on its very test images, unwarned
+    root = tmp_path / "sd14"
+    image_tree(root / "train")
+    image_tree(root / "val")
+    with pytest.raises(ValueError, match="2 test images from --eval_dir .* are also validation images .* "
+                                         "--validation_split none"):
+        load_detection_data(DataArguments(train_dir=str(root), eval_dir=str(root / "val")), need_train=True)
+    data = load_detection_data(DataArguments(train_dir=str(root), eval_dir=str(root / "val"), validation_split="none"),
+                               need_train=True)
+    assert data.validation == {} and sum(len(subset) for subset in data.test.values()) == 2
+    # a test folder beside the training tree: validation from val/, nothing shared
+    data = load_detection_data(DataArguments(train_dir=str(root), eval_dir=image_tree(tmp_path / "wild")), True)
+    assert sum(len(subset) for subset in data.validation.values()) == 2
 
 
 def test_the_training_split_is_never_also_the_validation_split(tmp_path, caplog):

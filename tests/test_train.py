@@ -408,6 +408,17 @@ def test_eval_only_on_a_folder(tiny_model_dir, image_folder, tmp_path):
     assert saved["minigenimage_version"] is None  # a folder
 
 
+def test_eval_only_on_a_folder_reads_no_dataset_name(tiny_model_dir, image_folder, tmp_path, caplog):
+    # was: a preset's --dataset_name (configs/genimage.yaml: data/genimage) was loaded anyway and, not being there,
+    # stopped the run; MiniGenImage was built for nothing
+    metrics = train.main(["--eval_only", "--model_name_or_path", str(tiny_model_dir), "--eval_dir", str(image_folder),
+                          "--dataset_name", str(tmp_path / "not-here"), "--output_dir", str(tmp_path / "eval")])
+    assert set(metrics["subsets"]) == {"alpha", "beta"}
+    assert f"not read: --dataset_name {tmp_path / 'not-here'}" in caplog.text
+    assert unread_data_arguments(DataArguments(dataset_name="d", eval_dir="e"), training=False) == ["--dataset_name d"]
+    assert unread_data_arguments(DataArguments(dataset_name="d", eval_dir="e")) == []  # training data of a run
+
+
 def test_eval_only_names_the_model_settings_it_does_not_use(tiny_model_dir, image_folder, tmp_path, caplog):
     # a config file's model settings, or --inference_noise, describe no saved model: they were ignored without a word
     train.main(["--eval_only", "--model_name_or_path", str(tiny_model_dir), "--eval_dir", str(image_folder),
@@ -764,6 +775,9 @@ def test_the_log_holds_each_steps_rate_and_the_kl_term(minigen_cache, tmp_path):
 @pytest.mark.parametrize(
     "argv, message",
     [(["--push_to_hub"], "--push_to_hub needs --hub_model_id"),
+     # was: the real/fake label took the name `label` and became the generator: subsets '0' and '1'
+     (["--label_column", "is_fake", "--generator_column", "label"],
+      "--generator_column label names the column that --label_column is_fake replaces"),
      (["--seed", "1", "--config"], "--config needs a file name"),
      (["--config", "--seed", "1"], "--config needs a file name")],
 )
