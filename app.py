@@ -29,7 +29,7 @@ from PIL import Image
 
 from corruptions import degrade
 from image_io import ImageLoadError, load_rgb_image
-from inference import DEFAULT_MODEL_DIR, FAKE, TRAIN_COMMAND, Detector, display_name, p_fake_text
+from inference import DEFAULT_MODEL_DIR, FAKE, TRAIN_COMMAND, Detector, display_name, p_fake_text, padding_text
 
 APP_DIR = Path(__file__).resolve().parent
 ASSETS_DIR = APP_DIR / "assets"
@@ -47,6 +47,7 @@ PREDICT_CONCURRENCY = 8
 # memory.
 PREVIEW_CONCURRENCY = 2
 CSV_FOLDERS_KEPT = 16  # batch CSVs kept on disk (Gradio serves its own copies)
+BATCH_COLUMNS = ["file", "p_fake", "label", "error", "padding"]  # predict.py's, the path as the upload's name
 # Uploads and previews in Gradio's cache: every hour, files older than an hour go (a Space runs for weeks).
 CACHE_CLEANUP = (3600, 3600)
 # The column titles of reporting.py's results tables (reporting does not travel to the Space).
@@ -346,8 +347,8 @@ class Handlers:
         # A crop-only processor reads a window of the upload, not all of it: say so, next to the decision.
         size = f"{view.width}×{view.height} px"
         read = f"its central {size}" if detector.preprocessing.centre_crop else f"it as {size} after its processor"
-        padding = 1 - min(image.width, view.width) * min(image.height, view.height) / (view.width * view.height)
-        if detector.preprocessing.centre_crop and padding > 0:
+        padding = detector.preprocessing.padding(image)
+        if padding > 0:
             # the crop of an image smaller than it is mostly black border: the score says little about the image
             # (rounded down: a 1×1 image is not 100% padding)
             read = (f"it padded with black to {size}, {math.floor(padding * 100)}% of what it reads being padding: "
@@ -402,7 +403,8 @@ class Handlers:
         return changed, shift, self.preview(detector.preprocessing.model_view(processed))
 
     def batch(self, paths: list[str] | None, progress: gr.Progress = gr.Progress()) -> tuple[list[list], str | None]:
-        """Several files → table rows (file, p_fake, label, error) and a CSV of the same."""
+        """Several files → table rows (file, p_fake, label, error, padding: as predict.py writes them) and a CSV of
+        the same."""
         if not paths:
             gr.Warning("No files to scan: add images first.")
             return [], None
@@ -412,7 +414,8 @@ class Handlers:
         for name, result in zip(upload_names(paths), results):  # the scan keeps the order of `paths`
             # as predict.py writes it: rounder values would tie scores and could read 0.5 beside "real"
             p_fake = None if result.p_fake is None else float(p_fake_text(result.p_fake))
-            rows.append([name, p_fake, result.label or "", result.error or ""])
+            padding = None if result.padding is None else float(padding_text(result.padding))
+            rows.append([name, p_fake, result.label or "", result.error or "", padding])
         # One folder per request, so concurrent users never overwrite each other's download; Gradio serves its
         # own copy of the file, so earlier requests' folders are removed rather than left to pile up.
         self.csv_folders.append(tempfile.mkdtemp(dir=self.csv_root.name))
@@ -422,9 +425,9 @@ class Handlers:
         csv_path = Path(self.csv_folders[-1]) / "pinclip-results.csv"
         with csv_path.open("w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
-            writer.writerow(["file", "p_fake", "label", "error"])
-            writer.writerows([spreadsheet_safe(name), p_fake_text(p_fake), label, spreadsheet_safe(error)]
-                             for name, p_fake, label, error in rows)
+            writer.writerow(BATCH_COLUMNS)
+            writer.writerows([spreadsheet_safe(name), p_fake_text(p_fake), label, spreadsheet_safe(error),
+                              padding_text(padding)] for name, p_fake, label, error, padding in rows)
         return rows, str(csv_path)
 
 
@@ -494,7 +497,7 @@ def build_demo(model_path: str | os.PathLike | None = None, trust_remote_code: b
         with gr.Tab("Batch"):
             batch_files = gr.File(label="Images", file_count="multiple", type="filepath")
             batch_button = gr.Button("Scan", variant="primary")
-            batch_table = gr.Dataframe(headers=["file", "p_fake", "label", "error"], label="Results", interactive=False)
+            batch_table = gr.Dataframe(headers=BATCH_COLUMNS, label="Results", interactive=False)
             batch_csv = gr.File(label="Download CSV", interactive=False)
 
         with gr.Tab("Model"):

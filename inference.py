@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import math
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -46,12 +46,15 @@ PINCLIP_ONLY_WEIGHTS = ("noise_generator", "prompt_embeds")
 
 @dataclass
 class ScanResult:
-    """One scanned file: `p_fake` and `label` when it could be scored, `error` (the reason) otherwise."""
+    """One scanned file: `p_fake` and `label` when it could be scored, `error` (the reason) otherwise; `padding`, the
+    fraction of what the model read that was black padding (`Preprocessing.padding`: an image smaller than the
+    model's input, whose score is weak evidence)."""
 
     path: str
     p_fake: float | None = None
     label: str | None = None
     error: str | None = None
+    padding: float | None = None
 
 
 class Detector:
@@ -126,7 +129,7 @@ class Detector:
         paths = list(paths)
         batch_size = scan_batch_size(len(paths), batch_size, num_workers)
         loader = DataLoader(
-            _ImageFiles(paths, self.preprocessing.per_image),
+            _ImageFiles(paths, self.preprocessing),
             batch_size=batch_size,
             num_workers=num_workers,
             collate_fn=_stack_readable,
@@ -143,7 +146,7 @@ class Detector:
                 elif not math.isfinite(p_fake := next(p_fakes)):  # `nan >= threshold` is False: it would read "real"
                     yield ScanResult(item.path, error=f"the model's score is not a number ({p_fake})")
                 else:
-                    yield ScanResult(item.path, p_fake=p_fake, label=self.label_of(p_fake))
+                    yield ScanResult(item.path, p_fake=p_fake, label=self.label_of(p_fake), padding=item.padding)
 
 
 def scan_batch_size(files: int, batch_size: int, num_workers: int) -> int:
@@ -156,6 +159,12 @@ def p_fake_text(p_fake: float | None) -> str:
     """p_fake as written to result files: 9 significant digits give back the float32 probability exactly, so a file
     agrees with its label at any threshold and keeps ties and rankings (AP, AUC) as computed. "" when not scored."""
     return "" if p_fake is None else f"{p_fake:.9g}"
+
+
+def padding_text(padding: float | None) -> str:
+    """The padding fraction as result files write it: two decimals, rounded down so a 1×1 image is not 1 (all
+    padding); "" when not scored."""
+    return "" if padding is None else f"{math.floor(padding * 100) / 100:.2f}"
 
 
 def pixel_noise_seeds(pixel_values: torch.Tensor) -> torch.Tensor:
@@ -245,14 +254,16 @@ class _Item:
     path: str
     pixel_values: torch.Tensor | None
     error: str | None = None
+    padding: float | None = None
 
 
 class _ImageFiles(Dataset):
-    """Image files → `per_image(RGB image)` tensors, or why a file cannot be read (runs in DataLoader workers)."""
+    """Image files → `preprocessing.per_image(RGB image)` tensors and their padding, or why a file cannot be read
+    (runs in DataLoader workers)."""
 
-    def __init__(self, paths: list[str | os.PathLike], per_image: Callable[[Image.Image], torch.Tensor]):
+    def __init__(self, paths: list[str | os.PathLike], preprocessing: Preprocessing):
         self.paths = paths
-        self.per_image = per_image
+        self.preprocessing = preprocessing
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -261,7 +272,7 @@ class _ImageFiles(Dataset):
         path = str(self.paths[index])
         try:
             image = load_rgb_image(path)
-            return _Item(path, self.per_image(image))
+            return _Item(path, self.preprocessing.per_image(image), padding=self.preprocessing.padding(image))
         except ImageLoadError as error:  # the row names the file
             return _Item(path, None, error.reason)
         except Exception as error:  # noqa: BLE001 - one odd file must not stop a scan of thousands

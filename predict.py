@@ -4,7 +4,8 @@
 
 Folders are walked recursively in sorted order (files Pillow decodes itself, hidden files skipped, folder links
 followed, each real folder once); a file named on the command line is always scanned. A file that cannot be read
-gets a row with the reason in `error` and an empty `p_fake` instead of stopping the run. Rows are written as they
+gets a row with the reason in `error` and an empty `p_fake` instead of stopping the run. `padding` is the fraction of
+what the model read that was black padding (an image smaller than its input: a weak score). Rows are written as they
 are scored, so an interrupted scan keeps what it did. Exit status: 0 when a file was scored, 1 when none could be,
 2 for arguments or a model that cannot work.
 """
@@ -23,9 +24,10 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from inference import DEFAULT_MODEL_DIR, TRAIN_COMMAND, Detector, ScanResult, find_images, p_fake_text
+from inference import DEFAULT_MODEL_DIR, TRAIN_COMMAND, Detector, ScanResult, find_images, p_fake_text, padding_text
 
-FIELDS = ("path", "p_fake", "label", "error")
+FIELDS = ("path", "p_fake", "label", "error", "padding")
+PADDED = "padded"  # the count of scored images that the model read partly as padding
 DTYPES = {"auto": None, "float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
@@ -70,12 +72,12 @@ def csv_row(result: ScanResult) -> dict[str, str]:
     """CSV has no null: missing values are empty cells. p_fake as `inference.p_fake_text` writes it (six fixed
     decimals tied small scores and wrote 0.4999996 as 0.500000 beside the label real)."""
     return {"path": result.path, "p_fake": p_fake_text(result.p_fake), "label": result.label or "",
-            "error": result.error or ""}
+            "error": result.error or "", "padding": padding_text(result.padding)}
 
 
 def write_results(results: Iterable[ScanResult], output: Path, counts: dict[str, int] | None = None) -> dict[str, int]:
-    """Stream results into a CSV or JSON-lines file; returns counts per label (and `error`), kept in `counts` as
-    rows are written (what an interrupted scan wrote)."""
+    """Stream results into a CSV or JSON-lines file; returns counts per label (and `error`, and `padded`: scored
+    images smaller than the model's input), kept in `counts` as rows are written (what an interrupted scan wrote)."""
     counts = {} if counts is None else counts
     as_csv = output.suffix.lower() == ".csv"
     # A file name that is not valid UTF-8 (a Latin-1 name, say) is not refused mid-scan: CSV gets its original bytes,
@@ -92,6 +94,8 @@ def write_results(results: Iterable[ScanResult], output: Path, counts: dict[str,
             handle.flush()  # rows hit the disk as they come: a killed scan keeps its results
             key = result.label or "error"
             counts[key] = counts.get(key, 0) + 1
+            if result.padding:
+                counts[PADDED] = counts.get(PADDED, 0) + 1
     return counts
 
 
@@ -129,13 +133,17 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # Ctrl-C: the rows written so far stay, each complete
         print(f"\ninterrupted: {sum(counts.values())} of {len(files)} files written to {args.output}", file=sys.stderr)
         return 130  # 128 + SIGINT, as shells report it
-    summary = ", ".join(f"{count} {key}" for key, count in sorted(counts.items()))
+    summary = ", ".join(f"{count} {key}" for key, count in sorted(counts.items()) if key != PADDED)
     # A file name that is not UTF-8 (its bytes kept as surrogates) is shown with \x escapes, and what the stdout's
     # encoding cannot hold (cp1252, ascii) with \u escapes: a strict stdout would otherwise fail after the scan had
     # written every row, and the exit status would say that nothing was scored.
     shown = args.output.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
     print_escaped(f"{len(files)} files → {shown} ({summary}; threshold {detector.threshold:g})")
-    if set(counts) == {"error"}:  # a misspelt path, say: scripts must not take this for a finished scan
+    if counts.get(PADDED):  # the demo says so beside each such decision; a scan of thumbnails must say it too
+        crop = detector.preprocessing.centre_crop
+        print_escaped(f"{counts[PADDED]} scored images are smaller than the model's {crop.width}×{crop.height} px input: "
+                      "padded with black, their scores are weak evidence (the padding column)")
+    if set(counts) - {PADDED} == {"error"}:  # a misspelt path, say: scripts must not take this for a finished scan
         print("no file could be scored: see the error column", file=sys.stderr)
         return 1
     return 0

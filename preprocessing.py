@@ -91,6 +91,15 @@ class Preprocessing:
         """RGB images → their `(B, 3, H, W)` model input, both steps in this process."""
         return self.per_batch(torch.stack([self.per_image(image) for image in images]))
 
+    def padding(self, image: Image.Image) -> float:
+        """The fraction of what the model reads of `image` that is black padding: > 0 when a crop-only processor
+        meets an image smaller than its crop, whose score then says little about the image. 0 for a processor
+        that resizes (it pads nothing)."""
+        if not self.centre_crop:
+            return 0.0
+        crop = self.centre_crop
+        return 1 - min(image.width, crop.width) * min(image.height, crop.height) / (crop.width * crop.height)
+
     def model_view(self, image: Image.Image) -> Image.Image:
         """What the model reads of an RGB image, as an RGB image: the crop itself for the split, else the
         processor's output with its normalisation and rescaling undone (the pixels after any resize and crop)."""

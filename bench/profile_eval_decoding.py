@@ -88,7 +88,7 @@ def threaded_scan(detector: Detector, paths: list[Path]) -> None:
     """`Detector.scan`'s work with the DataLoader replaced by a pool of decoding threads (same dataset and collate)."""
     from inference import _ImageFiles, _stack_readable
 
-    files = _ImageFiles(paths, detector.preprocessing.per_image)
+    files = _ImageFiles(paths, detector.preprocessing)
     batches = [range(start, min(start + BATCH_SIZE, len(paths))) for start in range(0, len(paths), BATCH_SIZE)]
     with ThreadPoolExecutor(PARALLEL) as pool:
         for _, stacked in pool.map(lambda batch: _stack_readable([files[i] for i in batch]), batches):

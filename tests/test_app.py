@@ -194,7 +194,10 @@ def test_app_batch_table_and_csv(client: Client, awkward: dict[str, Path]) -> No
     assert rows["not_an_image.png"][1] is None and "not a recognised image" in rows["not_an_image.png"][3]
     assert rows["rgba.png"][2] in ("real", "fake")
     lines = Path(csv_path).read_text().splitlines()
-    assert lines[0] == "file,p_fake,label,error" and len(lines) == 4
+    assert lines[0] == "file,p_fake,label,error,padding" and len(lines) == 4
+    # the 4×4 image is read mostly as padding, as predict.py's column says; an unreadable file has none
+    assert rows["tiny4x4.png"][4] > 0.9 and rows["rgba.png"][4] == 0 and rows["not_an_image.png"][4] is None
+    assert [line.rsplit(",", 1)[1] for line in lines[1:]] == ["0.00", "", f"{rows['tiny4x4.png'][4]:.2f}"]
     assert "/" not in "".join(lines[1:])  # names only, no server path
     twin = awkward["rgba.png"].parent / "twin" / "rgba.png"  # another file of the same name
     twin.parent.mkdir(exist_ok=True)
@@ -283,7 +286,7 @@ def test_batch_downloads_do_not_pile_up(model_dir: Path) -> None:
     image = str(Path(__file__).resolve().parents[1] / "assets" / "real_1.png")
     csv_files = [Path(handlers.batch([image])[1]) for _ in range(20)]
     assert all(path.exists() for path in csv_files[-16:]) and not any(path.exists() for path in csv_files[:4])
-    assert csv_files[-1].read_text().splitlines()[0] == "file,p_fake,label,error"
+    assert csv_files[-1].read_text().splitlines()[0] == "file,p_fake,label,error,padding"
     root = Path(handlers.csv_root.name)  # and none stays once the app is gone (they stayed in /tmp for good)
     assert all(root in path.parents for path in csv_files)
     del handlers

@@ -66,6 +66,33 @@ def test_scan_writes_a_row_per_file(scan_tree: Path, tiny_model_dir: Path, tmp_p
         assert rows[name]["p_fake"] == empty and rows[name]["label"] == empty
 
 
+def test_images_smaller_than_the_model_input_are_marked_and_counted(tiny_model_dir: Path, tmp_path: Path,
+                                                                    capsys) -> None:
+    """Was: a thumbnail's row looked like any other, though the model read mostly black padding (the demo says so)."""
+    detector = Detector.load(tiny_model_dir)
+    crop = detector.preprocessing.centre_crop
+    sizes = {"full.png": (crop.width + 8, crop.height + 18), "half.png": (crop.width // 2, crop.height),
+             "tiny.png": (1, 1)}
+    for name, size in sizes.items():
+        Image.new("RGB", size, (90, 140, 30)).save(tmp_path / name)
+    (tmp_path / "broken.png").write_text("not an image")
+    for suffix in (".csv", ".jsonl"):
+        output = tmp_path / "out" / f"results{suffix}"
+        output.parent.mkdir(exist_ok=True)
+        assert predict.main([str(tmp_path / name) for name in [*sizes, "broken.png"]]
+                            + ["--model", str(tiny_model_dir), "--output", str(output)]) == 0
+        rows = read_rows(output)
+        padding = {name: row["padding"] for name, row in rows.items()}
+        if suffix == ".csv":  # a 1×1 image is not all padding: rounded down
+            assert padding == {"full.png": "0.00", "half.png": "0.50", "tiny.png": "0.99", "broken.png": ""}
+        else:
+            assert padding == {"full.png": 0.0, "half.png": 0.5, "tiny.png": pytest.approx(1 - 1 / (crop.width * crop.height)),
+                               "broken.png": None}
+        out = capsys.readouterr().out
+        assert "(1 error, " in out and "padded" not in out.splitlines()[0]
+        assert f"2 scored images are smaller than the model's {crop.width}×{crop.height} px input" in out
+
+
 def test_scan_matches_single_image_scores(scan_tree: Path, tiny_model_dir: Path) -> None:
     detector = Detector.load(tiny_model_dir)
     path = scan_tree / "b" / "deep" / "c.jpg"
