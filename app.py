@@ -559,7 +559,12 @@ def main(argv: list[str] | None = None) -> None:
         demo = build_demo(args.model, args.trust_remote_code, strict=args.model is not None)
     except ValueError as error:
         parser.exit(2, f"app.py: error: {error}\n")
-    demo.launch(**launch_kwargs(args.port))
+    try:
+        demo.launch(**launch_kwargs(args.port))
+    except OSError as error:  # the port taken: Gradio's advice names launch()'s parameters, not this script's flags
+        reason = str(error).split(". ")[0]
+        parser.exit(2, f"app.py: error: {reason} (the port is in use: choose another with --port or "
+                       "GRADIO_SERVER_PORT)\n")
 
 
 if __name__ == "__main__":

@@ -585,6 +585,23 @@ def test_app_refuses_to_start_on_a_model_named_on_the_command_line_that_cannot_l
     assert exit_.value.code == 2 and "--model is empty" in capsys.readouterr().err
 
 
+def test_a_port_in_use_is_a_message_naming_the_flag(model_dir: Path, capsys: pytest.CaptureFixture) -> None:
+    """Was: a traceback whose advice named launch()'s server_port parameter."""
+    import socket
+
+    import app
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(SystemExit) as exit_:
+            app.main(["--model", str(model_dir), "--port", str(port)])
+    error = capsys.readouterr().err
+    assert exit_.value.code == 2 and f"{port}" in error and "choose another with --port" in error
+    assert "Traceback" not in error and "launch()" not in error
+
+
 def test_the_robustness_panel_scores_the_upload_as_the_detect_panel_does(model_dir: Path, monkeypatch) -> None:
     """One image at a time: in a batch of two, the original's p(fake) could differ from the Detect panel's in the last
     bit, and so could its decision at a threshold on that bit."""
