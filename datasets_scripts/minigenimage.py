@@ -495,9 +495,28 @@ def unusable_cache(folder: Path, error: OSError) -> ValueError:
                       "(or train.py's --minigenimage_cache_dir) to a folder you can write")
 
 
+def unwritable_problem(flag: str, folder: Path, beside: bool = False) -> str | None:
+    """Why a run cannot write `folder` (or, `beside`, a folder next to it: the staging folder renamed onto it), or
+    None: checked before the build, whose minute it would otherwise end with a traceback. The nearest folder that
+    exists must be one, and writable."""
+    existing = Path(os.path.abspath(folder))
+    if beside:
+        existing = existing.parent
+    while not existing.exists() and not existing.is_symlink():
+        existing = existing.parent
+    if not existing.is_dir():
+        return f"{flag} {folder}: {existing} is a file, not a folder"
+    if not os.access(existing, os.W_OK | os.X_OK):
+        return f"{flag} {folder}: cannot write into {existing} (permission denied)"
+    return None
+
+
 def output_problem(output_dir: Path) -> str | None:
     """Why `output_dir` cannot take a build (it is replaced whole), or None: it must be new, empty or an earlier
-    output of this script (its report.json, dataset_dict.json and split folders, nothing else)."""
+    output of this script (its report.json, dataset_dict.json and split folders, nothing else), in a folder this
+    process can write."""
+    if problem := unwritable_problem("--output_dir", output_dir, beside=True):
+        return problem
     if not output_dir.exists():
         return None
     if not output_dir.is_dir():
@@ -518,6 +537,7 @@ def write_output(dataset_dict: datasets.DatasetDict, report: Path, output_dir: P
     """`save_to_disk` into a folder beside `output_dir`, then renamed onto it: an interrupted write leaves the earlier
     output as it was (written in place, a Ctrl-C left splits of two builds, which loaded as one dataset).
     `build_minigenimage` has checked `output_problem` before its build."""
+    output_dir = Path(os.path.abspath(output_dir))  # `.` has no name to put a staging folder beside
     remove_stale_staging(output_dir)
     staging = staging_folder(output_dir)
     try:
@@ -652,6 +672,8 @@ def check_export_dir(directory: str) -> None:
         raise FileExistsError(
             f"--export_folders {directory} is not an empty folder: choose a new or empty one (nothing in it was changed)"
         )
+    if problem := unwritable_problem("--export_folders", folder):
+        raise FileExistsError(problem)
 
 
 # The demo's examples: the training family, one it half-catches and the hardest (README, "Results on MiniGenImage").
@@ -695,6 +717,8 @@ def main(argv: list[str] | None = None) -> int:
         if export == output or export in output.parents:
             parser.error(f"--export_folders {args.export_folders} holds --output_dir {args.output_dir}: give them "
                          "folders of their own")
+    if args.export_examples and (problem := unwritable_problem("--export_examples", Path(args.export_examples))):
+        parser.error(problem)  # before the build
     if args.push_to_hub:
         try:  # a missing login or network fails now, not after the build (as the converters do)
             create_dataset_repo(args.push_to_hub)

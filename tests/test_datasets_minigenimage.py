@@ -554,6 +554,28 @@ def test_an_export_into_a_folder_holding_files_is_refused_before_the_build(reduc
         assert "holds --output_dir" in capsys.readouterr().err and not (tmp_path / "cache").exists()
 
 
+def test_targets_that_cannot_be_written_are_refused_before_the_build(reduced, cache_dir, tmp_path, capsys,
+                                                                     monkeypatch):
+    """Were tracebacks after the build (a minute from an empty cache): output or exports under a file, an
+    --export_examples that is a file; `--output_dir .` failed after it with "PosixPath('.') has an empty name"."""
+    (tmp_path / "afile").write_text("not a folder")
+    for flags, flag in ((["--output_dir", str(tmp_path / "afile" / "out")], "--output_dir"),
+                        (["--output_dir", str(tmp_path / "out"), "--export_folders", str(tmp_path / "afile" / "f")],
+                         "--export_folders"),
+                        (["--output_dir", str(tmp_path / "out"), "--export_examples", str(tmp_path / "afile")],
+                         "--export_examples")):
+        with pytest.raises(SystemExit) as exit_:
+            mgi.main([*flags, "--reduced", "--cache_dir", str(tmp_path / "cache")])
+        error = capsys.readouterr().err
+        assert exit_.value.code == 2 and f"{flag} " in error and f"{tmp_path / 'afile'} is a file, not a folder" in error
+        assert not (tmp_path / "cache").exists() and not (tmp_path / "out").exists()
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    assert mgi.main(["--output_dir", ".", "--reduced", "--cache_dir", str(cache_dir)]) == 0
+    assert datasets.load_from_disk(str(here))["train"].num_rows == reduced["train"].num_rows
+
+
 def test_exported_folders_keep_each_image_under_its_own_label(reduced, tmp_path):
     part = datasets.DatasetDict({split: reduced[split] for split in ("test_gan", "validation")})
     assert mgi.export_folders(part, str(tmp_path)) == {split: ds.num_rows for split, ds in part.items()}
