@@ -235,6 +235,15 @@ def resolve_checkpoint(value: str, output_dir: Path) -> Path | None:
 def check_same_run(checkpoint: Path, settings: dict) -> None:
     """Refuse to continue a checkpoint that lacks a file or was saved with other settings than `settings`
     (`training_args.RESUMABLE_CHANGES` may differ): it would report one run's weights as another's."""
+    # the settings first: the files needed depend on them (a random state per process), and a checkpoint of one
+    # process resumed on two lacked "random_states_1.pkl" where the cause is the process count
+    if (checkpoint / SETTINGS_FILE).is_file():
+        changes = changed_settings(json.loads((checkpoint / SETTINGS_FILE).read_text()), settings)
+        if changes:
+            raise ValueError(
+                f"{checkpoint} was saved by a run with other settings ({'; '.join(changes)}): resume it with the same "
+                "ones, or start over in another --output_dir (or after removing its checkpoints)"
+            )
     # every file save_checkpoint writes: without one, the resume is silently not exact (random states), records
     # wrong counts (progress) or settings it did not use (run_settings), or fails naming another file (weights)
     needed = [SETTINGS_FILE, PROGRESS_FILE, f"{OPTIMIZER_NAME}.bin", f"{SCHEDULER_NAME}.bin",
@@ -245,12 +254,6 @@ def check_same_run(checkpoint: Path, settings: dict) -> None:
     if missing:
         raise ValueError(f"{checkpoint} lacks {', '.join(missing)}: it cannot resume this run exactly; resume another "
                          "checkpoint, or start over in another --output_dir (or after removing its checkpoints)")
-    changes = changed_settings(json.loads((checkpoint / SETTINGS_FILE).read_text()), settings)
-    if changes:
-        raise ValueError(
-            f"{checkpoint} was saved by a run with other settings ({'; '.join(changes)}): resume it with the same "
-            "ones, or start over in another --output_dir (or after removing its checkpoints)"
-        )
 
 
 # -------------------------------------------------------------------------------------------- evaluation
@@ -468,14 +471,28 @@ def check_evaluation_images(accelerator: Accelerator, kinds: dict[str, dict[str,
     stop_together(accelerator, unreadable, ImageLoadError)
 
 
-def without_resume(arguments: list[str]) -> list[str]:
-    """`arguments` less `--resume_from_checkpoint` and its value."""
-    kept, value_follows = [], False
+# What the card's command leaves out, each with whether it takes a value (or, a switch, may take a true/false word):
+# where the run resumed from, and where it uploaded to (anyone else's rerun would train, then fail to upload; the
+# owner's would replace the published model).
+NOT_REPEATED = {"--resume_from_checkpoint": True, "--hub_model_id": True, "--push_to_hub": False,
+                "--hub_private_repo": False}
+SWITCH_WORDS = {"true", "false", "yes", "no", "t", "f", "y", "n", "1", "0"}  # what HfArgumentParser reads as a bool
+
+
+def without_unrepeated(arguments: list[str]) -> list[str]:
+    """`arguments` less the `NOT_REPEATED` flags and their values."""
+    kept, value_follows, word_may_follow = [], False, False
     for token in arguments:
-        resume = token.startswith("--") and flag_name(token) == "--resume_from_checkpoint"
-        if not (resume or value_follows):
-            kept.append(token)
-        value_follows = resume and "=" not in token
+        if value_follows or (word_may_follow and token.lower() in SWITCH_WORDS):
+            value_follows = word_may_follow = False
+            continue
+        name = flag_name(token) if token.startswith("--") else None
+        word_may_follow = False
+        if name in NOT_REPEATED:
+            takes_value = NOT_REPEATED[name]
+            value_follows, word_may_follow = takes_value and "=" not in token, not takes_value and "=" not in token
+            continue
+        kept.append(token)
     return kept
 
 
@@ -493,17 +510,18 @@ def launch_command(arguments: list[str], accelerator: Accelerator) -> str:
     process count and mixed precision, which shape the batch, the data order and the arithmetic. Several processes
     need `--multi_gpu` (without it accelerate starts one unless it sees several GPUs), and on CPUs the variable too.
     Without `--resume_from_checkpoint`: a resumed run ends as the uninterrupted one does, and its checkpoint is gone
-    by then (the card would name it by its last folder only). A config file is written out inline unless it is one of
-    the repository's, named by its path from the repository root (the card's command runs there): one elsewhere is
-    neither published with the model nor named by more than its last folder; one that resumes is inlined too."""
+    by then (the card would name it by its last folder only); without the Hub upload (`NOT_REPEATED`). A config file
+    is written out inline unless it is one of the repository's, named by its path from the repository root (the
+    card's command runs there): one elsewhere is neither published with the model nor named by more than its last
+    folder; one that resumes or uploads is inlined too."""
     config, _ = split_config(arguments)
     in_repository = (config is not None and not Path(config).is_absolute()
                      and Path(config).resolve() == (REPO_ROOT / config).resolve()
                      and (REPO_ROOT / config).resolve().is_relative_to(REPO_ROOT))
-    resumes = without_resume(expand_config(arguments)) != expand_config(without_resume(arguments))
-    if config is not None and (resumes or not in_repository):
+    sets_unrepeated = without_unrepeated(expand_config(arguments)) != expand_config(without_unrepeated(arguments))
+    if config is not None and (sets_unrepeated or not in_repository):
         arguments = expand_config(arguments)
-    arguments = without_resume(arguments)
+    arguments = without_unrepeated(arguments)
     if accelerator.num_processes == 1 and accelerator.mixed_precision == "no":
         return "python train.py " + shlex.join(arguments)
     launch = "accelerate launch"

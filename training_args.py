@@ -34,10 +34,12 @@ CONFIG_SUFFIXES = (".json", ".yaml", ".yml")
 NOT_CONFIG_FIELDS = ("model_name_or_path", "random_clip_shape", "trust_remote_code")
 # What a checkpoint may be resumed with other values of: where the run is written, how it is continued, logged,
 # checkpointed, evaluated in batches, loaded (crops are seeded per image and epoch, so DataLoader workers change no
-# batch) and published. Anything else would continue one run's weights as another's.
+# batch), where MiniGenImage is cached (a build is its version, seed and crop size, checked by its checksums: as
+# PINCLIP_CACHE, which the settings never held) and published. Anything else would continue one run's weights as
+# another's.
 RESUMABLE_CHANGES = ("output_dir", "resume_from_checkpoint", "logging_steps", "checkpointing_steps",
                      "checkpoints_total_limit", "per_device_eval_batch_size", "dataloader_num_workers", "robustness",
-                     "push_to_hub", "hub_model_id", "hub_private_repo")
+                     "minigenimage_cache_dir", "push_to_hub", "hub_model_id", "hub_private_repo")
 
 
 @dataclass

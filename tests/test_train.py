@@ -646,6 +646,14 @@ def test_the_repeat_command_drops_a_resume_set_by_a_config_file_and_abbreviation
             == "python train.py configs/genimage.yaml --seed 1")
     # was `python train.py resuming.yaml --seed 1`: the repeat resumed from whatever checkpoint the folder then held
     assert train.launch_command([str(resuming), "--seed", "1"], one_process) == "python train.py --lora_r 6 --seed 1"
+    # nor does it upload: anyone else's rerun trained, then failed to upload; the owner's replaced the published model
+    uploading = tmp_path / "uploading.yaml"
+    uploading.write_text("lora_r: 6\npush_to_hub: true\nhub_model_id: alice/pinclip\n")
+    for argv in (["--push_to_hub", "--hub_model_id", "alice/pinclip", "--seed", "1"],
+                 ["--push_to_hub", "true", "--hub_private_repo", "--hub_model_id=alice/pinclip", "--seed", "1"],
+                 ["--seed", "1", "--push-to-hub", "--hub_private_repo", "False"]):
+        assert train.launch_command(argv, one_process) == "python train.py --seed 1", argv
+    assert train.launch_command([str(uploading), "--seed", "1"], one_process) == "python train.py --lora_r 6 --seed 1"
     for abbreviated in ("--resume_from", "--lora"):  # --resume_from was read as --resume_from_checkpoint, unseen
         with pytest.raises(SystemExit) as exit_:
             parse_arguments([abbreviated, "latest"])
@@ -856,6 +864,9 @@ def test_a_checkpoint_resumes_only_with_the_settings_it_was_saved_with(minigen_c
     with pytest.raises(ValueError, match=r"other settings \(processes 2 → 1\)"):
         train.main(reduced_args(minigen_cache, out, *quick, "--resume_from_checkpoint", "latest"))
     saved.write_text(json.dumps(recorded))
+    # and the other way round the cause is named too (was: "lacks random_states_1.pkl", the file a 2nd process reads)
+    with pytest.raises(ValueError, match=r"other settings \(processes 1 → 2\)"):
+        train.check_same_run(out / "checkpoints" / "checkpoint-2", {**recorded, "processes": 2})
     # nor without one of its files: a missing random state made the resume inexact, a missing progress.json halved
     # images_seen, a missing run_settings.json let other settings through and recorded them as the run's
     checkpoint = out / "checkpoints" / "checkpoint-2"
@@ -865,8 +876,10 @@ def test_a_checkpoint_resumes_only_with_the_settings_it_was_saved_with(minigen_c
         with pytest.raises(ValueError, match=f"checkpoint-2 lacks {name}: it cannot resume this run exactly"):
             train.main(reduced_args(minigen_cache, out, *quick, "--resume_from_checkpoint", "latest"))
         (checkpoint / name).write_bytes(kept)
-    # what a resume may change: logging, checkpointing, evaluation batches, robustness, publishing
-    train.main(reduced_args(minigen_cache, out, *quick, "--resume_from_checkpoint", "latest", "--logging_steps", "1",
+    # what a resume may change: logging, checkpointing, evaluation batches, robustness, publishing, where the same
+    # MiniGenImage build is cached (was refused, though PINCLIP_CACHE could move it unseen)
+    moved = shutil.copytree(minigen_cache, tmp_path / "moved-cache")
+    train.main(reduced_args(str(moved), out, *quick, "--resume_from_checkpoint", "latest", "--logging_steps", "1",
                             "--per_device_eval_batch_size", "2", "--checkpoints_total_limit", "1"))
     assert (out / "model.safetensors").read_bytes() == weights
 
