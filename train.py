@@ -496,6 +496,15 @@ def without_unrepeated(arguments: list[str]) -> list[str]:
     return kept
 
 
+def partial_window_scale(batch_index: int, batches: int, accumulation: int) -> float:
+    """What the loss of batch `batch_index` (of an epoch's `batches`) is multiplied by so that every optimizer step
+    takes the mean gradient of its batches: `accelerator.backward` divides each loss by `accumulation`, and an epoch
+    whose batches it does not divide ends with a step of fewer batches, which got only that fraction of a mean
+    gradient (and met gradient clipping at that size)."""
+    partial = batches % accumulation
+    return accumulation / partial if partial and batch_index >= batches - partial else 1.0
+
+
 def hardware(device: torch.device) -> str:
     """What trained the run: a GPU by its name, CPUs with the torch thread count (`accelerate launch` sets
     OMP_NUM_THREADS=1 where `python train.py` uses every core, and the sums come out different in the last bits)."""
@@ -650,6 +659,9 @@ def main(argv: list[str] | None = None) -> dict:
     start_epoch = completed_steps // steps_per_epoch
     skip_batches = (completed_steps - start_epoch * steps_per_epoch) * args.gradient_accumulation_steps
 
+    if args.gradient_accumulation_steps > len(train_loader) and accelerator.is_main_process:
+        logger.warning(f"--gradient_accumulation_steps {args.gradient_accumulation_steps} exceeds the {len(train_loader)} "
+                       "batches of an epoch (per process): each optimizer step takes one epoch's batches")
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     accelerator.print(
         f"training PiN-CLIP ({config.noise_mode} noise) from {clip}: {trainable:,} trainable parameters, "
@@ -677,7 +689,8 @@ def main(argv: list[str] | None = None) -> dict:
         for batch_index, batch in enumerate(batches, start=skip):
             with accelerator.accumulate(model):
                 outputs = model(**batch)
-                accelerator.backward(outputs.loss)
+                accelerator.backward(outputs.loss * partial_window_scale(batch_index, len(train_loader),
+                                                                         args.gradient_accumulation_steps))
                 if accelerator.sync_gradients and args.max_grad_norm > 0:
                     accelerator.clip_grad_norm_(model.parameters(), args.max_grad_norm)
                 step_lr = scheduler.get_last_lr()[0]  # the rate this step uses (the scheduler then moves on)

@@ -622,6 +622,26 @@ def test_an_output_dir_that_is_a_file_fails_before_any_work(tmp_path, capsys):
     assert exit_info.value.code == 2 and f"{tmp_path / 'notes.txt'} is a file, not a folder" in capsys.readouterr().err
 
 
+def test_a_partial_accumulation_window_takes_the_mean_gradient_of_its_batches():
+    """`accelerator.backward` divides every loss by the accumulation: an epoch of 3 batches with accumulation 2 ended
+    with a step of half a mean gradient."""
+    model = torch.nn.Linear(3, 1, bias=False)
+    batches = [torch.randn(4, 3, generator=torch.Generator().manual_seed(index)) for index in range(3)]
+    accumulation = 2
+    gradients = []
+    for window in ([0, 1], [2]):
+        model.zero_grad()
+        for index in window:  # as accelerator.backward scales it, then ours
+            loss = model(batches[index]).sum() / accumulation
+            (loss * train.partial_window_scale(index, len(batches), accumulation)).backward()
+        mean = torch.stack([torch.autograd.grad(model(batches[i]).sum(), model.weight)[0] for i in window]).mean(0)
+        gradients.append((model.weight.grad.clone(), mean))
+    for got, mean in gradients:
+        assert torch.allclose(got, mean)
+    assert [train.partial_window_scale(i, 7, 3) for i in range(7)] == [1.0] * 6 + [3.0]
+    assert [train.partial_window_scale(i, 6, 3) for i in range(6)] == [1.0] * 6  # whole windows: unchanged
+
+
 def test_the_command_that_repeats_a_resumed_run_leaves_the_checkpoint_out():
     # the card showed `--resume_from_checkpoint checkpoint-4` (a path cut to its last folder), which fails
     one_process = SimpleNamespace(num_processes=1, mixed_precision="no")
