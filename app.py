@@ -409,13 +409,14 @@ class Handlers:
             gr.Warning("No files to scan: add images first.")
             return [], None
         detector = self._require_model()
-        rows = []
+        rows, padding_cells = [], []
         results = progress.tqdm(detector.scan(paths, batch_size=16), total=len(paths), desc="scanning")
         for name, result in zip(upload_names(paths), results):  # the scan keeps the order of `paths`
             # as predict.py writes it: rounder values would tie scores and could read 0.5 beside "real"
             p_fake = None if result.p_fake is None else float(p_fake_text(result.p_fake))
-            padding = None if result.padding is None else float(padding_text(result.padding))
-            rows.append([name, p_fake, result.label or "", result.error or "", padding])
+            padding = padding_text(result.padding)  # the CSV's text; the table its number (float("0.57") is 0.57)
+            rows.append([name, p_fake, result.label or "", result.error or "", float(padding) if padding else None])
+            padding_cells.append(padding)
         # One folder per request, so concurrent users never overwrite each other's download; Gradio serves its
         # own copy of the file, so earlier requests' folders are removed rather than left to pile up.
         self.csv_folders.append(tempfile.mkdtemp(dir=self.csv_root.name))
@@ -426,8 +427,8 @@ class Handlers:
         with csv_path.open("w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(BATCH_COLUMNS)
-            writer.writerows([spreadsheet_safe(name), p_fake_text(p_fake), label, spreadsheet_safe(error),
-                              padding_text(padding)] for name, p_fake, label, error, padding in rows)
+            writer.writerows([spreadsheet_safe(name), p_fake_text(p_fake), label, spreadsheet_safe(error), padding]
+                             for (name, p_fake, label, error, _), padding in zip(rows, padding_cells))
         return rows, str(csv_path)
 
 
@@ -561,10 +562,10 @@ def main(argv: list[str] | None = None) -> None:
         parser.exit(2, f"app.py: error: {error}\n")
     try:
         demo.launch(**launch_kwargs(args.port))
-    except OSError as error:  # the port taken: Gradio's advice names launch()'s parameters, not this script's flags
+    except OSError as error:  # Gradio's advice names launch()'s parameters, not this script's flags
         reason = str(error).split(". ")[0]
-        parser.exit(2, f"app.py: error: {reason} (the port is in use: choose another with --port or "
-                       "GRADIO_SERVER_PORT)\n")
+        parser.exit(2, f"app.py: error: cannot start the server: {reason} (a port in use: choose another with --port "
+                       "or GRADIO_SERVER_PORT; or a GRADIO_SERVER_NAME that is no address of this machine)\n")
 
 
 if __name__ == "__main__":

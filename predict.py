@@ -131,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         write_results(tqdm(results, total=len(files), unit="img", desc="scanning"), Path(args.output), counts)
     except KeyboardInterrupt:  # Ctrl-C: the rows written so far stay, each complete
-        print(f"\ninterrupted: {sum(counts.values())} of {len(files)} files written to {args.output}", file=sys.stderr)
+        written = sum(count for key, count in counts.items() if key != PADDED)  # padded rows are counted already
+        print(f"\ninterrupted: {written} of {len(files)} files written to {args.output}", file=sys.stderr)
         return 130  # 128 + SIGINT, as shells report it
     summary = ", ".join(f"{count} {key}" for key, count in sorted(counts.items()) if key != PADDED)
     # A file name that is not UTF-8 (its bytes kept as surrogates) is shown with \x escapes, and what the stdout's

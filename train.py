@@ -238,7 +238,10 @@ def check_same_run(checkpoint: Path, settings: dict) -> None:
     # the settings first: the files needed depend on them (a random state per process), and a checkpoint of one
     # process resumed on two lacked "random_states_1.pkl" where the cause is the process count
     if (checkpoint / SETTINGS_FILE).is_file():
-        changes = changed_settings(json.loads((checkpoint / SETTINGS_FILE).read_text()), settings)
+        saved = json.loads((checkpoint / SETTINGS_FILE).read_text())
+        # a setting made resumable since the checkpoint was written (the MiniGenImage cache folder) compares not
+        saved = {name: value for name, value in saved.items() if name not in RESUMABLE_CHANGES}
+        changes = changed_settings(saved, settings)
         if changes:
             raise ValueError(
                 f"{checkpoint} was saved by a run with other settings ({'; '.join(changes)}): resume it with the same "
@@ -442,7 +445,7 @@ def run_eval_only(
         title = f"{model_args.model_name_or_path} on {dataset_title(data_args)}{decided}"
         write_evaluation(output_dir, metrics, outputs, robustness, title,
                          {"model": model_args.model_name_or_path, "threshold": detector.threshold,
-                          "minigenimage_version": minigenimage_version(data_args)})
+                          "minigenimage_version": minigenimage_version(data_args, training=False)})
         accelerator.print(summary(metrics, output_dir, time.time() - started))
     return metrics
 

@@ -410,8 +410,8 @@ def reads_dataset_name(data_args: DataArguments, training: bool = True) -> bool:
     """Whether a run (`training`, or an `--eval_only` one) loads `--dataset_name` (MiniGenImage when none is given):
     not when folders give it all the data it needs (a preset's dataset is then not needed: an `--eval_only` run needs
     test data alone), nor when a folder is given and no name."""
-    if not training:
-        return data_args.eval_dir is None
+    if not training:  # --train_dir alone gives it no test data: the dataset then does (a named one, else none)
+        return data_args.eval_dir is None and (data_args.dataset_name is not None or data_args.train_dir is None)
     folders = (data_args.train_dir is not None) + (data_args.eval_dir is not None)
     return folders == 0 or (folders == 1 and data_args.dataset_name is not None)
 
@@ -432,13 +432,13 @@ def unread_data_arguments(data_args: DataArguments, training: bool = True) -> li
     return not_at_default({name: getattr(data_args, name) for name in unread})
 
 
-def written_minigenimage_reports(data_args: DataArguments) -> dict[str, dict]:
+def written_minigenimage_reports(data_args: DataArguments, training: bool = True) -> dict[str, dict]:
     """The report.json of each MiniGenImage build written out by `datasets_scripts/minigenimage.py` that a run reads,
     by where it is named: an `--output_dir` read as `--dataset_name`, an `--export_folders` folder read as
     `--train_dir` or `--eval_dir` (its report.json sits at the export's top, above the split folders)."""
     reports = {}
-    folders = {"--dataset_name": data_args.dataset_name if reads_dataset_name(data_args) else None,
-               "--train_dir": data_args.train_dir, "--eval_dir": data_args.eval_dir}
+    folders = {"--dataset_name": data_args.dataset_name if reads_dataset_name(data_args, training) else None,
+               "--train_dir": data_args.train_dir if training else None, "--eval_dir": data_args.eval_dir}
     for flag, folder in folders.items():
         if folder is None or not Path(folder).is_dir():
             continue
@@ -474,14 +474,15 @@ def minigenimage_builds_read(data_args: DataArguments) -> dict[str, tuple[int, i
     return builds
 
 
-def minigenimage_version(data_args: DataArguments) -> str | None:
-    """The version of MiniGenImage a run reads (another version holds other images): the one it builds, else the one
-    a written-out build's report.json names; None when it reads none."""
-    if reads_minigenimage(data_args):
+def minigenimage_version(data_args: DataArguments, training: bool = True) -> str | None:
+    """The version of MiniGenImage a run (`training`, or an `--eval_only` one) reads (another version holds other
+    images): the one it builds, else the one a written-out build's report.json names; None when it reads none."""
+    if reads_minigenimage(data_args, training):
         from datasets_scripts.minigenimage import VERSION
 
         return VERSION
-    versions = sorted({str(report.get("version")) for report in written_minigenimage_reports(data_args).values()})
+    versions = sorted({str(report.get("version"))
+                       for report in written_minigenimage_reports(data_args, training).values()})
     return ", ".join(versions) or None
 
 

@@ -134,11 +134,27 @@ def min_max(values: list[float]) -> str:
     return f"{min(values):.3f}–{max(values):.3f}"
 
 
+def process_alive(pid: str) -> bool:
+    """Whether the process of that id (a string from a folder name) still runs on this machine."""
+    if not pid.isdigit():
+        return False
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        return True
+    return True
+
+
 def cached_folder(folder: Path, write: Callable[[Path], object]) -> Path:
     """`folder`, written by `write(path)` unless it exists: into a folder beside it first, renamed into place once
     whole, so a run killed while writing (a 1.7 GB ViT-L checkpoint) leaves no half-written folder later runs reuse."""
     if folder.is_dir():
         return folder
+    for left in folder.parent.glob(f"{folder.name}.partial-*"):  # a killed run's (out of memory, say): never reused
+        if not process_alive(left.name.rsplit("-", 1)[1]):
+            shutil.rmtree(left, ignore_errors=True)
     partial = folder.with_name(f"{folder.name}.partial-{os.getpid()}")
     shutil.rmtree(partial, ignore_errors=True)
     try:

@@ -517,6 +517,9 @@ def output_problem(output_dir: Path) -> str | None:
     process can write."""
     if problem := unwritable_problem("--output_dir", output_dir, beside=True):
         return problem
+    here, target = Path.cwd().resolve(), output_dir.resolve()
+    if here == target or target in here.parents:  # renamed away whole: the shell would sit in a deleted folder
+        return f"--output_dir {output_dir} is the working folder or holds it, which the build replaces: give another"
     if not output_dir.exists():
         return None
     if not output_dir.is_dir():
@@ -537,7 +540,6 @@ def write_output(dataset_dict: datasets.DatasetDict, report: Path, output_dir: P
     """`save_to_disk` into a folder beside `output_dir`, then renamed onto it: an interrupted write leaves the earlier
     output as it was (written in place, a Ctrl-C left splits of two builds, which loaded as one dataset).
     `build_minigenimage` has checked `output_problem` before its build."""
-    output_dir = Path(os.path.abspath(output_dir))  # `.` has no name to put a staging folder beside
     remove_stale_staging(output_dir)
     staging = staging_folder(output_dir)
     try:

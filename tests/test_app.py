@@ -207,6 +207,21 @@ def test_app_batch_table_and_csv(client: Client, awkward: dict[str, Path]) -> No
     assert table["data"][0][1] == rows["rgba.png"][1]  # in upload order
 
 
+def test_the_batch_csv_writes_the_padding_the_table_shows(model_dir: Path, tmp_path: Path) -> None:
+    """Was rounded down twice: a 14×30 upload's 0.58 in the table (and predict.py) was 0.57 in the CSV (32 px crop)."""
+    from inference import padding_text
+
+    detector, problem = load_detector(str(model_dir))
+    assert (detector.preprocessing.centre_crop.width, detector.preprocessing.centre_crop.height) == (32, 32)
+    Image.new("RGB", (14, 30), (10, 200, 30)).save(tmp_path / "thumb.png")
+    handlers = Handlers(detector, problem)
+    rows, csv_path = handlers.batch([str(tmp_path / "thumb.png")])
+    (result,) = detector.scan([tmp_path / "thumb.png"])
+    expected = padding_text(result.padding)
+    assert expected == "0.58"
+    assert rows[0][4] == float(expected) and Path(csv_path).read_text().splitlines()[1].endswith("," + expected)
+
+
 def test_app_without_model_starts_and_says_how_to_train(tmp_path: Path) -> None:
     detector, problem = load_detector(None)
     assert detector is None and "python train.py" in problem
@@ -598,7 +613,7 @@ def test_a_port_in_use_is_a_message_naming_the_flag(model_dir: Path, capsys: pyt
         with pytest.raises(SystemExit) as exit_:
             app.main(["--model", str(model_dir), "--port", str(port)])
     error = capsys.readouterr().err
-    assert exit_.value.code == 2 and f"{port}" in error and "choose another with --port" in error
+    assert exit_.value.code == 2 and f"{port}" in error and "a port in use: choose another with --port" in error
     assert "Traceback" not in error and "launch()" not in error
 
 

@@ -1,6 +1,7 @@
 """Fast checks of the benchmark suite's arithmetic and timing helpers (no benchmark timings: benchmarks are not tests)."""
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -548,6 +549,13 @@ def test_a_cached_checkpoint_cut_off_while_written_is_not_reused(tmp_path: Path,
     folder = common.random_clip("tiny")
     assert folder == tmp_path / "clip-tiny-seed0" and (folder / "model.safetensors").is_file()
     assert [path.name for path in tmp_path.iterdir()] == ["clip-tiny-seed0"]
+    # a run killed outright (SIGKILL: no `finally`) leaves its partial folder; the next build removes it
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / f"clip-tiny-seed1.partial-{dead.pid}").mkdir()
+    (tmp_path / f"clip-tiny-seed1.partial-{os.getpid()}x").mkdir()  # no process id: no run will finish it either
+    common.random_clip("tiny", seed=1)
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["clip-tiny-seed0", "clip-tiny-seed1"]
 
 
 def test_a_memory_probe_killed_by_the_kernel_is_named_so(tmp_path: Path, monkeypatch) -> None:

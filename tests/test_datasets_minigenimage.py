@@ -557,7 +557,8 @@ def test_an_export_into_a_folder_holding_files_is_refused_before_the_build(reduc
 def test_targets_that_cannot_be_written_are_refused_before_the_build(reduced, cache_dir, tmp_path, capsys,
                                                                      monkeypatch):
     """Were tracebacks after the build (a minute from an empty cache): output or exports under a file, an
-    --export_examples that is a file; `--output_dir .` failed after it with "PosixPath('.') has an empty name"."""
+    --export_examples that is a file; `--output_dir .` failed after it with "PosixPath('.') has an empty name" (and,
+    written, would have renamed the working folder away)."""
     (tmp_path / "afile").write_text("not a folder")
     for flags, flag in ((["--output_dir", str(tmp_path / "afile" / "out")], "--output_dir"),
                         (["--output_dir", str(tmp_path / "out"), "--export_folders", str(tmp_path / "afile" / "f")],
@@ -572,8 +573,11 @@ def test_targets_that_cannot_be_written_are_refused_before_the_build(reduced, ca
     here = tmp_path / "here"
     here.mkdir()
     monkeypatch.chdir(here)
-    assert mgi.main(["--output_dir", ".", "--reduced", "--cache_dir", str(cache_dir)]) == 0
-    assert datasets.load_from_disk(str(here))["train"].num_rows == reduced["train"].num_rows
+    for output in (".", ".."):
+        with pytest.raises(SystemExit) as exit_:
+            mgi.main(["--output_dir", output, "--reduced", "--cache_dir", str(tmp_path / "cache")])
+        assert exit_.value.code == 2 and "is the working folder or holds it" in capsys.readouterr().err
+    assert here.is_dir() and not (tmp_path / "cache").exists()
 
 
 def test_exported_folders_keep_each_image_under_its_own_label(reduced, tmp_path):

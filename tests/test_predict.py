@@ -328,8 +328,8 @@ def test_a_finished_scan_exits_0_whatever_happens_to_its_summary(tiny_model_dir:
 
 
 def test_ctrl_c_keeps_the_rows_written_and_says_so(tiny_model_dir: Path, tmp_path: Path, monkeypatch, capsys) -> None:
-    for name in ("a.png", "b.png", "c.png"):
-        Image.new("RGB", (40, 40)).save(tmp_path / name)
+    for name in ("a.png", "b.png", "c.png"):  # smaller than the model's input: padded (were counted twice: "4 of 3")
+        Image.new("RGB", (16, 16)).save(tmp_path / name)
     scan = Detector.scan
 
     def interrupted_after_two(self, paths, **kwargs):

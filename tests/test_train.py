@@ -417,6 +417,14 @@ def test_eval_only_on_a_folder_reads_no_dataset_name(tiny_model_dir, image_folde
     assert f"not read: --dataset_name {tmp_path / 'not-here'}" in caplog.text
     assert unread_data_arguments(DataArguments(dataset_name="d", eval_dir="e"), training=False) == ["--dataset_name d"]
     assert unread_data_arguments(DataArguments(dataset_name="d", eval_dir="e")) == []  # training data of a run
+    # --train_dir alone gives an evaluation no test data: not MiniGenImage in its place, unnamed
+    from detection_data import load_detection_data
+    from training_args import minigenimage_version
+
+    with pytest.raises(ValueError, match="nothing to evaluate on"):
+        load_detection_data(DataArguments(train_dir=str(image_folder)), need_train=False)
+    assert minigenimage_version(DataArguments(eval_dir=str(image_folder)), training=False) is None
+    assert minigenimage_version(DataArguments(dataset_name="minigenimage", eval_dir="e"), training=False) is None
 
 
 def test_eval_only_names_the_model_settings_it_does_not_use(tiny_model_dir, image_folder, tmp_path, caplog):
@@ -887,6 +895,10 @@ def test_a_checkpoint_resumes_only_with_the_settings_it_was_saved_with(minigen_c
     # and the other way round the cause is named too (was: "lacks random_states_1.pkl", the file a 2nd process reads)
     with pytest.raises(ValueError, match=r"other settings \(processes 1 → 2\)"):
         train.check_same_run(out / "checkpoints" / "checkpoint-2", {**recorded, "processes": 2})
+    # a checkpoint written while the cache folder was still a setting resumes with the same command
+    saved.write_text(json.dumps({**recorded, "minigenimage_cache_dir": minigen_cache}))
+    train.check_same_run(out / "checkpoints" / "checkpoint-2", recorded)
+    saved.write_text(json.dumps(recorded))
     # nor without one of its files: a missing random state made the resume inexact, a missing progress.json halved
     # images_seen, a missing run_settings.json let other settings through and recorded them as the run's
     checkpoint = out / "checkpoints" / "checkpoint-2"
