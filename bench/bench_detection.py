@@ -144,9 +144,11 @@ def run(quick: bool = False, ablation: Path | None = None, pretrained_ablation: 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--ablation", type=Path, help=f"default-run ablation summary (default {PROTOCOLS[0].default_json})")
+    parser.add_argument("--ablation", type=Path, help=f"default-run ablation summary (default {PROTOCOLS[0].default_json}, else its "
+                        "committed copy under results/)")
     parser.add_argument("--pretrained_ablation", type=Path,
-                        help=f"pretrained-backbone ablation summary (default {PROTOCOLS[1].default_json})")
+                        help=f"pretrained-backbone ablation summary (default {PROTOCOLS[1].default_json}, else "
+                        "its committed copy under results/)")
     arguments = parser.parse_args()
     for figure in run(ablation=arguments.ablation, pretrained_ablation=arguments.pretrained_ablation):
         print(figure)
