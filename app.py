@@ -29,7 +29,9 @@ from PIL import Image
 
 from corruptions import degrade
 from image_io import ImageLoadError, load_rgb_image
-from inference import DEFAULT_MODEL_DIR, FAKE, TRAIN_COMMAND, Detector, display_name, p_fake_text, padding_text
+from inference import (
+    DEFAULT_MODEL_DIR, FAKE, NOTED_PADDING, TRAIN_COMMAND, Detector, display_name, p_fake_text, padding_text,
+)
 
 APP_DIR = Path(__file__).resolve().parent
 ASSETS_DIR = APP_DIR / "assets"
@@ -348,7 +350,7 @@ class Handlers:
         size = f"{view.width}×{view.height} px"
         read = f"its central {size}" if detector.preprocessing.centre_crop else f"it as {size} after its processor"
         padding = detector.preprocessing.padding(image)
-        if padding > 0:
+        if padding >= NOTED_PADDING:
             # the crop of an image smaller than it is mostly black border: the score says little about the image
             # (rounded down: a 1×1 image is not 100% padding)
             read = (f"it padded with black to {size}, {math.floor(padding * 100)}% of what it reads being padding: "

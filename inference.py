@@ -161,6 +161,11 @@ def p_fake_text(p_fake: float | None) -> str:
     return "" if p_fake is None else f"{p_fake:.9g}"
 
 
+# The least padding that makes a score weak evidence, and the least the result files' two decimals show: a row or two
+# of pixels short of the crop (a 224×223 image) is neither noted nor counted.
+NOTED_PADDING = 0.01
+
+
 def padding_text(padding: float | None) -> str:
     """The padding fraction as result files write it: two decimals, rounded down so a 1×1 image is not 1 (all
     padding); "" when not scored."""

@@ -24,7 +24,9 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from inference import DEFAULT_MODEL_DIR, TRAIN_COMMAND, Detector, ScanResult, find_images, p_fake_text, padding_text
+from inference import (
+    DEFAULT_MODEL_DIR, NOTED_PADDING, TRAIN_COMMAND, Detector, ScanResult, find_images, p_fake_text, padding_text,
+)
 
 FIELDS = ("path", "p_fake", "label", "error", "padding")
 PADDED = "padded"  # the count of scored images that the model read partly as padding
@@ -94,7 +96,7 @@ def write_results(results: Iterable[ScanResult], output: Path, counts: dict[str,
             handle.flush()  # rows hit the disk as they come: a killed scan keeps its results
             key = result.label or "error"
             counts[key] = counts.get(key, 0) + 1
-            if result.padding:
+            if result.padding is not None and result.padding >= NOTED_PADDING:
                 counts[PADDED] = counts.get(PADDED, 0) + 1
     return counts
 

@@ -93,6 +93,15 @@ def test_images_smaller_than_the_model_input_are_marked_and_counted(tiny_model_d
         assert f"2 scored images are smaller than the model's {crop.width}×{crop.height} px input" in out
 
 
+def test_padding_the_column_cannot_show_is_not_counted(tmp_path: Path) -> None:
+    """Was: a 224×223 image (padding 0.0045, written 0.00) counted as padded, its score called weak evidence."""
+    results = [ScanResult("a.png", 0.9, "fake", None, 1 / 224), ScanResult("b.png", 0.1, "real", None, 0.01),
+               ScanResult("c.png", 0.2, "real", None, 0.0)]
+    counts = predict.write_results(results, tmp_path / "r.csv")
+    assert counts == {"fake": 1, "real": 2, predict.PADDED: 1}
+    assert [row["padding"] for row in read_rows(tmp_path / "r.csv").values()] == ["0.00", "0.01", "0.00"]
+
+
 def test_scan_matches_single_image_scores(scan_tree: Path, tiny_model_dir: Path) -> None:
     detector = Detector.load(tiny_model_dir)
     path = scan_tree / "b" / "deep" / "c.jpg"
