@@ -43,8 +43,25 @@ def percent(value: float | None) -> str:
 
 def generator_family(name: object) -> str:
     """A generator's name as compared between training data and test subsets: case, spaces and punctuation left
-    out (AIGIBench's training data says `progan`, its test folder `ProGAN`; a numeric column records numbers)."""
-    return re.sub(r"[^a-z0-9]", "", str(name).lower())
+    out (AIGIBench's training data says `progan`, its test folder `ProGAN`; a numeric column records numbers). Letters
+    of any script count (an ASCII-only rule made every Chinese name "", one family); a name of punctuation alone is
+    itself."""
+    folded = str(name).casefold()
+    return re.sub(r"[\W_]", "", folded) or folded
+
+
+def markdown_cell(text: object) -> str:
+    """`text` as one Markdown table cell: a `|` in a subset name split the row, shifting every number under the wrong
+    heading; `*`, backticks and brackets would format or link (`_` is left: GitHub emphasises no underscore inside a
+    word, and generator names are full of them)."""
+    return re.sub(r"([\\|*`\[\]<>])", r"\\\1", str(text))
+
+
+def plot_label(text: object) -> str:
+    """`text` as matplotlib shows it literally: `$...$` is parsed as math (a bad expression failed the run after the
+    model was saved), and a legend leaves out labels starting with `_`."""
+    label = str(text).replace("$", r"\$")
+    return "\u200b" + label if label.startswith("_") else label
 
 
 def results_table(metrics: dict, training_generators: Iterable | None = None) -> str:
@@ -55,7 +72,8 @@ def results_table(metrics: dict, training_generators: Iterable | None = None) ->
     lines = [header, "|---" * (len(METRIC_KEYS) + 2) + "|"]
     for name, values in metrics["subsets"].items():
         mark = " (training family)" if generator_family(name) in seen else ""
-        lines.append(f"| {name}{mark} | {' | '.join(percent(values.get(k)) for k in METRIC_KEYS)} | {values['n']} |")
+        lines.append(f"| {markdown_cell(name)}{mark} | {' | '.join(percent(values.get(k)) for k in METRIC_KEYS)} | "
+                     f"{values['n']} |")
     mean = metrics["mean"]
     lines.append(f"| **mean** | {' | '.join(percent(mean.get(k)) for k in METRIC_KEYS)} | {mean['n']} |")
     return "\n".join(lines) + "\n"
@@ -65,7 +83,7 @@ def robustness_table(conditions: dict[str, dict]) -> str:
     """Markdown table: one row per degradation (clean first), accuracy per subset, mean Acc and mean AP."""
     subsets = list(next(iter(conditions.values()))["subsets"])
     lines = [
-        "| condition | " + " | ".join(subsets) + " | mean Acc | mean AP |",
+        "| condition | " + " | ".join(map(markdown_cell, subsets)) + " | mean Acc | mean AP |",
         "|---" * (len(subsets) + 3) + "|",
     ]
     for condition, metrics in conditions.items():
@@ -88,12 +106,12 @@ def plot_accuracy_bars(metrics: dict, path: Path, title: str) -> None:
         # an undefined value (R.Acc of a subset without reals) is no bar, not a 0 % one
         values = [np.nan if m.get(key) is None else 100 * m[key] for _, m in rows]
         ax.bar(x + offset, values, width=0.27, label=METRIC_TITLES[key])
-    ax.set_xticks(x, [name for name, _ in rows], rotation=30, ha="right")
+    ax.set_xticks(x, [plot_label(name) for name, _ in rows], rotation=30, ha="right")
     ax.set_ylim(0, 100)
     ax.axhline(50, color="grey", linewidth=0.8, linestyle="--")  # chance level
     ax.set_ylabel("accuracy (%)")
     ax.set_title(title)
-    ax.legend(loc="lower right")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))  # beside the axes: inside, it hid the mean's low bars
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -108,7 +126,7 @@ def plot_roc_curves(predictions: dict[str, dict], path: Path, title: str) -> Non
         if labels.min(initial=1) == labels.max(initial=0):
             continue  # single-class subset: no ROC curve
         fpr, tpr, _ = roc_curve(labels, outputs["scores"])
-        ax.plot(fpr, tpr, label=name)
+        ax.plot(fpr, tpr, label=plot_label(name))
         drawn += 1
     ax.plot([0, 1], [0, 1], color="grey", linewidth=0.8, linestyle="--")
     ax.set_xlabel("false positive rate (reals called fake)")

@@ -115,3 +115,19 @@ def test_roc_plot_of_single_class_subsets_says_why_it_has_no_curve(tmp_path: Pat
         warnings.simplefilter("error")
         reporting.plot_roc_curves({"only_fake": {"labels": [1, 1], "scores": [0.2, 0.9]}}, tmp_path / "roc.png", "t")
     assert (tmp_path / "roc.png").stat().st_size > 0
+
+
+def test_subset_names_stay_in_their_cell_and_family_and_plot_literally(tmp_path: Path) -> None:
+    """Were: `SD|XL` split its row (numbers under the wrong headings); every all-Chinese name was the family "" (one
+    training generator marked them all, and the ablation left them out of the unseen mean); `$\\foo$` failed the
+    bar plot after the model was saved, and a name starting with `_` had no ROC legend entry."""
+    values = {"acc": 0.9, "r_acc": 0.8, "f_acc": 1.0, "ap": 0.95, "auc": 0.96, "n": 40}
+    table = reporting.results_table({"subsets": {"SD|XL": values, "文心一格": values}, "mean": values}, ["可图"])
+    rows = [line for line in table.splitlines() if line.startswith("| SD") or line.startswith("| 文")]
+    assert rows[0].startswith(r"| SD\|XL | 90.0 | 80.0 | 100.0 |")
+    assert rows[1].startswith("| 文心一格 | 90.0")  # not "(training family)"
+    assert reporting.generator_family("文心一格") != reporting.generator_family("通义万相")
+    assert reporting.generator_family("Pro-GAN") == reporting.generator_family("progan")
+    reporting.plot_accuracy_bars({"subsets": {r"$\foo$": values}, "mean": values}, tmp_path / "bars.png", "t")
+    assert (tmp_path / "bars.png").stat().st_size > 0
+    assert reporting.plot_label("_sd") != "_sd" and reporting.plot_label("_sd").endswith("_sd")
