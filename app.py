@@ -411,14 +411,13 @@ class Handlers:
             gr.Warning("No files to scan: add images first.")
             return [], None
         detector = self._require_model()
-        rows, padding_cells = [], []
+        rows = []
         results = progress.tqdm(detector.scan(paths, batch_size=16), total=len(paths), desc="scanning")
         for name, result in zip(upload_names(paths), results):  # the scan keeps the order of `paths`
             # as predict.py writes it: rounder values would tie scores and could read 0.5 beside "real"
             p_fake = None if result.p_fake is None else float(p_fake_text(result.p_fake))
-            padding = padding_text(result.padding)  # the CSV's text; the table its number (float("0.57") is 0.57)
-            rows.append([name, p_fake, result.label or "", result.error or "", float(padding) if padding else None])
-            padding_cells.append(padding)
+            padding = None if result.padding is None else float(padding_text(result.padding))
+            rows.append([name, p_fake, result.label or "", result.error or "", padding])
         # One folder per request, so concurrent users never overwrite each other's download; Gradio serves its
         # own copy of the file, so earlier requests' folders are removed rather than left to pile up.
         self.csv_folders.append(tempfile.mkdtemp(dir=self.csv_root.name))
@@ -429,8 +428,9 @@ class Handlers:
         with csv_path.open("w", newline="", encoding="utf-8") as handle:
             writer = csv.writer(handle)
             writer.writerow(BATCH_COLUMNS)
-            writer.writerows([spreadsheet_safe(name), p_fake_text(p_fake), label, spreadsheet_safe(error), padding]
-                             for (name, p_fake, label, error, _), padding in zip(rows, padding_cells))
+            # the padding as shown (rounded down once already: padding_text again took 0.58 to 0.57)
+            writer.writerows([spreadsheet_safe(name), p_fake_text(p_fake), label, spreadsheet_safe(error),
+                              "" if padding is None else f"{padding:.2f}"] for name, p_fake, label, error, padding in rows)
         return rows, str(csv_path)
 
 

@@ -18,6 +18,7 @@ import shlex
 import shutil
 import sys
 import time
+from argparse import ArgumentTypeError
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,6 +35,7 @@ from PIL import Image
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_scheduler
+from transformers.hf_argparser import string_to_bool
 
 import reporting
 from clip_checkpoints import write_random_clip
@@ -479,23 +481,28 @@ def check_evaluation_images(accelerator: Accelerator, kinds: dict[str, dict[str,
 # owner's would replace the published model).
 NOT_REPEATED = {"--resume_from_checkpoint": True, "--hub_model_id": True, "--push_to_hub": False,
                 "--hub_private_repo": False}
-SWITCH_WORDS = {"true", "false", "yes", "no", "t", "f", "y", "n", "1", "0"}  # what HfArgumentParser reads as a bool
+
+
+def is_switch_word(token: str) -> bool:
+    """Whether HfArgumentParser reads `token` as a switch's value (`--push_to_hub true`)."""
+    try:
+        string_to_bool(token)
+    except ArgumentTypeError:
+        return False
+    return True
 
 
 def without_unrepeated(arguments: list[str]) -> list[str]:
     """`arguments` less the `NOT_REPEATED` flags and their values."""
-    kept, value_follows, word_may_follow = [], False, False
+    kept, dropped_flag = [], None  # the flag dropped just before the token, written without `=value`
     for token in arguments:
-        if value_follows or (word_may_follow and token.lower() in SWITCH_WORDS):
-            value_follows = word_may_follow = False
+        if dropped_flag and (NOT_REPEATED[dropped_flag] or is_switch_word(token)):
+            dropped_flag = None
             continue
         name = flag_name(token) if token.startswith("--") else None
-        word_may_follow = False
-        if name in NOT_REPEATED:
-            takes_value = NOT_REPEATED[name]
-            value_follows, word_may_follow = takes_value and "=" not in token, not takes_value and "=" not in token
-            continue
-        kept.append(token)
+        dropped_flag = name if name in NOT_REPEATED and "=" not in token else None
+        if name not in NOT_REPEATED:
+            kept.append(token)
     return kept
 
 
